@@ -1,0 +1,337 @@
+/*  vw_actor - see vw_actor.h. */
+#include "vw_actor.h"
+#include "vw_broker.h"
+#include "vw_clock.h"
+#include "vw_lifecycle.h"
+#include "vw_log.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Queue bound per socket direction, matching the broker's.
+#define S_HWM 200000
+
+struct vw_actor_t {
+    const vw_actor_class_t *cls;
+    void *state;
+    zsock_t *pipe;
+    zsock_t *sock;
+    vw_timers_t *timers;
+    uint64_t rid;
+    uint64_t join_rid;
+    bool joined;
+    bool terminated;       //  $TERM received
+    char *abort_reason;    //  set by vw_actor_abort
+    int fail_code;
+    char fail_reason[256];
+    bool stall;            //  fault injection: ignore pings (tests only)
+    zsock_t *watched[VW_ACTOR_MAX_WATCH];
+    vw_actor_watch_fn *watch_fn[VW_ACTOR_MAX_WATCH];
+    int nwatched;
+};
+
+vw_actor_t *
+vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint)
+{
+    assert (cls && cls->name && strlen (cls->name) < VW_ADDR_MAX);
+    vw_actor_t *self = (vw_actor_t *) zmalloc (sizeof (vw_actor_t));
+    self->cls = cls;
+    self->pipe = pipe;
+    self->timers = vw_timers_new ();
+    self->sock = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (self->sock, cls->name);
+    zsock_set_sndhwm (self->sock, S_HWM);
+    zsock_set_rcvhwm (self->sock, S_HWM);
+    zsock_set_linger (self->sock, 0);
+    //  A send never blocks the actor's loop: if the broker cannot take it, the
+    //  send fails and the caller handles the error.
+    zsock_set_sndtimeo (self->sock, 0);
+    if (zsock_connect (self->sock, "%s", endpoint) == -1) {
+        vw_error (cls->name, "cannot connect to broker %s: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        vw_actor_destroy (&self);
+        return NULL;
+    }
+    //  VIWORKS_FAULT=stall:<actor> makes that actor ignore pings, so tests
+    //  can see /health report it down. Documented in docs/operations.md.
+    const char *fault = getenv ("VIWORKS_FAULT");
+    if (fault && strncmp (fault, "stall:", 6) == 0 && strcmp (fault + 6, cls->name) == 0) {
+        vw_warn (cls->name, "fault injection: this actor will not answer pings");
+        self->stall = true;
+    }
+    return self;
+}
+
+void
+vw_actor_destroy (vw_actor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vw_actor_t *self = *self_p;
+    if (self->joined) {
+        vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
+        vw_msg_set_str (&leave->actor_leave.actor, self->cls->name);
+        if (vw_msg_send (&leave, self->sock, VW_BROKER_ADDRESS))
+            vw_msg_destroy (&leave);
+    }
+    zsock_destroy (&self->sock);
+    vw_timers_destroy (&self->timers);
+    free (self->abort_reason);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+vw_actor_set_state (vw_actor_t *self, void *state)
+{
+    self->state = state;
+}
+
+const char *
+vw_actor_name (vw_actor_t *self)
+{
+    return self->cls->name;
+}
+
+zsock_t *
+vw_actor_sock (vw_actor_t *self)
+{
+    return self->sock;
+}
+
+zsock_t *
+vw_actor_pipe (vw_actor_t *self)
+{
+    return self->pipe;
+}
+
+vw_timers_t *
+vw_actor_timers (vw_actor_t *self)
+{
+    return self->timers;
+}
+
+bool
+vw_actor_terminated (vw_actor_t *self)
+{
+    return self->terminated || self->abort_reason;
+}
+
+uint64_t
+vw_actor_next_rid (vw_actor_t *self)
+{
+    return ++self->rid;
+}
+
+int
+vw_actor_send (vw_actor_t *self, const char *to, vw_msg_t **msg_p)
+{
+    if (vw_msg_send (msg_p, self->sock, to) == 0)
+        return 0;
+    vw_warn (self->cls->name, "cannot send '%s' to '%s': %s", vw_msg_name ((*msg_p)->id), to,
+             zmq_strerror (zmq_errno ()));
+    return -1;
+}
+
+int
+vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p)
+{
+    (*reply_p)->rid = request->rid;
+    return vw_actor_send (self, request->peer, reply_p);
+}
+
+void
+vw_actor_publish (vw_actor_t *self, const char *topic, const char *json)
+{
+    vw_msg_t *event = vw_msg_new (VW_MSG_ID_event);
+    vw_msg_set_str (&event->event.topic, topic);
+    vw_msg_set_str (&event->event.json, json);
+    if (vw_actor_send (self, VW_BROKER_ADDRESS, &event))
+        vw_msg_destroy (&event);
+}
+
+void
+vw_actor_fail (vw_actor_t *self, int exit_code, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->fail_reason, sizeof self->fail_reason, fmt, args);
+    va_end (args);
+    self->fail_code = exit_code;
+}
+
+int
+vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn)
+{
+    if (self->nwatched == VW_ACTOR_MAX_WATCH)
+        return -1;
+    self->watched[self->nwatched] = sock;
+    self->watch_fn[self->nwatched++] = fn;
+    return 0;
+}
+
+void
+vw_actor_abort (vw_actor_t *self, const char *reason)
+{
+    if (!self->abort_reason)
+        self->abort_reason = strdup (reason);
+}
+
+static void
+s_answer_ping (vw_actor_t *self, vw_msg_t *ping)
+{
+    if (self->stall)
+        return;
+    vw_msg_t *pong = vw_msg_new (VW_MSG_ID_pong);
+    pong->pong.sent_ms = ping->ping.sent_ms;
+    pong->pong.healthy = true;
+    vw_msg_set_str (&pong->pong.actor, self->cls->name);
+    if (self->cls->health && self->state) {
+        char detail[256] = "";
+        self->cls->health (self->state, &pong->pong.healthy, detail, sizeof detail);
+        if (*detail)
+            vw_msg_set_str (&pong->pong.detail, detail);
+    }
+    if (vw_actor_reply (self, ping, &pong))
+        vw_msg_destroy (&pong);
+}
+
+static void
+s_dispatch (vw_actor_t *self, vw_msg_t *msg)
+{
+    if (msg->id == VW_MSG_ID_ping)
+        s_answer_ping (self, msg);
+    else if (msg->id == VW_MSG_ID_actor_joined && msg->rid == self->join_rid)
+        self->joined = true;
+    else if (self->cls->handle && self->state)
+        self->cls->handle (self->state, self, &msg);
+    else
+        vw_debug (self->cls->name, "'%s' from '%s' dropped: actor not ready",
+                  vw_msg_name (msg->id), msg->peer);
+    vw_msg_destroy (&msg);
+}
+
+int
+vw_actor_drain (vw_actor_t *self, int max)
+{
+    int handled = 0;
+    while (handled < max && (zsock_events (self->sock) & ZMQ_POLLIN)) {
+        vw_msg_t *msg = vw_msg_recv (self->sock);
+        handled++;
+        if (!msg) {
+            vw_warn (self->cls->name, "malformed message dropped");
+            continue;
+        }
+        s_dispatch (self, msg);
+    }
+    return handled;
+}
+
+bool
+vw_actor_pipe_drain (vw_actor_t *self)
+{
+    while (zsock_events (self->pipe) & ZMQ_POLLIN) {
+        char *command = zstr_recv (self->pipe);
+        if (!command || streq (command, "$TERM"))
+            self->terminated = true;
+        zstr_free (&command);
+    }
+    return self->terminated;
+}
+
+int
+vw_actor_join (vw_actor_t *self, int timeout_ms)
+{
+    vw_msg_t *join = vw_msg_new (VW_MSG_ID_actor_join);
+    join->rid = self->join_rid = vw_actor_next_rid (self);
+    join->actor_join.pid = getpid ();
+    vw_msg_set_str (&join->actor_join.actor, self->cls->name);
+    if (vw_actor_send (self, VW_BROKER_ADDRESS, &join)) {
+        vw_msg_destroy (&join);
+        return -1;
+    }
+    int64_t deadline = vw_clock_mono_ms () + timeout_ms;
+    zpoller_t *poller = zpoller_new (self->sock, NULL);
+    while (!self->joined) {
+        int64_t left = deadline - vw_clock_mono_ms ();
+        if (left <= 0 || !zpoller_wait (poller, (int) left))
+            break;
+        vw_actor_drain (self, 1);
+    }
+    zpoller_destroy (&poller);
+    return self->joined ? 0 : -1;
+}
+
+void
+vw_actor_task (zsock_t *pipe, void *args)
+{
+    const vw_actor_args_t *a = (const vw_actor_args_t *) args;
+    const vw_actor_class_t *cls = a->cls;
+    zsock_signal (pipe, 0);
+
+    vw_actor_t *self = vw_actor_new (pipe, cls, a->endpoint);
+    if (!self) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: cannot connect to the broker", cls->name);
+        return;
+    }
+    self->fail_code = VW_EXIT_FAILURE;
+    void *state = cls->create ? cls->create (self, a->args) : NULL;
+    if (cls->create && !state) {
+        vw_lifecycle_failed (pipe, self->fail_code, "%s",
+                             *self->fail_reason ? self->fail_reason : "start-up failed");
+        vw_actor_destroy (&self);
+        return;
+    }
+    self->state = state;
+    if (vw_actor_join (self, 5000)) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: the broker did not answer", cls->name);
+        if (cls->destroy)
+            cls->destroy (&self->state);
+        vw_actor_destroy (&self);
+        return;
+    }
+    vw_lifecycle_ready (pipe);
+    vw_debug (cls->name, "started");
+
+    zmq_pollitem_t items[2 + VW_ACTOR_MAX_WATCH] = {
+        {zsock_resolve (pipe), 0, ZMQ_POLLIN, 0}, {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0}};
+    for (int i = 0; i < self->nwatched; i++)
+        items[2 + i] = (zmq_pollitem_t) {zsock_resolve (self->watched[i]), 0, ZMQ_POLLIN, 0};
+    while (!vw_actor_terminated (self)) {
+        long timeout = vw_timers_timeout (self->timers, vw_clock_mono_ms ());
+        if (zmq_poll (items, 2 + self->nwatched, timeout) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            vw_actor_abort (self, "poll failed");
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN && vw_actor_pipe_drain (self))
+            break;
+        int work = 0;
+        if (items[1].revents & ZMQ_POLLIN)
+            work += vw_actor_drain (self, 4096);
+        for (int i = 0; i < self->nwatched; i++)
+            if (items[2 + i].revents & ZMQ_POLLIN) {
+                self->watch_fn[i](self->state, self, self->watched[i]);
+                work++;
+            }
+        work += (int) vw_timers_run (self->timers, vw_clock_mono_ms ());
+        if (work && cls->flush)
+            cls->flush (self->state, self);
+    }
+    if (self->abort_reason) {
+        vw_error (cls->name, "actor stopped unexpectedly: %s", self->abort_reason);
+        vw_lifecycle_exited (pipe, self->abort_reason);
+    }
+    else {
+        if (cls->stop)
+            cls->stop (self->state, self);
+        if (cls->flush)
+            cls->flush (self->state, self);
+        vw_debug (cls->name, "stopped");
+    }
+    if (cls->destroy)
+        cls->destroy (&self->state);
+    vw_actor_destroy (&self);
+}

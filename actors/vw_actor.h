@@ -1,0 +1,106 @@
+/*  vw_actor - the runtime every actor shares: one thread, one private state,
+    one DEALER socket to the broker, a timer heap, one lifecycle.
+
+    An actor is described by a vw_actor_class_t and run as a CZMQ actor:
+
+        vw_actor_args_t args = {&vw_registry_class, VW_BROKER_INPROC, &my_args};
+        zactor_t *actor = zactor_new (vw_actor_task, &args);
+        vw_lifecycle_await (actor, 5000, &reason);
+
+    The runtime connects to the broker under the class's name, builds the
+    state (create), joins the broker directory, reports READY, then loops:
+    poll the pipe and the socket with the timer heap's timeout, dispatch
+    messages, fire due timers, and call the class's flush hook once per pass
+    (so batches become one transaction per wake-up, as in Redis's
+    beforeSleep). It answers `ping` itself with a `pong` whose health comes
+    from the class. On $TERM it calls stop, leaves the broker and destroys
+    the state.
+
+    Handlers never block on another actor: they send a request with a fresh
+    rid, keep it in a pending table and continue when the reply (or an
+    `error` reply from the broker, or their own timer) arrives.
+
+    The edge actor runs libwebsockets' loop instead of zmq_poll; it uses the
+    lower-level functions at the end of this header to get the same
+    behaviour.
+*/
+#ifndef VW_ACTOR_H
+#define VW_ACTOR_H
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#include "vw_msg.h"
+#include "vw_timers.h"
+
+typedef struct vw_actor_t vw_actor_t;
+
+typedef struct {
+    const char *name;   //  address on the broker, < VW_ADDR_MAX bytes
+    //  Builds the state. Returning NULL fails start-up: call vw_actor_fail
+    //  first to give the exit code and reason.
+    void *(*create) (vw_actor_t *actor, void *args);
+    //  Frees the state; *state_p may be NULL.
+    void (*destroy) (void **state_p);
+    //  A message other than ping arrived. The runtime destroys *msg_p after
+    //  the call unless the handler took it (set *msg_p to NULL).
+    void (*handle) (void *state, vw_actor_t *actor, vw_msg_t **msg_p);
+    //  Optional: after every loop pass that handled messages or timers.
+    void (*flush) (void *state, vw_actor_t *actor);
+    //  Optional: health for pong (default healthy, no detail).
+    void (*health) (void *state, bool *healthy, char *detail, size_t detail_len);
+    //  Optional: $TERM arrived; finish in-flight work before destroy.
+    void (*stop) (void *state, vw_actor_t *actor);
+} vw_actor_class_t;
+
+typedef struct {
+    const vw_actor_class_t *cls;
+    const char *endpoint;   //  broker endpoint (inproc:// or tcp://)
+    void *args;             //  handed to cls->create
+} vw_actor_args_t;
+
+//  The zactor_fn that runs an actor class with the generic loop.
+void vw_actor_task (zsock_t *pipe, void *args);
+
+//  For handlers ------------------------------------------------------------
+
+const char *vw_actor_name (vw_actor_t *self);
+//  Sends to an actor by name; on success *msg_p is destroyed and NULLed.
+int vw_actor_send (vw_actor_t *self, const char *to, vw_msg_t **msg_p);
+//  Sends a reply to `request`'s sender with `request`'s rid.
+int vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p);
+//  A fresh request id (never 0), unique within this actor.
+uint64_t vw_actor_next_rid (vw_actor_t *self);
+vw_timers_t *vw_actor_timers (vw_actor_t *self);
+//  Publishes an event (topic + JSON object text) on the event stream.
+void vw_actor_publish (vw_actor_t *self, const char *topic, const char *json);
+//  During create: records why start-up failed (exit code per vw_lifecycle.h).
+void vw_actor_fail (vw_actor_t *self, int exit_code, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+//  Also polls `sock` (e.g. the admin ROUTER) in the generic loop and calls
+//  fn when it is readable; at most VW_ACTOR_MAX_WATCH sockets. 0 ok, -1 full.
+#define VW_ACTOR_MAX_WATCH 4
+typedef void (vw_actor_watch_fn) (void *state, vw_actor_t *actor, zsock_t *sock);
+int vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn);
+//  Ends the loop after this pass: the actor stops and is reported EXITED.
+void vw_actor_abort (vw_actor_t *self, const char *reason);
+
+//  For actors with their own loop (the edge) --------------------------------
+
+//  Connects a DEALER named cls->name to the broker. NULL if that fails.
+vw_actor_t *vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint);
+//  Sends actor_leave and frees the runtime (not the state).
+void vw_actor_destroy (vw_actor_t **self_p);
+void vw_actor_set_state (vw_actor_t *self, void *state);
+//  Joins the broker directory, waiting up to timeout_ms; 0 ok, -1 failed.
+//  Messages that arrive meanwhile are dispatched normally.
+int vw_actor_join (vw_actor_t *self, int timeout_ms);
+zsock_t *vw_actor_sock (vw_actor_t *self);
+zsock_t *vw_actor_pipe (vw_actor_t *self);
+//  Reads pipe commands without blocking; true once $TERM has arrived.
+bool vw_actor_pipe_drain (vw_actor_t *self);
+//  Dispatches up to max queued messages without blocking; returns how many.
+int vw_actor_drain (vw_actor_t *self, int max);
+bool vw_actor_terminated (vw_actor_t *self);
+
+#endif

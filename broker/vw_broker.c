@@ -1,0 +1,283 @@
+/*  vw_broker - see vw_broker.h. */
+#include "vw_broker.h"
+#include "vw_lifecycle.h"
+#include "vw_log.h"
+#include "vw_msg.h"
+
+#include <string.h>
+
+//  Per-destination queue bound: deep enough to absorb a burst, bounded so a
+//  stuck actor shows up as actor_busy errors instead of unbounded memory.
+#define S_HWM 200000
+
+typedef struct {
+    uint64_t in;     //  messages the actor sent
+    uint64_t out;    //  messages delivered to it
+    int pid;
+} s_peer_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *router;
+    zsock_t *pub;
+    zhashx_t *peers;      //  name -> s_peer_t
+    uint64_t errors;
+    bool terminated;
+} self_t;
+
+bool
+vw_endpoint_is_loopback (const char *endpoint)
+{
+    if (!endpoint)
+        return false;
+    if (strncmp (endpoint, "inproc://", 9) == 0 || strncmp (endpoint, "ipc://", 6) == 0)
+        return true;
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
+        || strncmp (host, "[::1]:", 6) == 0;
+}
+
+static void
+s_peer_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static s_peer_t *
+s_peer (self_t *self, const char *name)
+{
+    s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, name);
+    if (!peer) {
+        peer = (s_peer_t *) zmalloc (sizeof (s_peer_t));
+        zhashx_insert (self->peers, name, peer);
+    }
+    return peer;
+}
+
+//  Sends a message from the broker to `to`: [to][broker][name][rid][body].
+static void
+s_reply (self_t *self, const char *to, vw_msg_t **msg_p)
+{
+    zmsg_t *zmsg = vw_msg_encode (*msg_p, VW_BROKER_ADDRESS);
+    vw_msg_destroy (msg_p);
+    if (!zmsg)
+        return;
+    zmsg_pushstr (zmsg, to);
+    zmsg_send (&zmsg, self->router);   //  destroys zmsg either way
+}
+
+static void
+s_reply_error (self_t *self, const char *to, uint64_t rid, const char *code, const char *target)
+{
+    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
+    err->rid = rid;
+    vw_msg_set_str (&err->error.code, code);
+    vw_msg_set_str (&err->error.target, target);
+    char text[128];
+    if (strcmp (code, "actor_busy") == 0)
+        snprintf (text, sizeof text, "actor '%s' is not keeping up; message dropped", target);
+    else
+        snprintf (text, sizeof text, "no actor named '%s'", target);
+    vw_msg_set_str (&err->error.message, text);
+    s_reply (self, to, &err);
+    self->errors++;
+}
+
+//  A message for the broker itself.
+static void
+s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
+{
+    vw_msg_t *msg = vw_msg_decode (zmsg_p);
+    if (!msg) {
+        vw_warn ("broker", "malformed message from '%s' dropped", sender);
+        self->errors++;
+        return;
+    }
+    switch (msg->id) {
+        case VW_MSG_ID_actor_join: {
+            s_peer_t *peer = s_peer (self, sender);
+            peer->pid = (int) msg->actor_join.pid;
+            vw_debug ("broker", "actor '%s' joined (pid %d)", sender, peer->pid);
+            vw_msg_t *ack = vw_msg_new (VW_MSG_ID_actor_joined);
+            ack->rid = msg->rid;
+            vw_msg_set_str (&ack->actor_joined.actor, sender);
+            s_reply (self, sender, &ack);
+            break;
+        }
+        case VW_MSG_ID_actor_leave:
+            vw_debug ("broker", "actor '%s' left", sender);
+            zhashx_delete (self->peers, sender);
+            break;
+        case VW_MSG_ID_event:
+            if (self->pub && msg->event.topic && msg->event.json) {
+                zmsg_t *pub = zmsg_new ();
+                zmsg_addstr (pub, msg->event.topic);
+                zmsg_addstr (pub, msg->event.json);
+                if (zmsg_send (&pub, self->pub))
+                    zmsg_destroy (&pub);
+            }
+            break;
+        case VW_MSG_ID_ping: {
+            vw_msg_t *pong = vw_msg_new (VW_MSG_ID_pong);
+            pong->rid = msg->rid;
+            pong->pong.sent_ms = msg->ping.sent_ms;
+            pong->pong.healthy = true;
+            vw_msg_set_str (&pong->pong.actor, VW_BROKER_ADDRESS);
+            s_reply (self, sender, &pong);
+            break;
+        }
+        case VW_MSG_ID_broker_stats: {
+            char *json = NULL;
+            size_t size = 0;
+            FILE *f = open_memstream (&json, &size);
+            fprintf (f, "{\"actors\":{");
+            const char *sep = "";
+            for (s_peer_t *p = (s_peer_t *) zhashx_first (self->peers); p;
+                 p = (s_peer_t *) zhashx_next (self->peers)) {
+                fprintf (f, "%s\"%s\":{\"in\":%llu,\"out\":%llu,\"pid\":%d}", sep,
+                         (const char *) zhashx_cursor (self->peers), (unsigned long long) p->in,
+                         (unsigned long long) p->out, p->pid);
+                sep = ",";
+            }
+            fprintf (f, "},\"errors\":%llu}", (unsigned long long) self->errors);
+            fclose (f);
+            vw_msg_t *answer = vw_msg_new (VW_MSG_ID_broker_stats);
+            answer->rid = msg->rid;
+            answer->broker_stats.json = json;
+            s_reply (self, sender, &answer);
+            break;
+        }
+        default:
+            vw_warn ("broker", "'%s' sent '%s' to the broker, which does not serve it", sender,
+                     vw_msg_name (msg->id));
+            break;
+    }
+    vw_msg_destroy (&msg);
+}
+
+static void
+s_route (self_t *self)
+{
+    zmsg_t *zmsg = zmsg_recv (self->router);
+    if (!zmsg)
+        return;
+    //  [sender][destination][name][rid][body]
+    if (zmsg_size (zmsg) != 5) {
+        self->errors++;
+        zmsg_destroy (&zmsg);
+        return;
+    }
+    char *sender = zmsg_popstr (zmsg);
+    zframe_t *dest = zmsg_first (zmsg);
+    char target[VW_ADDR_MAX];
+    size_t tlen = zframe_size (dest);
+    if (tlen == 0 || tlen >= VW_ADDR_MAX) {
+        self->errors++;
+        zmsg_destroy (&zmsg);
+        free (sender);
+        return;
+    }
+    memcpy (target, zframe_data (dest), tlen);
+    target[tlen] = 0;
+    s_peer_t *from = (s_peer_t *) zhashx_lookup (self->peers, sender);
+    if (from)
+        from->in++;
+
+    if (strcmp (target, VW_BROKER_ADDRESS) == 0) {
+        //  Decode wants [address][name][rid][body]: the address is the sender.
+        zframe_reset (zmsg_first (zmsg), sender, strlen (sender));
+        s_handle_own (self, sender, &zmsg);
+        free (sender);
+        return;
+    }
+    //  Rewrite to [destination][sender][name][rid][body].
+    zmsg_next (zmsg);
+    zframe_t *ridf = zmsg_next (zmsg);
+    uint64_t rid = 0;
+    if (zframe_size (ridf) == 8)
+        for (int i = 0; i < 8; i++)
+            rid = (rid << 8) | zframe_data (ridf)[i];
+    zframe_reset (zmsg_first (zmsg), sender, strlen (sender));
+    zmsg_pushstr (zmsg, target);
+    if (zmsg_send (&zmsg, self->router) == 0) {
+        s_peer_t *to = (s_peer_t *) zhashx_lookup (self->peers, target);
+        if (to)
+            to->out++;
+    }
+    else {
+        //  ROUTER_MANDATORY: unknown peer -> EHOSTUNREACH; full queue -> EAGAIN.
+        int err = zmq_errno ();
+        if (err == EHOSTUNREACH)
+            zhashx_delete (self->peers, target);
+        s_reply_error (self, sender, rid, err == EAGAIN ? "actor_busy" : "unknown_actor", target);
+    }
+    free (sender);
+}
+
+static int
+s_bind (zsock_t *sock, const char *endpoint)
+{
+    if (zsock_bind (sock, "%s", endpoint) == -1) {
+        vw_error ("broker", "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+void
+vw_broker_actor (zsock_t *pipe, void *args)
+{
+    const vw_broker_args_t *a = (const vw_broker_args_t *) args;
+    self_t self = {.pipe = pipe};
+    self.peers = zhashx_new ();
+    zhashx_set_destructor (self.peers, s_peer_free);
+    self.router = zsock_new (ZMQ_ROUTER);
+    zsock_set_router_mandatory (self.router, 1);
+    //  A restarted remote actor reconnects under the same name: let it take over.
+    zsock_set_router_handover (self.router, 1);
+    zsock_set_sndhwm (self.router, S_HWM);
+    zsock_set_rcvhwm (self.router, S_HWM);
+    zsock_set_sndtimeo (self.router, 0);
+    zsock_set_linger (self.router, 0);
+    int rc = s_bind (self.router, a->inproc_endpoint ? a->inproc_endpoint : VW_BROKER_INPROC);
+    if (rc == 0 && a->tcp_endpoint)
+        rc = s_bind (self.router, a->tcp_endpoint);
+    if (rc == 0 && a->events_endpoint) {
+        self.pub = zsock_new (ZMQ_PUB);
+        zsock_set_sndhwm (self.pub, 10000);
+        zsock_set_linger (self.pub, 0);
+        rc = s_bind (self.pub, a->events_endpoint);
+    }
+    zsock_signal (pipe, 0);
+    if (rc == 0)
+        vw_lifecycle_ready (pipe);
+    else {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "broker cannot bind its endpoints");
+        self.terminated = true;
+    }
+
+    zpoller_t *poller = zpoller_new (pipe, self.router, NULL);
+    while (!self.terminated) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self.terminated = true;
+            zstr_free (&command);
+        }
+        else if (which == self.router) {
+            //  Drain what is queued before polling again: one wake-up, many messages.
+            for (int i = 0; i < 1024 && (zsock_events (self.router) & ZMQ_POLLIN); i++)
+                s_route (&self);
+        }
+        else if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&self.pub);
+    zsock_destroy (&self.router);
+    zhashx_destroy (&self.peers);
+}

@@ -1,0 +1,40 @@
+/*  vw_broker - routes addressed messages between actors, Malamute-style.
+
+    One ZeroMQ ROUTER socket, bound on an inproc:// endpoint for the actors
+    of this process and optionally on tcp:// for actors in other processes or
+    hosts. An actor's DEALER socket has the actor's name as routing id;
+    frames arrive as [sender][destination][name][rid][body] and leave as
+    [destination][sender][name][rid][body], so the same actor code works over
+    inproc:// and tcp://.
+
+    A message to an address nobody holds gets an `error` reply
+    (code unknown_actor) carrying the request's rid, never a silent drop; a
+    destination whose queue is full gets actor_busy. Messages addressed to
+    "broker" are for the broker itself: actor_join/actor_leave (directory),
+    event (published on the PUB socket as [topic][json]), ping, broker_stats.
+
+    Run it as a CZMQ actor: zactor_new (vw_broker_actor, &args). args must
+    stay valid until the actor has signalled ready. On start it answers the
+    pipe with a signal (0 = listening, -1 = a bind failed).
+*/
+#ifndef VW_BROKER_H
+#define VW_BROKER_H
+
+#include <czmq.h>
+
+#define VW_BROKER_ADDRESS "broker"
+#define VW_BROKER_INPROC  "inproc://vw-broker"
+
+typedef struct {
+    const char *inproc_endpoint;   //  NULL = VW_BROKER_INPROC
+    const char *tcp_endpoint;      //  NULL = no remote actors
+    const char *events_endpoint;   //  PUB endpoint for events; NULL = none
+} vw_broker_args_t;
+
+void vw_broker_actor (zsock_t *pipe, void *args);
+
+//  True when a tcp:// endpoint names a loopback interface (127.0.0.0/8,
+//  ::1, localhost). Non-loopback endpoints need CURVE.
+bool vw_endpoint_is_loopback (const char *endpoint);
+
+#endif

@@ -1,0 +1,261 @@
+/*  viworks-backend - the single binary: loads the settings, starts the
+    broker and the actors in order, supervises them, and on SIGINT/SIGTERM
+    stops them in reverse order.
+
+    Signals are blocked in every thread and read from a signalfd by this
+    thread's poll loop, so no code runs in signal context. The same loop
+    watches each actor's pipe: an actor that leaves its loop on its own
+    reports EXITED, which is logged as an error (and /health shows it down)
+    instead of taking the process down silently.
+*/
+#include "vw_actors.h"
+#include "vw_broker.h"
+#include "vw_clock.h"
+#include "vw_config.h"
+#include "vw_edge.h"
+#include "vw_lifecycle.h"
+#include "vw_log.h"
+#include "vw_probe.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define S_START_TIMEOUT_MS 10000
+
+typedef struct {
+    const char *name;
+    zactor_t *actor;
+    bool exited;
+} s_running_t;
+
+//  Shutdown watchdog: if the ordered shutdown overruns, say so and leave.
+typedef struct {
+    int fds[2];
+    int64_t timeout_ms;
+    pthread_t thread;
+    bool started;
+} s_watchdog_t;
+
+static void *
+s_watchdog_run (void *arg)
+{
+    s_watchdog_t *w = (s_watchdog_t *) arg;
+    struct pollfd pfd = {w->fds[0], POLLIN, 0};
+    if (poll (&pfd, 1, (int) w->timeout_ms) == 0) {
+        vw_error ("main", "shutdown did not finish within %lld ms; exiting now",
+                  (long long) w->timeout_ms);
+        _exit (VW_EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+static void
+s_watchdog_start (s_watchdog_t *w, int64_t timeout_ms)
+{
+    w->timeout_ms = timeout_ms;
+    if (pipe (w->fds) == 0 && pthread_create (&w->thread, NULL, s_watchdog_run, w) == 0)
+        w->started = true;
+}
+
+static void
+s_watchdog_stop (s_watchdog_t *w)
+{
+    if (!w->started)
+        return;
+    ssize_t rc = write (w->fds[1], "x", 1);
+    (void) rc;
+    pthread_join (w->thread, NULL);
+    close (w->fds[0]);
+    close (w->fds[1]);
+}
+
+static bool
+s_wanted (const char *list, const char *name)
+{
+    if (!list || strcmp (list, "all") == 0)
+        return true;
+    size_t n = strlen (name);
+    for (const char *p = list; *p;) {
+        const char *comma = strchr (p, ',');
+        size_t len = comma ? (size_t) (comma - p) : strlen (p);
+        if (len == n && strncmp (p, name, n) == 0)
+            return true;
+        p += len + (comma ? 1 : 0);
+    }
+    return false;
+}
+
+//  Validates --actors: every name must be one of ours.
+static int
+s_check_actor_list (const char *list)
+{
+    if (!list || strcmp (list, "all") == 0)
+        return 0;
+    for (const char *p = list; *p;) {
+        const char *comma = strchr (p, ',');
+        size_t len = comma ? (size_t) (comma - p) : strlen (p);
+        bool known = false;
+        for (int i = 0; i < VW_ACTOR_COUNT; i++)
+            if (strlen (vw_actor_names[i]) == len && strncmp (p, vw_actor_names[i], len) == 0)
+                known = true;
+        if (!known) {
+            fprintf (stderr, "viworks-backend: invalid value '%s' for --actors (unknown actor "
+                             "'%.*s'; known: store, registry, scheduler, executor, telemetry, "
+                             "admin, edge)\n",
+                     list, (int) len, p);
+            return -1;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    int64_t t0 = vw_clock_mono_ms ();
+    vw_config_t *config = NULL;
+    int rc = vw_config_load (&config, argc, argv, stdout, stderr);
+    if (rc == 1)
+        return VW_EXIT_OK;
+    if (rc != 0)
+        return VW_EXIT_USAGE;
+    if (s_check_actor_list (config->actors)) {
+        vw_config_destroy (&config);
+        return VW_EXIT_USAGE;
+    }
+    vw_log_set_level ((vw_log_level_t) vw_log_level_parse (config->log_level));
+    vw_log_set_format (strcmp (config->log_format, "text") == 0 ? VW_LOG_TEXT : VW_LOG_JSON);
+
+    //  Signals: blocked everywhere (threads inherit the mask), read here.
+    zsys_handler_set (NULL);
+    sigset_t sigs;
+    sigemptyset (&sigs);
+    sigaddset (&sigs, SIGINT);
+    sigaddset (&sigs, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &sigs, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    int sigfd = signalfd (-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    zsys_init ();
+    zsys_set_logstream (NULL);
+
+    int exit_code = VW_EXIT_OK;
+    const char *endpoint = config->broker_connect ? config->broker_connect : VW_BROKER_INPROC;
+    zactor_t *broker = NULL;
+    s_running_t running[VW_ACTOR_COUNT];
+    int nrunning = 0;
+
+    if (config->broker_bind && !vw_endpoint_is_loopback (config->broker_bind)) {
+        vw_error ("main", "broker endpoint %s is not loopback and CURVE is not configured; "
+                          "refusing to expose the broker",
+                  config->broker_bind);
+        exit_code = VW_EXIT_USAGE;
+        goto shutdown;
+    }
+    if (!config->broker_connect) {
+        vw_broker_args_t bargs
+            = {VW_BROKER_INPROC, config->broker_bind,
+               s_wanted (config->actors, "admin") ? config->events_endpoint : NULL};
+        broker = zactor_new (vw_broker_actor, &bargs);
+        char *reason = NULL;
+        exit_code = vw_lifecycle_await (broker, S_START_TIMEOUT_MS, &reason);
+        if (exit_code) {
+            vw_error ("main", "broker failed to start: %s", reason);
+            free (reason);
+            goto shutdown;
+        }
+    }
+
+    //  Actor arguments live on this stack frame for the whole run.
+    vw_store_args_t store_args = {config->database_url,
+                                  strcmp (config->store_synchronous, "full") == 0};
+    vw_edge_args_t edge_args = {config, endpoint};
+    vw_actor_args_t args[VW_ACTOR_COUNT] = {
+        {&vw_store_class, endpoint, &store_args},
+        {&vw_registry_class, endpoint, config},
+        {&vw_scheduler_class, endpoint, config},
+        {&vw_executor_class, endpoint, config},
+        {&vw_telemetry_class, endpoint, config},
+        {&vw_admin_class, endpoint, config},
+        {NULL, endpoint, &edge_args},   //  the edge runs its own loop
+    };
+    for (int i = 0; i < VW_ACTOR_COUNT; i++) {
+        const char *name = vw_actor_names[i];
+        if (!s_wanted (config->actors, name))
+            continue;
+        zactor_t *actor = args[i].cls ? zactor_new (vw_actor_task, &args[i])
+                                      : zactor_new (vw_edge_actor, &edge_args);
+        running[nrunning++] = (s_running_t) {name, actor, false};
+        char *reason = NULL;
+        exit_code = vw_lifecycle_await (actor, S_START_TIMEOUT_MS, &reason);
+        if (exit_code) {
+            vw_error ("main", "%s failed to start: %s", name, reason);
+            free (reason);
+            goto shutdown;
+        }
+    }
+    vw_info ("main", "viworks-backend %s ready in %lld ms (%d actors)", VW_VERSION,
+             (long long) (vw_clock_mono_ms () - t0), nrunning);
+
+    //  Supervise: wait for a signal, log any actor that stops on its own.
+    for (bool stop = false; !stop;) {
+        zmq_pollitem_t items[1 + VW_ACTOR_COUNT];
+        int map[1 + VW_ACTOR_COUNT];
+        int n = 0;
+        items[n++] = (zmq_pollitem_t) {NULL, sigfd, ZMQ_POLLIN, 0};
+        for (int i = 0; i < nrunning; i++)
+            if (!running[i].exited) {
+                map[n] = i;
+                items[n++] = (zmq_pollitem_t) {zsock_resolve (zactor_sock (running[i].actor)),
+                                               0, ZMQ_POLLIN, 0};
+            }
+        if (zmq_poll (items, n, -1) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo info;
+            if (read (sigfd, &info, sizeof info) == (ssize_t) sizeof info)
+                vw_info ("main", "%s received: shutting down",
+                         info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            stop = true;
+        }
+        for (int k = 1; k < n; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            s_running_t *r = &running[map[k]];
+            //  Read only the report: the thread's exit signal stays queued
+            //  for zactor_destroy to collect.
+            char *report = zstr_recv (zactor_sock (r->actor));
+            vw_error ("main", "actor %s stopped: %s", r->name,
+                      report && strncmp (report, "EXITED ", 7) == 0 ? report + 7 : "no reason");
+            zstr_free (&report);
+            r->exited = true;
+        }
+    }
+
+shutdown:;
+    s_watchdog_t watchdog = {{-1, -1}, 0, 0, false};
+    s_watchdog_start (&watchdog, config->shutdown_timeout_ms);
+    //  Reverse start order: the edge stops taking work first, the store
+    //  finishes last so every write in flight lands.
+    for (int i = nrunning - 1; i >= 0; i--) {
+        int64_t t = vw_clock_mono_ms ();
+        zactor_destroy (&running[i].actor);
+        vw_info ("main", "%s stopped (%lld ms)", running[i].name,
+                 (long long) (vw_clock_mono_ms () - t));
+    }
+    zactor_destroy (&broker);
+    s_watchdog_stop (&watchdog);
+    if (sigfd >= 0)
+        close (sigfd);
+    vw_info ("main", "bye (exit code %d)", exit_code);
+    vw_config_destroy (&config);
+    zsys_shutdown ();
+    return exit_code;
+}

@@ -1,0 +1,36 @@
+/*  vw_lifecycle - the start-up handshake every thread of the backend uses.
+
+    zactor_new returns once the new thread signals its pipe, but a CZMQ
+    signal carries no reason. So each actor thread signals at once and then
+    reports its start-up outcome as one string message on the pipe:
+    "READY", or "FAILED <exit code> <reason>". The main thread waits for that
+    report (with a deadline) before starting the next actor, and exits with
+    the failed actor's exit code and reason.
+
+    An actor thread that leaves its loop for any reason other than $TERM
+    sends "EXITED <reason>" first, so the supervisor can log it and /health
+    can show it down.
+*/
+#ifndef VW_LIFECYCLE_H
+#define VW_LIFECYCLE_H
+
+#include <czmq.h>
+
+//  Exit codes of viworks-backend (also documented in docs/operations.md).
+#define VW_EXIT_OK       0
+#define VW_EXIT_FAILURE  1   //  an actor failed to start (bind error, ...)
+#define VW_EXIT_USAGE    2   //  bad option or value
+#define VW_EXIT_DATABASE 3   //  database cannot be opened or migrated
+#define VW_EXIT_SCHEMA   4   //  database schema is newer than this build
+
+void vw_lifecycle_ready (zsock_t *pipe);
+void vw_lifecycle_failed (zsock_t *pipe, int exit_code, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+void vw_lifecycle_exited (zsock_t *pipe, const char *reason);
+
+//  Waits up to timeout_ms for an actor's report. Returns 0 when READY;
+//  otherwise the reported exit code (VW_EXIT_FAILURE on timeout) with a
+//  reason in *reason (caller frees).
+int vw_lifecycle_await (zactor_t *actor, int timeout_ms, char **reason);
+
+#endif

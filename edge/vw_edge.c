@@ -1,0 +1,282 @@
+/*  vw_edge - see vw_edge.h. This file owns the lws context, the bridge to
+    ZeroMQ, the timers and the shutdown sequence. */
+#include "vw_edge.h"
+#include "vw_clock.h"
+#include "vw_edge_int.h"
+#include "vw_lifecycle.h"
+#include "vw_log.h"
+#include "vw_wire.h"
+
+#include <string.h>
+#include <unistd.h>
+
+//  How long agents get to see their close frame before the loop ends.
+#define S_CLOSE_GRACE_MS 1000
+
+static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                           void *in, size_t len);
+
+//  The ZeroMQ bridge is a protocol of its own on the HTTP vhost.
+static struct lws_protocols s_http_protocols[] = {
+    {"http", vw_http_callback, 0, 0, 0, NULL, 0},
+    {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+//  First protocol is also the one used when an agent offers no subprotocol.
+static struct lws_protocols s_ws_protocols[] = {
+    {VW_WIRE_SUBPROTO_JSON, vw_ws_callback, 0, 0, 0, NULL, 0},
+    {VW_WIRE_SUBPROTO_MSGPACK, vw_ws_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+vw_edge_t *
+vw_edge_from_wsi (struct lws *wsi)
+{
+    return (vw_edge_t *) lws_context_user (lws_get_context (wsi));
+}
+
+static void
+s_on_timer_sul (lws_sorted_usec_list_t *sul)
+{
+    vw_edge_t *self = lws_container_of (sul, vw_edge_t, timer_sul);
+    vw_timers_run (vw_actor_timers (self->actor), vw_clock_mono_ms ());
+    vw_edge_kick (self);
+}
+
+void
+vw_edge_kick (vw_edge_t *self)
+{
+    //  A send may have consumed ZMQ_FD's edge while messages wait: check.
+    if (zsock_events (vw_actor_sock (self->actor)) & ZMQ_POLLIN)
+        lws_cancel_service (self->context);
+    long wait = vw_timers_timeout (vw_actor_timers (self->actor), vw_clock_mono_ms ());
+    if (wait >= 0)
+        lws_sul_schedule (self->context, 0, &self->timer_sul, s_on_timer_sul,
+                          (lws_usec_t) wait * LWS_US_PER_MS);
+    else
+        lws_sul_cancel (&self->timer_sul);
+}
+
+static void
+s_on_stop_deadline (void *arg, uint64_t id)
+{
+    vw_edge_t *self = (vw_edge_t *) arg;
+    if (self->ws_count)
+        vw_warn ("edge", "%d agent session(s) did not close in time", self->ws_count);
+    self->done = true;
+}
+
+static void
+s_begin_stop (vw_edge_t *self)
+{
+    if (self->stopping)
+        return;
+    self->stopping = true;
+    vw_timers_add (vw_actor_timers (self->actor), S_CLOSE_GRACE_MS, s_on_stop_deadline, self);
+    vw_info ("edge", "stopping: closing %d agent session(s) with 1001", self->ws_count);
+    vw_ws_close_all (self);
+}
+
+//  Drains the pipe and the broker socket; called whenever either fd wakes
+//  lws, and on lws_cancel_service.
+static void
+s_drain (vw_edge_t *self)
+{
+    if (vw_actor_pipe_drain (self->actor))
+        s_begin_stop (self);
+    //  Bounded per pass so HTTP and agents are not starved by a flood; the
+    //  kick below brings us back if more is queued.
+    vw_actor_drain (self->actor, 4096);
+    if (self->stopping && self->ws_count == 0)
+        self->done = true;
+    vw_edge_kick (self);
+}
+
+static int
+s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len)
+{
+    vw_edge_t *self = vw_edge_from_wsi (wsi);
+    switch (reason) {
+        case LWS_CALLBACK_RAW_RX_FILE:
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            if (self && self->actor)
+                s_drain (self);
+            break;
+        default: break;
+    }
+    return 0;
+}
+
+static void
+s_lws_log (int level, const char *line)
+{
+    char text[512];
+    snprintf (text, sizeof text, "%s", line);
+    size_t n = strlen (text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = 0;
+    vw_log (level == LLL_ERR ? VW_LOG_ERROR : level == LLL_WARN ? VW_LOG_WARN : VW_LOG_DEBUG,
+            "lws", "%s", text);
+}
+
+//  Adopts a duplicate of a ZeroMQ socket's ZMQ_FD into the lws loop: lws
+//  closes what it adopts, and the original belongs to ZeroMQ.
+static int
+s_adopt_zmq_fd (vw_edge_t *self, zsock_t *sock)
+{
+    lws_sock_file_fd_type fd;
+    fd.filefd = dup (zsock_fd (sock));
+    if (fd.filefd < 0)
+        return -1;
+    if (!lws_adopt_descriptor_vhost (self->http_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq",
+                                     NULL))
+        return -1;   //  lws closed the fd
+    return 0;
+}
+
+static struct lws_vhost *
+s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
+                struct lws_protocols *protocols)
+{
+    struct lws_context_creation_info info;
+    memset (&info, 0, sizeof info);
+    info.vhost_name = name;
+    info.port = port;
+    //  lws binds to an interface name or address; "0.0.0.0" and "::" are
+    //  "every interface", which lws spells NULL.
+    info.iface = addr && *addr && strcmp (addr, "0.0.0.0") && strcmp (addr, "::") ? addr : NULL;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!info.iface || !strchr (info.iface, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 30;
+    if (self->config->tls_cert && self->config->tls_key) {
+        info.ssl_cert_filepath = self->config->tls_cert;
+        info.ssl_private_key_filepath = self->config->tls_key;
+    }
+    return lws_create_vhost (self->context, &info);
+}
+
+static void *
+s_create (vw_actor_t *actor, void *args)
+{
+    return args;   //  the edge builds its state in vw_edge_actor itself
+}
+
+static void
+s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
+{
+    vw_edge_t *self = (vw_edge_t *) state;
+    if (vw_probe_handle (self->probe, *msg_p))
+        return;
+    vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
+             (*msg_p)->peer);
+}
+
+static const vw_actor_class_t s_edge_class = {
+    .name = "edge",
+    .create = s_create,
+    .handle = s_handle,
+};
+
+static int
+s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
+{
+    const vw_config_t *config = self->config;
+    if (!!config->tls_cert != !!config->tls_key) {
+        vw_lifecycle_failed (pipe, VW_EXIT_USAGE, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    self->actor = vw_actor_new (pipe, &s_edge_class, args->endpoint);
+    if (!self->actor) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot connect to the broker");
+        return -1;
+    }
+    vw_actor_set_state (self->actor, self);
+    s_http_protocols[0].per_session_data_size = vw_http_session_size ();
+    s_ws_protocols[0].per_session_data_size = vw_ws_session_size ();
+    s_ws_protocols[1].per_session_data_size = vw_ws_session_size ();
+    //  lws hands over at most this much of a frame per callback; vw_ws
+    //  reassembles whole frames up to ws.max_frame.
+    s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 64 * 1024;
+    self->probe = vw_probe_new (self->actor);
+
+    int lws_levels = LLL_ERR | LLL_WARN;
+    if (vw_log_enabled (VW_LOG_TRACE))
+        lws_levels |= LLL_NOTICE | LLL_INFO;
+    lws_set_log_level (lws_levels, s_lws_log);
+
+    struct lws_context_creation_info info;
+    memset (&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (config->tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.user = self;
+    info.gid = -1;
+    info.uid = -1;
+    info.pt_serv_buf_size = 64 * 1024;
+    self->context = lws_create_context (&info);
+    if (!self->context) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot create the lws context");
+        return -1;
+    }
+    self->http_vhost
+        = s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
+    if (!self->http_vhost) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for HTTP on %s:%d",
+                             config->http_addr, config->http_port);
+        return -1;
+    }
+    self->ws_vhost
+        = s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
+    if (!self->ws_vhost) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for agents on %s:%d",
+                             config->ws_addr, config->ws_port);
+        return -1;
+    }
+    if (s_adopt_zmq_fd (self, pipe) || s_adopt_zmq_fd (self, vw_actor_sock (self->actor))) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot bridge ZeroMQ into lws");
+        return -1;
+    }
+    //  Joining waits on the broker socket outside lws: fine, nothing is
+    //  being served yet.
+    if (vw_actor_join (self->actor, 5000)) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: the broker did not answer");
+        return -1;
+    }
+    vw_info ("edge", "HTTP API on %s:%d, agent WebSocket on %s:%d/ws/agent%s",
+             config->http_addr, lws_get_vhost_listen_port (self->http_vhost), config->ws_addr,
+             lws_get_vhost_listen_port (self->ws_vhost), config->tls_cert ? " (TLS)" : "");
+    return 0;
+}
+
+void
+vw_edge_actor (zsock_t *pipe, void *args)
+{
+    const vw_edge_args_t *a = (const vw_edge_args_t *) args;
+    zsock_signal (pipe, 0);
+    vw_edge_t *self = (vw_edge_t *) zmalloc (sizeof (vw_edge_t));
+    self->config = a->config;
+    self->started_ms = vw_clock_mono_ms ();
+
+    if (s_start (self, a, pipe) == 0) {
+        vw_lifecycle_ready (pipe);
+        vw_edge_kick (self);
+        while (!self->done) {
+            //  Blocks until an fd wakes it or the next lws_sul is due.
+            if (lws_service (self->context, 0) < 0)
+                break;
+        }
+        if (!self->stopping)
+            vw_lifecycle_exited (pipe, "lws service loop failed");
+    }
+    //  Destroying the context closes listeners and every connection; the
+    //  probe goes first so no callback answers into a dead HTTP session.
+    vw_probe_destroy (&self->probe);
+    if (self->context)
+        lws_context_destroy (self->context);
+    vw_actor_destroy (&self->actor);
+    free (self);
+    vw_debug ("edge", "stopped");
+}

@@ -1,0 +1,50 @@
+/*  vw_edge_int - state shared by the edge's files (vw_edge.c owns it;
+    vw_http.c serves the HTTP façade, vw_ws.c the agent WebSocket). Only the
+    edge thread touches any of it. */
+#ifndef VW_EDGE_INT_H
+#define VW_EDGE_INT_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vw_actor.h"
+#include "vw_config.h"
+#include "vw_probe.h"
+
+typedef struct vw_ws_conn_t vw_ws_conn_t;
+
+typedef struct {
+    const vw_config_t *config;
+    vw_actor_t *actor;
+    struct lws_context *context;
+    struct lws_vhost *http_vhost;
+    struct lws_vhost *ws_vhost;
+    vw_probe_t *probe;
+    lws_sorted_usec_list_t timer_sul;
+    int64_t started_ms;        //  monotonic, for uptime
+    bool stopping;             //  $TERM received: closing agent sessions
+    bool done;                 //  leave the service loop
+    vw_ws_conn_t *ws_conns;    //  every open agent session (for shutdown)
+    int ws_count;
+} vw_edge_t;
+
+//  The edge that owns a wsi's context.
+vw_edge_t *vw_edge_from_wsi (struct lws *wsi);
+//  After sending on the actor socket or adding timers: make sure waiting
+//  messages get drained and the timer sul is armed.
+void vw_edge_kick (vw_edge_t *self);
+
+//  vw_http.c
+int vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len);
+size_t vw_http_session_size (void);
+
+//  vw_ws.c
+int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+size_t vw_ws_session_size (void);
+//  Closes every agent session with 1001 (going away) as part of shutdown.
+void vw_ws_close_all (vw_edge_t *self);
+
+#endif

@@ -1,0 +1,291 @@
+/*  vw_ws - the agent WebSocket (SPEC §3) on the edge's "ws" vhost.
+
+    One vw_ws_conn_t per agent connection (the lws per-session data). Frames
+    are reassembled up to ws.max_frame (beyond: close 1009), decoded with
+    vw_wire in the connection's subprotocol format, and answered through a
+    per-connection output queue written only from
+    LWS_CALLBACK_SERVER_WRITEABLE. A close is queued like a frame: the
+    queue drains, then the close frame carries the code and reason.
+
+    The handshake itself (hello -> registry -> welcome) belongs to the agents
+    issue; until then a valid hello is answered with an `unavailable` error
+    and close 1013 (try again later), while every malformed first frame gets
+    its `error` frame and close 4400, and a connection that sends nothing
+    is closed with 4400 after 10 s.
+*/
+#include "vw_clock.h"
+#include "vw_edge_int.h"
+#include "vw_log.h"
+#include "vw_wire.h"
+
+#include <string.h>
+
+#define S_HELLO_DEADLINE_MS 10000
+#define S_AGENT_PATH        "/ws/agent"
+
+typedef struct s_frame_t {
+    struct s_frame_t *next;
+    size_t len;
+    bool binary;
+    unsigned char data[];      //  LWS_PRE headroom, then the payload
+} s_frame_t;
+
+struct vw_ws_conn_t {
+    struct lws *wsi;
+    vw_edge_t *edge;
+    vw_ws_conn_t *prev, *next;     //  the edge's list of sessions
+    vw_wire_format_t format;
+    char peer[64];
+    //  incoming frame being reassembled
+    unsigned char *rx;
+    size_t rx_len;
+    //  outgoing frames, then the close
+    s_frame_t *out_head, *out_tail;
+    int close_code;                //  0 = none queued
+    char close_reason[64];
+    uint64_t hello_timer;
+    bool welcomed;
+};
+
+size_t
+vw_ws_session_size (void)
+{
+    return sizeof (vw_ws_conn_t);
+}
+
+static void
+s_queue_frame (vw_ws_conn_t *conn, const uint8_t *data, size_t len, bool binary)
+{
+    s_frame_t *frame = (s_frame_t *) malloc (sizeof (s_frame_t) + LWS_PRE + len);
+    if (!frame)
+        return;
+    frame->next = NULL;
+    frame->len = len;
+    frame->binary = binary;
+    memcpy (frame->data + LWS_PRE, data, len);
+    if (conn->out_tail)
+        conn->out_tail->next = frame;
+    else
+        conn->out_head = frame;
+    conn->out_tail = frame;
+    lws_callback_on_writable (conn->wsi);
+}
+
+//  Sends a protocol message (consumed) in the connection's format.
+static void
+s_send (vw_ws_conn_t *conn, json_t *message)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (vw_wire_serialize (conn->format, message, &data, &size) == 0)
+        s_queue_frame (conn, data, size, conn->format == VW_WIRE_MSGPACK);
+    free (data);
+    json_decref (message);
+}
+
+static void
+s_close (vw_ws_conn_t *conn, int code, const char *reason)
+{
+    if (conn->close_code)
+        return;
+    conn->close_code = code;
+    snprintf (conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    lws_callback_on_writable (conn->wsi);
+}
+
+static void
+s_on_hello_deadline (void *arg, uint64_t id)
+{
+    vw_ws_conn_t *conn = (vw_ws_conn_t *) arg;
+    conn->hello_timer = 0;
+    if (conn->welcomed)
+        return;
+    s_send (conn, vw_wire_error ("hello_timeout", "no hello within 10 s"));
+    s_close (conn, 4400, "hello timeout");
+}
+
+static void
+s_on_frame (vw_ws_conn_t *conn, bool binary)
+{
+    vw_wire_msg_t msg;
+    vw_wire_error_t err;
+    bool wrong_kind = binary != (conn->format == VW_WIRE_MSGPACK);
+    int rc = wrong_kind ? -1 : vw_wire_decode (conn->format, conn->rx, conn->rx_len, &msg, &err);
+    if (wrong_kind) {
+        snprintf (err.code, sizeof err.code, "malformed");
+        snprintf (err.message, sizeof err.message, "%s frames carry %s",
+                  conn->format == VW_WIRE_MSGPACK ? VW_WIRE_SUBPROTO_MSGPACK
+                                                  : VW_WIRE_SUBPROTO_JSON,
+                  conn->format == VW_WIRE_MSGPACK ? "binary msgpack" : "text JSON");
+    }
+    if (!conn->welcomed) {
+        if (rc == 0 && msg.type != VW_WIRE_HELLO) {
+            snprintf (err.code, sizeof err.code, "invalid_message");
+            snprintf (err.message, sizeof err.message, "the first message must be a hello");
+            rc = -1;
+        }
+        if (rc) {
+            s_send (conn, vw_wire_error (err.code, err.message));
+            s_close (conn, 4400, "bad hello");
+        }
+        else {
+            s_send (conn, vw_wire_error ("unavailable",
+                                         "agent sessions are not served by this build yet"));
+            s_close (conn, 1013, "try again later");
+        }
+    }
+    else if (rc)
+        s_send (conn, vw_wire_error (err.code, err.message));
+    vw_wire_msg_reset (&msg);
+}
+
+static void
+s_unlink (vw_ws_conn_t *conn)
+{
+    vw_edge_t *edge = conn->edge;
+    if (!edge)
+        return;
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        edge->ws_conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    edge->ws_count--;
+    conn->edge = NULL;
+}
+
+static void
+s_free (vw_ws_conn_t *conn)
+{
+    if (conn->edge && conn->hello_timer)
+        vw_timers_cancel (vw_actor_timers (conn->edge->actor), conn->hello_timer);
+    s_unlink (conn);
+    while (conn->out_head) {
+        s_frame_t *next = conn->out_head->next;
+        free (conn->out_head);
+        conn->out_head = next;
+    }
+    conn->out_tail = NULL;
+    free (conn->rx);
+    conn->rx = NULL;
+}
+
+void
+vw_ws_close_all (vw_edge_t *self)
+{
+    for (vw_ws_conn_t *conn = self->ws_conns; conn; conn = conn->next)
+        s_close (conn, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+}
+
+static bool
+s_path_is_agent (struct lws *wsi)
+{
+    char uri[64];
+    if (lws_hdr_copy (wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return false;
+    return strcmp (uri, S_AGENT_PATH) == 0;
+}
+
+int
+vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len)
+{
+    vw_ws_conn_t *conn = (vw_ws_conn_t *) user;
+    vw_edge_t *edge = vw_edge_from_wsi (wsi);
+
+    switch (reason) {
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            //  Only /ws/agent upgrades; refuse while shutting down.
+            if (!s_path_is_agent (wsi) || edge->stopping)
+                return 1;
+            return 0;
+
+        case LWS_CALLBACK_ESTABLISHED: {
+            memset (conn, 0, sizeof *conn);
+            conn->wsi = wsi;
+            conn->edge = edge;
+            const struct lws_protocols *protocol = lws_get_protocol (wsi);
+            conn->format = protocol && strcmp (protocol->name, VW_WIRE_SUBPROTO_MSGPACK) == 0
+                               ? VW_WIRE_MSGPACK
+                               : VW_WIRE_JSON;
+            lws_get_peer_simple (wsi, conn->peer, sizeof conn->peer);
+            conn->next = edge->ws_conns;
+            if (edge->ws_conns)
+                edge->ws_conns->prev = conn;
+            edge->ws_conns = conn;
+            edge->ws_count++;
+            conn->hello_timer = vw_timers_add (vw_actor_timers (edge->actor),
+                                               S_HELLO_DEADLINE_MS, s_on_hello_deadline, conn);
+            vw_edge_kick (edge);
+            vw_debug ("edge", "agent connection from %s (%s)", conn->peer,
+                      conn->format == VW_WIRE_MSGPACK ? "msgpack" : "json");
+            return 0;
+        }
+
+        case LWS_CALLBACK_RECEIVE: {
+            if (conn->close_code)
+                return 0;   //  closing: ignore the rest
+            size_t max = (size_t) edge->config->ws_max_frame;
+            if (conn->rx_len + len > max) {
+                lws_close_reason (wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                                  (unsigned char *) "frame too large", 15);
+                return -1;
+            }
+            unsigned char *grown = (unsigned char *) realloc (conn->rx, conn->rx_len + len + 1);
+            if (!grown)
+                return -1;
+            memcpy (grown + conn->rx_len, in, len);
+            conn->rx = grown;
+            conn->rx_len += len;
+            if (lws_is_final_fragment (wsi) && !lws_remaining_packet_payload (wsi)) {
+                s_on_frame (conn, lws_frame_is_binary (wsi));
+                free (conn->rx);
+                conn->rx = NULL;
+                conn->rx_len = 0;
+            }
+            vw_edge_kick (edge);
+            return 0;
+        }
+
+        case LWS_CALLBACK_SERVER_WRITEABLE: {
+            s_frame_t *frame = conn->out_head;
+            if (frame) {
+                conn->out_head = frame->next;
+                if (!conn->out_head)
+                    conn->out_tail = NULL;
+                int n = lws_write (wsi, frame->data + LWS_PRE, frame->len,
+                                   frame->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+                free (frame);
+                if (n < 0)
+                    return -1;
+                if (conn->out_head || conn->close_code)
+                    lws_callback_on_writable (wsi);
+                return 0;
+            }
+            if (conn->close_code) {
+                lws_close_reason (wsi, (enum lws_close_status) conn->close_code,
+                                  (unsigned char *) conn->close_reason,
+                                  strlen (conn->close_reason));
+                return -1;
+            }
+            return 0;
+        }
+
+        case LWS_CALLBACK_CLOSED:
+            s_free (conn);
+            if (edge->stopping && edge->ws_count == 0)
+                edge->done = true;
+            return 0;
+
+        case LWS_CALLBACK_HTTP:
+            //  A plain HTTP request on the agent port: it only speaks WebSocket.
+            if (lws_return_http_status (wsi, HTTP_STATUS_NOT_FOUND,
+                                        "the agent port serves WebSocket upgrades on /ws/agent"))
+                return -1;
+            return lws_http_transaction_completed (wsi) ? -1 : 0;
+
+        default: break;
+    }
+    return lws_callback_http_dummy (wsi, reason, user, in, len);
+}

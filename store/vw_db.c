@@ -1,0 +1,632 @@
+/*  vw_db - the SQLite database: location, schema, migrations.
+
+    Opening goes: URL → path, create the parent directory, open the file,
+    look at its header (application_id, user_version) BEFORE changing
+    anything, then switch to WAL, set the connection pragmas and apply the
+    missing migrations, one transaction each. A file that is too new or
+    belongs to another program is left exactly as it was.
+*/
+#include "vw_db.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+//  How long a statement waits for another connection's lock (a second
+//  process, the sqlite3 shell) before giving up with SQLITE_BUSY.
+#define VW_DB_BUSY_TIMEOUT_MS 5000
+
+struct vw_db_t {
+    sqlite3 *handle;
+    char *path;
+    char *data_dir;
+    sqlite3_stmt *ping;      //  prepared once at open
+    int schema_version;      //  user_version after opening
+    int migrations_applied;  //  by this open
+};
+
+//  --------------------------------------------------------------------------
+//  Migrations. Entry i takes the schema from version i to version i + 1 and
+//  runs in one transaction with the user_version bump. Never edit an entry
+//  that has shipped: append a new one and raise VW_DB_SCHEMA_VERSION.
+//
+//  Conventions: times are INTEGER milliseconds since the Unix epoch; JSON is
+//  TEXT checked with json_valid; enums are TEXT with CHECK; tables are
+//  STRICT so a wrongly typed bind fails instead of being stored.
+
+static const char *const s_migrations[] = {
+    //  1: the initial schema
+    "CREATE TABLE agents (\n"
+    "    agent_id         TEXT NOT NULL PRIMARY KEY CHECK (agent_id <> ''),\n"
+    "    token_hash       BLOB,\n"
+    "    public_key       BLOB CHECK (public_key IS NULL OR length (public_key) = 32),\n"
+    "    status           TEXT NOT NULL DEFAULT 'offline'\n"
+    "                     CHECK (status IN ('online', 'degraded', 'maintenance', 'offline')),\n"
+    "    maintenance      INTEGER NOT NULL DEFAULT 0 CHECK (maintenance IN (0, 1)),\n"
+    "    hostname         TEXT,\n"
+    "    version          TEXT,\n"
+    "    labels           TEXT NOT NULL DEFAULT '{}'\n"
+    "                     CHECK (json_valid (labels) AND json_type (labels) = 'object'),\n"
+    "    capabilities     TEXT NOT NULL DEFAULT '[]'\n"
+    "                     CHECK (json_valid (capabilities) AND json_type (capabilities) = "
+    "'array'),\n"
+    "    connected_at     INTEGER,\n"
+    "    last_seen        INTEGER,\n"
+    "    session_id       TEXT,\n"
+    "    created_at       INTEGER NOT NULL,\n"
+    "    revoked_at       INTEGER,\n"
+    "    telemetry_seq    INTEGER NOT NULL DEFAULT -1,\n"
+    "    connect_count    INTEGER NOT NULL DEFAULT 0 CHECK (connect_count >= 0),\n"
+    "    disconnect_count INTEGER NOT NULL DEFAULT 0 CHECK (disconnect_count >= 0)\n"
+    ") STRICT;\n"
+    "\n"
+    "CREATE TABLE commands (\n"
+    "    command_id      TEXT NOT NULL PRIMARY KEY CHECK (command_id <> ''),\n"
+    "    agent_id        TEXT NOT NULL REFERENCES agents (agent_id),\n"
+    "    type            TEXT NOT NULL CHECK (type <> ''),\n"
+    "    payload         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid (payload)),\n"
+    "    priority        INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 2),\n"
+    "    state           TEXT NOT NULL\n"
+    "                    CHECK (state IN ('pending', 'executing', 'completed', 'failed',\n"
+    "                                     'cancelled')),\n"
+    "    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "    max_retries     INTEGER NOT NULL DEFAULT 3 CHECK (max_retries >= 0),\n"
+    "    timeout_ms      INTEGER NOT NULL CHECK (timeout_ms > 0),\n"
+    "    created_at      INTEGER NOT NULL,\n"
+    "    started_at      INTEGER,\n"
+    "    delivered_at    INTEGER,\n"
+    "    finished_at     INTEGER,\n"
+    "    expires_at      INTEGER NOT NULL,\n"
+    "    next_attempt_at INTEGER,\n"
+    "    failure_reason  TEXT\n"
+    "                    CHECK (failure_reason IS NULL\n"
+    "                           OR failure_reason IN ('agent_error', 'timeout', 'expired',\n"
+    "                                                 'agent_revoked', 'cancelled_by_user')),\n"
+    "    result          TEXT CHECK (result IS NULL OR json_valid (result)),\n"
+    "    error           TEXT,\n"
+    "    created_by      TEXT,\n"
+    "    idempotency_key TEXT,\n"
+    "    seq             INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE UNIQUE INDEX commands_idempotency_key ON commands (idempotency_key)\n"
+    "    WHERE idempotency_key IS NOT NULL;\n"
+    "CREATE INDEX commands_state_priority_seq ON commands (state, priority, seq);\n"
+    "CREATE INDEX commands_agent_state_seq ON commands (agent_id, state, seq);\n"
+    "CREATE UNIQUE INDEX commands_seq ON commands (seq);\n"
+    "\n"
+    //  One row per (agent, metric) so that the point tables carry a small
+    //  integer key. Retention deletes per series (a range of the primary
+    //  key): an index on ts alone would double the cost of every insert.
+    "CREATE TABLE telemetry_series (\n"
+    "    series_id INTEGER PRIMARY KEY,\n"
+    "    agent_id  TEXT NOT NULL REFERENCES agents (agent_id),\n"
+    "    metric    TEXT NOT NULL CHECK (length (metric) BETWEEN 1 AND 64),\n"
+    "    UNIQUE (agent_id, metric)\n"
+    ") STRICT;\n"
+    "\n"
+    "CREATE TABLE telemetry (\n"
+    "    series_id INTEGER NOT NULL REFERENCES telemetry_series (series_id),\n"
+    "    ts        INTEGER NOT NULL,\n"
+    "    value     REAL NOT NULL,\n"
+    "    PRIMARY KEY (series_id, ts)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "\n"
+    "CREATE TABLE telemetry_1m (\n"
+    "    series_id INTEGER NOT NULL REFERENCES telemetry_series (series_id),\n"
+    "    bucket    INTEGER NOT NULL CHECK (bucket % 60000 = 0),\n"
+    "    min       REAL NOT NULL,\n"
+    "    max       REAL NOT NULL CHECK (max >= min),\n"
+    "    sum       REAL NOT NULL,\n"
+    "    count     INTEGER NOT NULL CHECK (count > 0),\n"
+    "    last      REAL NOT NULL,\n"
+    "    last_ts   INTEGER NOT NULL CHECK (last_ts >= bucket AND last_ts < bucket + 60000),\n"
+    "    PRIMARY KEY (series_id, bucket)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "\n"
+    "CREATE TABLE telemetry_1h (\n"
+    "    series_id INTEGER NOT NULL REFERENCES telemetry_series (series_id),\n"
+    "    bucket    INTEGER NOT NULL CHECK (bucket % 3600000 = 0),\n"
+    "    min       REAL NOT NULL,\n"
+    "    max       REAL NOT NULL CHECK (max >= min),\n"
+    "    sum       REAL NOT NULL,\n"
+    "    count     INTEGER NOT NULL CHECK (count > 0),\n"
+    "    last      REAL NOT NULL,\n"
+    "    last_ts   INTEGER NOT NULL CHECK (last_ts >= bucket AND last_ts < bucket + 3600000),\n"
+    "    PRIMARY KEY (series_id, bucket)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "\n"
+    //  AUTOINCREMENT: ids are never reused after retention deletes old
+    //  rows, so an id is a stable cursor.
+    "CREATE TABLE audit_logs (\n"
+    "    id      INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    ts      INTEGER NOT NULL,\n"
+    "    actor   TEXT NOT NULL,\n"
+    "    source  TEXT,\n"
+    "    action  TEXT NOT NULL,\n"
+    "    target  TEXT,\n"
+    "    outcome TEXT NOT NULL,\n"
+    "    detail  TEXT\n"
+    ") STRICT;\n"
+    "CREATE INDEX audit_logs_ts ON audit_logs (ts);\n"
+    "CREATE INDEX audit_logs_action_ts ON audit_logs (action, ts);\n"
+    "CREATE INDEX audit_logs_actor_ts ON audit_logs (actor, ts);\n"
+    "\n"
+    "CREATE TABLE users (\n"
+    "    username      TEXT NOT NULL PRIMARY KEY CHECK (username <> ''),\n"
+    "    password_hash TEXT NOT NULL,\n"
+    "    role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),\n"
+    "    created_at    INTEGER NOT NULL,\n"
+    "    disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))\n"
+    ") STRICT;\n"
+    "\n"
+    "PRAGMA application_id = 1447647051;\n",  //  VW_DB_APPLICATION_ID
+};
+
+_Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,
+               "one migration per schema version");
+_Static_assert(VW_DB_APPLICATION_ID == 1447647051, "migration 1 writes the application id");
+
+//  --------------------------------------------------------------------------
+
+static void s_set_err (char *err, size_t errlen, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_set_err (char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (err, errlen, fmt, args);
+    va_end (args);
+}
+
+static bool
+s_is_memory (const char *path)
+{
+    return strcmp (path, ":memory:") == 0;
+}
+
+//  Length of a URL scheme at the start of s ("sqlite" in "sqlite://…"), or 0
+//  when s does not start with one. One-letter schemes are not schemes, so
+//  that "C:…"-like names stay paths.
+static size_t
+s_scheme_length (const char *s)
+{
+    if (!isalpha ((unsigned char) s[0]))
+        return 0;
+    size_t len = 1;
+    while (isalnum ((unsigned char) s[len]) || s[len] == '+' || s[len] == '-' || s[len] == '.')
+        len++;
+    return (s[len] == ':' && len >= 2) ? len : 0;
+}
+
+static int
+s_hex_value (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+//  Copies the path part of a URL (up to '?' or '#'), decoding %XX. NULL on
+//  a malformed escape, an encoded NUL or an empty result.
+static char *
+s_url_path_decode (const char *src)
+{
+    size_t len = strcspn (src, "?#");
+    char *path = malloc (len + 1);
+    if (!path)
+        return NULL;
+    size_t out = 0;
+    bool valid = true;
+    for (size_t in = 0; in < len && valid; in++) {
+        if (src[in] != '%') {
+            path[out++] = src[in];
+            continue;
+        }
+        int high = in + 2 < len ? s_hex_value (src[in + 1]) : -1;
+        int low = high >= 0 ? s_hex_value (src[in + 2]) : -1;
+        valid = high >= 0 && low >= 0 && (high | low) != 0;
+        if (valid)
+            path[out++] = (char) (high * 16 + low);
+        in += 2;
+    }
+    path[out] = 0;
+    if (!valid || out == 0) {
+        free (path);
+        path = NULL;
+    }
+    return path;
+}
+
+char *
+vw_db_path_from_url (const char *url)
+{
+    if (!url || !*url)
+        return NULL;
+    size_t scheme_len = s_scheme_length (url);
+    if (scheme_len == 0)
+        return strdup (url);  //  a plain path, ":memory:" included
+
+    bool is_file = scheme_len == 4 && strncasecmp (url, "file", 4) == 0;
+    bool is_sqlite = scheme_len == 6 && strncasecmp (url, "sqlite", 6) == 0;
+    if (!is_file && !is_sqlite)
+        return NULL;  //  postgres://, mysql:, http:… are not ours
+
+    //  "sqlite:///abs" and "sqlite://rel" (the sqlx convention), "sqlite:rel",
+    //  "file:///abs", "file://localhost/abs", "file:rel"
+    const char *rest = url + scheme_len + 1;
+    if (strncmp (rest, "//", 2) == 0) {
+        rest += 2;
+        if (is_file && strncasecmp (rest, "localhost/", 10) == 0)
+            rest += 9;
+    }
+    return s_url_path_decode (rest);
+}
+
+//  --------------------------------------------------------------------------
+//  Opening, step by step. Each step returns a status and fills err on
+//  failure; vw_db_open runs them in order and tears down on the first error.
+
+//  mkdir -p dir with the given mode; directories that exist are left as they
+//  are (mode included).
+static int
+s_mkdir_p (const char *dir, mode_t mode)
+{
+    char *copy = strdup (dir);
+    if (!copy) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = 0;
+    size_t len = strlen (copy);
+    //  Each prefix ending before a '/' (and the whole string) is one level
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (copy[i] != '/' && copy[i] != 0)
+            continue;
+        char saved = copy[i];
+        copy[i] = 0;
+        if (mkdir (copy, mode) != 0) {
+            //  EEXIST, but also EACCES/EROFS on a directory that already
+            //  exists: only "it is a directory now" matters
+            int saved_errno = errno;
+            struct stat st;
+            if (stat (copy, &st) != 0 || !S_ISDIR (st.st_mode)) {
+                errno = saved_errno == EEXIST ? ENOTDIR : saved_errno;
+                rc = -1;
+            }
+        }
+        copy[i] = saved;
+    }
+    free (copy);
+    return rc;
+}
+
+static char *
+s_parent_dir (const char *path)
+{
+    const char *slash = strrchr (path, '/');
+    if (s_is_memory (path) || !slash)
+        return strdup (".");
+    if (slash == path)
+        return strdup ("/");
+    return strndup (path, (size_t) (slash - path));
+}
+
+//  Creates the directory and, if missing, the file itself with mode 0600:
+//  it holds token and password hashes, and SQLite gives the -wal and -shm
+//  files the mode of the main file.
+static vw_db_status_t
+s_prepare_file (vw_db_t *self, char *err, size_t errlen)
+{
+    if (s_is_memory (self->path))
+        return VW_DB_OK;
+    if (s_mkdir_p (self->data_dir, 0700) != 0) {
+        s_set_err (err, errlen, "cannot create directory %s for database %s: %s", self->data_dir,
+                   self->path, strerror (errno));
+        return VW_DB_ERR_OPEN;
+    }
+    int fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        s_set_err (err, errlen, "cannot open database %s for writing: %s", self->path,
+                   strerror (errno));
+        return VW_DB_ERR_OPEN;
+    }
+    close (fd);
+    return VW_DB_OK;
+}
+
+//  Runs a statement that returns one row and one column and stores it as
+//  int (*number) or, when text is not NULL, copies it as text. 0 / -1.
+static int
+s_query_one (sqlite3 *db, const char *sql, int *number, char *text, size_t textlen)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        if (number)
+            *number = sqlite3_column_int (stmt, 0);
+        if (text && textlen > 0) {
+            const unsigned char *value = sqlite3_column_text (stmt, 0);
+            snprintf (text, textlen, "%s", value ? (const char *) value : "");
+        }
+    }
+    sqlite3_finalize (stmt);  //  keeps the error message of the failing step
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static void
+s_set_err_too_new (vw_db_t *self, char *err, size_t errlen)
+{
+    s_set_err (err, errlen,
+               "database %s has schema version %d, newer than this build's %d; "
+               "refusing to open it (upgrade viworks-backend)",
+               self->path, self->schema_version, VW_DB_SCHEMA_VERSION);
+}
+
+//  Opens the handle and reads the header without writing anything: a file
+//  we refuse must stay byte for byte as it was.
+static vw_db_status_t
+s_connect (vw_db_t *self, char *err, size_t errlen)
+{
+    int rc =
+        sqlite3_open_v2 (self->path, &self->handle,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        s_set_err (err, errlen, "cannot open database %s: %s", self->path,
+                   self->handle ? sqlite3_errmsg (self->handle) : sqlite3_errstr (rc));
+        return VW_DB_ERR_OPEN;
+    }
+    sqlite3_extended_result_codes (self->handle, 1);
+    sqlite3_busy_timeout (self->handle, VW_DB_BUSY_TIMEOUT_MS);
+    if (sqlite3_db_readonly (self->handle, "main") == 1) {
+        s_set_err (err, errlen, "database %s is read-only", self->path);
+        return VW_DB_ERR_OPEN;
+    }
+    int app_id = 0;
+    if (s_query_one (self->handle, "PRAGMA application_id", &app_id, NULL, 0) != 0 ||
+        s_query_one (self->handle, "PRAGMA user_version", &self->schema_version, NULL, 0) != 0) {
+        s_set_err (err, errlen, "cannot read database %s: %s", self->path,
+                   sqlite3_errmsg (self->handle));
+        return VW_DB_ERR_OPEN;
+    }
+    if (app_id != 0 && app_id != VW_DB_APPLICATION_ID) {
+        s_set_err (err, errlen,
+                   "database %s belongs to another application (application_id 0x%08X); "
+                   "refusing to open it",
+                   self->path, (unsigned) app_id);
+        return VW_DB_ERR_OPEN;
+    }
+    if (self->schema_version > VW_DB_SCHEMA_VERSION) {
+        s_set_err_too_new (self, err, errlen);
+        return VW_DB_ERR_TOO_NEW;
+    }
+    return VW_DB_OK;
+}
+
+static vw_db_status_t
+s_configure (vw_db_t *self, bool full_sync, char *err, size_t errlen)
+{
+    //  WAL lets readers (sqlite3 shell, backups) run beside the writer and
+    //  makes small commits cheap. A file on a filesystem without shared
+    //  memory support silently stays in another mode: refuse that.
+    char mode[16] = "";
+    if (s_query_one (self->handle, "PRAGMA journal_mode = WAL", NULL, mode, sizeof (mode)) != 0) {
+        s_set_err (err, errlen, "cannot set WAL mode on database %s: %s", self->path,
+                   sqlite3_errmsg (self->handle));
+        return VW_DB_ERR_OPEN;
+    }
+    const char *expected = s_is_memory (self->path) ? "memory" : "wal";
+    if (strcasecmp (mode, expected) != 0) {
+        s_set_err (err, errlen, "database %s did not switch to WAL mode (journal_mode is %s)",
+                   self->path, mode);
+        return VW_DB_ERR_OPEN;
+    }
+    const char *sync_sql = full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+    int foreign_keys = 0;
+    if (sqlite3_exec (self->handle, sync_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec (self->handle, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK ||
+        s_query_one (self->handle, "PRAGMA foreign_keys", &foreign_keys, NULL, 0) != 0) {
+        s_set_err (err, errlen, "cannot configure database %s: %s", self->path,
+                   sqlite3_errmsg (self->handle));
+        return VW_DB_ERR_OPEN;
+    }
+    if (foreign_keys != 1) {
+        s_set_err (err, errlen, "database %s: this SQLite cannot enforce foreign keys", self->path);
+        return VW_DB_ERR_OPEN;
+    }
+    return VW_DB_OK;
+}
+
+//  Applies the migration after self->schema_version in one write
+//  transaction. The version is read again under the lock: another process
+//  may have migrated the file since we first looked, and then we only take
+//  note of its version.
+static vw_db_status_t
+s_migrate_once (vw_db_t *self, char *err, size_t errlen)
+{
+    int found = self->schema_version;
+    int current = found;
+    char *message = NULL;
+
+    int rc = sqlite3_exec (self->handle, "BEGIN IMMEDIATE", NULL, NULL, &message);
+    if (rc == SQLITE_OK &&
+        s_query_one (self->handle, "PRAGMA user_version", &current, NULL, 0) != 0) {
+        rc = sqlite3_errcode (self->handle);
+        if (rc == SQLITE_OK)
+            rc = SQLITE_ERROR;
+    }
+    bool apply = rc == SQLITE_OK && current == found;
+    if (apply) {
+        char bump[48];
+        snprintf (bump, sizeof (bump), "PRAGMA user_version = %d", found + 1);
+        rc = sqlite3_exec (self->handle, s_migrations[found], NULL, NULL, &message);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (self->handle, bump, NULL, NULL, &message);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec (self->handle, "COMMIT", NULL, NULL, &message);
+
+    vw_db_status_t status = VW_DB_OK;
+    if (rc != SQLITE_OK) {
+        s_set_err (err, errlen, "migration %d of database %s failed: %s (rolled back)", found + 1,
+                   self->path, message ? message : sqlite3_errmsg (self->handle));
+        if (!sqlite3_get_autocommit (self->handle))
+            sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+        status = VW_DB_ERR_MIGRATE;
+    }
+    else if (apply) {
+        self->schema_version = found + 1;
+        self->migrations_applied++;
+    }
+    else
+        self->schema_version = current;
+    sqlite3_free (message);
+    return status;
+}
+
+static vw_db_status_t
+s_migrate (vw_db_t *self, char *err, size_t errlen)
+{
+    vw_db_status_t status = VW_DB_OK;
+    while (status == VW_DB_OK && self->schema_version < VW_DB_SCHEMA_VERSION)
+        status = s_migrate_once (self, err, errlen);
+    if (status == VW_DB_OK && self->schema_version > VW_DB_SCHEMA_VERSION) {
+        //  A newer build migrated the file while we were opening it
+        s_set_err_too_new (self, err, errlen);
+        status = VW_DB_ERR_TOO_NEW;
+    }
+    return status;
+}
+
+static vw_db_status_t
+s_prepare_statements (vw_db_t *self, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v3 (self->handle, "PRAGMA user_version", -1, SQLITE_PREPARE_PERSISTENT,
+                            &self->ping, NULL) != SQLITE_OK) {
+        s_set_err (err, errlen, "cannot prepare statements on database %s: %s", self->path,
+                   sqlite3_errmsg (self->handle));
+        return VW_DB_ERR_OPEN;
+    }
+    return VW_DB_OK;
+}
+
+//  --------------------------------------------------------------------------
+
+vw_db_t *
+vw_db_open (const char *path, bool full_sync, vw_db_status_t *status, char *err, size_t errlen)
+{
+    vw_db_status_t rc = VW_DB_OK;
+    vw_db_t *self = NULL;
+    if (err && errlen > 0)
+        err[0] = 0;
+
+    if (!path || !*path) {
+        s_set_err (err, errlen, "no database path given");
+        rc = VW_DB_ERR_OPEN;
+    }
+    else {
+        self = calloc (1, sizeof (vw_db_t));
+        if (self) {
+            self->path = strdup (path);
+            self->data_dir = s_parent_dir (path);
+        }
+        if (!self || !self->path || !self->data_dir) {
+            s_set_err (err, errlen, "cannot open database %s: out of memory", path);
+            rc = VW_DB_ERR_OPEN;
+        }
+    }
+    if (rc == VW_DB_OK)
+        rc = s_prepare_file (self, err, errlen);
+    if (rc == VW_DB_OK)
+        rc = s_connect (self, err, errlen);
+    if (rc == VW_DB_OK)
+        rc = s_configure (self, full_sync, err, errlen);
+    if (rc == VW_DB_OK)
+        rc = s_migrate (self, err, errlen);
+    if (rc == VW_DB_OK)
+        rc = s_prepare_statements (self, err, errlen);
+
+    if (rc != VW_DB_OK)
+        vw_db_close (&self);
+    if (status)
+        *status = rc;
+    return self;
+}
+
+void
+vw_db_close (vw_db_t **self_p)
+{
+    assert (self_p);
+    vw_db_t *self = *self_p;
+    if (!self)
+        return;
+    sqlite3_finalize (self->ping);
+    //  _v2: a statement someone forgot to finalize delays the close
+    //  instead of leaking the handle
+    sqlite3_close_v2 (self->handle);
+    free (self->path);
+    free (self->data_dir);
+    free (self);
+    *self_p = NULL;
+}
+
+sqlite3 *
+vw_db_handle (vw_db_t *self)
+{
+    assert (self);
+    return self->handle;
+}
+
+int
+vw_db_schema_version (vw_db_t *self)
+{
+    assert (self);
+    return self->schema_version;
+}
+
+int
+vw_db_migrations_applied (vw_db_t *self)
+{
+    assert (self);
+    return self->migrations_applied;
+}
+
+int
+vw_db_ping (vw_db_t *self)
+{
+    assert (self);
+    int rc = sqlite3_step (self->ping);
+    sqlite3_reset (self->ping);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+const char *
+vw_db_data_dir (vw_db_t *self)
+{
+    assert (self);
+    return self->data_dir;
+}
+
+const char *
+vw_db_path (vw_db_t *self)
+{
+    assert (self);
+    return self->path;
+}

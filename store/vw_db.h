@@ -1,0 +1,82 @@
+/*  vw_db - the SQLite database: location, schema, migrations.
+
+    Only the store actor opens the database for writing; it owns the vw_db_t
+    and everything hanging off it. Opening runs the versioned migrations
+    (PRAGMA user_version) inside a transaction; re-opening an up-to-date
+    database changes nothing; a database written by a newer schema version
+    is refused (VW_DB_ERR_TOO_NEW) rather than touched.
+*/
+#ifndef VW_DB_H
+#define VW_DB_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+//  The schema version this build writes.
+#define VW_DB_SCHEMA_VERSION 1
+
+//  PRAGMA application_id of a ViWorkS database ("VIWK"), written by
+//  migration 1. A file carrying another non-zero id belongs to some other
+//  program and is refused (VW_DB_ERR_OPEN).
+#define VW_DB_APPLICATION_ID 0x5649574B
+
+typedef struct vw_db_t vw_db_t;
+
+typedef enum {
+    VW_DB_OK = 0,
+    VW_DB_ERR_URL = 1,        //  DATABASE_URL cannot be understood
+    VW_DB_ERR_OPEN = 2,       //  directory or file cannot be created/opened
+    VW_DB_ERR_MIGRATE = 3,    //  a migration failed (the transaction was rolled back)
+    VW_DB_ERR_TOO_NEW = 4,    //  the file's schema version is newer than this build
+} vw_db_status_t;
+
+//  Turns DATABASE_URL into a file path. Accepts "sqlite:///abs/path.db",
+//  "sqlite://relative/path.db", "sqlite:relative.db", "file:path.db",
+//  "file:///abs/path.db", "file://localhost/abs/path.db" and a plain path;
+//  schemes are case-insensitive. ":memory:" is accepted as is (also as
+//  "sqlite::memory:"). For the URL forms a "?query" or "#fragment" is
+//  dropped and %XX escapes are decoded. Anything starting "word:" (two or
+//  more letters) counts as a URL, so a relative file literally named
+//  "ab:c.db" must be written "./ab:c.db". Returns a new string (caller
+//  frees) or NULL if the URL has another scheme (e.g. "postgres://…"), is
+//  empty, or has an empty path or a malformed escape.
+char *vw_db_path_from_url (const char *url);
+
+//  Opens (creating missing parent directories with mode 0700 and a missing
+//  file with mode 0600), sets WAL mode, foreign_keys=ON, busy_timeout 5 s,
+//  synchronous (full = true → FULL, else NORMAL), and migrates to
+//  VW_DB_SCHEMA_VERSION. The header (application_id, user_version) is
+//  checked before anything is written, so a refused file stays untouched.
+//  On failure returns NULL, sets *status and writes a human sentence into
+//  err (naming the path and, for TOO_NEW, both versions); on success err
+//  is "". status and err may be NULL. VW_DB_ERR_URL is never returned here:
+//  it is for callers whose vw_db_path_from_url gave NULL.
+vw_db_t *vw_db_open (const char *path, bool full_sync, vw_db_status_t *status,
+                     char *err, size_t errlen);
+
+void vw_db_close (vw_db_t **self_p);
+
+//  The raw handle, for the store actor's prepared statements.
+sqlite3 *vw_db_handle (vw_db_t *self);
+
+//  The schema version found in the file after opening (== VW_DB_SCHEMA_VERSION).
+int vw_db_schema_version (vw_db_t *self);
+
+//  Cheap liveness check: a statement prepared at open that reads the file
+//  header (PRAGMA user_version), so a broken file or lock shows up, unlike
+//  a bare "SELECT 1". Returns 0 ok, -1 broken.
+int vw_db_ping (vw_db_t *self);
+
+//  How many migrations this open applied (0 when the file was up to date);
+//  for the startup log line and for tests.
+int vw_db_migrations_applied (vw_db_t *self);
+
+//  The path the database was opened with; borrowed, valid while open.
+const char *vw_db_path (vw_db_t *self);
+
+//  The directory that holds the database file (for the JWT secret file and
+//  other state kept "in the data directory"); borrowed, valid while open.
+const char *vw_db_data_dir (vw_db_t *self);
+
+#endif
