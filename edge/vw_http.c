@@ -244,6 +244,8 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
     vw_edge_t *edge = vw_edge_from_wsi (wsi);
 
     switch (reason) {
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            return 1;   //  no WebSocket upgrades here: agents use the ws port
         case LWS_CALLBACK_HTTP: {
             s_reset (session);
             char *uri = NULL;

@@ -17,15 +17,15 @@
 #include <string.h>
 
 //  Lengths in bytes (SPEC §3 and vw_wire.h).
-#define S_AGENT_ID_MAX     128
-#define S_TOKEN_MAX        512
-#define S_VERSION_MAX      128
-#define S_HOSTNAME_MAX     255
-#define S_LIST_MAX         64    //  capabilities items, labels keys
-#define S_ID_MAX           128   //  command_id, session_id, command_type
-#define S_METRIC_NAME_MAX  64
-#define S_BASE64_MAX       1024  //  signature, nonce: far above what Ed25519 needs
-#define S_CODE_MAX         64    //  error code
+#define S_AGENT_ID_MAX    128
+#define S_TOKEN_MAX       512
+#define S_VERSION_MAX     128
+#define S_HOSTNAME_MAX    255
+#define S_LIST_MAX        64   //  capabilities items, labels keys
+#define S_ID_MAX          128  //  command_id, session_id, command_type
+#define S_METRIC_NAME_MAX 64
+#define S_BASE64_MAX      1024  //  signature, nonce: far above what Ed25519 needs
+#define S_CODE_MAX        64    //  error code
 //  Serialising a caller's tree: deep enough for anything sane, shallow
 //  enough to stop a cyclic tree before the stack does.
 #define S_SERIALIZE_MAX_DEPTH 2048
@@ -62,8 +62,7 @@ s_sanitize (char *text)
             *p = '?';
 }
 
-static void
-s_fail (vw_wire_error_t *err, const char *code, const char *fmt, ...)
+static void s_fail (vw_wire_error_t *err, const char *code, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -111,17 +110,14 @@ s_too_deep (const json_t *value, int depth, int max)
     if (++depth > max)
         return true;
     if (json_is_array (value)) {
-        size_t index;
-        json_t *item;
-        json_array_foreach (value, index, item)
-            if (s_too_deep (item, depth, max))
+        for (size_t index = 0; index < json_array_size (value); index++)
+            if (s_too_deep (json_array_get (value, index), depth, max))
                 return true;
     }
     else {
-        const char *key;
-        json_t *item;
-        json_object_foreach ((json_t *) value, key, item)
-            if (s_too_deep (item, depth, max))
+        json_t *object = (json_t *) value;
+        for (void *it = json_object_iter (object); it; it = json_object_iter_next (object, it))
+            if (s_too_deep (json_object_iter_value (it), depth, max))
                 return true;
     }
     return false;
@@ -278,12 +274,11 @@ s_parse_msgpack (const void *data, size_t size, vw_wire_error_t *err)
         s_fail (err, "malformed", "%zu trailing bytes after the msgpack object", size - used);
         return NULL;
     }
-    const uint8_t *bytes = data;
-    if (bytes[0] < 0x80 || bytes[0] > 0x8f) {
-        if (bytes[0] != 0xde && bytes[0] != 0xdf) {
-            s_fail (err, "malformed", "a frame must be a msgpack map");
-            return NULL;
-        }
+    //  Only a map (fixmap, map16, map32) is worth unpacking.
+    uint8_t first = *(const uint8_t *) data;
+    if ((first & 0xf0) != 0x80 && first != 0xde && first != 0xdf) {
+        s_fail (err, "malformed", "a frame must be a msgpack map");
+        return NULL;
     }
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
@@ -372,8 +367,7 @@ s_int (json_t *root, const char *field, bool required, int64_t min, int64_t max,
         return 0;
     if (!json_is_integer (value)) {
         if (required)
-            s_fail (err, "invalid_message", "field '%s' is required and must be an integer",
-                    field);
+            s_fail (err, "invalid_message", "field '%s' is required and must be an integer", field);
         else
             s_fail (err, "invalid_message", "field '%s' must be an integer", field);
         return -1;
@@ -402,8 +396,8 @@ s_is_base64 (const char *s, size_t len)
             pad++;
         else if (pad)
             return false;  //  data after padding
-        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                   || c == '+' || c == '/'))
+        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '+' || c == '/'))
             return false;
     }
     //  Padded or unpadded; a lone trailing sextet encodes nothing.
@@ -436,8 +430,8 @@ s_enum (json_t *root, const char *field, bool required, const char *const *allow
         return 0;
     if (json_is_string (value))
         for (const char *const *a = allowed; *a; a++)
-            if (json_string_length (value) == strlen (*a)
-                && strcmp (json_string_value (value), *a) == 0) {
+            if (json_string_length (value) == strlen (*a) &&
+                strcmp (json_string_value (value), *a) == 0) {
                 *out = json_string_value (value);
                 return 0;
             }
@@ -459,10 +453,10 @@ static int
 s_check_hello (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     json_t *root = msg->root;
-    if (s_name (root, "agent_id", S_AGENT_ID_MAX, &msg->agent_id, err)
-        || s_string (root, "token", false, S_TOKEN_MAX, &msg->token, err)
-        || s_string (root, "version", false, S_VERSION_MAX, &msg->version, err)
-        || s_string (root, "hostname", false, S_HOSTNAME_MAX, &msg->hostname, err))
+    if (s_name (root, "agent_id", S_AGENT_ID_MAX, &msg->agent_id, err) ||
+        s_string (root, "token", false, S_TOKEN_MAX, &msg->token, err) ||
+        s_string (root, "version", false, S_VERSION_MAX, &msg->version, err) ||
+        s_string (root, "hostname", false, S_HOSTNAME_MAX, &msg->hostname, err))
         return -1;
 
     json_t *caps = json_object_get (root, "capabilities");
@@ -472,10 +466,8 @@ s_check_hello (vw_wire_msg_t *msg, vw_wire_error_t *err)
                     "field 'capabilities' must be an array of at most %d strings", S_LIST_MAX);
             return -1;
         }
-        size_t index;
-        json_t *item;
-        json_array_foreach (caps, index, item)
-            if (!json_is_string (item)) {
+        for (size_t index = 0; index < json_array_size (caps); index++)
+            if (!json_is_string (json_array_get (caps, index))) {
                 s_fail (err, "invalid_message", "capabilities[%zu] must be a string", index);
                 return -1;
             }
@@ -488,14 +480,12 @@ s_check_hello (vw_wire_msg_t *msg, vw_wire_error_t *err)
                     "field 'labels' must be an object of at most %d strings", S_LIST_MAX);
             return -1;
         }
-        const char *key;
-        size_t keylen;
-        json_t *value;
-        json_object_keylen_foreach (labels, key, keylen, value)
-            if (!json_is_string (value)) {
+        for (void *it = json_object_iter (labels); it; it = json_object_iter_next (labels, it))
+            if (!json_is_string (json_object_iter_value (it))) {
                 char quoted[48];
                 s_fail (err, "invalid_message", "labels: value of '%s' must be a string",
-                        s_quote (quoted, sizeof quoted, key, keylen));
+                        s_quote (quoted, sizeof quoted, json_object_iter_key (it),
+                                 json_object_iter_key_len (it)));
                 return -1;
             }
         msg->labels = labels;
@@ -541,18 +531,19 @@ s_check_point (json_t *point, size_t index, vw_wire_error_t *err)
                 index, VW_WIRE_MAX_METRICS, count);
         return -1;
     }
-    const char *name;
-    size_t namelen;
-    json_t *value;
     char quoted[48];
-    json_object_keylen_foreach (metrics, name, namelen, value) {
+    for (void *it = json_object_iter (metrics); it; it = json_object_iter_next (metrics, it)) {
+        const char *name = json_object_iter_key (it);
+        size_t namelen = json_object_iter_key_len (it);
+        json_t *value = json_object_iter_value (it);
         //  A key with a NUL cannot reach here, so strlen-based checks are exact.
         if (namelen != strlen (name) || !vw_wire_valid_name (name, S_METRIC_NAME_MAX)) {
             s_fail (err, "invalid_message", "points[%zu].metrics: metric name '%s' is invalid",
                     index, s_quote (quoted, sizeof quoted, name, namelen));
             return -1;
         }
-        if (!json_is_integer (value) && !(json_is_real (value) && isfinite (json_real_value (value)))) {
+        if (!json_is_integer (value) &&
+            !(json_is_real (value) && isfinite (json_real_value (value)))) {
             s_fail (err, "invalid_message",
                     "points[%zu].metrics: value of '%s' must be a finite number", index,
                     s_quote (quoted, sizeof quoted, name, namelen));
@@ -578,10 +569,8 @@ s_check_telemetry (vw_wire_msg_t *msg, vw_wire_error_t *err)
                 VW_WIRE_MAX_POINTS, count);
         return -1;
     }
-    size_t index;
-    json_t *point;
-    json_array_foreach (points, index, point)
-        if (s_check_point (point, index, err))
+    for (size_t index = 0; index < count; index++)
+        if (s_check_point (json_array_get (points, index), index, err))
             return -1;
     msg->points = points;
     return 0;
@@ -597,9 +586,9 @@ static int
 s_check_command_progress (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     int64_t progress = -1;
-    if (s_string (msg->root, "command_id", true, S_ID_MAX, &msg->command_id, err)
-        || s_int (msg->root, "progress", false, 0, 100, &progress, err)
-        || s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err))
+    if (s_string (msg->root, "command_id", true, S_ID_MAX, &msg->command_id, err) ||
+        s_int (msg->root, "progress", false, 0, 100, &progress, err) ||
+        s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err))
         return -1;
     msg->progress = (int) progress;
     return 0;
@@ -609,9 +598,9 @@ static int
 s_check_command_result (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     static const char *const statuses[] = {"completed", "failed", NULL};
-    if (s_string (msg->root, "command_id", true, S_ID_MAX, &msg->command_id, err)
-        || s_enum (msg->root, "status", true, statuses, &msg->status, err)
-        || s_string (msg->root, "error", false, SIZE_MAX, &msg->error, err))
+    if (s_string (msg->root, "command_id", true, S_ID_MAX, &msg->command_id, err) ||
+        s_enum (msg->root, "status", true, statuses, &msg->status, err) ||
+        s_string (msg->root, "error", false, SIZE_MAX, &msg->error, err))
         return -1;
     //  Any JSON value, null included, is a result.
     msg->result = json_object_get (msg->root, "result");
@@ -621,10 +610,10 @@ s_check_command_result (vw_wire_msg_t *msg, vw_wire_error_t *err)
 static int
 s_check_welcome (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
-    if (s_string (msg->root, "session_id", true, S_ID_MAX, &msg->session_id, err)
-        || s_int (msg->root, "heartbeat_interval_ms", true, 1, INT64_MAX,
-                  &msg->heartbeat_interval_ms, err)
-        || s_int (msg->root, "server_time", true, 0, INT64_MAX, &msg->server_time, err))
+    if (s_string (msg->root, "session_id", true, S_ID_MAX, &msg->session_id, err) ||
+        s_int (msg->root, "heartbeat_interval_ms", true, 1, INT64_MAX, &msg->heartbeat_interval_ms,
+               err) ||
+        s_int (msg->root, "server_time", true, 0, INT64_MAX, &msg->server_time, err))
         return -1;
     return 0;
 }
@@ -638,8 +627,8 @@ s_check_challenge (vw_wire_msg_t *msg, vw_wire_error_t *err)
 static int
 s_check_error (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
-    if (s_name (msg->root, "code", S_CODE_MAX, &msg->code, err)
-        || s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err))
+    if (s_name (msg->root, "code", S_CODE_MAX, &msg->code, err) ||
+        s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err))
         return -1;
     return 0;
 }
@@ -648,8 +637,8 @@ static int
 s_check_command (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     json_t *root = msg->root;
-    if (s_string (root, "command_id", true, S_ID_MAX, &msg->command_id, err)
-        || s_name (root, "command_type", S_ID_MAX, &msg->command_type, err))
+    if (s_string (root, "command_id", true, S_ID_MAX, &msg->command_id, err) ||
+        s_name (root, "command_type", S_ID_MAX, &msg->command_type, err))
         return -1;
     json_t *payload = json_object_get (root, "payload");
     if (!json_is_object (payload)) {
@@ -657,8 +646,8 @@ s_check_command (vw_wire_msg_t *msg, vw_wire_error_t *err)
         return -1;
     }
     msg->payload = payload;
-    if (s_int (root, "timeout_ms", true, 1, INT64_MAX, &msg->timeout_ms, err)
-        || s_int (root, "attempt", true, 1, INT64_MAX, &msg->attempt, err))
+    if (s_int (root, "timeout_ms", true, 1, INT64_MAX, &msg->timeout_ms, err) ||
+        s_int (root, "attempt", true, 1, INT64_MAX, &msg->attempt, err))
         return -1;
     return 0;
 }
@@ -715,12 +704,12 @@ vw_wire_decode (vw_wire_format_t format, const void *data, size_t size, vw_wire_
     msg->type = vw_wire_type_from_name (json_string_value (type));
     //  A type name with a NUL in it would match by prefix; JSON and our
     //  msgpack reader refuse NUL, but stay exact regardless.
-    if (msg->type == VW_WIRE_UNKNOWN
-        || json_string_length (type) != strlen (json_string_value (type))) {
+    if (msg->type == VW_WIRE_UNKNOWN ||
+        json_string_length (type) != strlen (json_string_value (type))) {
         char quoted[48];
-        s_fail (err, "unknown_type", "unknown message type '%s'",
-                s_quote (quoted, sizeof quoted, json_string_value (type),
-                         json_string_length (type)));
+        s_fail (
+            err, "unknown_type", "unknown message type '%s'",
+            s_quote (quoted, sizeof quoted, json_string_value (type), json_string_length (type)));
         vw_wire_msg_reset (msg);
         return -1;
     }
@@ -787,10 +776,8 @@ s_pack (msgpack_packer *pk, const json_t *value, int depth)
             size_t count = json_array_size (value);
             if (count > UINT32_MAX || msgpack_pack_array (pk, count))
                 return -1;
-            size_t index;
-            json_t *item;
-            json_array_foreach (value, index, item)
-                if (s_pack (pk, item, depth + 1))
+            for (size_t index = 0; index < count; index++)
+                if (s_pack (pk, json_array_get (value, index), depth + 1))
                     return -1;
             return 0;
         }
@@ -798,12 +785,13 @@ s_pack (msgpack_packer *pk, const json_t *value, int depth)
             size_t count = json_object_size (value);
             if (count > UINT32_MAX || msgpack_pack_map (pk, count))
                 return -1;
-            const char *key;
-            size_t keylen;
-            json_t *item;
-            json_object_keylen_foreach ((json_t *) value, key, keylen, item) {
-                if (keylen > UINT32_MAX || msgpack_pack_str_with_body (pk, key, keylen)
-                    || s_pack (pk, item, depth + 1))
+            json_t *object = (json_t *) value;
+            for (void *it = json_object_iter (object); it;
+                 it = json_object_iter_next (object, it)) {
+                size_t keylen = json_object_iter_key_len (it);
+                if (keylen > UINT32_MAX ||
+                    msgpack_pack_str_with_body (pk, json_object_iter_key (it), keylen) ||
+                    s_pack (pk, json_object_iter_value (it), depth + 1))
                     return -1;
             }
             return 0;
@@ -876,8 +864,8 @@ vw_wire_valid_name (const char *s, size_t maxlen)
         char c = s[len];
         if (len >= maxlen)
             return false;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '.' || c == ':' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-'))
             return false;
     }
     return len > 0;
@@ -944,8 +932,8 @@ vw_wire_error (const char *code, const char *message)
 json_t *
 vw_wire_challenge (const char *nonce_b64)
 {
-    if (!nonce_b64 || strlen (nonce_b64) > S_BASE64_MAX
-        || !s_is_base64 (nonce_b64, strlen (nonce_b64)))
+    if (!nonce_b64 || strlen (nonce_b64) > S_BASE64_MAX ||
+        !s_is_base64 (nonce_b64, strlen (nonce_b64)))
         return NULL;
     return s_add (s_new (VW_WIRE_CHALLENGE), "nonce", json_string (nonce_b64));
 }
@@ -954,8 +942,8 @@ json_t *
 vw_wire_command (const char *command_id, const char *command_type, json_t *payload,
                  int64_t timeout_ms, int64_t attempt)
 {
-    if (!s_bounded (command_id, S_ID_MAX) || !vw_wire_valid_name (command_type, S_ID_MAX)
-        || timeout_ms < 1 || attempt < 1)
+    if (!s_bounded (command_id, S_ID_MAX) || !vw_wire_valid_name (command_type, S_ID_MAX) ||
+        timeout_ms < 1 || attempt < 1)
         return NULL;
     //  The payload sits one level below the frame, inside the depth limit.
     if (payload && (!json_is_object (payload) || s_too_deep (payload, 1, VW_WIRE_MAX_DEPTH)))

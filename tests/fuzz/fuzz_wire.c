@@ -24,8 +24,8 @@ s_require (int condition, const char *what)
 static void
 s_check_error (const vw_wire_error_t *err)
 {
-    s_require (strcmp (err->code, "malformed") == 0 || strcmp (err->code, "invalid_message") == 0
-                   || strcmp (err->code, "unknown_type") == 0,
+    s_require (strcmp (err->code, "malformed") == 0 || strcmp (err->code, "invalid_message") == 0 ||
+                   strcmp (err->code, "unknown_type") == 0,
                "error code is one of the documented ones");
     s_require (err->message[0] != 0, "error message is not empty");
     //  The message goes into an error frame: it must make a valid one.
@@ -68,8 +68,8 @@ s_redecode (const vw_wire_msg_t *msg)
         s_require (rc == 0, "serialised message decodes again");
         s_require (again.type == msg->type, "same message type");
         s_require (json_equal (msg->root, again.root), "re-decoded tree is equal");
-        s_require (again.seq == msg->seq && again.progress == msg->progress
-                       && again.timeout_ms == msg->timeout_ms,
+        s_require (again.seq == msg->seq && again.progress == msg->progress &&
+                       again.timeout_ms == msg->timeout_ms,
                    "same decoded integers");
         vw_wire_msg_reset (&again);
         free (data);

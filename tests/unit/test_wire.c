@@ -44,8 +44,8 @@ s_serialize (vw_wire_format_t format, const json_t *tree, uint8_t **data, size_t
 static bool
 s_is_known_code (const char *code)
 {
-    return strcmp (code, "malformed") == 0 || strcmp (code, "invalid_message") == 0
-           || strcmp (code, "unknown_type") == 0;
+    return strcmp (code, "malformed") == 0 || strcmp (code, "invalid_message") == 0 ||
+           strcmp (code, "unknown_type") == 0;
 }
 
 //  Decodes raw bytes, expecting failure with `code`; checks the error is
@@ -284,8 +284,8 @@ test_round_trip_command_ack (void **state)
 static void
 test_round_trip_command_progress (void **state)
 {
-    json_t *tree = s_tree (
-        "{\"type\":\"command_progress\",\"command_id\":\"c-1\",\"progress\":40,\"message\":\"half\"}");
+    json_t *tree = s_tree ("{\"type\":\"command_progress\",\"command_id\":\"c-1\",\"progress\":40,"
+                           "\"message\":\"half\"}");
     vw_wire_msg_t msgs[2];
     s_round_trip (tree, VW_WIRE_COMMAND_PROGRESS, msgs);
     for (int i = 0; i < 2; i++) {
@@ -526,7 +526,10 @@ static void
 test_serialize_encodings (void **state)
 {
     //  Smallest integer encodings, float64 reals, str strings.
-    s_msgpack_is ("{\"a\":1}", (const uint8_t *) "\x81\xa1" "a\x01", 4);
+    s_msgpack_is ("{\"a\":1}",
+                  (const uint8_t *) "\x81\xa1"
+                                    "a\x01",
+                  4);
     s_msgpack_is ("-1", (const uint8_t *) "\xff", 1);
     s_msgpack_is ("-33", (const uint8_t *) "\xd0\xdf", 2);
     s_msgpack_is ("300", (const uint8_t *) "\xcd\x01\x2c", 3);
@@ -661,8 +664,8 @@ test_hello_rules (void **state)
                "invalid_message", "capabilities[1]");
     s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"labels\":[]}", "invalid_message",
                "'labels'");
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"labels\":{\"site\":1}}",
-               "invalid_message", "labels: value of 'site'");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"labels\":{\"site\":1}}", "invalid_message",
+               "labels: value of 'site'");
 
     //  64 capabilities and labels are fine, 65 are not.
     for (int n = 64; n <= 65; n++) {
@@ -738,8 +741,8 @@ s_telemetry_text (size_t points, size_t metrics)
             snprintf (name, sizeof name, "m%zu", m);
             json_object_set_new (values, name, json_integer ((json_int_t) m));
         }
-        json_array_append_new (array, json_pack ("{s:I,s:o}", "ts", (json_int_t) p, "metrics",
-                                                 values));
+        json_array_append_new (array,
+                               json_pack ("{s:I,s:o}", "ts", (json_int_t) p, "metrics", values));
     }
     json_object_set_new (tree, "points", array);
     char *text = json_dumps (tree, JSON_COMPACT);
@@ -851,7 +854,8 @@ test_non_finite_values (void **state)
 
     //  {"type":"telemetry","seq":1,"points":[{"ts":1,"metrics":{"cpu":<float>}}]}
     const uint8_t head[] = "\x83\xa4type\xa9telemetry\xa3seq\x01\xa6points\x91"
-                           "\x82\xa2ts\x01\xa7metrics\x81\xa3" "cpu";
+                           "\x82\xa2ts\x01\xa7metrics\x81\xa3"
+                           "cpu";
     const uint8_t *floats[] = {
         (const uint8_t *) "\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",  //  NaN
         (const uint8_t *) "\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00",  //  +Inf
@@ -877,8 +881,8 @@ test_non_finite_values (void **state)
     vw_wire_msg_t msg;
     vw_wire_error_t err;
     assert_int_equal (vw_wire_decode (VW_WIRE_MSGPACK, frame, size, &msg, &err), 0);
-    json_t *cpu = json_object_get (json_object_get (json_array_get (msg.points, 0), "metrics"),
-                                   "cpu");
+    json_t *cpu =
+        json_object_get (json_object_get (json_array_get (msg.points, 0), "metrics"), "cpu");
     assert_true (json_is_real (cpu));
     assert_true (json_real_value (cpu) == 1.5);
     vw_wire_msg_reset (&msg);
@@ -890,8 +894,7 @@ test_command_ack_rules (void **state)
     s_rejects ("{\"type\":\"command_ack\"}", "invalid_message",
                "field 'command_id' is required and must be a string");
     s_rejects ("{\"type\":\"command_ack\",\"command_id\":5}", "invalid_message", "'command_id'");
-    s_rejects ("{\"type\":\"command_ack\",\"command_id\":\"\"}", "invalid_message",
-               "'command_id'");
+    s_rejects ("{\"type\":\"command_ack\",\"command_id\":\"\"}", "invalid_message", "'command_id'");
     char text[512];
     char *id = s_repeat ('c', 128);
     snprintf (text, sizeof text, "{\"type\":\"command_ack\",\"command_id\":\"%s\"}", id);
@@ -949,8 +952,8 @@ test_command_result_rules (void **state)
                "invalid_message", "field 'error' must be a string");
 
     //  A null result is a result, not an absent one.
-    json_t *tree = s_tree (
-        "{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":\"completed\",\"result\":null}");
+    json_t *tree = s_tree ("{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":"
+                           "\"completed\",\"result\":null}");
     vw_wire_msg_t msgs[2];
     s_round_trip (tree, VW_WIRE_COMMAND_RESULT, msgs);
     for (int i = 0; i < 2; i++) {
@@ -983,8 +986,7 @@ test_backend_message_rules (void **state)
     s_accepts ("{\"type\":\"error\",\"code\":\"x\"}", VW_WIRE_ERROR);
     s_rejects ("{\"type\":\"error\"}", "invalid_message", "'code'");
     s_rejects ("{\"type\":\"error\",\"code\":\"bad code\"}", "invalid_message", "'code'");
-    s_rejects ("{\"type\":\"error\",\"code\":\"x\",\"message\":1}", "invalid_message",
-               "'message'");
+    s_rejects ("{\"type\":\"error\",\"code\":\"x\",\"message\":1}", "invalid_message", "'message'");
 
 #define CMD_HEAD "{\"type\":\"command\",\"command_id\":\"c\",\"command_type\":\"ping\","
     s_accepts (CMD_HEAD "\"payload\":{},\"timeout_ms\":1,\"attempt\":1}", VW_WIRE_COMMAND);
@@ -1034,16 +1036,16 @@ test_malformed_json (void **state)
     JSON_BAD ("");
     JSON_BAD (" ");
     JSON_BAD ("{'type':'heartbeat'}");
-    JSON_BAD ("{\"type\":\"heartbeat\",\"type\":\"heartbeat\"}");             //  duplicate
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xff\"}");                 //  bad UTF-8
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xc0\x80\"}");             //  overlong
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xed\xa0\x80\"}");         //  surrogate
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\\ud800\"}");              //  lone surrogate
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"a\\u0000b\"}");            //  NUL escape
-    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"a\0b\"}");                 //  raw NUL
-    JSON_BAD ("{\"type\":\"hello\",\"\xff\":1}");                            //  bad key
-    JSON_BAD ("{\"type\":\"telemetry\",\"seq\":99999999999999999999}");      //  int overflow
-    JSON_BAD ("{\"type\":\"heartbeat\"}\0");                                 //  trailing NUL
+    JSON_BAD ("{\"type\":\"heartbeat\",\"type\":\"heartbeat\"}");        //  duplicate
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xff\"}");             //  bad UTF-8
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xc0\x80\"}");         //  overlong
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\xed\xa0\x80\"}");     //  surrogate
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"\\ud800\"}");          //  lone surrogate
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"a\\u0000b\"}");        //  NUL escape
+    JSON_BAD ("{\"type\":\"hello\",\"agent_id\":\"a\0b\"}");             //  raw NUL
+    JSON_BAD ("{\"type\":\"hello\",\"\xff\":1}");                        //  bad key
+    JSON_BAD ("{\"type\":\"telemetry\",\"seq\":99999999999999999999}");  //  int overflow
+    JSON_BAD ("{\"type\":\"heartbeat\"}\0");                             //  trailing NUL
     s_expect_bytes (VW_WIRE_JSON, NULL, 0, "malformed", NULL);
     s_expect_bytes (VW_WIRE_JSON, NULL, 10, "malformed", NULL);
 
@@ -1066,32 +1068,34 @@ test_malformed_json (void **state)
 static void
 test_malformed_msgpack (void **state)
 {
-    MP_BAD ("\x81\xa4type\xa9heartbeat\xc0");     //  trailing nil
-    MP_BAD ("\x81\xa4type\xa9heartbeat\x00\x00");  //  trailing zeros
-    MP_BAD ("\x91\xa1x");                          //  array
-    MP_BAD ("\x01");                               //  int
-    MP_BAD ("\xa2hi");                             //  str
-    MP_BAD ("\xc0");                               //  nil
-    MP_BAD ("\x81\x01\x02");                       //  int key
-    MP_BAD ("\x81\xc0\x02");                       //  nil key
-    MP_BAD ("\x81\x91\xa1x\x02");                  //  array key
-    MP_BAD ("\x81\xa4type\xc4\x01x");              //  bin value
-    MP_BAD ("\x81\xa4type\xd4\x01\x00");           //  fixext value
-    MP_BAD ("\x81\xa4type\xc7\x01\x05x");          //  ext8 value
+    MP_BAD ("\x81\xa4type\xa9heartbeat\xc0");         //  trailing nil
+    MP_BAD ("\x81\xa4type\xa9heartbeat\x00\x00");     //  trailing zeros
+    MP_BAD ("\x91\xa1x");                             //  array
+    MP_BAD ("\x01");                                  //  int
+    MP_BAD ("\xa2hi");                                //  str
+    MP_BAD ("\xc0");                                  //  nil
+    MP_BAD ("\x81\x01\x02");                          //  int key
+    MP_BAD ("\x81\xc0\x02");                          //  nil key
+    MP_BAD ("\x81\x91\xa1x\x02");                     //  array key
+    MP_BAD ("\x81\xa4type\xc4\x01x");                 //  bin value
+    MP_BAD ("\x81\xa4type\xd4\x01\x00");              //  fixext value
+    MP_BAD ("\x81\xa4type\xc7\x01\x05x");             //  ext8 value
     MP_BAD ("\x81\xa4type\xd6\xff\x00\x00\x00\x00");  //  timestamp ext
-    MP_BAD ("\x81\xa1t\xc1");                      //  reserved byte
+    MP_BAD ("\x81\xa1t\xc1");                         //  reserved byte
     MP_BAD ("\xc1");
-    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff");   //  array32 of 4 billion
+    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff");  //  array32 of 4 billion
     MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff\xc0\xc0\xc0\xc0");
     MP_BAD ("\xdf\xff\xff\xff\xff\xa4type\xa9heartbeat");  //  map32 of 4 billion
-    MP_BAD ("\x81\xa4type\xdb\xff\xff\xff\xff" "abc");    //  str32 of 4 GB
+    MP_BAD ("\x81\xa4type\xdb\xff\xff\xff\xff"
+            "abc");                                             //  str32 of 4 GB
     MP_BAD ("\x82\xa4type\xa9heartbeat\xa4type\xa9heartbeat");  //  duplicate key
-    MP_BAD ("\x81\xa4type\xa1\xff");               //  bad UTF-8 value
-    MP_BAD ("\x81\xa4type\xa2\xc0\x80");           //  overlong
-    MP_BAD ("\x81\xa4type\xa3\xed\xa0\x80");       //  surrogate
-    MP_BAD ("\x81\xa2\xff\xfe\x01");               //  bad UTF-8 key
-    MP_BAD ("\x81\xa4type\xa3" "a\0b");             //  NUL in value
-    MP_BAD ("\x81\xa3t\0e\x01");                    //  NUL in key
+    MP_BAD ("\x81\xa4type\xa1\xff");                            //  bad UTF-8 value
+    MP_BAD ("\x81\xa4type\xa2\xc0\x80");                        //  overlong
+    MP_BAD ("\x81\xa4type\xa3\xed\xa0\x80");                    //  surrogate
+    MP_BAD ("\x81\xa2\xff\xfe\x01");                            //  bad UTF-8 key
+    MP_BAD ("\x81\xa4type\xa3"
+            "a\0b");                                           //  NUL in value
+    MP_BAD ("\x81\xa3t\0e\x01");                               //  NUL in key
     MP_BAD ("\x81\xa1n\xcf\x80\x00\x00\x00\x00\x00\x00\x00");  //  uint64 > INT64_MAX
     MP_BAD ("\x81\xa1n\xcf\xff\xff\xff\xff\xff\xff\xff\xff");
     s_expect_bytes (VW_WIRE_MSGPACK, "", 0, "malformed", NULL);
@@ -1359,7 +1363,7 @@ s_mutate (uint8_t *data, size_t size, size_t cap)
             case 3:  //  overwrite with an interesting byte
                 if (size) {
                     static const uint8_t bytes[] = {0x00, 0xff, 0xc1, 0xdd, 0xdf, 0xc4,
-                                                    0xd4, 0x7f, 0x80, '"', '{', '\\'};
+                                                    0xd4, 0x7f, 0x80, '"',  '{',  '\\'};
                     data[s_below (size)] = bytes[s_below (sizeof bytes)];
                 }
                 break;
@@ -1435,7 +1439,10 @@ typedef struct {
     size_t size;
 } mpack_case_t;
 
-#define MPC(name, lit) {name, lit, sizeof (lit) - 1}
+#define MPC(name, lit)                                                                             \
+    {                                                                                              \
+        name, lit, sizeof (lit) - 1                                                                \
+    }
 
 static void
 test_mpack_check_families (void **state)
@@ -1456,7 +1463,10 @@ test_mpack_check_families (void **state)
     memcpy (map32, "\xdf\x00\x00\x00\x03\x01\x02\x03\x04\x05\x06", 11);
     memcpy (ext16, "\xc8\x01\x2c\x05", 4);
     memset (ext16 + 4, 7, 300);
-    memcpy (ext32, "\xc9\x00\x00\x00\x05\x05" "abcde", 11);
+    memcpy (ext32,
+            "\xc9\x00\x00\x00\x05\x05"
+            "abcde",
+            11);
 
     const mpack_case_t cases[] = {
         MPC ("nil", "\xc0"),
@@ -1475,8 +1485,10 @@ test_mpack_check_families (void **state)
         MPC ("float32", "\xca\x3f\xc0\x00\x00"),
         MPC ("float64", "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"),
         MPC ("fixstr empty", "\xa0"),
-        MPC ("fixstr", "\xa3" "abc"),
-        MPC ("str8", "\xd9\x03" "abc"),
+        MPC ("fixstr", "\xa3"
+                       "abc"),
+        MPC ("str8", "\xd9\x03"
+                     "abc"),
         {"str16", str16, sizeof str16},
         {"str32", str32, sizeof str32},
         MPC ("bin8", "\xc4\x02\x00\x01"),
@@ -1496,7 +1508,9 @@ test_mpack_check_families (void **state)
         {"array16", arr16, sizeof arr16},
         {"array32", arr32, sizeof arr32},
         MPC ("fixmap empty", "\x80"),
-        MPC ("fixmap", "\x82\xa1" "a\x01\xa1" "b\x92\x02\x03"),
+        MPC ("fixmap", "\x82\xa1"
+                       "a\x01\xa1"
+                       "b\x92\x02\x03"),
         {"map16", map16, sizeof map16},
         {"map32", map32, sizeof map32},
     };
@@ -1535,15 +1549,19 @@ test_mpack_check_refusals (void **state)
     //  Counts larger than the bytes left.
     assert_int_equal (vw_mpack_check ((const uint8_t *) "\xdd\xff\xff\xff\xff\xc0", 6, 4, &used),
                       -1);
-    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xdf\x80\x00\x00\x00\xc0\xc0", 7, 4,
-                                      &used),
+    assert_int_equal (
+        vw_mpack_check ((const uint8_t *) "\xdf\x80\x00\x00\x00\xc0\xc0", 7, 4, &used), -1);
+    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xdb\xff\xff\xff\xff"
+                                                        "ab",
+                                      7, 4, &used),
                       -1);
-    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xdb\xff\xff\xff\xff" "ab", 7, 4, &used),
+    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xc6\xff\xff\xff\xff"
+                                                        "ab",
+                                      7, 4, &used),
                       -1);
-    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xc6\xff\xff\xff\xff" "ab", 7, 4, &used),
-                      -1);
-    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xc9\xff\xff\xff\xff\x01" "ab", 8, 4,
-                                      &used),
+    assert_int_equal (vw_mpack_check ((const uint8_t *) "\xc9\xff\xff\xff\xff\x01"
+                                                        "ab",
+                                      8, 4, &used),
                       -1);
     //  Bad arguments.
     assert_int_equal (vw_mpack_check (NULL, 0, 4, &used), -1);
@@ -1568,8 +1586,7 @@ test_mpack_check_refusals (void **state)
     assert_int_equal (vw_mpack_check (deep, VW_MPACK_MAX_DEPTH + 1, VW_MPACK_MAX_DEPTH, &used), 0);
     memset (deep, 0x91, VW_MPACK_MAX_DEPTH + 1);
     deep[VW_MPACK_MAX_DEPTH + 1] = 0xc0;
-    assert_int_equal (
-        vw_mpack_check (deep, VW_MPACK_MAX_DEPTH + 2, VW_MPACK_MAX_DEPTH, &used), -1);
+    assert_int_equal (vw_mpack_check (deep, VW_MPACK_MAX_DEPTH + 2, VW_MPACK_MAX_DEPTH, &used), -1);
 }
 
 int
