@@ -18,6 +18,7 @@
 #include "vw_probe.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -103,9 +104,10 @@ s_check_actor_list (const char *list)
             if (strlen (vw_actor_names[i]) == len && strncmp (p, vw_actor_names[i], len) == 0)
                 known = true;
         if (!known) {
-            fprintf (stderr, "viworks-backend: invalid value '%s' for --actors (unknown actor "
-                             "'%.*s'; known: store, registry, scheduler, executor, telemetry, "
-                             "admin, edge)\n",
+            fprintf (stderr,
+                     "viworks-backend: invalid value '%s' for --actors (unknown actor "
+                     "'%.*s'; known: store, registry, scheduler, executor, telemetry, "
+                     "admin, edge)\n",
                      list, (int) len, p);
             return -1;
         }
@@ -130,6 +132,11 @@ main (int argc, char **argv)
     }
     vw_log_set_level ((vw_log_level_t) vw_log_level_parse (config->log_level));
     vw_log_set_format (strcmp (config->log_format, "text") == 0 ? VW_LOG_TEXT : VW_LOG_JSON);
+    if (sodium_init () < 0) {
+        vw_error ("main", "libsodium cannot initialise");
+        vw_config_destroy (&config);
+        return VW_EXIT_FAILURE;
+    }
 
     //  Signals: blocked everywhere (threads inherit the mask), read here.
     zsys_handler_set (NULL);
@@ -150,16 +157,17 @@ main (int argc, char **argv)
     int nrunning = 0;
 
     if (config->broker_bind && !vw_endpoint_is_loopback (config->broker_bind)) {
-        vw_error ("main", "broker endpoint %s is not loopback and CURVE is not configured; "
-                          "refusing to expose the broker",
+        vw_error ("main",
+                  "broker endpoint %s is not loopback and CURVE is not configured; "
+                  "refusing to expose the broker",
                   config->broker_bind);
         exit_code = VW_EXIT_USAGE;
         goto shutdown;
     }
     if (!config->broker_connect) {
-        vw_broker_args_t bargs
-            = {VW_BROKER_INPROC, config->broker_bind,
-               s_wanted (config->actors, "admin") ? config->events_endpoint : NULL};
+        vw_broker_args_t bargs = {VW_BROKER_INPROC, config->broker_bind,
+                                  s_wanted (config->actors, "admin") ? config->events_endpoint
+                                                                     : NULL};
         broker = zactor_new (vw_broker_actor, &bargs);
         char *reason = NULL;
         exit_code = vw_lifecycle_await (broker, S_START_TIMEOUT_MS, &reason);
@@ -181,7 +189,7 @@ main (int argc, char **argv)
         {&vw_executor_class, endpoint, config},
         {&vw_telemetry_class, endpoint, config},
         {&vw_admin_class, endpoint, config},
-        {NULL, endpoint, &edge_args},   //  the edge runs its own loop
+        {NULL, endpoint, &edge_args},  //  the edge runs its own loop
     };
     for (int i = 0; i < VW_ACTOR_COUNT; i++) {
         const char *name = vw_actor_names[i];
@@ -189,7 +197,7 @@ main (int argc, char **argv)
             continue;
         zactor_t *actor = args[i].cls ? zactor_new (vw_actor_task, &args[i])
                                       : zactor_new (vw_edge_actor, &edge_args);
-        running[nrunning++] = (s_running_t) {name, actor, false};
+        running[nrunning++] = (s_running_t){name, actor, false};
         char *reason = NULL;
         exit_code = vw_lifecycle_await (actor, S_START_TIMEOUT_MS, &reason);
         if (exit_code) {
@@ -206,12 +214,12 @@ main (int argc, char **argv)
         zmq_pollitem_t items[1 + VW_ACTOR_COUNT];
         int map[1 + VW_ACTOR_COUNT];
         int n = 0;
-        items[n++] = (zmq_pollitem_t) {NULL, sigfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, sigfd, ZMQ_POLLIN, 0};
         for (int i = 0; i < nrunning; i++)
             if (!running[i].exited) {
                 map[n] = i;
-                items[n++] = (zmq_pollitem_t) {zsock_resolve (zactor_sock (running[i].actor)),
-                                               0, ZMQ_POLLIN, 0};
+                items[n++] = (zmq_pollitem_t){zsock_resolve (zactor_sock (running[i].actor)), 0,
+                                              ZMQ_POLLIN, 0};
             }
         if (zmq_poll (items, n, -1) == -1) {
             if (zmq_errno () == EINTR)

@@ -34,7 +34,8 @@ bool vw_log_enabled (vw_log_level_t level);
 //  Log one event from `component` (an actor or module name).
 void vw_log (vw_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-void vw_logv (vw_log_level_t level, const char *component, const char *fmt, va_list args);
+void vw_logv (vw_log_level_t level, const char *component, const char *fmt, va_list args)
+    __attribute__ ((format (printf, 3, 0)));
 
 #define vw_trace(c, ...) vw_log (VW_LOG_TRACE, (c), __VA_ARGS__)
 #define vw_debug(c, ...) vw_log (VW_LOG_DEBUG, (c), __VA_ARGS__)

@@ -7,8 +7,9 @@ VW_RUNTIME_PKGS=(build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libwebsockets-dev libsqlite3-dev libmsgpack-dev
   libsodium-dev libcmocka-dev libjansson-dev)
 # Test tools: curl for raw upgrades, clang + libclang-rt for libFuzzer and
-# LeakSanitizer, sqlite3 to edit a database under test.
-VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3)
+# LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
+# independent JWT implementation.
+VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"

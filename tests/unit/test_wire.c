@@ -560,6 +560,41 @@ test_serialize_encodings (void **state)
     assert_int_equal (vw_wire_serialize (VW_WIRE_MSGPACK, NULL, &data, &size), -1);
 }
 
+//  A caller's tree too deep (or cyclic) to serialise, an unknown format and
+//  resetting NULL all fail softly.
+static void
+test_serialize_limits (void **state)
+{
+    json_t *deep = json_array ();
+    json_t *inner = deep;
+    for (int i = 0; i < 5000; i++) {
+        json_t *next = json_array ();
+        json_array_append_new (inner, next);
+        inner = next;
+    }
+    uint8_t *data;
+    size_t size;
+    assert_int_equal (vw_wire_serialize (VW_WIRE_MSGPACK, deep, &data, &size), -1);
+    assert_null (data);
+    assert_int_equal (size, 0);
+    json_decref (deep);
+
+    json_t *cycle = json_array ();
+    json_t *middle = json_array ();
+    json_array_append (cycle, middle);
+    json_array_append (middle, cycle);
+    assert_int_equal (vw_wire_serialize (VW_WIRE_MSGPACK, cycle, &data, &size), -1);
+    assert_int_equal (vw_wire_serialize (VW_WIRE_JSON, cycle, &data, &size), -1);
+    json_array_clear (middle);  //  break the cycle so both can be freed
+    json_decref (middle);
+    json_decref (cycle);
+
+    json_t *tree = s_tree ("{}");
+    assert_int_equal (vw_wire_serialize ((vw_wire_format_t) 9, tree, &data, &size), -1);
+    json_decref (tree);
+    vw_wire_msg_reset (NULL);
+}
+
 static void
 test_type_names (void **state)
 {
@@ -1020,7 +1055,8 @@ test_backend_message_rules (void **state)
 //  Malformed input
 
 #define JSON_BAD(text) s_expect_bytes (VW_WIRE_JSON, text, sizeof (text) - 1, "malformed", NULL)
-#define MP_BAD(bytes)  s_expect_bytes (VW_WIRE_MSGPACK, bytes, sizeof (bytes) - 1, "malformed", NULL)
+#define MP_BAD(bytes, why)                                                                         \
+    s_expect_bytes (VW_WIRE_MSGPACK, bytes, sizeof (bytes) - 1, "malformed", why)
 
 static void
 test_malformed_json (void **state)
@@ -1068,36 +1104,36 @@ test_malformed_json (void **state)
 static void
 test_malformed_msgpack (void **state)
 {
-    MP_BAD ("\x81\xa4type\xa9heartbeat\xc0");         //  trailing nil
-    MP_BAD ("\x81\xa4type\xa9heartbeat\x00\x00");     //  trailing zeros
-    MP_BAD ("\x91\xa1x");                             //  array
-    MP_BAD ("\x01");                                  //  int
-    MP_BAD ("\xa2hi");                                //  str
-    MP_BAD ("\xc0");                                  //  nil
-    MP_BAD ("\x81\x01\x02");                          //  int key
-    MP_BAD ("\x81\xc0\x02");                          //  nil key
-    MP_BAD ("\x81\x91\xa1x\x02");                     //  array key
-    MP_BAD ("\x81\xa4type\xc4\x01x");                 //  bin value
-    MP_BAD ("\x81\xa4type\xd4\x01\x00");              //  fixext value
-    MP_BAD ("\x81\xa4type\xc7\x01\x05x");             //  ext8 value
-    MP_BAD ("\x81\xa4type\xd6\xff\x00\x00\x00\x00");  //  timestamp ext
-    MP_BAD ("\x81\xa1t\xc1");                         //  reserved byte
-    MP_BAD ("\xc1");
-    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff");  //  array32 of 4 billion
-    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff\xc0\xc0\xc0\xc0");
-    MP_BAD ("\xdf\xff\xff\xff\xff\xa4type\xa9heartbeat");  //  map32 of 4 billion
-    MP_BAD ("\x81\xa4type\xdb\xff\xff\xff\xff"
-            "abc");                                             //  str32 of 4 GB
-    MP_BAD ("\x82\xa4type\xa9heartbeat\xa4type\xa9heartbeat");  //  duplicate key
-    MP_BAD ("\x81\xa4type\xa1\xff");                            //  bad UTF-8 value
-    MP_BAD ("\x81\xa4type\xa2\xc0\x80");                        //  overlong
-    MP_BAD ("\x81\xa4type\xa3\xed\xa0\x80");                    //  surrogate
-    MP_BAD ("\x81\xa2\xff\xfe\x01");                            //  bad UTF-8 key
-    MP_BAD ("\x81\xa4type\xa3"
-            "a\0b");                                           //  NUL in value
-    MP_BAD ("\x81\xa3t\0e\x01");                               //  NUL in key
-    MP_BAD ("\x81\xa1n\xcf\x80\x00\x00\x00\x00\x00\x00\x00");  //  uint64 > INT64_MAX
-    MP_BAD ("\x81\xa1n\xcf\xff\xff\xff\xff\xff\xff\xff\xff");
+    MP_BAD ("\x81\xa4type\xa9heartbeat\xc0", "trailing");      //  trailing nil
+    MP_BAD ("\x81\xa4type\xa9heartbeat\x00\x00", "trailing");  //  trailing zeros
+    MP_BAD ("\x91\xa1x", "must be a msgpack map");             //  array
+    MP_BAD ("\x01", "must be a msgpack map");                  //  int
+    MP_BAD ("\xa2hi", "must be a msgpack map");                //  str
+    MP_BAD ("\xc0", "must be a msgpack map");                  //  nil
+    MP_BAD ("\x81\x01\x02", "key is not a string");            //  int key
+    MP_BAD ("\x81\xc0\x02", "key is not a string");            //  nil key
+    MP_BAD ("\x81\x91\xa1x\x02", "key is not a string");       //  array key
+    MP_BAD ("\x81\xa4type\xc4\x01x", "bin");                   //  bin value
+    MP_BAD ("\x81\xa4type\xd4\x01\x00", "ext");                //  fixext value
+    MP_BAD ("\x81\xa4type\xc7\x01\x05x", "ext");               //  ext8 value
+    MP_BAD ("\x81\xa4type\xd6\xff\x00\x00\x00\x00", "ext");    //  timestamp ext
+    MP_BAD ("\x81\xa1t\xc1", "invalid msgpack");               //  reserved byte
+    MP_BAD ("\xc1", "invalid msgpack");
+    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff", "invalid msgpack");  //  array32 of 4 billion
+    MP_BAD ("\x81\xa4type\xdd\xff\xff\xff\xff\xc0\xc0\xc0\xc0", "invalid msgpack");
+    MP_BAD ("\xdf\xff\xff\xff\xff\xa4type\xa9heartbeat", "invalid msgpack");  //  map32 of 4 billion
+    MP_BAD ("\x81\xa4type\xdb\xff\xff\xff\xff\x61\x62\x63", "invalid msgpack");  //  str32 of 4 GB
+    MP_BAD ("\x82\xa4type\xa9heartbeat\xa4type\xa9heartbeat",
+            "duplicate key 'type'");                   //  duplicate key
+    MP_BAD ("\x81\xa4type\xa1\xff", "UTF-8");          //  bad UTF-8 value
+    MP_BAD ("\x81\xa4type\xa2\xc0\x80", "UTF-8");      //  overlong
+    MP_BAD ("\x81\xa4type\xa3\xed\xa0\x80", "UTF-8");  //  surrogate
+    MP_BAD ("\x81\xa2\xff\xfe\x01", "UTF-8");          //  bad UTF-8 key
+    MP_BAD ("\x81\xa4type\xa3\x61\x00\x62", "NUL");    //  NUL in value
+    MP_BAD ("\x81\xa3t\0e\x01", "NUL");                //  NUL in key
+    MP_BAD ("\x81\xa1n\xcf\x80\x00\x00\x00\x00\x00\x00\x00",
+            "out of range");  //  uint64 > INT64_MAX
+    MP_BAD ("\x81\xa1n\xcf\xff\xff\xff\xff\xff\xff\xff\xff", "out of range");
     s_expect_bytes (VW_WIRE_MSGPACK, "", 0, "malformed", NULL);
     s_expect_bytes (VW_WIRE_MSGPACK, NULL, 0, "malformed", NULL);
 
@@ -1608,6 +1644,7 @@ main (void)
         cmocka_unit_test (test_round_trip_telemetry_ack),
         cmocka_unit_test (test_builders_refuse_bad_arguments),
         cmocka_unit_test (test_serialize_encodings),
+        cmocka_unit_test (test_serialize_limits),
         cmocka_unit_test (test_type_names),
         cmocka_unit_test (test_valid_name),
         cmocka_unit_test (test_type_field),
