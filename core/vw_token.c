@@ -1,0 +1,41 @@
+/*  vw_token - see vw_token.h. */
+#include "vw_token.h"
+
+#include <sodium.h>
+#include <string.h>
+
+void
+vw_token_new (char out[VW_TOKEN_TEXT_LEN + 1], uint8_t hash[VW_TOKEN_HASH_BYTES])
+{
+    uint8_t raw[32];
+    randombytes_buf (raw, sizeof raw);
+    sodium_bin2base64 (out, VW_TOKEN_TEXT_LEN + 1, raw, sizeof raw,
+                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero (raw, sizeof raw);
+    vw_token_hash (out, hash);
+}
+
+void
+vw_token_hash (const char *token, uint8_t hash[VW_TOKEN_HASH_BYTES])
+{
+    crypto_generichash (hash, VW_TOKEN_HASH_BYTES, (const unsigned char *) token,
+                        token ? strlen (token) : 0, NULL, 0);
+}
+
+bool
+vw_token_verify (const char *token, const uint8_t hash[VW_TOKEN_HASH_BYTES])
+{
+    if (!token || !hash)
+        return false;
+    uint8_t digest[VW_TOKEN_HASH_BYTES];
+    vw_token_hash (token, digest);
+    return sodium_memcmp (digest, hash, VW_TOKEN_HASH_BYTES) == 0;
+}
+
+void
+vw_id_new (char out[VW_ID_TEXT_LEN + 1])
+{
+    uint8_t raw[16];
+    randombytes_buf (raw, sizeof raw);
+    sodium_bin2hex (out, VW_ID_TEXT_LEN + 1, raw, sizeof raw);
+}
