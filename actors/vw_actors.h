@@ -24,6 +24,9 @@ extern const vw_actor_class_t vw_scheduler_class;
 extern const vw_actor_class_t vw_executor_class;
 //  telemetry: ingest, analytics, alerts. args: const vw_config_t *.
 extern const vw_actor_class_t vw_telemetry_class;
+//  auth: password hashing, logins and the first start's admin user (Argon2id),
+//  off the hot paths. args: const vw_config_t *.
+extern const vw_actor_class_t vw_auth_class;
 //  admin: the ZeroMQ admin socket (JSON ops). args: const vw_config_t *.
 extern const vw_actor_class_t vw_admin_class;
 

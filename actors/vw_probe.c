@@ -6,13 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-const char *const vw_actor_names[VW_ACTOR_COUNT]
-    = {"store", "registry", "scheduler", "executor", "telemetry", "admin", "edge"};
+const char *const vw_actor_names[VW_ACTOR_COUNT] = {
+    "store", "registry", "scheduler", "executor", "telemetry", "auth", "admin", "edge"};
 
 typedef struct s_pending_t {
     struct vw_probe_t *owner;
     uint64_t id;
-    uint64_t rids[VW_ACTOR_COUNT];   //  rid of the ping sent to each actor
+    uint64_t rids[VW_ACTOR_COUNT];  //  rid of the ping sent to each actor
     int waiting;
     int64_t started_us;
     uint64_t timer;
@@ -85,7 +85,7 @@ s_on_deadline (void *arg, uint64_t timer)
 {
     s_pending_t *p = (s_pending_t *) arg;
     p->timer = 0;
-    s_finish (p->owner, p);   //  whoever has not answered stays down
+    s_finish (p->owner, p);  //  whoever has not answered stays down
 }
 
 uint64_t
@@ -143,7 +143,7 @@ vw_probe_handle (vw_probe_t *self, const vw_msg_t *msg)
             if (!msg->rid || p->rids[i] != msg->rid)
                 continue;
             vw_probe_entry_t *e = &p->result.actors[i];
-            p->rids[i] = 0;   //  count each actor once
+            p->rids[i] = 0;  //  count each actor once
             if (msg->id == VW_MSG_ID_pong) {
                 e->up = true;
                 e->healthy = msg->pong.healthy;

@@ -15,20 +15,20 @@
 #include "vw_actor.h"
 
 //  The backend's actors, in start-up order.
-#define VW_ACTOR_COUNT 7
+#define VW_ACTOR_COUNT 8
 extern const char *const vw_actor_names[VW_ACTOR_COUNT];
 
 typedef struct {
     const char *name;
-    bool up;             //  answered in time
-    bool healthy;        //  its own verdict (e.g. the store's database check)
+    bool up;       //  answered in time
+    bool healthy;  //  its own verdict (e.g. the store's database check)
     char detail[128];
     int64_t latency_us;  //  round trip, when up
 } vw_probe_entry_t;
 
 typedef struct {
     vw_probe_entry_t actors[VW_ACTOR_COUNT];
-    bool all_up;         //  every actor up and healthy
+    bool all_up;  //  every actor up and healthy
 } vw_probe_result_t;
 
 typedef void (vw_probe_done_fn) (void *arg, const vw_probe_result_t *result);

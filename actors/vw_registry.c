@@ -1,33 +1,668 @@
-/*  vw_registry - the registry actor.
+/*  vw_registry - the registry actor: which agents exist, which are
+    connected, in what status (SPEC §3, §4).
 
-    Knows which agents exist, which are connected and in what status (SPEC §4). The agent handshake, heartbeat deadlines and the stale sweep arrive with the agents issue; for now it runs, joins the broker and answers liveness pings.
+    It checks every hello (token digest, revocation, the optional Ed25519
+    challenge), hands out sessions, replaces an older session of the same
+    agent (4409), follows each session's frames through the status model of
+    vw_agent_state with one timer per agent (no scans), and closes sessions
+    that fall silent for three heartbeat intervals. Every status change is
+    persisted through the store and published as an event.
+
+    Memory holds the agents seen since start (credentials cached from the
+    store on first hello) and drops an agent once it has been offline for
+    registry.stale_after; the database keeps everything.
 */
 #include "vw_actors.h"
+#include "vw_agent_state.h"
+#include "vw_clock.h"
 #include "vw_log.h"
+#include "vw_pending.h"
+#include "vw_token.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <string.h>
+
+#define S_STORE_TIMEOUT_MS 5000
+#define S_NONCE_BYTES      32
+
+typedef struct s_agent_t s_agent_t;
+
+//  A hello waiting for credentials from the store or for a challenge answer.
+typedef struct {
+    int64_t conn;
+    char *agent_id, *token, *version, *hostname, *capabilities, *labels, *peer;
+    uint8_t nonce[S_NONCE_BYTES];
+    bool challenged;
+} s_hello_t;
+
+struct s_agent_t {
+    void *owner;  //  the registry's self_t, for timer callbacks
+    char *agent_id;
+    bool loaded;  //  credentials came from the store
+    bool revoked;
+    uint8_t token_hash[32];
+    bool has_token_hash;
+    uint8_t public_key[32];
+    bool has_public_key;
+    vw_agent_state_t model;
+    vw_agent_status_t status;  //  last persisted and published
+    char session_id[VW_ID_TEXT_LEN + 1];
+    int64_t conn;          //  edge connection of the session, 0 if none
+    uint64_t timer;        //  next status deadline
+    uint64_t stale_timer;  //  drop from memory after stale_after offline
+};
 
 typedef struct {
     const vw_config_t *config;
+    vw_actor_t *actor;
+    vw_pending_t *pending;
+    zhashx_t *agents;  //  agent_id -> s_agent_t
+    zhashx_t *hellos;  //  conn (int64_t *) -> s_hello_t
+    uint64_t connects, disconnects, rejects;
 } self_t;
+
+//  --------------------------------------------------------------------------
+//  Small helpers
+
+static size_t
+s_hash_int (const void *key)
+{
+    return (size_t) ((uint64_t) * (const int64_t *) key * 0x9e3779b97f4a7c15ULL >> 16);
+}
+
+static int
+s_compare_int (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+s_hello_destroy (s_hello_t **hello_p)
+{
+    s_hello_t *h = *hello_p;
+    if (!h)
+        return;
+    if (h->token) {
+        sodium_memzero (h->token, strlen (h->token));
+        free (h->token);
+    }
+    free (h->agent_id);
+    free (h->version);
+    free (h->hostname);
+    free (h->capabilities);
+    free (h->labels);
+    free (h->peer);
+    free (h);
+    *hello_p = NULL;
+}
+
+static void
+s_hello_free (void **item)
+{
+    s_hello_destroy ((s_hello_t **) item);
+}
+
+static void
+s_agent_free (void **item)
+{
+    s_agent_t *agent = (s_agent_t *) *item;
+    if (agent) {
+        free (agent->agent_id);
+        free (agent);
+    }
+    *item = NULL;
+}
+
+static void
+s_send (self_t *self, const char *to, vw_msg_t **msg_p)
+{
+    if (vw_actor_send (self->actor, to, msg_p))
+        vw_msg_destroy (msg_p);
+}
+
+static void
+s_publish (self_t *self, const char *topic, json_t *event)
+{
+    json_object_set_new (event, "ts", json_integer (vw_clock_wall_ms ()));
+    char *text = json_dumps (event, JSON_COMPACT);
+    json_decref (event);
+    if (text)
+        vw_actor_publish (self->actor, topic, text);
+    free (text);
+}
+
+static void
+s_kick (self_t *self, int64_t conn, const char *session_id, int code, const char *reason)
+{
+    vw_msg_t *kick = vw_msg_new (VW_MSG_ID_session_kick);
+    kick->session_kick.conn = conn;
+    vw_msg_set_str (&kick->session_kick.session_id, session_id);
+    kick->session_kick.close_code = code;
+    vw_msg_set_str (&kick->session_kick.reason, reason);
+    s_send (self, "edge", &kick);
+}
+
+static void
+s_reject (self_t *self, s_hello_t *hello, int close_code, const char *code, const char *message)
+{
+    self->rejects++;
+    vw_info ("registry", "hello from '%s' at %s refused: %s", hello->agent_id,
+             hello->peer ? hello->peer : "?", message);
+    vw_msg_t *reject = vw_msg_new (VW_MSG_ID_session_reject);
+    reject->session_reject.conn = hello->conn;
+    reject->session_reject.close_code = close_code;
+    vw_msg_set_str (&reject->session_reject.code, code);
+    vw_msg_set_str (&reject->session_reject.message, message);
+    s_send (self, "edge", &reject);
+}
+
+//  --------------------------------------------------------------------------
+//  Status
+
+static void s_on_deadline (void *arg, uint64_t id);
+
+static void
+s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *hello)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_state);
+    vw_agent_state_msg_t *s = &msg->agent_state;
+    vw_msg_set_str (&s->agent_id, agent->agent_id);
+    vw_msg_set_str (&s->event, event);
+    vw_msg_set_str (&s->status, vw_agent_status_name (agent->status));
+    s->last_seen = vw_clock_wall_ms ();
+    if (agent->conn)
+        vw_msg_set_str (&s->session_id, agent->session_id);
+    if (hello) {
+        s->connected_at = s->last_seen;
+        vw_msg_set_str (&s->hostname, hello->hostname);
+        vw_msg_set_str (&s->version, hello->version);
+        vw_msg_set_str (&s->labels, hello->labels);
+        vw_msg_set_str (&s->capabilities, hello->capabilities);
+    }
+    s_send (self, "store", &msg);
+}
+
+//  Re-evaluates the status; persists and publishes a change; re-arms the
+//  agent's deadline timer.
+static void
+s_evaluate (self_t *self, s_agent_t *agent)
+{
+    int64_t now = vw_clock_mono_ms ();
+    int64_t next = -1;
+    vw_agent_status_t status = vw_agent_state_eval (&agent->model, now, &next);
+    if (status != agent->status && agent->conn) {
+        vw_agent_status_t previous = agent->status;
+        agent->status = status;
+        s_persist (self, agent, "status", NULL);
+        s_publish (self, "agent.status",
+                   json_pack ("{s:s, s:s, s:s}", "agent_id", agent->agent_id, "status",
+                              vw_agent_status_name (status), "previous",
+                              vw_agent_status_name (previous)));
+    }
+    if (agent->timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), agent->timer);
+    agent->timer =
+        next >= 0 ? vw_timers_add_at (vw_actor_timers (self->actor), next, s_on_deadline, agent)
+                  : 0;
+}
+
+static void s_go_offline (self_t *self, s_agent_t *agent, const char *reason);
+
+static void
+s_on_deadline (void *arg, uint64_t id)
+{
+    s_agent_t *agent = (s_agent_t *) arg;
+    self_t *self = (self_t *) agent->owner;
+    agent->timer = 0;
+    if (vw_agent_state_timed_out (&agent->model, vw_clock_mono_ms ())) {
+        vw_info ("registry", "agent '%s' silent for 3 heartbeat intervals: closing its session",
+                 agent->agent_id);
+        s_kick (self, agent->conn, agent->session_id, 4408, "heartbeat timeout");
+        s_go_offline (self, agent, "heartbeat_timeout");
+    }
+    else
+        s_evaluate (self, agent);
+}
+
+static void
+s_on_stale (void *arg, uint64_t id)
+{
+    s_agent_t *agent = (s_agent_t *) arg;
+    self_t *self = (self_t *) agent->owner;
+    agent->stale_timer = 0;
+    if (agent->conn)
+        return;
+    vw_debug ("registry", "agent '%s' offline for longer than stale_after: dropped from memory",
+              agent->agent_id);
+    zhashx_delete (self->agents, agent->agent_id);
+}
+
+static void
+s_go_offline (self_t *self, s_agent_t *agent, const char *reason)
+{
+    if (!agent->conn)
+        return;
+    vw_agent_state_disconnect (&agent->model);
+    agent->status = VW_AGENT_OFFLINE;
+    agent->conn = 0;
+    self->disconnects++;
+    s_persist (self, agent, "disconnect", NULL);
+    s_publish (self, "agent.offline",
+               json_pack ("{s:s, s:s, s:s}", "agent_id", agent->agent_id, "session_id",
+                          agent->session_id, "reason", reason));
+    agent->session_id[0] = 0;
+    if (agent->timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), agent->timer);
+    agent->timer = 0;
+    if (agent->stale_timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), agent->stale_timer);
+    agent->stale_timer = vw_timers_add (vw_actor_timers (self->actor), self->config->stale_after_ms,
+                                        s_on_stale, agent);
+}
+
+//  --------------------------------------------------------------------------
+//  Hello -> (credentials) -> (challenge) -> welcome
+
+static s_agent_t *
+s_agent_get (self_t *self, const char *agent_id, bool create)
+{
+    s_agent_t *agent = (s_agent_t *) zhashx_lookup (self->agents, agent_id);
+    if (!agent && create) {
+        agent = (s_agent_t *) zmalloc (sizeof (s_agent_t));
+        agent->owner = self;
+        agent->agent_id = strdup (agent_id);
+        zhashx_insert (self->agents, agent_id, agent);
+    }
+    return agent;
+}
+
+static void
+s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
+{
+    if (agent->conn) {
+        //  A newer connection replaces the session (SPEC §3).
+        vw_info ("registry", "agent '%s' reconnected: replacing session %s", agent->agent_id,
+                 agent->session_id);
+        s_kick (self, agent->conn, agent->session_id, 4409, "replaced by a newer connection");
+        s_go_offline (self, agent, "replaced");
+    }
+    if (agent->stale_timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), agent->stale_timer);
+    agent->stale_timer = 0;
+    vw_id_new (agent->session_id);
+    agent->conn = hello->conn;
+    vw_agent_state_connect (&agent->model, vw_clock_mono_ms (),
+                            self->config->heartbeat_interval_ms);
+    agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);
+    self->connects++;
+    s_persist (self, agent, "connect", hello);
+
+    vw_msg_t *welcome = vw_msg_new (VW_MSG_ID_session_welcome);
+    welcome->session_welcome.conn = hello->conn;
+    vw_msg_set_str (&welcome->session_welcome.agent_id, agent->agent_id);
+    vw_msg_set_str (&welcome->session_welcome.session_id, agent->session_id);
+    welcome->session_welcome.heartbeat_interval_ms = self->config->heartbeat_interval_ms;
+    s_send (self, "edge", &welcome);
+    vw_info ("registry", "agent '%s' online from %s (session %s)", agent->agent_id,
+             hello->peer ? hello->peer : "?", agent->session_id);
+    s_publish (self, "agent.online",
+               json_pack ("{s:s, s:s, s:s}", "agent_id", agent->agent_id, "session_id",
+                          agent->session_id, "status", vw_agent_status_name (agent->status)));
+    s_evaluate (self, agent);
+}
+
+//  Checks a hello against cached credentials; answers, challenges or rejects.
+//  Consumes the hello unless it waits for a challenge answer.
+static void
+s_check (self_t *self, s_agent_t *agent, int64_t conn)
+{
+    s_hello_t *hello = (s_hello_t *) zhashx_lookup (self->hellos, &conn);
+    if (!hello)
+        return;  //  the connection went away meanwhile
+    if (!agent || !agent->loaded || agent->revoked) {
+        s_reject (self, hello, 4401, "unauthorized", "unknown or revoked agent");
+        zhashx_delete (self->hellos, &conn);
+        return;
+    }
+    if (agent->has_token_hash && !vw_token_verify (hello->token, agent->token_hash)) {
+        s_reject (self, hello, 4401, "unauthorized", "bad token");
+        zhashx_delete (self->hellos, &conn);
+        return;
+    }
+    if (agent->has_public_key) {
+        randombytes_buf (hello->nonce, sizeof hello->nonce);
+        hello->challenged = true;
+        char nonce[sodium_base64_ENCODED_LEN (S_NONCE_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64 (nonce, sizeof nonce, hello->nonce, sizeof hello->nonce,
+                           sodium_base64_VARIANT_ORIGINAL);
+        vw_msg_t *challenge = vw_msg_new (VW_MSG_ID_session_challenge);
+        challenge->session_challenge.conn = conn;
+        vw_msg_set_str (&challenge->session_challenge.nonce, nonce);
+        s_send (self, "edge", &challenge);
+        return;
+    }
+    s_welcome (self, agent, hello);
+    zhashx_delete (self->hellos, &conn);
+}
+
+static void
+s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    int64_t conn = (int64_t) (intptr_t) ctx;
+    s_hello_t *hello = (s_hello_t *) zhashx_lookup (self->hellos, &conn);
+    if (!hello)
+        return;
+    if (!reply || reply->id != VW_MSG_ID_agent_record) {
+        s_reject (self, hello, 1013, "unavailable", "credentials cannot be checked right now");
+        zhashx_delete (self->hellos, &conn);
+        return;
+    }
+    const vw_agent_record_msg_t *record = &reply->agent_record;
+    s_agent_t *agent = NULL;
+    if (record->found) {
+        agent = s_agent_get (self, hello->agent_id, true);
+        agent->loaded = true;
+        agent->revoked = record->revoked;
+        agent->model.maintenance = record->maintenance;
+        agent->has_token_hash = record->token_hash.size == 32;
+        if (agent->has_token_hash)
+            memcpy (agent->token_hash, record->token_hash.data, 32);
+        agent->has_public_key = record->public_key.size == 32;
+        if (agent->has_public_key)
+            memcpy (agent->public_key, record->public_key.data, 32);
+    }
+    s_check (self, agent, conn);
+}
+
+static void
+s_on_hello (self_t *self, vw_msg_t *msg)
+{
+    vw_session_hello_msg_t *h = &msg->session_hello;
+    if (!h->agent_id)
+        return;
+    s_hello_t *hello = (s_hello_t *) zmalloc (sizeof (s_hello_t));
+    hello->conn = h->conn;
+    //  Take the strings over from the message.
+    hello->agent_id = h->agent_id, h->agent_id = NULL;
+    hello->token = h->token, h->token = NULL;
+    hello->version = h->version, h->version = NULL;
+    hello->hostname = h->hostname, h->hostname = NULL;
+    hello->capabilities = h->capabilities, h->capabilities = NULL;
+    hello->labels = h->labels, h->labels = NULL;
+    hello->peer = h->peer, h->peer = NULL;
+    zhashx_update (self->hellos, &hello->conn, hello);
+
+    s_agent_t *agent = s_agent_get (self, hello->agent_id, false);
+    if (agent && agent->loaded) {
+        s_check (self, agent, hello->conn);
+        return;
+    }
+    vw_msg_t *lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
+    vw_msg_set_str (&lookup->agent_lookup.agent_id, hello->agent_id);
+    if (vw_pending_request (self->pending, "store", &lookup, S_STORE_TIMEOUT_MS, s_on_credentials,
+                            (void *) (intptr_t) hello->conn)) {
+        vw_msg_destroy (&lookup);
+        s_reject (self, hello, 1013, "unavailable", "credentials cannot be checked right now");
+        zhashx_delete (self->hellos, &hello->conn);
+    }
+}
+
+static void
+s_on_auth (self_t *self, vw_msg_t *msg)
+{
+    int64_t conn = msg->session_auth.conn;
+    s_hello_t *hello = (s_hello_t *) zhashx_lookup (self->hellos, &conn);
+    if (!hello || !hello->challenged)
+        return;
+    s_agent_t *agent = s_agent_get (self, hello->agent_id, false);
+    uint8_t signature[crypto_sign_BYTES];
+    size_t siglen = 0;
+    const char *b64 = msg->session_auth.signature ? msg->session_auth.signature : "";
+    bool ok = agent && agent->has_public_key &&
+              sodium_base642bin (signature, sizeof signature, b64, strlen (b64), NULL, &siglen,
+                                 NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+              siglen == sizeof signature;
+    if (ok) {
+        //  The agent signs nonce || agent_id.
+        size_t idlen = strlen (hello->agent_id);
+        uint8_t *signed_msg = (uint8_t *) malloc (S_NONCE_BYTES + idlen);
+        memcpy (signed_msg, hello->nonce, S_NONCE_BYTES);
+        memcpy (signed_msg + S_NONCE_BYTES, hello->agent_id, idlen);
+        ok = crypto_sign_verify_detached (signature, signed_msg, S_NONCE_BYTES + idlen,
+                                          agent->public_key) == 0;
+        free (signed_msg);
+    }
+    if (ok)
+        s_welcome (self, agent, hello);
+    else
+        s_reject (self, hello, 4401, "unauthorized", "bad signature");
+    zhashx_delete (self->hellos, &conn);
+}
+
+static void
+s_on_seen (self_t *self, vw_msg_t *msg)
+{
+    const vw_session_seen_msg_t *seen = &msg->session_seen;
+    s_agent_t *agent = seen->agent_id ? s_agent_get (self, seen->agent_id, false) : NULL;
+    if (!agent || !agent->conn || !seen->session_id ||
+        strcmp (agent->session_id, seen->session_id) != 0)
+        return;  //  a stale session: ignore
+    vw_agent_state_frame (&agent->model, vw_clock_mono_ms (), seen->status);
+    vw_agent_status_t before = agent->status;
+    s_evaluate (self, agent);
+    //  Heartbeats carry last_seen to the database even without a change.
+    if (seen->status && agent->status == before)
+        s_persist (self, agent, "status", NULL);
+}
+
+static void
+s_on_closed (self_t *self, vw_msg_t *msg)
+{
+    const vw_session_closed_msg_t *closed = &msg->session_closed;
+    int64_t conn = closed->conn;
+    zhashx_delete (self->hellos, &conn);
+    s_agent_t *agent = closed->agent_id ? s_agent_get (self, closed->agent_id, false) : NULL;
+    if (agent && agent->conn == conn && closed->session_id &&
+        strcmp (agent->session_id, closed->session_id) == 0) {
+        vw_info ("registry", "agent '%s' disconnected", agent->agent_id);
+        s_go_offline (self, agent, "disconnected");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Operator requests: revoke, maintenance, disconnect
+
+typedef struct {
+    char peer[VW_ADDR_MAX];
+    uint64_t rid;
+    char *agent_id;
+    bool enabled;
+} s_request_t;
+
+static s_request_t *
+s_request_new (const vw_msg_t *msg, const char *agent_id)
+{
+    s_request_t *r = (s_request_t *) zmalloc (sizeof (s_request_t));
+    memcpy (r->peer, msg->peer, sizeof r->peer);
+    r->rid = msg->rid;
+    r->agent_id = strdup (agent_id ? agent_id : "");
+    return r;
+}
+
+static void
+s_request_destroy (s_request_t **r_p)
+{
+    free ((*r_p)->agent_id);
+    free (*r_p);
+    *r_p = NULL;
+}
+
+//  Forwards a store reply (or an error when none came) to the requester.
+static void
+s_forward (self_t *self, s_request_t *r, vw_msg_t *reply)
+{
+    vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+    if (reply && reply->id == VW_MSG_ID_reply) {
+        answer->reply = reply->reply;
+        memset (&reply->reply, 0, sizeof reply->reply);
+    }
+    else {
+        answer->reply.status = 503;
+        vw_msg_set_str (&answer->reply.code, "unavailable");
+        vw_msg_set_str (&answer->reply.message, "the store did not answer");
+    }
+    answer->rid = r->rid;
+    s_send (self, r->peer, &answer);
+}
+
+static void
+s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_request_t *r = (s_request_t *) ctx;
+    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 204) {
+        s_agent_t *agent = s_agent_get (self, r->agent_id, false);
+        if (agent) {
+            agent->revoked = true;
+            if (agent->conn) {
+                s_kick (self, agent->conn, agent->session_id, 4401, "agent revoked");
+                s_go_offline (self, agent, "revoked");
+            }
+        }
+        vw_info ("registry", "agent '%s' revoked", r->agent_id);
+        s_publish (self, "agent.status",
+                   json_pack ("{s:s, s:s, s:b}", "agent_id", r->agent_id, "status", "offline",
+                              "revoked", 1));
+    }
+    s_forward (self, r, reply);
+    s_request_destroy (&r);
+}
+
+static void
+s_on_maintenance_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_request_t *r = (s_request_t *) ctx;
+    s_forward (self, r, reply);
+    s_request_destroy (&r);
+}
+
+static void
+s_on_operator_request (self_t *self, vw_msg_t *msg)
+{
+    if (msg->id == VW_MSG_ID_agent_disconnect) {
+        s_agent_t *agent = s_agent_get (
+            self, msg->agent_disconnect.agent_id ? msg->agent_disconnect.agent_id : "", false);
+        vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+        if (agent && agent->conn) {
+            s_kick (self, agent->conn, agent->session_id, 4000, "disconnected by an operator");
+            s_go_offline (self, agent, "disconnected_by_operator");
+            answer->reply.status = 200;
+            vw_msg_set_str (&answer->reply.json, "{\"disconnected\":true}");
+        }
+        else {
+            answer->reply.status = 404;
+            vw_msg_set_str (&answer->reply.code, "not_found");
+            vw_msg_set_str (&answer->reply.message, "that agent has no session");
+        }
+        if (vw_actor_reply (self->actor, msg, &answer))
+            vw_msg_destroy (&answer);
+        return;
+    }
+    bool revoke = msg->id == VW_MSG_ID_agent_revoke;
+    const char *agent_id = revoke ? msg->agent_revoke.agent_id : msg->agent_maintenance.agent_id;
+    s_request_t *r = s_request_new (msg, agent_id);
+    if (!revoke) {
+        //  Apply to the live session first; the store then saves the flag
+        //  and answers with the agent object, status included.
+        s_agent_t *agent = s_agent_get (self, r->agent_id, false);
+        if (agent) {
+            agent->model.maintenance = msg->agent_maintenance.enabled;
+            s_evaluate (self, agent);
+        }
+    }
+    vw_msg_t *forward = vw_msg_new (msg->id);
+    if (revoke)
+        vw_msg_set_str (&forward->agent_revoke.agent_id, r->agent_id);
+    else {
+        vw_msg_set_str (&forward->agent_maintenance.agent_id, r->agent_id);
+        forward->agent_maintenance.enabled = msg->agent_maintenance.enabled;
+    }
+    if (vw_pending_request (self->pending, "store", &forward, S_STORE_TIMEOUT_MS,
+                            revoke ? s_on_revoked : s_on_maintenance_saved, r)) {
+        vw_msg_destroy (&forward);
+        s_forward (self, r, NULL);
+        s_request_destroy (&r);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Actor
 
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->config = (const vw_config_t *) args;
+    self->actor = actor;
+    self->pending = vw_pending_new (actor, self);
+    self->agents = zhashx_new ();
+    zhashx_set_destructor (self->agents, s_agent_free);
+    self->hellos = zhashx_new ();
+    zhashx_set_key_hasher (self->hellos, s_hash_int);
+    zhashx_set_key_comparator (self->hellos, s_compare_int);
+    zhashx_set_key_duplicator (self->hellos, NULL);
+    zhashx_set_key_destructor (self->hellos, NULL);
+    zhashx_set_destructor (self->hellos, s_hello_free);
     return self;
 }
 
 static void
 s_destroy (void **state_p)
 {
-    free (*state_p);
+    self_t *self = (self_t *) *state_p;
+    if (self) {
+        vw_pending_destroy (&self->pending);
+        zhashx_destroy (&self->hellos);
+        zhashx_destroy (&self->agents);
+        free (self);
+    }
     *state_p = NULL;
 }
 
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("registry", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id), (*msg_p)->peer);
+    self_t *self = (self_t *) state;
+    vw_msg_t *msg = *msg_p;
+    if (vw_pending_handle (self->pending, msg))
+        return;
+    switch (msg->id) {
+        case VW_MSG_ID_session_hello: s_on_hello (self, msg); break;
+        case VW_MSG_ID_session_auth: s_on_auth (self, msg); break;
+        case VW_MSG_ID_session_seen: s_on_seen (self, msg); break;
+        case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        case VW_MSG_ID_agent_revoke:
+        case VW_MSG_ID_agent_maintenance:
+        case VW_MSG_ID_agent_disconnect: s_on_operator_request (self, msg); break;
+        default:
+            vw_warn ("registry", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
+                     msg->peer);
+            break;
+    }
+}
+
+static void
+s_health (void *state, bool *healthy, char *detail, size_t len)
+{
+    self_t *self = (self_t *) state;
+    *healthy = true;
+    snprintf (detail, len, "%zu agents in memory, %llu connects, %llu disconnects, %llu refused",
+              zhashx_size (self->agents), (unsigned long long) self->connects,
+              (unsigned long long) self->disconnects, (unsigned long long) self->rejects);
 }
 
 const vw_actor_class_t vw_registry_class = {
@@ -35,4 +670,5 @@ const vw_actor_class_t vw_registry_class = {
     .create = s_create,
     .destroy = s_destroy,
     .handle = s_handle,
+    .health = s_health,
 };

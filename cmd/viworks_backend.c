@@ -16,6 +16,10 @@
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_probe.h"
+#include "vw_secret.h"
+#include "vw_db.h"
+
+#include <libgen.h>
 
 #include <poll.h>
 #include <sodium.h>
@@ -178,6 +182,26 @@ main (int argc, char **argv)
         }
     }
 
+    //  The JWT secret: JWT_SECRET, or one kept in the data directory.
+    if (!config->jwt_secret &&
+        (s_wanted (config->actors, "edge") || s_wanted (config->actors, "admin"))) {
+        char *path = vw_db_path_from_url (config->database_url);
+        char err[256] = "";
+        if (path) {
+            char *dir = strcmp (path, ":memory:") ? dirname (path) : ".";
+            config->jwt_secret = vw_secret_load (dir, err, sizeof err);
+        }
+        else
+            snprintf (err, sizeof err, "DATABASE_URL '%s' is not a SQLite URL or path",
+                      config->database_url);
+        free (path);
+        if (!config->jwt_secret) {
+            vw_error ("main", "no JWT secret: %s", err);
+            exit_code = VW_EXIT_DATABASE;
+            goto shutdown;
+        }
+    }
+
     //  Actor arguments live on this stack frame for the whole run.
     vw_store_args_t store_args = {config->database_url,
                                   strcmp (config->store_synchronous, "full") == 0};
@@ -188,6 +212,7 @@ main (int argc, char **argv)
         {&vw_scheduler_class, endpoint, config},
         {&vw_executor_class, endpoint, config},
         {&vw_telemetry_class, endpoint, config},
+        {&vw_auth_class, endpoint, config},
         {&vw_admin_class, endpoint, config},
         {NULL, endpoint, &edge_args},  //  the edge runs its own loop
     };

@@ -25,28 +25,45 @@
 #include <stdio.h>
 
 typedef struct {
-    char *config_file;             //  config            --config            (none)
-    char *http_addr;               //  http.addr         --http-addr         0.0.0.0
-    int http_port;                 //  http.port         --http-port         8080  (0..65535, 0 = any)
-    char *ws_addr;                 //  ws.addr           --ws-addr           0.0.0.0
-    int ws_port;                   //  ws.port           --ws-port           8081
-    int64_t ws_max_frame;          //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
-    char *tls_cert;                //  tls.cert          --tls-cert          (none)
-    char *tls_key;                 //  tls.key           --tls-key           (none)
-    char *admin_endpoint;          //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or "off" disables)
-    char *events_endpoint;         //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or "off" disables)
-    char *broker_bind;             //  broker.bind       --broker-bind       (none = off)
-    char *broker_connect;          //  broker.connect    --broker-connect    (none = run the broker in-process)
-    char *actors;                  //  actors            --actors            "all" or a comma list of actor names
-    char *database_url;            //  database.url      --database-url      ./data/viworks.db   env also DATABASE_URL
-    char *store_synchronous;       //  store.synchronous --store-synchronous normal  (enum: normal|full)
-    char *jwt_secret;              //  jwt.secret        (no flag)           (none)  env also JWT_SECRET
-    char *log_level;               //  log.level         --log-level         info (enum: trace|debug|info|warn|error) env also LOG_LEVEL
-    char *log_format;              //  log.format        --log-format        json (enum: json|text)
-    int64_t heartbeat_interval_ms; //  registry.heartbeat_interval --heartbeat-interval 10s (duration, 1s..1h)
-    int64_t stale_after_ms;        //  registry.stale_after --stale-after    7d  (duration, 1m..365d)
-    int64_t health_timeout_ms;     //  health.timeout    --health-timeout    250ms (duration, 10ms..10s)
-    int64_t shutdown_timeout_ms;   //  shutdown.timeout  --shutdown-timeout  4s (duration, 100ms..60s)
+    char *config_file;      //  config            --config            (none)
+    char *http_addr;        //  http.addr         --http-addr         0.0.0.0
+    int http_port;          //  http.port         --http-port         8080  (0..65535, 0 = any)
+    char *ws_addr;          //  ws.addr           --ws-addr           0.0.0.0
+    int ws_port;            //  ws.port           --ws-port           8081
+    int64_t ws_max_frame;   //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
+    char *tls_cert;         //  tls.cert          --tls-cert          (none)
+    char *tls_key;          //  tls.key           --tls-key           (none)
+    char *admin_endpoint;   //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or
+                            //  "off" disables)
+    char *events_endpoint;  //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or
+                            //  "off" disables)
+    char *broker_bind;      //  broker.bind       --broker-bind       (none = off)
+    char *broker_connect;   //  broker.connect    --broker-connect    (none = run the broker
+                            //  in-process)
+    char *actors;  //  actors            --actors            "all" or a comma list of actor names
+    char *database_url;       //  database.url      --database-url      ./data/viworks.db   env also
+                              //  DATABASE_URL
+    char *store_synchronous;  //  store.synchronous --store-synchronous normal  (enum: normal|full)
+    char *jwt_secret;         //  jwt.secret        (no flag)           (none)  env also JWT_SECRET
+    char *log_level;          //  log.level         --log-level         info (enum:
+                              //  trace|debug|info|warn|error) env also LOG_LEVEL
+    char *log_format;         //  log.format        --log-format        json (enum: json|text)
+    int64_t heartbeat_interval_ms;  //  registry.heartbeat_interval --heartbeat-interval 10s
+                                    //  (duration, 100ms..1h)
+    int64_t stale_after_ms;  //  registry.stale_after --stale-after    7d  (duration, 1m..365d)
+    int64_t
+        health_timeout_ms;  //  health.timeout    --health-timeout    250ms (duration, 10ms..10s)
+    int64_t
+        shutdown_timeout_ms;  //  shutdown.timeout  --shutdown-timeout  4s (duration, 100ms..60s)
+    int rl_address_rate;      //  ratelimit.address_rate  500/s per source address
+    int rl_address_burst;     //  ratelimit.address_burst 1000
+    int rl_token_rate;        //  ratelimit.token_rate    100/s per bearer token
+    int rl_token_burst;       //  ratelimit.token_burst   200
+    int rl_hello_rate;        //  ratelimit.hello_rate    50/s agent connections per address
+    int rl_hello_burst;       //  ratelimit.hello_burst   200
+    int64_t token_ttl_ms;     //  auth.token_ttl    --token-ttl         1h (duration, 1m..30d)
+    char *admin_password;  //  admin.password    (no flag)           first start's admin password;
+                           //  env VIWORKS_ADMIN_PASSWORD
 } vw_config_t;
 
 //  Loads settings from argv (argv[0] is the program name), the process

@@ -13,14 +13,13 @@
 //  How long agents get to see their close frame before the loop ends.
 #define S_CLOSE_GRACE_MS 1000
 
-static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len);
+static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len);
 
 //  The ZeroMQ bridge is a protocol of its own on the HTTP vhost.
-static struct lws_protocols s_http_protocols[] = {
-    {"http", vw_http_callback, 0, 0, 0, NULL, 0},
-    {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0}};
+static struct lws_protocols s_http_protocols[] = {{"http", vw_http_callback, 0, 0, 0, NULL, 0},
+                                                  {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
+                                                  {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 //  First protocol is also the one used when an agent offers no subprotocol.
 static struct lws_protocols s_ws_protocols[] = {
@@ -92,8 +91,7 @@ s_drain (vw_edge_t *self)
 }
 
 static int
-s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                size_t len)
+s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     vw_edge_t *self = vw_edge_from_wsi (wsi);
     switch (reason) {
@@ -115,7 +113,9 @@ s_lws_log (int level, const char *line)
     size_t n = strlen (text);
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = 0;
-    vw_log (level == LLL_ERR ? VW_LOG_ERROR : level == LLL_WARN ? VW_LOG_WARN : VW_LOG_DEBUG,
+    vw_log (level == LLL_ERR    ? VW_LOG_ERROR
+            : level == LLL_WARN ? VW_LOG_WARN
+                                : VW_LOG_DEBUG,
             "lws", "%s", text);
 }
 
@@ -128,9 +128,8 @@ s_adopt_zmq_fd (vw_edge_t *self, zsock_t *sock)
     fd.filefd = dup (zsock_fd (sock));
     if (fd.filefd < 0)
         return -1;
-    if (!lws_adopt_descriptor_vhost (self->http_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq",
-                                     NULL))
-        return -1;   //  lws closed the fd
+    if (!lws_adopt_descriptor_vhost (self->http_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
+        return -1;  //  lws closed the fd
     return 0;
 }
 
@@ -158,18 +157,56 @@ s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
     return lws_create_vhost (self->context, &info);
 }
 
+static size_t
+s_hash_id (const void *key)
+{
+    return (size_t) ((uint64_t) * (const int64_t *) key * 0x9e3779b97f4a7c15ULL >> 16);
+}
+
+static int
+s_compare_id (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
-    return args;   //  the edge builds its state in vw_edge_actor itself
+    return args;  //  the edge builds its state in vw_edge_actor itself
+}
+
+void
+vw_edge_audit (vw_edge_t *self, const char *actor, const char *source, const char *action,
+               const char *target, const char *outcome, const char *detail)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit);
+    msg->audit.ts = vw_clock_wall_ms ();
+    vw_msg_set_str (&msg->audit.actor, actor);
+    vw_msg_set_str (&msg->audit.source, source);
+    vw_msg_set_str (&msg->audit.action, action);
+    vw_msg_set_str (&msg->audit.target, target);
+    vw_msg_set_str (&msg->audit.outcome, outcome);
+    vw_msg_set_str (&msg->audit.detail, detail);
+    if (vw_actor_send (self->actor, "store", &msg)) {
+        vw_error ("edge", "audit row for %s lost: the store is unreachable", action);
+        vw_msg_destroy (&msg);
+    }
 }
 
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
     vw_edge_t *self = (vw_edge_t *) state;
-    if (vw_probe_handle (self->probe, *msg_p))
+    if (vw_probe_handle (self->probe, *msg_p) || vw_pending_handle (self->pending, *msg_p))
         return;
+    switch ((*msg_p)->id) {
+        case VW_MSG_ID_session_welcome:
+        case VW_MSG_ID_session_reject:
+        case VW_MSG_ID_session_challenge:
+        case VW_MSG_ID_session_kick: vw_ws_on_registry (self, *msg_p); return;
+        default: break;
+    }
     vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
              (*msg_p)->peer);
 }
@@ -201,6 +238,19 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     //  reassembles whole frames up to ws.max_frame.
     s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 64 * 1024;
     self->probe = vw_probe_new (self->actor);
+    self->pending = vw_pending_new (self->actor, self);
+    self->rl_address = vw_ratelimit_new ((double) config->rl_address_rate,
+                                         (double) config->rl_address_burst, 100000);
+    self->rl_token =
+        vw_ratelimit_new ((double) config->rl_token_rate, (double) config->rl_token_burst, 100000);
+    self->rl_login = vw_ratelimit_new (5, 20, 100000);
+    self->rl_hello =
+        vw_ratelimit_new ((double) config->rl_hello_rate, (double) config->rl_hello_burst, 100000);
+    self->conns = zhashx_new ();
+    zhashx_set_key_hasher (self->conns, s_hash_id);
+    zhashx_set_key_comparator (self->conns, s_compare_id);
+    zhashx_set_key_duplicator (self->conns, NULL);
+    zhashx_set_key_destructor (self->conns, NULL);
 
     int lws_levels = LLL_ERR | LLL_WARN;
     if (vw_log_enabled (VW_LOG_TRACE))
@@ -221,15 +271,14 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot create the lws context");
         return -1;
     }
-    self->http_vhost
-        = s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
+    self->http_vhost =
+        s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
     if (!self->http_vhost) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for HTTP on %s:%d",
                              config->http_addr, config->http_port);
         return -1;
     }
-    self->ws_vhost
-        = s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
+    self->ws_vhost = s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
     if (!self->ws_vhost) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for agents on %s:%d",
                              config->ws_addr, config->ws_port);
@@ -245,8 +294,8 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: the broker did not answer");
         return -1;
     }
-    vw_info ("edge", "HTTP API on %s:%d, agent WebSocket on %s:%d/ws/agent%s",
-             config->http_addr, lws_get_vhost_listen_port (self->http_vhost), config->ws_addr,
+    vw_info ("edge", "HTTP API on %s:%d, agent WebSocket on %s:%d/ws/agent%s", config->http_addr,
+             lws_get_vhost_listen_port (self->http_vhost), config->ws_addr,
              lws_get_vhost_listen_port (self->ws_vhost), config->tls_cert ? " (TLS)" : "");
     return 0;
 }
@@ -276,6 +325,14 @@ vw_edge_actor (zsock_t *pipe, void *args)
     vw_probe_destroy (&self->probe);
     if (self->context)
         lws_context_destroy (self->context);
+    //  After the context: closing connections still reports to the registry
+    //  and cancels pending HTTP calls.
+    vw_pending_destroy (&self->pending);
+    zhashx_destroy (&self->conns);
+    vw_ratelimit_destroy (&self->rl_address);
+    vw_ratelimit_destroy (&self->rl_token);
+    vw_ratelimit_destroy (&self->rl_login);
+    vw_ratelimit_destroy (&self->rl_hello);
     vw_actor_destroy (&self->actor);
     free (self);
     vw_debug ("edge", "stopped");

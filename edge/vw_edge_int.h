@@ -10,7 +10,9 @@
 
 #include "vw_actor.h"
 #include "vw_config.h"
+#include "vw_pending.h"
 #include "vw_probe.h"
+#include "vw_ratelimit.h"
 
 typedef struct vw_ws_conn_t vw_ws_conn_t;
 
@@ -21,11 +23,18 @@ typedef struct {
     struct lws_vhost *http_vhost;
     struct lws_vhost *ws_vhost;
     vw_probe_t *probe;
+    vw_pending_t *pending;       //  requests to other actors on behalf of clients
+    vw_ratelimit_t *rl_address;  //  every HTTP request, per source address
+    vw_ratelimit_t *rl_token;    //  authenticated requests, per bearer token
+    vw_ratelimit_t *rl_login;    //  POST /auth/token, per source address
+    vw_ratelimit_t *rl_hello;    //  agent connections, per source address
+    zhashx_t *conns;             //  agent connection id (int64_t *) -> vw_ws_conn_t
+    int64_t next_conn;
     lws_sorted_usec_list_t timer_sul;
-    int64_t started_ms;        //  monotonic, for uptime
-    bool stopping;             //  $TERM received: closing agent sessions
-    bool done;                 //  leave the service loop
-    vw_ws_conn_t *ws_conns;    //  every open agent session (for shutdown)
+    int64_t started_ms;      //  monotonic, for uptime
+    bool stopping;           //  $TERM received: closing agent sessions
+    bool done;               //  leave the service loop
+    vw_ws_conn_t *ws_conns;  //  every open agent session (for shutdown)
     int ws_count;
 } vw_edge_t;
 
@@ -40,7 +49,13 @@ int vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *u
                       size_t len);
 size_t vw_http_session_size (void);
 
+//  Sends an audit row to the store (fire and forget).
+void vw_edge_audit (vw_edge_t *self, const char *actor, const char *source, const char *action,
+                    const char *target, const char *outcome, const char *detail);
+
 //  vw_ws.c
+//  A session_* message from the registry for one of our connections.
+void vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg);
 int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 size_t vw_ws_session_size (void);

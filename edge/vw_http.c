@@ -1,51 +1,101 @@
 /*  vw_http - the HTTP façade (SPEC §6) on the edge's "http" vhost.
 
     Each connection has one s_session_t (lws per-session data), reused by
-    keep-alive requests. A request is routed when its headers (and body, if
-    any) are in; the handler either answers at once or starts asynchronous
-    work (a probe, later a request to another actor) and answers from the
-    reply. Answers are written only from LWS_CALLBACK_HTTP_WRITEABLE: first
-    the headers, then the body.
+    keep-alive requests. A request runs through one pipeline once its
+    headers (and body, if any) are in:
 
-    Every error is {"error":{"code","message"}} with the right status.
+        shutting down? -> rate limit per address -> size -> route (404/405)
+        -> bearer token and role (401/403) -> rate limit per token
+        -> JSON body (415/400) -> handler
+
+    A handler either answers at once or asks another actor through
+    vw_pending and answers from the reply; the session only holds a
+    pointer to the call, which is detached when the connection closes, so
+    a late reply never touches a dead connection. Answers are written only
+    from LWS_CALLBACK_HTTP_WRITEABLE: first the headers, then the body.
+
+    Every error is {"error":{"code","message"}} with the right status, and
+    every state change is audited (vw_edge_audit) with its outcome.
 */
 #include "vw_clock.h"
 #include "vw_edge_int.h"
+#include "vw_jwt.h"
 #include "vw_log.h"
+#include "vw_token.h"
+#include "vw_wire.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <string.h>
 
-#define S_MAX_BODY (1024 * 1024)
+#define S_MAX_BODY     (1024 * 1024)
+#define S_CALL_TIMEOUT 5000
+#define S_JWT_SKEW_S   30
+#define S_MAX_ARGS     16
 
-typedef struct {
-    int method;                //  LWSHUMETH_*
+typedef enum { S_ANYONE = 0, S_VIEWER, S_OPERATOR, S_ADMIN } s_role_t;
+
+typedef struct s_call_t s_call_t;
+typedef struct s_session_t s_session_t;
+
+struct s_session_t {
+    struct lws *wsi;
+    int method;  //  LWSHUMETH_*
     char path[512];
+    char peer[64];
+    //  query arguments, "key=value" split in place
+    char args_buf[2048];
+    const char *arg_key[S_MAX_ARGS];
+    const char *arg_val[S_MAX_ARGS];
+    int nargs;
+    //  authenticated caller
+    char sub[128];
+    s_role_t role;
     //  request body
     char *req_body;
     size_t req_len;
     bool req_too_large;
+    json_t *json;  //  parsed body of POST/PUT
     //  response
     bool ready;
     bool headers_sent;
     int status;
-    unsigned char *out;        //  LWS_PRE headroom + body
+    unsigned char *out;  //  LWS_PRE headroom + body
     size_t out_len;
     char allow[64];
+    char location[256];
+    int retry_after;  //  seconds, for 429
+    bool challenge;   //  WWW-Authenticate, for 401
     //  asynchronous work
     uint64_t probe_id;
-} s_session_t;
+    s_call_t *call;
+};
 
-typedef void (s_handler_fn) (vw_edge_t *edge, struct lws *wsi, s_session_t *session);
+typedef void (s_reply_fn) (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+                           const char *why);
+
+//  A request to another actor on behalf of a session.
+struct s_call_t {
+    s_session_t *session;  //  NULL once the connection closed
+    s_reply_fn *fn;
+    char action[32];   //  audit action, or ""
+    char target[160];  //  audit target
+    char extra[160];   //  handler-specific (e.g. the new agent's token)
+};
+
+typedef void (s_handler_fn) (vw_edge_t *edge, s_session_t *session);
 
 typedef struct {
     int method;
     const char *path;
+    s_role_t role;
+    bool body;  //  expects a JSON object body
     s_handler_fn *handler;
 } s_route_t;
 
-static const char *s_method_names[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE",
-                                       "CONNECT", "HEAD"};
+static const char *s_method_names[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                       "PATCH", "DELETE", "CONNECT", "HEAD"};
+static const char *s_role_names[] = {"anyone", "viewer", "operator", "admin"};
 
 size_t
 vw_http_session_size (void)
@@ -53,19 +103,25 @@ vw_http_session_size (void)
     return sizeof (s_session_t);
 }
 
+//  Clears one request's state, keeping the connection's identity.
 static void
 s_reset (s_session_t *session)
 {
+    struct lws *wsi = session->wsi;
     free (session->req_body);
     free (session->out);
+    json_decref (session->json);
+    if (session->call)
+        session->call->session = NULL;
     memset (session, 0, sizeof *session);
+    session->wsi = wsi;
 }
 
 //  Queues an answer; body (a JSON value) is consumed.
 static void
-s_respond (struct lws *wsi, s_session_t *session, int status, json_t *body)
+s_respond (s_session_t *session, int status, json_t *body)
 {
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref (body);
     size_t len = text ? strlen (text) : 0;
     session->out = (unsigned char *) malloc (LWS_PRE + len + 1);
@@ -75,25 +131,184 @@ s_respond (struct lws *wsi, s_session_t *session, int status, json_t *body)
     free (text);
     session->status = status;
     session->ready = true;
-    lws_callback_on_writable (wsi);
+    lws_callback_on_writable (session->wsi);
 }
 
 static void
-s_respond_error (struct lws *wsi, s_session_t *session, int status, const char *code,
-                 const char *message)
+s_respond_text (s_session_t *session, int status, const char *json_text)
 {
-    s_respond (wsi, session, status,
+    json_error_t jerr;
+    json_t *body = json_text ? json_loads (json_text, JSON_DECODE_ANY, &jerr) : NULL;
+    s_respond (session, status, body);
+}
+
+static void s_error (s_session_t *session, int status, const char *code, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void
+s_error (s_session_t *session, int status, const char *code, const char *fmt, ...)
+{
+    char message[400];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (message, sizeof message, fmt, args);
+    va_end (args);
+    s_respond (session, status,
                json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }
 
-//  GET /health ---------------------------------------------------------------
+//  Answers with another actor's `reply` message.
+static void
+s_respond_reply (s_session_t *session, const vw_msg_t *reply)
+{
+    const vw_reply_msg_t *r = &reply->reply;
+    if (r->code)
+        s_error (session, (int) r->status, r->code, "%s", r->message ? r->message : r->code);
+    else
+        s_respond_text (session, (int) r->status, r->json);
+}
+
+static const char *
+s_arg (s_session_t *session, const char *key)
+{
+    for (int i = 0; i < session->nargs; i++)
+        if (strcmp (session->arg_key[i], key) == 0)
+            return session->arg_val[i];
+    return NULL;
+}
+
+//  Refuses query arguments other than `allowed` (NULL-terminated): a typo in
+//  a filter must not silently return everything.
+static bool
+s_args_allowed (s_session_t *session, const char *const *allowed)
+{
+    for (int i = 0; i < session->nargs; i++) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp (session->arg_key[i], *a) == 0;
+        if (!ok) {
+            s_error (session, 400, "bad_request", "unknown query parameter '%.64s'",
+                     session->arg_key[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+//  Integer query argument within [lo, hi]; def when absent.
+static bool
+s_arg_int (s_session_t *session, const char *key, int64_t lo, int64_t hi, int64_t def, int64_t *out)
+{
+    const char *text = s_arg (session, key);
+    *out = def;
+    if (!text)
+        return true;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (!*text || *end || errno || v < lo || v > hi) {
+        s_error (session, 400, "bad_request",
+                 "query parameter '%s' must be an integer from %lld to %lld", key, (long long) lo,
+                 (long long) hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+//  The {id} segment of /agents/{id}[/…].
+static void
+s_path_segment (const char *path, int index, char *out, size_t len)
+{
+    *out = 0;
+    const char *p = path;
+    for (int i = 0; i <= index && p; i++) {
+        p = strchr (p, '/');
+        if (p)
+            p++;
+    }
+    if (!p)
+        return;
+    size_t n = strcspn (p, "/");
+    if (n >= len)
+        n = len - 1;
+    memcpy (out, p, n);
+    out[n] = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Calls to other actors
+
+static void
+s_on_call_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    vw_edge_t *edge = (vw_edge_t *) state;
+    s_call_t *call = (s_call_t *) ctx;
+    s_session_t *session = call->session;
+    if (session) {
+        session->call = NULL;
+        call->fn (edge, session, call, reply, why);
+    }
+    else if (*call->action && reply && reply->id == VW_MSG_ID_reply)
+        //  The client left, but the change happened: audit it anyway.
+        vw_edge_audit (edge, "unknown", NULL, call->action, call->target,
+                       reply->reply.status < 300 ? "success" : "failure", "client went away");
+    free (call);
+}
+
+//  Sends *msg_p to `to`; fn runs with the reply (or NULL and `why`).
+static s_call_t *
+s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p, s_reply_fn *fn)
+{
+    s_call_t *call = (s_call_t *) zmalloc (sizeof (s_call_t));
+    call->session = session;
+    call->fn = fn;
+    if (vw_pending_request (edge->pending, to, msg_p, S_CALL_TIMEOUT, s_on_call_reply, call)) {
+        vw_msg_destroy (msg_p);
+        free (call);
+        s_error (session, 503, "unavailable", "the %s actor is not reachable", to);
+        return NULL;
+    }
+    session->call = call;
+    vw_edge_kick (edge);
+    return call;
+}
+
+//  A reply for a state change: answer with it and audit the outcome.
+static void
+s_reply_audited (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+                 const char *why)
+{
+    if (!reply || reply->id != VW_MSG_ID_reply) {
+        s_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
+        vw_edge_audit (edge, session->sub, session->peer, call->action, call->target, "failure",
+                       why ? why : "no answer");
+        return;
+    }
+    vw_edge_audit (edge, session->sub, session->peer, call->action, call->target,
+                   reply->reply.status < 300 ? "success" : "failure", reply->reply.code);
+    s_respond_reply (session, reply);
+}
+
+//  A reply to a read: answer with it.
+static void
+s_reply_plain (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+               const char *why)
+{
+    if (!reply || reply->id != VW_MSG_ID_reply)
+        s_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
+    else
+        s_respond_reply (session, reply);
+}
+
+//  --------------------------------------------------------------------------
+//  GET /health
 
 static void
 s_health_done (void *arg, const vw_probe_result_t *result)
 {
-    struct lws *wsi = (struct lws *) arg;
-    s_session_t *session = (s_session_t *) lws_wsi_user (wsi);
-    vw_edge_t *edge = vw_edge_from_wsi (wsi);
+    s_session_t *session = (s_session_t *) arg;
+    vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
     session->probe_id = 0;
     json_t *actors = json_object ();
     const char *database = "unknown";
@@ -114,23 +329,315 @@ s_health_done (void *arg, const vw_probe_result_t *result)
                               "version", VW_VERSION, "uptime_s",
                               (json_int_t) ((vw_clock_mono_ms () - edge->started_ms) / 1000),
                               "actors", actors, "database", database);
-    s_respond (wsi, session, ok ? 200 : 503, body);
+    s_respond (session, ok ? 200 : 503, body);
 }
 
 static void
-s_get_health (vw_edge_t *edge, struct lws *wsi, s_session_t *session)
+s_get_health (vw_edge_t *edge, s_session_t *session)
 {
-    session->probe_id = vw_probe_start (edge->probe, (int) edge->config->health_timeout_ms,
-                                        s_health_done, wsi);
+    session->probe_id =
+        vw_probe_start (edge->probe, (int) edge->config->health_timeout_ms, s_health_done, session);
     if (!session->probe_id)
-        s_respond_error (wsi, session, 500, "internal", "cannot start the health probe");
+        s_error (session, 500, "internal", "cannot start the health probe");
     vw_edge_kick (edge);
 }
 
-//  Routing --------------------------------------------------------------------
+//  --------------------------------------------------------------------------
+//  POST /auth/token
+
+static void
+s_token_reply (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+               const char *why)
+{
+    if (!reply || reply->id != VW_MSG_ID_login_result) {
+        s_error (session, 503, "unavailable", "cannot check credentials now");
+        return;
+    }
+    const vw_login_result_msg_t *r = &reply->login_result;
+    if (!r->ok || !r->role) {
+        vw_edge_audit (edge, call->target, session->peer, "auth.login_failed", call->target,
+                       "failure", "bad credentials");
+        session->challenge = true;
+        s_error (session, 401, "unauthorized", "wrong username or password");
+        return;
+    }
+    int64_t now = vw_clock_wall_ms () / 1000;
+    int64_t ttl = edge->config->token_ttl_ms / 1000;
+    char *token =
+        vw_jwt_sign ((const uint8_t *) edge->config->jwt_secret, strlen (edge->config->jwt_secret),
+                     r->username, r->role, now, now + ttl, NULL);
+    if (!token) {
+        s_error (session, 500, "internal", "cannot sign a token");
+        return;
+    }
+    vw_edge_audit (edge, r->username, session->peer, "auth.login", r->username, "success", NULL);
+    s_respond (session, 200,
+               json_pack ("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
+                          "expires_in", (json_int_t) ttl));
+    free (token);
+}
+
+static void
+s_post_token (vw_edge_t *edge, s_session_t *session)
+{
+    json_t *user = json_object_get (session->json, "username");
+    json_t *pass = json_object_get (session->json, "password");
+    if (!json_is_string (user) || !json_string_length (user) || json_string_length (user) > 128) {
+        s_error (session, 400, "bad_request",
+                 "field 'username' is required and must be a string of 1-128 characters");
+        return;
+    }
+    if (!json_is_string (pass) || json_string_length (pass) > 1024) {
+        s_error (session, 400, "bad_request",
+                 "field 'password' is required and must be a string of at most 1024 characters");
+        return;
+    }
+    //  Logins cost an Argon2id hash each: a tighter limit per address.
+    int64_t retry_ms = 0;
+    if (!vw_ratelimit_take (edge->rl_login, session->peer, 1, vw_clock_mono_ms (), &retry_ms)) {
+        session->retry_after = (int) ((retry_ms + 999) / 1000);
+        s_error (session, 429, "rate_limited", "too many login attempts; retry in %d s",
+                 session->retry_after);
+        return;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_login);
+    vw_msg_set_str (&msg->login.username, json_string_value (user));
+    vw_msg_set_str (&msg->login.password, json_string_value (pass));
+    s_call_t *call = s_call (edge, session, "auth", &msg, s_token_reply);
+    if (call)
+        snprintf (call->target, sizeof call->target, "%s", json_string_value (user));
+}
+
+//  --------------------------------------------------------------------------
+//  Agents
+
+static void
+s_get_agents (vw_edge_t *edge, s_session_t *session)
+{
+    static const char *const allowed[] = {"status", "label", "limit", "cursor", NULL};
+    int64_t limit;
+    if (!s_args_allowed (session, allowed) || !s_arg_int (session, "limit", 1, 1000, 100, &limit))
+        return;
+    const char *status = s_arg (session, "status");
+    if (status && strcmp (status, "online") && strcmp (status, "degraded") &&
+        strcmp (status, "maintenance") && strcmp (status, "offline")) {
+        s_error (session, 400, "bad_request",
+                 "query parameter 'status' must be one of online, degraded, maintenance, offline");
+        return;
+    }
+    const char *label = s_arg (session, "label");
+    const char *colon = label ? strchr (label, ':') : NULL;
+    if (label && (!colon || colon == label)) {
+        s_error (session, 400, "bad_request", "query parameter 'label' must look like key:value");
+        return;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_list);
+    vw_msg_set_str (&msg->agent_list.status, status);
+    if (label) {
+        char key[128];
+        snprintf (key, sizeof key, "%.*s", (int) (colon - label), label);
+        vw_msg_set_str (&msg->agent_list.label_key, key);
+        vw_msg_set_str (&msg->agent_list.label_value, colon + 1);
+    }
+    msg->agent_list.limit = limit;
+    vw_msg_set_str (&msg->agent_list.cursor, s_arg (session, "cursor"));
+    s_call (edge, session, "store", &msg, s_reply_plain);
+}
+
+static void
+s_get_agent (vw_edge_t *edge, s_session_t *session)
+{
+    char id[160];
+    s_path_segment (session->path, 1, id, sizeof id);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&msg->agent_get.agent_id, id);
+    s_call (edge, session, "store", &msg, s_reply_plain);
+}
+
+static void
+s_agent_created (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+                 const char *why)
+{
+    if (!reply || reply->id != VW_MSG_ID_reply || reply->reply.status != 201) {
+        s_reply_audited (edge, session, call, reply, why);
+        return;
+    }
+    vw_edge_audit (edge, session->sub, session->peer, "agent.create", call->target, "success",
+                   NULL);
+    json_t *agent = reply->reply.json ? json_loads (reply->reply.json, 0, NULL) : NULL;
+    snprintf (session->location, sizeof session->location, "/agents/%s", call->target);
+    //  The token is shown once, here, and never stored.
+    s_respond (session, 201,
+               json_pack ("{s:s, s:s, s:o}", "agent_id", call->target, "token", call->extra,
+                          "agent", agent ? agent : json_null ()));
+    sodium_memzero (call->extra, sizeof call->extra);
+}
+
+static void
+s_post_agents (vw_edge_t *edge, s_session_t *session)
+{
+    json_t *id = json_object_get (session->json, "agent_id");
+    json_t *labels = json_object_get (session->json, "labels");
+    json_t *key = json_object_get (session->json, "public_key");
+    const char *known[] = {"agent_id", "labels", "public_key", NULL};
+    const char *name;
+    json_t *value;
+    json_object_foreach (session->json, name, value)
+    {
+        bool ok = false;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = strcmp (name, known[i]) == 0;
+        if (!ok) {
+            s_error (session, 400, "bad_request", "unknown field '%.64s'", name);
+            return;
+        }
+    }
+    if (!json_is_string (id) || !vw_wire_valid_name (json_string_value (id), 128)) {
+        s_error (session, 400, "bad_request",
+                 "field 'agent_id' is required: 1-128 characters of A-Z a-z 0-9 _ . : -");
+        return;
+    }
+    if (labels && !json_is_null (labels)) {
+        bool ok = json_is_object (labels) && json_object_size (labels) <= 64;
+        json_object_foreach (labels, name, value) ok = ok && json_is_string (value) &&
+                                                       strlen (name) <= 64 &&
+                                                       json_string_length (value) <= 256;
+        if (!ok) {
+            s_error (session, 400, "bad_request",
+                     "field 'labels' must be an object of at most 64 string values");
+            return;
+        }
+    }
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    size_t pklen = 0;
+    if (key && !json_is_null (key)) {
+        const char *b64 = json_is_string (key) ? json_string_value (key) : "";
+        if (sodium_base642bin (pk, sizeof pk, b64, strlen (b64), NULL, &pklen, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) ||
+            pklen != sizeof pk) {
+            s_error (session, 400, "bad_request",
+                     "field 'public_key' must be a base64 Ed25519 public key (32 bytes)");
+            return;
+        }
+    }
+    char token[VW_TOKEN_TEXT_LEN + 1];
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_new (token, hash);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_create);
+    vw_msg_set_str (&msg->agent_create.agent_id, json_string_value (id));
+    if (json_is_object (labels))
+        msg->agent_create.labels = json_dumps (labels, JSON_COMPACT);
+    if (pklen)
+        vw_msg_set_bin (&msg->agent_create.public_key, pk, pklen);
+    vw_msg_set_bin (&msg->agent_create.token_hash, hash, sizeof hash);
+    s_call_t *call = s_call (edge, session, "store", &msg, s_agent_created);
+    if (call) {
+        snprintf (call->action, sizeof call->action, "agent.create");
+        snprintf (call->target, sizeof call->target, "%s", json_string_value (id));
+        snprintf (call->extra, sizeof call->extra, "%s", token);
+    }
+    sodium_memzero (token, sizeof token);
+}
+
+static void
+s_delete_agent (vw_edge_t *edge, s_session_t *session)
+{
+    char id[160];
+    s_path_segment (session->path, 1, id, sizeof id);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_revoke);
+    vw_msg_set_str (&msg->agent_revoke.agent_id, id);
+    s_call_t *call = s_call (edge, session, "registry", &msg, s_reply_audited);
+    if (call) {
+        snprintf (call->action, sizeof call->action, "agent.revoke");
+        snprintf (call->target, sizeof call->target, "%s", id);
+    }
+}
+
+static void
+s_put_maintenance (vw_edge_t *edge, s_session_t *session)
+{
+    json_t *enabled = json_object_get (session->json, "enabled");
+    if (!json_is_boolean (enabled)) {
+        s_error (session, 400, "bad_request", "field 'enabled' is required and must be a boolean");
+        return;
+    }
+    char id[160];
+    s_path_segment (session->path, 1, id, sizeof id);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_maintenance);
+    vw_msg_set_str (&msg->agent_maintenance.agent_id, id);
+    msg->agent_maintenance.enabled = json_is_true (enabled);
+    s_call_t *call = s_call (edge, session, "registry", &msg, s_reply_audited);
+    if (call) {
+        snprintf (call->action, sizeof call->action, "agent.maintenance");
+        snprintf (call->target, sizeof call->target, "%s", id);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Users and audit
+
+static void
+s_post_users (vw_edge_t *edge, s_session_t *session)
+{
+    json_t *user = json_object_get (session->json, "username");
+    json_t *pass = json_object_get (session->json, "password");
+    json_t *role = json_object_get (session->json, "role");
+    if (!json_is_string (user)) {
+        s_error (session, 400, "bad_request", "field 'username' is required and must be a string");
+        return;
+    }
+    if (!json_is_string (pass)) {
+        s_error (session, 400, "bad_request", "field 'password' is required and must be a string");
+        return;
+    }
+    if (!json_is_string (role)) {
+        s_error (session, 400, "bad_request",
+                 "field 'role' is required: one of admin, operator, viewer");
+        return;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_create);
+    vw_msg_set_str (&msg->user_create.username, json_string_value (user));
+    vw_msg_set_str (&msg->user_create.password, json_string_value (pass));
+    vw_msg_set_str (&msg->user_create.role, json_string_value (role));
+    s_call_t *call = s_call (edge, session, "auth", &msg, s_reply_audited);
+    if (call) {
+        snprintf (call->action, sizeof call->action, "user.create");
+        snprintf (call->target, sizeof call->target, "%s", json_string_value (user));
+    }
+}
+
+static void
+s_get_audit (vw_edge_t *edge, s_session_t *session)
+{
+    static const char *const allowed[] = {"action", "actor", "from", "to", "limit", "cursor", NULL};
+    int64_t limit, from, to;
+    if (!s_args_allowed (session, allowed) || !s_arg_int (session, "limit", 1, 1000, 100, &limit) ||
+        !s_arg_int (session, "from", 0, INT64_MAX, 0, &from) ||
+        !s_arg_int (session, "to", 0, INT64_MAX, 0, &to))
+        return;
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit_list);
+    vw_msg_set_str (&msg->audit_list.action, s_arg (session, "action"));
+    vw_msg_set_str (&msg->audit_list.actor, s_arg (session, "actor"));
+    msg->audit_list.from = from;
+    msg->audit_list.to = to;
+    msg->audit_list.limit = limit;
+    vw_msg_set_str (&msg->audit_list.cursor, s_arg (session, "cursor"));
+    s_call (edge, session, "store", &msg, s_reply_plain);
+}
+
+//  --------------------------------------------------------------------------
+//  Routing
 
 static const s_route_t s_routes[] = {
-    {LWSHUMETH_GET, "/health", s_get_health},
+    {LWSHUMETH_GET, "/health", S_ANYONE, false, s_get_health},
+    {LWSHUMETH_POST, "/auth/token", S_ANYONE, true, s_post_token},
+    {LWSHUMETH_GET, "/agents", S_VIEWER, false, s_get_agents},
+    {LWSHUMETH_POST, "/agents", S_ADMIN, true, s_post_agents},
+    {LWSHUMETH_GET, "/agents/{id}", S_VIEWER, false, s_get_agent},
+    {LWSHUMETH_DELETE, "/agents/{id}", S_ADMIN, false, s_delete_agent},
+    {LWSHUMETH_PUT, "/agents/{id}/maintenance", S_OPERATOR, true, s_put_maintenance},
+    {LWSHUMETH_POST, "/users", S_ADMIN, true, s_post_users},
+    {LWSHUMETH_GET, "/audit", S_ADMIN, false, s_get_audit},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
 
@@ -157,45 +664,136 @@ s_path_matches (const char *pattern, const char *path)
     return *pattern == 0 && *path == 0;
 }
 
+//  Bearer token -> caller and role; false (answered 401) if missing or bad.
+static bool
+s_authenticate (vw_edge_t *edge, s_session_t *session)
+{
+    char header[VW_JWT_MAX_TOKEN + 64];
+    int n = lws_hdr_copy (session->wsi, header, sizeof header, WSI_TOKEN_HTTP_AUTHORIZATION);
+    session->challenge = true;
+    if (n <= 0) {
+        s_error (session, 401, "unauthorized", "an Authorization: Bearer token is required");
+        return false;
+    }
+    if (strncasecmp (header, "Bearer ", 7) != 0) {
+        s_error (session, 401, "unauthorized", "the Authorization header must be 'Bearer <token>'");
+        return false;
+    }
+    vw_jwt_claims_t claims;
+    vw_jwt_status_t status = vw_jwt_verify ((const uint8_t *) edge->config->jwt_secret,
+                                            strlen (edge->config->jwt_secret), header + 7,
+                                            vw_clock_wall_ms () / 1000, S_JWT_SKEW_S, &claims);
+    if (status != VW_JWT_OK) {
+        s_error (session, 401, "unauthorized", "bad token: %s", vw_jwt_status_text (status));
+        return false;
+    }
+    session->challenge = false;
+    snprintf (session->sub, sizeof session->sub, "%s", claims.sub);
+    session->role = strcmp (claims.role, "admin") == 0      ? S_ADMIN
+                    : strcmp (claims.role, "operator") == 0 ? S_OPERATOR
+                                                            : S_VIEWER;
+    //  Per token: the jti when there is one, else the subject.
+    int64_t retry_ms = 0;
+    if (!vw_ratelimit_take (edge->rl_token, *claims.jti ? claims.jti : claims.sub, 1,
+                            vw_clock_mono_ms (), &retry_ms)) {
+        session->retry_after = (int) ((retry_ms + 999) / 1000);
+        s_error (session, 429, "rate_limited", "too many requests for this token; retry in %d s",
+                 session->retry_after);
+        return false;
+    }
+    return true;
+}
+
+static bool
+s_parse_body (s_session_t *session)
+{
+    char type[128] = "";
+    lws_hdr_copy (session->wsi, type, sizeof type, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (strncasecmp (type, "application/json", 16) != 0 ||
+        (type[16] && type[16] != ';' && type[16] != ' ')) {
+        s_error (session, 415, "unsupported_media_type",
+                 "the request body must be application/json");
+        return false;
+    }
+    json_error_t jerr;
+    session->json = session->req_body ? json_loadb (session->req_body, session->req_len,
+                                                    JSON_REJECT_DUPLICATES, &jerr)
+                                      : NULL;
+    if (!session->json) {
+        s_error (session, 400, "bad_request", "malformed JSON: %s",
+                 session->req_body ? jerr.text : "empty body");
+        return false;
+    }
+    if (!json_is_object (session->json)) {
+        s_error (session, 400, "bad_request", "the request body must be a JSON object");
+        return false;
+    }
+    return true;
+}
+
 static void
-s_dispatch (vw_edge_t *edge, struct lws *wsi, s_session_t *session)
+s_dispatch (vw_edge_t *edge, s_session_t *session)
 {
     const char *method = session->method >= 0 && session->method <= LWSHUMETH_HEAD
                              ? s_method_names[session->method]
                              : "?";
-    vw_debug ("edge", "%s %s", method, session->path);
+    vw_debug ("edge", "%s %s from %s", method, session->path, session->peer);
     if (edge->stopping) {
-        s_respond_error (wsi, session, 503, "unavailable", "the server is shutting down");
+        s_error (session, 503, "unavailable", "the server is shutting down");
+        return;
+    }
+    int64_t retry_ms = 0;
+    if (!vw_ratelimit_take (edge->rl_address, session->peer, 1, vw_clock_mono_ms (), &retry_ms)) {
+        session->retry_after = (int) ((retry_ms + 999) / 1000);
+        s_error (session, 429, "rate_limited", "too many requests from %s; retry in %d s",
+                 session->peer, session->retry_after);
         return;
     }
     if (session->req_too_large) {
-        s_respond_error (wsi, session, 413, "payload_too_large",
-                         "the request body is larger than 1 MiB");
+        s_error (session, 413, "payload_too_large", "the request body is larger than 1 MiB");
         return;
     }
     char allow[64] = "";
     for (size_t i = 0; i < S_ROUTES; i++) {
-        if (!s_path_matches (s_routes[i].path, session->path))
+        const s_route_t *route = &s_routes[i];
+        if (!s_path_matches (route->path, session->path))
             continue;
-        if (s_routes[i].method == session->method) {
-            s_routes[i].handler (edge, wsi, session);
+        if (route->method == session->method) {
+            if (route->role != S_ANYONE) {
+                if (!s_authenticate (edge, session))
+                    return;
+                if (session->role < route->role) {
+                    s_error (session, 403, "forbidden", "%s %s needs the %s role (you are %s)",
+                             method, route->path, s_role_names[route->role],
+                             s_role_names[session->role]);
+                    return;
+                }
+            }
+            if (route->body && !s_parse_body (session))
+                return;
+            route->handler (edge, session);
             return;
         }
         size_t n = strlen (allow);
         snprintf (allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
-                  s_method_names[s_routes[i].method]);
+                  s_method_names[route->method]);
     }
-    char message[700];
     if (*allow) {
         snprintf (session->allow, sizeof session->allow, "%s", allow);
-        snprintf (message, sizeof message, "%s is not allowed on %s (allowed: %s)", method,
-                  session->path, allow);
-        s_respond_error (wsi, session, 405, "method_not_allowed", message);
+        s_error (session, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+                 method, session->path, allow);
     }
-    else {
-        snprintf (message, sizeof message, "no resource at %s", session->path);
-        s_respond_error (wsi, session, 404, "not_found", message);
-    }
+    else
+        s_error (session, 404, "not_found", "no resource at %s", session->path);
+}
+
+static int
+s_add_header (struct lws *wsi, const char *name, const char *value, unsigned char **p,
+              unsigned char *end)
+{
+    return lws_add_http_header_by_name (wsi, (const unsigned char *) name,
+                                        (const unsigned char *) value, (int) strlen (value), p,
+                                        end);
 }
 
 //  Writes the headers, then (on the next writeable callback) the body.
@@ -208,18 +806,17 @@ s_write (struct lws *wsi, s_session_t *session)
     if (!session->headers_sent) {
         unsigned char buf[LWS_PRE + 1024];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+        char retry[16];
+        snprintf (retry, sizeof retry, "%d", session->retry_after);
         if (lws_add_http_common_headers (wsi, (unsigned int) session->status, "application/json",
-                                         session->out_len, &p, end))
-            return -1;
-        if (*session->allow
-            && lws_add_http_header_by_name (wsi, (const unsigned char *) "allow:",
-                                            (const unsigned char *) session->allow,
-                                            (int) strlen (session->allow), &p, end))
-            return -1;
-        if (lws_add_http_header_by_name (wsi, (const unsigned char *) "cache-control:",
-                                         (const unsigned char *) "no-store", 8, &p, end))
-            return -1;
-        if (lws_finalize_write_http_header (wsi, start, &p, end))
+                                         session->out_len, &p, end) ||
+            (*session->allow && s_add_header (wsi, "allow:", session->allow, &p, end)) ||
+            (*session->location && s_add_header (wsi, "location:", session->location, &p, end)) ||
+            (session->retry_after && s_add_header (wsi, "retry-after:", retry, &p, end)) ||
+            (session->challenge && session->status == 401 &&
+             s_add_header (wsi, "www-authenticate:", "Bearer", &p, end)) ||
+            s_add_header (wsi, "cache-control:", "no-store", &p, end) ||
+            lws_finalize_write_http_header (wsi, start, &p, end))
             return -1;
         session->headers_sent = true;
         if (session->out_len) {
@@ -227,13 +824,34 @@ s_write (struct lws *wsi, s_session_t *session)
             return 0;
         }
     }
-    else if (session->out_len
-             && lws_write (wsi, session->out + LWS_PRE, session->out_len, LWS_WRITE_HTTP_FINAL)
-                    != (int) session->out_len)
+    else if (session->out_len && lws_write (wsi, session->out + LWS_PRE, session->out_len,
+                                            LWS_WRITE_HTTP_FINAL) != (int) session->out_len)
         return -1;
     s_reset (session);
     //  Keep-alive: wait for the next request, or close.
     return lws_http_transaction_completed (wsi) ? -1 : 0;
+}
+
+//  Splits the query string into key/value pairs (lws has url-decoded them).
+static void
+s_read_args (struct lws *wsi, s_session_t *session)
+{
+    size_t used = 0;
+    for (int i = 0; session->nargs < S_MAX_ARGS; i++) {
+        char *frag = session->args_buf + used;
+        int n = lws_hdr_copy_fragment (wsi, frag, (int) (sizeof session->args_buf - used),
+                                       WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0)
+            break;
+        used += (size_t) n + 1;
+        char *eq = strchr (frag, '=');
+        if (eq)
+            *eq = 0;
+        session->arg_key[session->nargs] = frag;
+        session->arg_val[session->nargs++] = eq ? eq + 1 : "";
+        if (used >= sizeof session->args_buf)
+            break;
+    }
 }
 
 int
@@ -245,19 +863,22 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
     switch (reason) {
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            return 1;   //  no WebSocket upgrades here: agents use the ws port
+            return 1;  //  no WebSocket upgrades here: agents use the ws port
         case LWS_CALLBACK_HTTP: {
+            session->wsi = wsi;
             s_reset (session);
             char *uri = NULL;
             int uri_len = 0;
             session->method = lws_http_get_uri_and_method (wsi, &uri, &uri_len);
             snprintf (session->path, sizeof session->path, "%.*s", (int) len, (const char *) in);
+            lws_get_peer_simple (wsi, session->peer, sizeof session->peer);
+            s_read_args (wsi, session);
             //  A request with a body is routed once the body is complete.
-            if (lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0
-                && (session->method == LWSHUMETH_POST || session->method == LWSHUMETH_PUT
-                    || session->method == LWSHUMETH_PATCH))
+            if (lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                (session->method == LWSHUMETH_POST || session->method == LWSHUMETH_PUT ||
+                 session->method == LWSHUMETH_PATCH))
                 return 0;
-            s_dispatch (edge, wsi, session);
+            s_dispatch (edge, session);
             return 0;
         }
         case LWS_CALLBACK_HTTP_BODY:
@@ -275,17 +896,15 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 grown[session->req_len] = 0;
             }
             return 0;
-        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-            s_dispatch (edge, wsi, session);
-            return 0;
-        case LWS_CALLBACK_HTTP_WRITEABLE:
-            return s_write (wsi, session);
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION: s_dispatch (edge, session); return 0;
+        case LWS_CALLBACK_HTTP_WRITEABLE: return s_write (wsi, session);
         case LWS_CALLBACK_CLOSED_HTTP:
         case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-            if (session) {
+            if (session && session->wsi) {
                 if (session->probe_id && edge && edge->probe)
                     vw_probe_cancel (edge->probe, session->probe_id);
                 s_reset (session);
+                session->wsi = NULL;
             }
             return 0;
         default: break;

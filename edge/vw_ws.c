@@ -7,11 +7,17 @@
     LWS_CALLBACK_SERVER_WRITEABLE. A close is queued like a frame: the
     queue drains, then the close frame carries the code and reason.
 
-    The handshake itself (hello -> registry -> welcome) belongs to the agents
-    issue; until then a valid hello is answered with an `unavailable` error
-    and close 1013 (try again later), while every malformed first frame gets
-    its `error` frame and close 4400, and a connection that sends nothing
-    is closed with 4400 after 10 s.
+    Handshake: a valid hello goes to the registry as session_hello with the
+    connection's id; the registry answers session_welcome, session_reject
+    (error frame + close 4401/4400/1013) or session_challenge (the agent
+    must answer with `auth`). Before the welcome any other frame gets an
+    error frame and close 4400, as does silence for 10 s. After the welcome
+    a bad frame gets an error frame and the connection stays open;
+    heartbeats (and, at most once a second, any other frame) are reported
+    to the registry as session_seen. The registry can close a session
+    (session_kick: 4409 replaced, 4401 revoked, 4408 silent, 4000 operator).
+
+    Connection attempts are rate-limited per source address (SPEC §6).
 */
 #include "vw_clock.h"
 #include "vw_edge_int.h"
@@ -27,13 +33,19 @@ typedef struct s_frame_t {
     struct s_frame_t *next;
     size_t len;
     bool binary;
-    unsigned char data[];      //  LWS_PRE headroom, then the payload
+    unsigned char data[];  //  LWS_PRE headroom, then the payload
 } s_frame_t;
 
 struct vw_ws_conn_t {
+    int64_t id;  //  key in edge->conns, named in session_* messages
     struct lws *wsi;
     vw_edge_t *edge;
-    vw_ws_conn_t *prev, *next;     //  the edge's list of sessions
+    char *agent_id;       //  once a hello went to the registry
+    char session_id[40];  //  once welcomed
+    bool hello_sent;
+    bool challenged;
+    int64_t last_report_ms;     //  last session_seen for a non-heartbeat frame
+    vw_ws_conn_t *prev, *next;  //  the edge's list of sessions
     vw_wire_format_t format;
     char peer[64];
     //  incoming frame being reassembled
@@ -41,10 +53,9 @@ struct vw_ws_conn_t {
     size_t rx_len;
     //  outgoing frames, then the close
     s_frame_t *out_head, *out_tail;
-    int close_code;                //  0 = none queued
+    int close_code;  //  0 = none queued
     char close_reason[64];
     uint64_t hello_timer;
-    bool welcomed;
 };
 
 size_t
@@ -98,10 +109,80 @@ s_on_hello_deadline (void *arg, uint64_t id)
 {
     vw_ws_conn_t *conn = (vw_ws_conn_t *) arg;
     conn->hello_timer = 0;
-    if (conn->welcomed)
+    if (*conn->session_id)
         return;
     s_send (conn, vw_wire_error ("hello_timeout", "no hello within 10 s"));
     s_close (conn, 4400, "hello timeout");
+}
+
+static void
+s_to_registry (vw_ws_conn_t *conn, vw_msg_t **msg_p)
+{
+    if (vw_actor_send (conn->edge->actor, "registry", msg_p))
+        vw_msg_destroy (msg_p);
+    vw_edge_kick (conn->edge);
+}
+
+static char *
+s_json_text (json_t *value)
+{
+    return value ? json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void
+s_send_hello (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
+{
+    vw_msg_t *hello = vw_msg_new (VW_MSG_ID_session_hello);
+    vw_session_hello_msg_t *h = &hello->session_hello;
+    h->conn = conn->id;
+    vw_msg_set_str (&h->agent_id, msg->agent_id);
+    vw_msg_set_str (&h->token, msg->token);
+    vw_msg_set_str (&h->version, msg->version);
+    vw_msg_set_str (&h->hostname, msg->hostname);
+    h->capabilities = s_json_text (msg->capabilities);
+    h->labels = s_json_text (msg->labels);
+    vw_msg_set_str (&h->peer, conn->peer);
+    conn->agent_id = strdup (msg->agent_id);
+    conn->hello_sent = true;
+    s_to_registry (conn, &hello);
+}
+
+static void
+s_send_seen (vw_ws_conn_t *conn, const char *status)
+{
+    vw_msg_t *seen = vw_msg_new (VW_MSG_ID_session_seen);
+    vw_msg_set_str (&seen->session_seen.agent_id, conn->agent_id);
+    vw_msg_set_str (&seen->session_seen.session_id, conn->session_id);
+    vw_msg_set_str (&seen->session_seen.status, status);
+    conn->last_report_ms = vw_clock_mono_ms ();
+    s_to_registry (conn, &seen);
+}
+
+//  A frame before the welcome: only a hello (or, when challenged, an auth).
+static void
+s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error_t *err)
+{
+    if (rc == 0 && conn->challenged && msg->type == VW_WIRE_AUTH) {
+        vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
+        auth->session_auth.conn = conn->id;
+        vw_msg_set_str (&auth->session_auth.agent_id, conn->agent_id);
+        vw_msg_set_str (&auth->session_auth.signature, msg->signature);
+        conn->challenged = false;
+        s_to_registry (conn, &auth);
+        return;
+    }
+    if (rc == 0 && msg->type == VW_WIRE_HELLO && !conn->hello_sent) {
+        s_send_hello (conn, msg);
+        return;
+    }
+    if (rc == 0) {
+        snprintf (err->code, sizeof err->code, "invalid_message");
+        snprintf (err->message, sizeof err->message, "%s",
+                  conn->hello_sent ? "wait for the welcome before sending anything else"
+                                   : "the first message must be a hello");
+    }
+    s_send (conn, vw_wire_error (err->code, err->message));
+    s_close (conn, 4400, "bad hello");
 }
 
 static void
@@ -109,6 +190,7 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
 {
     vw_wire_msg_t msg;
     vw_wire_error_t err;
+    memset (&msg, 0, sizeof msg);
     bool wrong_kind = binary != (conn->format == VW_WIRE_MSGPACK);
     int rc = wrong_kind ? -1 : vw_wire_decode (conn->format, conn->rx, conn->rx_len, &msg, &err);
     if (wrong_kind) {
@@ -118,24 +200,27 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
                                                   : VW_WIRE_SUBPROTO_JSON,
                   conn->format == VW_WIRE_MSGPACK ? "binary msgpack" : "text JSON");
     }
-    if (!conn->welcomed) {
-        if (rc == 0 && msg.type != VW_WIRE_HELLO) {
-            snprintf (err.code, sizeof err.code, "invalid_message");
-            snprintf (err.message, sizeof err.message, "the first message must be a hello");
-            rc = -1;
-        }
-        if (rc) {
-            s_send (conn, vw_wire_error (err.code, err.message));
-            s_close (conn, 4400, "bad hello");
-        }
-        else {
-            s_send (conn, vw_wire_error ("unavailable",
-                                         "agent sessions are not served by this build yet"));
-            s_close (conn, 1013, "try again later");
-        }
-    }
+    if (!*conn->session_id)
+        s_on_first_frames (conn, rc, &msg, &err);
     else if (rc)
         s_send (conn, vw_wire_error (err.code, err.message));
+    else if (msg.type == VW_WIRE_HEARTBEAT)
+        s_send_seen (conn, msg.status ? msg.status : "online");
+    else {
+        //  Any frame proves the agent alive; tell the registry at most once
+        //  a second so a telemetry stream does not become a message storm.
+        if (vw_clock_mono_ms () - conn->last_report_ms >= 1000)
+            s_send_seen (conn, NULL);
+        if (msg.type == VW_WIRE_HELLO || msg.type == VW_WIRE_AUTH)
+            s_send (conn, vw_wire_error ("invalid_message", "this session is already welcomed"));
+        else if (msg.type == VW_WIRE_TELEMETRY || msg.type == VW_WIRE_COMMAND_ACK ||
+                 msg.type == VW_WIRE_COMMAND_PROGRESS || msg.type == VW_WIRE_COMMAND_RESULT)
+            s_send (conn,
+                    vw_wire_error ("unsupported", "this build does not process this message yet"));
+        else
+            s_send (conn,
+                    vw_wire_error ("invalid_message", "agents do not send this message type"));
+    }
     vw_wire_msg_reset (&msg);
 }
 
@@ -152,12 +237,24 @@ s_unlink (vw_ws_conn_t *conn)
     if (conn->next)
         conn->next->prev = conn->prev;
     edge->ws_count--;
+    zhashx_delete (edge->conns, &conn->id);
     conn->edge = NULL;
 }
 
 static void
 s_free (vw_ws_conn_t *conn)
 {
+    //  Tell the registry, so it forgets a pending hello or ends the session.
+    if (conn->edge && conn->agent_id) {
+        vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+        closed->session_closed.conn = conn->id;
+        vw_msg_set_str (&closed->session_closed.agent_id, conn->agent_id);
+        if (*conn->session_id)
+            vw_msg_set_str (&closed->session_closed.session_id, conn->session_id);
+        s_to_registry (conn, &closed);
+    }
+    free (conn->agent_id);
+    conn->agent_id = NULL;
     if (conn->edge && conn->hello_timer)
         vw_timers_cancel (vw_actor_timers (conn->edge->actor), conn->hello_timer);
     s_unlink (conn);
@@ -169,6 +266,49 @@ s_free (vw_ws_conn_t *conn)
     conn->out_tail = NULL;
     free (conn->rx);
     conn->rx = NULL;
+}
+
+void
+vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg)
+{
+    int64_t id = 0;
+    switch (msg->id) {
+        case VW_MSG_ID_session_welcome: id = msg->session_welcome.conn; break;
+        case VW_MSG_ID_session_reject: id = msg->session_reject.conn; break;
+        case VW_MSG_ID_session_challenge: id = msg->session_challenge.conn; break;
+        case VW_MSG_ID_session_kick: id = msg->session_kick.conn; break;
+        default: return;
+    }
+    vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
+    if (!conn || conn->close_code)
+        return;  //  gone or closing already
+    if (msg->id == VW_MSG_ID_session_welcome) {
+        const vw_session_welcome_msg_t *w = &msg->session_welcome;
+        snprintf (conn->session_id, sizeof conn->session_id, "%s", w->session_id);
+        if (conn->hello_timer)
+            vw_timers_cancel (vw_actor_timers (self->actor), conn->hello_timer);
+        conn->hello_timer = 0;
+        s_send (conn,
+                vw_wire_welcome (w->session_id, w->heartbeat_interval_ms, vw_clock_wall_ms ()));
+    }
+    else if (msg->id == VW_MSG_ID_session_reject) {
+        const vw_session_reject_msg_t *r = &msg->session_reject;
+        s_send (conn, vw_wire_error (r->code ? r->code : "unauthorized",
+                                     r->message ? r->message : "refused"));
+        s_close (conn, r->close_code ? (int) r->close_code : 4401,
+                 r->code ? r->code : "unauthorized");
+    }
+    else if (msg->id == VW_MSG_ID_session_challenge) {
+        conn->challenged = true;
+        s_send (conn, vw_wire_challenge (msg->session_challenge.nonce));
+    }
+    else {
+        const vw_session_kick_msg_t *k = &msg->session_kick;
+        //  Only the session it names: a newer one on this connection stays.
+        if (k->session_id && strcmp (k->session_id, conn->session_id) != 0)
+            return;
+        s_close (conn, (int) k->close_code, k->reason ? k->reason : "closed");
+    }
 }
 
 void
@@ -188,23 +328,34 @@ s_path_is_agent (struct lws *wsi)
 }
 
 int
-vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                size_t len)
+vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     vw_ws_conn_t *conn = (vw_ws_conn_t *) user;
     vw_edge_t *edge = vw_edge_from_wsi (wsi);
 
     switch (reason) {
-        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
             //  Only /ws/agent upgrades; refuse while shutting down.
             if (!s_path_is_agent (wsi) || edge->stopping)
                 return 1;
+            //  A flood of connection attempts from one address is throttled
+            //  before it costs a session (SPEC §6: hellos per address).
+            char peer[64] = "";
+            lws_get_peer_simple (wsi, peer, sizeof peer);
+            int64_t retry_ms = 0;
+            if (!vw_ratelimit_take (edge->rl_hello, peer, 1, vw_clock_mono_ms (), &retry_ms)) {
+                vw_debug ("edge", "agent connection from %s throttled", peer);
+                return 1;
+            }
             return 0;
+        }
 
         case LWS_CALLBACK_ESTABLISHED: {
             memset (conn, 0, sizeof *conn);
             conn->wsi = wsi;
             conn->edge = edge;
+            conn->id = ++edge->next_conn;
+            zhashx_insert (edge->conns, &conn->id, conn);
             const struct lws_protocols *protocol = lws_get_protocol (wsi);
             conn->format = protocol && strcmp (protocol->name, VW_WIRE_SUBPROTO_MSGPACK) == 0
                                ? VW_WIRE_MSGPACK
@@ -215,8 +366,8 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 edge->ws_conns->prev = conn;
             edge->ws_conns = conn;
             edge->ws_count++;
-            conn->hello_timer = vw_timers_add (vw_actor_timers (edge->actor),
-                                               S_HELLO_DEADLINE_MS, s_on_hello_deadline, conn);
+            conn->hello_timer = vw_timers_add (vw_actor_timers (edge->actor), S_HELLO_DEADLINE_MS,
+                                               s_on_hello_deadline, conn);
             vw_edge_kick (edge);
             vw_debug ("edge", "agent connection from %s (%s)", conn->peer,
                       conn->format == VW_WIRE_MSGPACK ? "msgpack" : "json");
@@ -225,7 +376,7 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
         case LWS_CALLBACK_RECEIVE: {
             if (conn->close_code)
-                return 0;   //  closing: ignore the rest
+                return 0;  //  closing: ignore the rest
             size_t max = (size_t) edge->config->ws_max_frame;
             if (conn->rx_len + len > max) {
                 lws_close_reason (wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,

@@ -29,7 +29,7 @@ typedef struct {
 //  One field table per message: s_fields_ping[], ...
 #define VW_X_MSG(name, doc) static const s_field_t s_fields_##name[] = {
 #define VW_X_F(msg, type, field, doc)                                                      \
-    {#field, S_TYPE_##type, offsetof (vw_msg_t, msg) + offsetof (vw_##msg##_t, field)},
+    {#field, S_TYPE_##type, offsetof (vw_msg_t, msg) + offsetof (vw_##msg##_msg_t, field)},
 #define VW_X_END(name) };
 VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)
 #undef VW_X_MSG
@@ -343,9 +343,11 @@ vw_msg_send (vw_msg_t **self_p, zsock_t *sock, const char *address)
     zmsg_t *zmsg = vw_msg_encode (*self_p, address);
     if (!zmsg)
         return -1;
-    //  zmsg_send destroys the frames whether or not it succeeds.
-    if (zmsg_send (&zmsg, sock))
+    //  zmsg_send consumes the frames only when it succeeds.
+    if (zmsg_send (&zmsg, sock)) {
+        zmsg_destroy (&zmsg);
         return -1;
+    }
     vw_msg_destroy (self_p);
     return 0;
 }

@@ -38,10 +38,12 @@ typedef struct {
 #define VW_CTYPE_STR  char *
 #define VW_CTYPE_BIN  vw_bytes_t
 
-//  One struct per message: vw_ping_t, vw_pong_t, ...
-#define VW_X_MSG(name, doc) typedef struct {
+//  One struct per message: vw_ping_msg_t, vw_pong_msg_t, ...
+#define VW_X_MSG(name, doc)           typedef struct {
 #define VW_X_F(msg, type, field, doc) VW_CTYPE_##type field;
-#define VW_X_END(name) } vw_##name##_t;
+#define VW_X_END(name)                                                                             \
+    }                                                                                              \
+    vw_##name##_msg_t;
 VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)
 #undef VW_X_MSG
 #undef VW_X_F
@@ -57,15 +59,15 @@ typedef enum {
 #undef VW_X_MSG
 #undef VW_X_F
 #undef VW_X_END
-    VW_MSG_COUNT
+        VW_MSG_COUNT
 } vw_msg_id_t;
 
 typedef struct {
     vw_msg_id_t id;
-    uint64_t rid;                //  request id; 0 when no reply is expected
-    char peer[VW_ADDR_MAX];      //  on receive: the sender's address
+    uint64_t rid;            //  request id; 0 when no reply is expected
+    char peer[VW_ADDR_MAX];  //  on receive: the sender's address
     union {
-#define VW_X_MSG(name, doc) vw_##name##_t name;
+#define VW_X_MSG(name, doc) vw_##name##_msg_t name;
 #define VW_X_F(msg, type, field, doc)
 #define VW_X_END(name)
         VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)

@@ -24,6 +24,8 @@
 //  process, the sqlite3 shell) before giving up with SQLITE_BUSY.
 #define VW_DB_BUSY_TIMEOUT_MS 5000
 
+#define S_STMT_CACHE 64
+
 struct vw_db_t {
     sqlite3 *handle;
     char *path;
@@ -31,6 +33,14 @@ struct vw_db_t {
     sqlite3_stmt *ping;      //  prepared once at open
     int schema_version;      //  user_version after opening
     int migrations_applied;  //  by this open
+    //  Statement cache for vw_db_stmt: keyed by the SQL text's address
+    //  (callers pass string literals), prepared on first use.
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[S_STMT_CACHE];
+    int cached;
+    bool in_tx;
 };
 
 //  --------------------------------------------------------------------------
@@ -578,6 +588,8 @@ vw_db_close (vw_db_t **self_p)
     if (!self)
         return;
     sqlite3_finalize (self->ping);
+    for (int i = 0; i < self->cached; i++)
+        sqlite3_finalize (self->cache[i].stmt);
     //  _v2: a statement someone forgot to finalize delays the close
     //  instead of leaking the handle
     sqlite3_close_v2 (self->handle);
@@ -629,4 +641,56 @@ vw_db_path (vw_db_t *self)
 {
     assert (self);
     return self->path;
+}
+
+sqlite3_stmt *
+vw_db_stmt (vw_db_t *self, const char *sql)
+{
+    for (int i = 0; i < self->cached; i++)
+        if (self->cache[i].sql == sql) {
+            sqlite3_reset (self->cache[i].stmt);
+            sqlite3_clear_bindings (self->cache[i].stmt);
+            return self->cache[i].stmt;
+        }
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v3 (self->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    if (self->cached < S_STMT_CACHE) {
+        self->cache[self->cached].sql = sql;
+        self->cache[self->cached++].stmt = stmt;
+    }
+    //  A full cache is a programming error (raise S_STMT_CACHE); the
+    //  statement still works but leaks until close.
+    assert (self->cached < S_STMT_CACHE);
+    return stmt;
+}
+
+int
+vw_db_begin (vw_db_t *self)
+{
+    if (self->in_tx)
+        return 0;
+    if (sqlite3_exec (self->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    self->in_tx = true;
+    return 0;
+}
+
+int
+vw_db_commit (vw_db_t *self)
+{
+    if (!self->in_tx)
+        return 0;
+    self->in_tx = false;
+    if (sqlite3_exec (self->handle, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+bool
+vw_db_in_tx (vw_db_t *self)
+{
+    return self->in_tx;
 }

@@ -25,10 +25,10 @@ typedef struct vw_db_t vw_db_t;
 
 typedef enum {
     VW_DB_OK = 0,
-    VW_DB_ERR_URL = 1,        //  DATABASE_URL cannot be understood
-    VW_DB_ERR_OPEN = 2,       //  directory or file cannot be created/opened
-    VW_DB_ERR_MIGRATE = 3,    //  a migration failed (the transaction was rolled back)
-    VW_DB_ERR_TOO_NEW = 4,    //  the file's schema version is newer than this build
+    VW_DB_ERR_URL = 1,      //  DATABASE_URL cannot be understood
+    VW_DB_ERR_OPEN = 2,     //  directory or file cannot be created/opened
+    VW_DB_ERR_MIGRATE = 3,  //  a migration failed (the transaction was rolled back)
+    VW_DB_ERR_TOO_NEW = 4,  //  the file's schema version is newer than this build
 } vw_db_status_t;
 
 //  Turns DATABASE_URL into a file path. Accepts "sqlite:///abs/path.db",
@@ -52,8 +52,8 @@ char *vw_db_path_from_url (const char *url);
 //  err (naming the path and, for TOO_NEW, both versions); on success err
 //  is "". status and err may be NULL. VW_DB_ERR_URL is never returned here:
 //  it is for callers whose vw_db_path_from_url gave NULL.
-vw_db_t *vw_db_open (const char *path, bool full_sync, vw_db_status_t *status,
-                     char *err, size_t errlen);
+vw_db_t *vw_db_open (const char *path, bool full_sync, vw_db_status_t *status, char *err,
+                     size_t errlen);
 
 void vw_db_close (vw_db_t **self_p);
 
@@ -78,5 +78,17 @@ const char *vw_db_path (vw_db_t *self);
 //  The directory that holds the database file (for the JWT secret file and
 //  other state kept "in the data directory"); borrowed, valid while open.
 const char *vw_db_data_dir (vw_db_t *self);
+
+//  A cached prepared statement for `sql`, which must be a string literal
+//  (the cache is keyed by its address). Returned reset with no bindings;
+//  owned by the database. NULL if the SQL does not prepare.
+sqlite3_stmt *vw_db_stmt (vw_db_t *self, const char *sql);
+
+//  Group commit: vw_db_begin opens a write transaction unless one is open;
+//  vw_db_commit commits it (0) or rolls it back (-1). The store actor
+//  begins on the first write of a loop pass and commits in its flush hook.
+int vw_db_begin (vw_db_t *self);
+int vw_db_commit (vw_db_t *self);
+bool vw_db_in_tx (vw_db_t *self);
 
 #endif

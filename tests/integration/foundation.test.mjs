@@ -8,7 +8,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { startBackend, runBackend, freePorts, tempDir, jsonLines } from './lib/backend.mjs';
 
-const ACTORS = ['store', 'registry', 'scheduler', 'executor', 'telemetry', 'admin', 'edge'];
+const ACTORS = ['store', 'registry', 'scheduler', 'executor', 'telemetry', 'auth', 'admin', 'edge'];
 
 function curl(args) {
   return new Promise((resolve) => {
@@ -46,7 +46,7 @@ describe('viworks-backend foundation', () => {
     return b;
   }
 
-  it('answers /health 200 with all seven actors up and the database ok', async (t) => {
+  it('answers /health 200 with all actors up and the database ok', async (t) => {
     const b = await backend();
     const res = await fetch(`${b.httpUrl}/health`);
     const firstHealthMs = performance.now() - b.started;

@@ -1,0 +1,117 @@
+/*  vw_pending - see vw_pending.h. */
+#include "vw_pending.h"
+
+typedef struct {
+    uint64_t rid;
+    uint64_t timer;
+    vw_pending_fn *fn;
+    void *ctx;
+    struct vw_pending_t *owner;
+} s_entry_t;
+
+struct vw_pending_t {
+    vw_actor_t *actor;
+    void *state;
+    zhashx_t *entries;  //  rid (uint64_t *) -> s_entry_t
+};
+
+static size_t
+s_hash_rid (const void *key)
+{
+    uint64_t rid = *(const uint64_t *) key;
+    return (size_t) (rid * 0x9e3779b97f4a7c15ULL >> 16);
+}
+
+static int
+s_compare_rid (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+vw_pending_t *
+vw_pending_new (vw_actor_t *actor, void *state)
+{
+    vw_pending_t *self = (vw_pending_t *) zmalloc (sizeof (vw_pending_t));
+    self->actor = actor;
+    self->state = state;
+    self->entries = zhashx_new ();
+    //  Keys point at the entry's own rid: no copies, nothing to free.
+    zhashx_set_key_hasher (self->entries, s_hash_rid);
+    zhashx_set_key_comparator (self->entries, s_compare_rid);
+    zhashx_set_key_duplicator (self->entries, NULL);
+    zhashx_set_key_destructor (self->entries, NULL);
+    return self;
+}
+
+//  Removes the entry and runs its callback.
+static void
+s_complete (vw_pending_t *self, s_entry_t *entry, vw_msg_t *reply, const char *why)
+{
+    zhashx_delete (self->entries, &entry->rid);
+    if (entry->timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), entry->timer);
+    entry->fn (self->state, self->actor, entry->ctx, reply, why);
+    free (entry);
+}
+
+void
+vw_pending_destroy (vw_pending_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vw_pending_t *self = *self_p;
+    s_entry_t *entry;
+    while ((entry = (s_entry_t *) zhashx_first (self->entries)))
+        s_complete (self, entry, NULL, "shutdown");
+    zhashx_destroy (&self->entries);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_on_timeout (void *arg, uint64_t id)
+{
+    s_entry_t *entry = (s_entry_t *) arg;
+    entry->timer = 0;
+    s_complete (entry->owner, entry, NULL, "timeout");
+}
+
+int
+vw_pending_request (vw_pending_t *self, const char *to, vw_msg_t **msg_p, int timeout_ms,
+                    vw_pending_fn *fn, void *ctx)
+{
+    uint64_t rid = vw_actor_next_rid (self->actor);
+    (*msg_p)->rid = rid;
+    if (vw_actor_send (self->actor, to, msg_p))
+        return -1;
+    s_entry_t *entry = (s_entry_t *) zmalloc (sizeof (s_entry_t));
+    entry->rid = rid;
+    entry->fn = fn;
+    entry->ctx = ctx;
+    entry->owner = self;
+    entry->timer = vw_timers_add (vw_actor_timers (self->actor), timeout_ms, s_on_timeout, entry);
+    zhashx_insert (self->entries, &entry->rid, entry);
+    return 0;
+}
+
+bool
+vw_pending_handle (vw_pending_t *self, vw_msg_t *msg)
+{
+    if (!msg->rid)
+        return false;
+    s_entry_t *entry = (s_entry_t *) zhashx_lookup (self->entries, &msg->rid);
+    if (!entry)
+        return false;
+    if (msg->id == VW_MSG_ID_error)
+        s_complete (self, entry, NULL, msg->error.code ? msg->error.code : "error");
+    else
+        s_complete (self, entry, msg, NULL);
+    return true;
+}
+
+size_t
+vw_pending_size (vw_pending_t *self)
+{
+    return zhashx_size (self->entries);
+}

@@ -1,0 +1,321 @@
+/*  vw_agents - see vw_agents.h. */
+#include "vw_agents.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define S_COLUMNS                                                                                  \
+    "agent_id, status, hostname, version, labels, capabilities, connected_at, last_seen, "         \
+    "session_id, created_at, maintenance, revoked_at, connect_count, disconnect_count"
+
+static const char *S_SQL_RESET =
+    "UPDATE agents SET status = 'offline', session_id = NULL, last_seen = "
+    "coalesce(last_seen, ?1) WHERE status <> 'offline' OR session_id IS NOT NULL";
+static const char *S_SQL_INSERT =
+    "INSERT INTO agents (agent_id, token_hash, public_key, labels, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char *S_SQL_GET = "SELECT " S_COLUMNS " FROM agents WHERE agent_id = ?1";
+static const char *S_SQL_LIST =
+    "SELECT " S_COLUMNS " FROM agents WHERE agent_id > ?1 "
+    "AND (?2 IS NULL OR status = ?2) "
+    "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each (agents.labels) "
+    "                           WHERE key = ?3 AND value = ?4)) "
+    "ORDER BY agent_id LIMIT ?5";
+static const char *S_SQL_CREDENTIALS =
+    "SELECT token_hash, public_key, revoked_at, maintenance FROM agents WHERE agent_id = ?1";
+static const char *S_SQL_CONNECT =
+    "UPDATE agents SET status = ?2, session_id = ?3, connected_at = ?4, last_seen = ?5, "
+    "hostname = coalesce(?6, hostname), version = coalesce(?7, version), "
+    "labels = json_patch (labels, coalesce(?8, '{}')), "
+    "capabilities = coalesce(?9, capabilities), connect_count = connect_count + 1 "
+    "WHERE agent_id = ?1";
+static const char *S_SQL_DISCONNECT =
+    "UPDATE agents SET status = 'offline', session_id = NULL, last_seen = ?2, "
+    "disconnect_count = disconnect_count + 1 WHERE agent_id = ?1";
+static const char *S_SQL_STATUS =
+    "UPDATE agents SET status = ?2, last_seen = max(coalesce(last_seen, 0), ?3) "
+    "WHERE agent_id = ?1";
+static const char *S_SQL_REVOKE =
+    "UPDATE agents SET revoked_at = ?2, status = 'offline', session_id = NULL "
+    "WHERE agent_id = ?1 AND revoked_at IS NULL";
+static const char *S_SQL_MAINTENANCE =
+    "UPDATE agents SET maintenance = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL";
+
+static void
+s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+static json_t *
+s_int_or_null (sqlite3_stmt *stmt, int col)
+{
+    return sqlite3_column_type (stmt, col) == SQLITE_NULL
+               ? json_null ()
+               : json_integer (sqlite3_column_int64 (stmt, col));
+}
+
+static json_t *
+s_text_or_null (sqlite3_stmt *stmt, int col)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, col);
+    return text ? json_string (text) : json_null ();
+}
+
+static json_t *
+s_json_column (sqlite3_stmt *stmt, int col, json_t *fallback)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, col);
+    json_t *value = text ? json_loads (text, 0, NULL) : NULL;
+    if (value) {
+        json_decref (fallback);
+        return value;
+    }
+    return fallback;
+}
+
+//  The REST API's agent object from a row of S_COLUMNS.
+static json_t *
+s_agent_object (sqlite3_stmt *stmt)
+{
+    json_t *agent = json_object ();
+    json_object_set_new (agent, "agent_id", s_text_or_null (stmt, 0));
+    json_object_set_new (agent, "status", s_text_or_null (stmt, 1));
+    json_object_set_new (agent, "hostname", s_text_or_null (stmt, 2));
+    json_object_set_new (agent, "version", s_text_or_null (stmt, 3));
+    json_object_set_new (agent, "labels", s_json_column (stmt, 4, json_object ()));
+    json_object_set_new (agent, "capabilities", s_json_column (stmt, 5, json_array ()));
+    json_object_set_new (agent, "connected_at", s_int_or_null (stmt, 6));
+    json_object_set_new (agent, "last_seen", s_int_or_null (stmt, 7));
+    json_object_set_new (agent, "session_id", s_text_or_null (stmt, 8));
+    json_object_set_new (agent, "created_at", s_int_or_null (stmt, 9));
+    json_object_set_new (agent, "maintenance", json_boolean (sqlite3_column_int (stmt, 10)));
+    json_object_set_new (agent, "revoked_at", s_int_or_null (stmt, 11));
+    json_object_set_new (agent, "connect_count", json_integer (sqlite3_column_int64 (stmt, 12)));
+    json_object_set_new (agent, "disconnect_count", json_integer (sqlite3_column_int64 (stmt, 13)));
+    return agent;
+}
+
+static void
+s_db_error (vw_db_t *db, vw_result_t *result)
+{
+    vw_result_fail (result, 500, "database_error", "database error: %s",
+                    sqlite3_errmsg (vw_db_handle (db)));
+}
+
+int
+vw_agents_reset_sessions (vw_db_t *db, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RESET);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now_ms);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes (vw_db_handle (db));
+}
+
+void
+vw_agents_get (vw_db_t *db, const char *agent_id, vw_result_t *result)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_GET);
+    if (!stmt)
+        return s_db_error (db, result);
+    s_bind_text (stmt, 1, agent_id);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        vw_result_ok (result, 200, s_agent_object (stmt));
+    else if (rc == SQLITE_DONE)
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
+    else
+        s_db_error (db, result);
+    sqlite3_reset (stmt);
+}
+
+void
+vw_agents_create (vw_db_t *db, const char *agent_id, const char *labels_json,
+                  const uint8_t *public_key, size_t public_key_len, const uint8_t *token_hash,
+                  size_t token_hash_len, int64_t now_ms, vw_result_t *result)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_INSERT);
+    if (!stmt)
+        return s_db_error (db, result);
+    s_bind_text (stmt, 1, agent_id);
+    sqlite3_bind_blob (stmt, 2, token_hash, (int) token_hash_len, SQLITE_TRANSIENT);
+    if (public_key && public_key_len)
+        sqlite3_bind_blob (stmt, 3, public_key, (int) public_key_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, 3);
+    s_bind_text (stmt, 4, labels_json ? labels_json : "{}");
+    sqlite3_bind_int64 (stmt, 5, now_ms);
+    int rc = sqlite3_step (stmt);
+    int extended = sqlite3_extended_errcode (vw_db_handle (db));
+    sqlite3_reset (stmt);
+    if (rc == SQLITE_DONE) {
+        vw_agents_get (db, agent_id, result);
+        if (result->status == 200)
+            result->status = 201;
+    }
+    else if (extended == SQLITE_CONSTRAINT_PRIMARYKEY)
+        vw_result_fail (result, 409, "conflict", "agent '%.64s' already exists", agent_id);
+    else if (rc == SQLITE_CONSTRAINT)
+        //  The schema's CHECKs: labels not an object, key not 32 bytes.
+        vw_result_fail (result, 400, "bad_request", "agent '%.64s' refused by the schema: %s",
+                        agent_id, sqlite3_errmsg (vw_db_handle (db)));
+    else
+        s_db_error (db, result);
+}
+
+void
+vw_agents_list (vw_db_t *db, const char *status, const char *label_key, const char *label_value,
+                int64_t limit, const char *cursor, vw_result_t *result)
+{
+    //  The cursor is the last agent id of the previous page, base64url.
+    char after[256] = "";
+    if (cursor && *cursor) {
+        size_t len = 0;
+        if (sodium_base642bin ((unsigned char *) after, sizeof after - 1, cursor, strlen (cursor),
+                               NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
+            len == 0) {
+            vw_result_fail (result, 400, "bad_request", "field 'cursor' is not a valid cursor");
+            return;
+        }
+        after[len] = 0;
+    }
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_LIST);
+    if (!stmt)
+        return s_db_error (db, result);
+    s_bind_text (stmt, 1, after);
+    s_bind_text (stmt, 2, status);
+    s_bind_text (stmt, 3, label_key);
+    s_bind_text (stmt, 4, label_value ? label_value : "");
+    sqlite3_bind_int64 (stmt, 5, limit + 1);  //  one more tells whether a next page exists
+    json_t *agents = json_array ();
+    int rc;
+    char last[256] = "";
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        if ((int64_t) json_array_size (agents) == limit)
+            break;
+        json_array_append_new (agents, s_agent_object (stmt));
+        snprintf (last, sizeof last, "%s", (const char *) sqlite3_column_text (stmt, 0));
+    }
+    bool more = rc == SQLITE_ROW;
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref (agents);
+        return s_db_error (db, result);
+    }
+    json_t *next = json_null ();
+    if (more) {
+        char encoded[sizeof last * 4 / 3 + 8];
+        sodium_bin2base64 (encoded, sizeof encoded, (const unsigned char *) last, strlen (last),
+                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        next = json_string (encoded);
+    }
+    vw_result_ok (result, 200, json_pack ("{s:o, s:o}", "agents", agents, "next_cursor", next));
+}
+
+int
+vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t *out)
+{
+    memset (out, 0, sizeof *out);
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_CREDENTIALS);
+    if (!stmt)
+        return -1;
+    s_bind_text (stmt, 1, agent_id);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        out->found = true;
+        if (sqlite3_column_bytes (stmt, 0) == 32) {
+            memcpy (out->token_hash, sqlite3_column_blob (stmt, 0), 32);
+            out->has_token_hash = true;
+        }
+        if (sqlite3_column_bytes (stmt, 1) == 32) {
+            memcpy (out->public_key, sqlite3_column_blob (stmt, 1), 32);
+            out->has_public_key = true;
+        }
+        out->revoked = sqlite3_column_type (stmt, 2) != SQLITE_NULL;
+        out->maintenance = sqlite3_column_int (stmt, 3) != 0;
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, const char *status,
+                       const char *session_id, int64_t connected_at, int64_t last_seen,
+                       const char *hostname, const char *version, const char *labels_json,
+                       const char *capabilities_json)
+{
+    sqlite3_stmt *stmt;
+    if (strcmp (event, "connect") == 0) {
+        stmt = vw_db_stmt (db, S_SQL_CONNECT);
+        if (!stmt)
+            return -1;
+        s_bind_text (stmt, 2, status);
+        s_bind_text (stmt, 3, session_id);
+        sqlite3_bind_int64 (stmt, 4, connected_at);
+        sqlite3_bind_int64 (stmt, 5, last_seen);
+        s_bind_text (stmt, 6, hostname);
+        s_bind_text (stmt, 7, version);
+        s_bind_text (stmt, 8, labels_json);
+        s_bind_text (stmt, 9, capabilities_json);
+    }
+    else if (strcmp (event, "disconnect") == 0) {
+        stmt = vw_db_stmt (db, S_SQL_DISCONNECT);
+        if (!stmt)
+            return -1;
+        sqlite3_bind_int64 (stmt, 2, last_seen);
+    }
+    else {
+        stmt = vw_db_stmt (db, S_SQL_STATUS);
+        if (!stmt)
+            return -1;
+        s_bind_text (stmt, 2, status);
+        sqlite3_bind_int64 (stmt, 3, last_seen);
+    }
+    s_bind_text (stmt, 1, agent_id);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t *result)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_REVOKE);
+    if (!stmt)
+        return s_db_error (db, result);
+    s_bind_text (stmt, 1, agent_id);
+    sqlite3_bind_int64 (stmt, 2, now_ms);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        s_db_error (db, result);
+    else if (sqlite3_changes (vw_db_handle (db)) == 0)
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s' (or already revoked)",
+                        agent_id);
+    else
+        vw_result_ok (result, 204, NULL);
+}
+
+void
+vw_agents_set_maintenance (vw_db_t *db, const char *agent_id, bool enabled, vw_result_t *result)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_MAINTENANCE);
+    if (!stmt)
+        return s_db_error (db, result);
+    s_bind_text (stmt, 1, agent_id);
+    sqlite3_bind_int (stmt, 2, enabled ? 1 : 0);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        s_db_error (db, result);
+    else if (sqlite3_changes (vw_db_handle (db)) == 0)
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
+    else
+        vw_agents_get (db, agent_id, result);
+}

@@ -1,0 +1,60 @@
+/*  vw_agents - the agents table: registration, credentials, live state and
+    the agent objects of the REST API. Called by the store actor only; every
+    function uses the store's connection and returns plain values. */
+#ifndef VW_AGENTS_H
+#define VW_AGENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vw_db.h"
+#include "vw_result.h"
+
+//  At start-up: no session survived the previous run, so every agent is
+//  offline without a session. Returns how many rows changed, or -1.
+int vw_agents_reset_sessions (vw_db_t *db, int64_t now_ms);
+
+//  POST /agents. 201 with {"agent_id", "token"} is built by the caller: the
+//  result body is the stored agent object. 409 if it exists, 400 if
+//  labels or the key are unacceptable.
+void vw_agents_create (vw_db_t *db, const char *agent_id, const char *labels_json,
+                       const uint8_t *public_key, size_t public_key_len, const uint8_t *token_hash,
+                       size_t token_hash_len, int64_t now_ms, vw_result_t *result);
+
+//  GET /agents/{id}: 200 agent object, or 404.
+void vw_agents_get (vw_db_t *db, const char *agent_id, vw_result_t *result);
+
+//  GET /agents: 200 {"agents":[…],"next_cursor":…}; 400 for a bad cursor.
+void vw_agents_list (vw_db_t *db, const char *status, const char *label_key,
+                     const char *label_value, int64_t limit, const char *cursor,
+                     vw_result_t *result);
+
+typedef struct {
+    bool found;
+    uint8_t token_hash[32];
+    bool has_token_hash;
+    uint8_t public_key[32];
+    bool has_public_key;
+    bool revoked;
+    bool maintenance;
+} vw_agent_credentials_t;
+
+//  Credentials for the registry's hello check. -1 on a database error.
+int vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t *out);
+
+//  Live state from the registry. event: "connect" (all fields, counts a
+//  connection), "disconnect" (offline, no session, counts a disconnection)
+//  or "status" (status and last_seen). -1 on a database error.
+int vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, const char *status,
+                           const char *session_id, int64_t connected_at, int64_t last_seen,
+                           const char *hostname, const char *version, const char *labels_json,
+                           const char *capabilities_json);
+
+//  DELETE /agents/{id}: 204, or 404 (also for an agent already revoked).
+void vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t *result);
+
+//  PUT /agents/{id}/maintenance: 200 agent object, or 404.
+void vw_agents_set_maintenance (vw_db_t *db, const char *agent_id, bool enabled,
+                                vw_result_t *result);
+
+#endif

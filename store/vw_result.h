@@ -1,0 +1,30 @@
+/*  vw_result - what a store operation answers: an HTTP-like status and a
+    JSON body, or an error code and sentence. The store actor turns it into
+    a `reply` message; the edge turns that into an HTTP response. */
+#ifndef VW_RESULT_H
+#define VW_RESULT_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+typedef struct {
+    int status;         //  200, 201, 204, 400, 404, 409, 500, 503
+    json_t *body;       //  owned; NULL for 204 and errors
+    const char *code;   //  for errors: snake_case (static string)
+    char message[200];  //  for errors: human sentence
+} vw_result_t;
+
+#define vw_result_ok(r, st, b)                                                                     \
+    do {                                                                                           \
+        (r)->status = (st);                                                                        \
+        (r)->body = (b);                                                                           \
+    } while (0)
+
+#define vw_result_fail(r, st, c, ...)                                                              \
+    do {                                                                                           \
+        (r)->status = (st);                                                                        \
+        (r)->code = (c);                                                                           \
+        snprintf ((r)->message, sizeof (r)->message, __VA_ARGS__);                                 \
+    } while (0)
+
+#endif
