@@ -17,9 +17,14 @@
 #include "vw_broker.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
+#include "vw_api.h"
+#include "vw_clock.h"
+#include "vw_jwt.h"
+#include "vw_pending.h"
 #include "vw_probe.h"
 
 #include <jansson.h>
+#include <sodium.h>
 
 #define S_MAX_REQUEST (1024 * 1024)
 
@@ -28,6 +33,7 @@ typedef struct {
     vw_actor_t *actor;
     zsock_t *router;
     vw_probe_t *probe;
+    vw_pending_t *pending;
     int64_t started_ms;
 } self_t;
 
@@ -35,6 +41,10 @@ typedef struct {
 typedef struct {
     self_t *self;
     zmsg_t *envelope;
+    char source[64];  //  client address, for the audit log
+    char action[32];  //  audit action, or ""
+    char target[160];
+    char token[VW_TOKEN_TEXT_LEN + 1];  //  agents.create: shown once
 } s_waiting_t;
 
 //  Sends `body` (consumed) as the reply to the request whose routing frames
@@ -64,14 +74,94 @@ s_ok (json_t *data)
 }
 
 static void
+s_audit (self_t *self, const char *source, const char *action, const char *target,
+         const char *outcome, const char *detail)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit);
+    msg->audit.ts = vw_clock_wall_ms ();
+    vw_msg_set_str (&msg->audit.actor, "admin-socket");
+    vw_msg_set_str (&msg->audit.source, source && *source ? source : NULL);
+    vw_msg_set_str (&msg->audit.action, action);
+    vw_msg_set_str (&msg->audit.target, target);
+    vw_msg_set_str (&msg->audit.outcome, outcome);
+    vw_msg_set_str (&msg->audit.detail, detail);
+    if (vw_actor_send (self->actor, "store", &msg)) {
+        vw_error ("admin", "audit row for %s lost: the store is unreachable", action);
+        vw_msg_destroy (&msg);
+    }
+}
+
+//  Another actor's `reply` (or its absence) as the op's answer; audited
+//  when the op changes state.
+static void
+s_on_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_waiting_t *w = (s_waiting_t *) ctx;
+    json_t *answer;
+    if (reply && reply->id == VW_MSG_ID_broker_stats) {
+        json_t *data =
+            reply->broker_stats.json ? json_loads (reply->broker_stats.json, 0, NULL) : NULL;
+        answer = s_ok (json_pack ("{s:o}", "broker", data ? data : json_null ()));
+    }
+    else if (!reply || reply->id != VW_MSG_ID_reply) {
+        char message[128];
+        snprintf (message, sizeof message, "no answer in time (%s)", why ? why : "?");
+        answer = s_error ("unavailable", message);
+        if (*w->action)
+            s_audit (self, w->source, w->action, w->target, "failure", why);
+    }
+    else {
+        const vw_reply_msg_t *r = &reply->reply;
+        if (*w->action)
+            s_audit (self, w->source, w->action, w->target, r->status < 300 ? "success" : "failure",
+                     r->code);
+        if (r->code)
+            answer = s_error (r->code, r->message ? r->message : r->code);
+        else {
+            json_t *data = r->json ? json_loads (r->json, JSON_DECODE_ANY, NULL) : NULL;
+            if (*w->token)
+                data = json_pack ("{s:s, s:s, s:o}", "agent_id", w->target, "token", w->token,
+                                  "agent", data ? data : json_null ());
+            answer = s_ok (data);
+        }
+    }
+    sodium_memzero (w->token, sizeof w->token);
+    if (w->envelope)
+        s_send_reply (self, &w->envelope, answer);
+    else
+        json_decref (answer);
+    free (w);
+}
+
+//  Sends msg to `to` on behalf of the client; the reply answers the op.
+static void
+s_forward (self_t *self, zmsg_t **envelope_p, const char *source, const char *to, vw_msg_t **msg_p,
+           const char *action, const char *target, const char *token)
+{
+    s_waiting_t *w = (s_waiting_t *) zmalloc (sizeof (s_waiting_t));
+    w->self = self;
+    w->envelope = *envelope_p;
+    *envelope_p = NULL;
+    snprintf (w->source, sizeof w->source, "%s", source ? source : "");
+    snprintf (w->action, sizeof w->action, "%s", action ? action : "");
+    snprintf (w->target, sizeof w->target, "%s", target ? target : "");
+    snprintf (w->token, sizeof w->token, "%s", token ? token : "");
+    if (vw_pending_request (self->pending, to, msg_p, 5000, s_on_reply, w)) {
+        vw_msg_destroy (msg_p);
+        s_on_reply (self, self->actor, w, NULL, "not reachable");
+    }
+}
+
+static void
 s_actors_done (void *arg, const vw_probe_result_t *result)
 {
     s_waiting_t *w = (s_waiting_t *) arg;
     json_t *actors = json_object ();
     for (int i = 0; i < VW_ACTOR_COUNT; i++) {
         const vw_probe_entry_t *e = &result->actors[i];
-        json_t *entry = json_pack ("{s:s, s:b}", "status", e->up ? "up" : "down", "healthy",
-                                   e->healthy);
+        json_t *entry =
+            json_pack ("{s:s, s:b}", "status", e->up ? "up" : "down", "healthy", e->healthy);
         if (e->up)
             json_object_set_new (entry, "latency_us", json_integer (e->latency_us));
         if (*e->detail)
@@ -84,19 +174,109 @@ s_actors_done (void *arg, const vw_probe_result_t *result)
 }
 
 static void
-s_handle_request (self_t *self, zmsg_t **envelope_p, const char *op, json_t *args)
+s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const char *op,
+                  json_t *args)
 {
-    if (streq (op, "ping")) {
-        s_send_reply (self, envelope_p,
-                      s_ok (json_pack ("{s:b, s:s, s:I}", "pong", 1, "version", VW_VERSION,
-                                       "uptime_ms", (json_int_t) (zclock_mono () - self->started_ms))));
+    json_t *no_args = NULL;
+    if (!args)
+        args = no_args = json_object ();
+    vw_api_error_t err = {400, "bad_request", ""};
+    vw_msg_t *msg = NULL;
+    if (streq (op, "agents.list")) {
+        if ((msg = vw_api_agent_list (args, &err)))
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+    }
+    else if (streq (op, "agents.get") || streq (op, "agents.revoke") ||
+             streq (op, "agents.disconnect")) {
+        static const char *const allowed[] = {"agent_id", NULL};
+        const char *id = vw_api_only (args, allowed, &err) ? vw_api_agent_id (args, &err) : NULL;
+        if (id && streq (op, "agents.get")) {
+            msg = vw_msg_new (VW_MSG_ID_agent_get);
+            vw_msg_set_str (&msg->agent_get.agent_id, id);
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+        }
+        else if (id && streq (op, "agents.revoke")) {
+            msg = vw_msg_new (VW_MSG_ID_agent_revoke);
+            vw_msg_set_str (&msg->agent_revoke.agent_id, id);
+            s_forward (self, envelope_p, source, "registry", &msg, "agent.revoke", id, NULL);
+        }
+        else if (id) {
+            msg = vw_msg_new (VW_MSG_ID_agent_disconnect);
+            vw_msg_set_str (&msg->agent_disconnect.agent_id, id);
+            s_forward (self, envelope_p, source, "registry", &msg, "agent.disconnect", id, NULL);
+        }
+    }
+    else if (streq (op, "agents.create")) {
+        char token[VW_TOKEN_TEXT_LEN + 1];
+        if ((msg = vw_api_agent_create (args, token, &err))) {
+            char id[160];
+            snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
+            s_forward (self, envelope_p, source, "store", &msg, "agent.create", id, token);
+        }
+        sodium_memzero (token, sizeof token);
+    }
+    else if (streq (op, "users.create")) {
+        if ((msg = vw_api_user_create (args, &err))) {
+            char user[160];
+            snprintf (user, sizeof user, "%s", msg->user_create.username);
+            s_forward (self, envelope_p, source, "auth", &msg, "user.create", user, NULL);
+        }
+    }
+    else if (streq (op, "tokens.issue")) {
+        static const char *const allowed[] = {"sub", "role", "ttl_s", NULL};
+        json_t *sub = json_object_get (args, "sub");
+        json_t *role = json_object_get (args, "role");
+        json_t *ttl = json_object_get (args, "ttl_s");
+        const char *r = json_string_value (role);
+        int64_t ttl_s = json_is_integer (ttl) ? json_integer_value (ttl) : 3600;
+        if (!vw_api_only (args, allowed, &err))
+            ;
+        else if (!json_is_string (sub) || !json_string_length (sub) ||
+                 json_string_length (sub) > 127)
+            snprintf (err.message, sizeof err.message,
+                      "field 'sub' is required: a string of 1-127 characters");
+        else if (!r || (strcmp (r, "admin") && strcmp (r, "operator") && strcmp (r, "viewer")))
+            snprintf (err.message, sizeof err.message,
+                      "field 'role' is required: one of admin, operator, viewer");
+        else if ((ttl && !json_is_integer (ttl)) || ttl_s < 60 || ttl_s > 366 * 86400)
+            snprintf (err.message, sizeof err.message,
+                      "field 'ttl_s' must be an integer from 60 to 31622400");
+        else if (!self->config->jwt_secret)
+            snprintf (err.message, sizeof err.message, "no JWT secret is configured");
+        else {
+            int64_t now = vw_clock_wall_ms () / 1000;
+            char *token = vw_jwt_sign ((const uint8_t *) self->config->jwt_secret,
+                                       strlen (self->config->jwt_secret), json_string_value (sub),
+                                       r, now, now + ttl_s, NULL);
+            s_audit (self, source, "token.issue", json_string_value (sub),
+                     token ? "success" : "failure", r);
+            if (token)
+                s_send_reply (
+                    self, envelope_p,
+                    s_ok (json_pack ("{s:s, s:s, s:I}", "access_token", token, "token_type",
+                                     "Bearer", "expires_in", (json_int_t) ttl_s)));
+            else
+                s_send_reply (self, envelope_p, s_error ("internal", "cannot sign the token"));
+            free (token);
+        }
+    }
+    else if (streq (op, "stats")) {
+        msg = vw_msg_new (VW_MSG_ID_broker_stats);
+        s_forward (self, envelope_p, source, "broker", &msg, NULL, NULL, NULL);
+    }
+    else if (streq (op, "ping")) {
+        s_send_reply (
+            self, envelope_p,
+            s_ok (json_pack ("{s:b, s:s, s:I}", "pong", 1, "version", VW_VERSION, "uptime_ms",
+                             (json_int_t) (zclock_mono () - self->started_ms))));
     }
     else if (streq (op, "actors.status")) {
         s_waiting_t *w = (s_waiting_t *) zmalloc (sizeof (s_waiting_t));
         w->self = self;
         w->envelope = *envelope_p;
         *envelope_p = NULL;
-        if (!vw_probe_start (self->probe, (int) self->config->health_timeout_ms, s_actors_done, w)) {
+        if (!vw_probe_start (self->probe, (int) self->config->health_timeout_ms, s_actors_done,
+                             w)) {
             s_send_reply (self, &w->envelope, s_error ("internal", "cannot start the probe"));
             free (w);
         }
@@ -114,8 +294,9 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *op, json_t *arg
                 vw_log_set_level ((vw_log_level_t) vw_log_level_parse (json_string_value (level)));
                 vw_info ("admin", "log level set to %s", json_string_value (level));
             }
-            s_send_reply (self, envelope_p,
-                          s_ok (json_pack ("{s:s}", "level", vw_log_level_name (vw_log_get_level ()))));
+            s_send_reply (
+                self, envelope_p,
+                s_ok (json_pack ("{s:s}", "level", vw_log_level_name (vw_log_get_level ()))));
         }
     }
     else {
@@ -123,6 +304,10 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *op, json_t *arg
         snprintf (message, sizeof message, "op '%.64s' is not supported by this build", op);
         s_send_reply (self, envelope_p, s_error ("unknown_op", message));
     }
+    //  A request refused by validation: nothing was sent anywhere.
+    if (*envelope_p && *err.message)
+        s_send_reply (self, envelope_p, s_error (err.code, err.message));
+    json_decref (no_args);
 }
 
 static void
@@ -141,6 +326,10 @@ s_on_request (void *state, vw_actor_t *actor, zsock_t *router)
             continue;
         }
         zmsg_remove (envelope, payload);
+        //  The client's address, for the audit log (tcp:// only).
+        const char *peer = zframe_meta (payload, "Peer-Address");
+        char source[64];
+        snprintf (source, sizeof source, "%s", peer ? peer : "local");
         json_error_t jerr;
         json_t *request = json_loadb ((const char *) zframe_data (payload), zframe_size (payload),
                                       JSON_REJECT_DUPLICATES, &jerr);
@@ -154,9 +343,10 @@ s_on_request (void *state, vw_actor_t *actor, zsock_t *router)
             s_send_reply (self, &envelope,
                           s_error ("bad_request", "field 'op' is required and must be a string"));
         else if (args && !json_is_object (args))
-            s_send_reply (self, &envelope, s_error ("bad_request", "field 'args' must be an object"));
+            s_send_reply (self, &envelope,
+                          s_error ("bad_request", "field 'args' must be an object"));
         else
-            s_handle_request (self, &envelope, json_string_value (op), args);
+            s_handle_request (self, &envelope, source, json_string_value (op), args);
         json_decref (request);
         zmsg_destroy (&envelope);
     }
@@ -171,6 +361,7 @@ s_create (vw_actor_t *actor, void *args)
     self->actor = actor;
     self->started_ms = zclock_mono ();
     self->probe = vw_probe_new (actor);
+    self->pending = vw_pending_new (actor, self);
     if (config->admin_endpoint) {
         if (!vw_endpoint_is_loopback (config->admin_endpoint)) {
             vw_actor_fail (actor, VW_EXIT_USAGE,
@@ -194,6 +385,7 @@ s_create (vw_actor_t *actor, void *args)
     return self;
 fail:
     zsock_destroy (&self->router);
+    vw_pending_destroy (&self->pending);
     vw_probe_destroy (&self->probe);
     free (self);
     return NULL;
@@ -207,6 +399,7 @@ s_destroy (void **state_p)
         //  Pending waiters are freed with the probe's pending table; their
         //  clients see a timeout, as with any server going away.
         vw_probe_destroy (&self->probe);
+        vw_pending_destroy (&self->pending);
         zsock_destroy (&self->router);
         free (self);
     }
@@ -217,7 +410,7 @@ static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
     self_t *self = (self_t *) state;
-    if (vw_probe_handle (self->probe, *msg_p))
+    if (vw_probe_handle (self->probe, *msg_p) || vw_pending_handle (self->pending, *msg_p))
         return;
     vw_warn ("admin", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
              (*msg_p)->peer);

@@ -17,6 +17,7 @@
     Every error is {"error":{"code","message"}} with the right status, and
     every state change is audited (vw_edge_audit) with its outcome.
 */
+#include "vw_api.h"
 #include "vw_clock.h"
 #include "vw_edge_int.h"
 #include "vw_jwt.h"
@@ -168,52 +169,20 @@ s_respond_reply (s_session_t *session, const vw_msg_t *reply)
         s_respond_text (session, (int) r->status, r->json);
 }
 
-static const char *
-s_arg (s_session_t *session, const char *key)
+//  The query string as a JSON object of strings, for vw_api.
+static json_t *
+s_query_object (s_session_t *session)
 {
+    json_t *args = json_object ();
     for (int i = 0; i < session->nargs; i++)
-        if (strcmp (session->arg_key[i], key) == 0)
-            return session->arg_val[i];
-    return NULL;
+        json_object_set_new (args, session->arg_key[i], json_string (session->arg_val[i]));
+    return args;
 }
 
-//  Refuses query arguments other than `allowed` (NULL-terminated): a typo in
-//  a filter must not silently return everything.
-static bool
-s_args_allowed (s_session_t *session, const char *const *allowed)
+static void
+s_api_error (s_session_t *session, const vw_api_error_t *err)
 {
-    for (int i = 0; i < session->nargs; i++) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp (session->arg_key[i], *a) == 0;
-        if (!ok) {
-            s_error (session, 400, "bad_request", "unknown query parameter '%.64s'",
-                     session->arg_key[i]);
-            return false;
-        }
-    }
-    return true;
-}
-
-//  Integer query argument within [lo, hi]; def when absent.
-static bool
-s_arg_int (s_session_t *session, const char *key, int64_t lo, int64_t hi, int64_t def, int64_t *out)
-{
-    const char *text = s_arg (session, key);
-    *out = def;
-    if (!text)
-        return true;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll (text, &end, 10);
-    if (!*text || *end || errno || v < lo || v > hi) {
-        s_error (session, 400, "bad_request",
-                 "query parameter '%s' must be an integer from %lld to %lld", key, (long long) lo,
-                 (long long) hi);
-        return false;
-    }
-    *out = v;
-    return true;
+    s_error (session, err->status, err->code, "%s", err->message);
 }
 
 //  The {id} segment of /agents/{id}[/…].
@@ -414,34 +383,14 @@ s_post_token (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_agents (vw_edge_t *edge, s_session_t *session)
 {
-    static const char *const allowed[] = {"status", "label", "limit", "cursor", NULL};
-    int64_t limit;
-    if (!s_args_allowed (session, allowed) || !s_arg_int (session, "limit", 1, 1000, 100, &limit))
-        return;
-    const char *status = s_arg (session, "status");
-    if (status && strcmp (status, "online") && strcmp (status, "degraded") &&
-        strcmp (status, "maintenance") && strcmp (status, "offline")) {
-        s_error (session, 400, "bad_request",
-                 "query parameter 'status' must be one of online, degraded, maintenance, offline");
-        return;
-    }
-    const char *label = s_arg (session, "label");
-    const char *colon = label ? strchr (label, ':') : NULL;
-    if (label && (!colon || colon == label)) {
-        s_error (session, 400, "bad_request", "query parameter 'label' must look like key:value");
-        return;
-    }
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_list);
-    vw_msg_set_str (&msg->agent_list.status, status);
-    if (label) {
-        char key[128];
-        snprintf (key, sizeof key, "%.*s", (int) (colon - label), label);
-        vw_msg_set_str (&msg->agent_list.label_key, key);
-        vw_msg_set_str (&msg->agent_list.label_value, colon + 1);
-    }
-    msg->agent_list.limit = limit;
-    vw_msg_set_str (&msg->agent_list.cursor, s_arg (session, "cursor"));
-    s_call (edge, session, "store", &msg, s_reply_plain);
+    vw_api_error_t err;
+    json_t *args = s_query_object (session);
+    vw_msg_t *msg = vw_api_agent_list (args, &err);
+    json_decref (args);
+    if (msg)
+        s_call (edge, session, "store", &msg, s_reply_plain);
+    else
+        s_api_error (session, &err);
 }
 
 static void
@@ -476,64 +425,19 @@ s_agent_created (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t
 static void
 s_post_agents (vw_edge_t *edge, s_session_t *session)
 {
-    json_t *id = json_object_get (session->json, "agent_id");
-    json_t *labels = json_object_get (session->json, "labels");
-    json_t *key = json_object_get (session->json, "public_key");
-    const char *known[] = {"agent_id", "labels", "public_key", NULL};
-    const char *name;
-    json_t *value;
-    json_object_foreach (session->json, name, value)
-    {
-        bool ok = false;
-        for (int i = 0; known[i] && !ok; i++)
-            ok = strcmp (name, known[i]) == 0;
-        if (!ok) {
-            s_error (session, 400, "bad_request", "unknown field '%.64s'", name);
-            return;
-        }
-    }
-    if (!json_is_string (id) || !vw_wire_valid_name (json_string_value (id), 128)) {
-        s_error (session, 400, "bad_request",
-                 "field 'agent_id' is required: 1-128 characters of A-Z a-z 0-9 _ . : -");
+    vw_api_error_t err;
+    char token[VW_TOKEN_TEXT_LEN + 1];
+    vw_msg_t *msg = vw_api_agent_create (session->json, token, &err);
+    if (!msg) {
+        s_api_error (session, &err);
         return;
     }
-    if (labels && !json_is_null (labels)) {
-        bool ok = json_is_object (labels) && json_object_size (labels) <= 64;
-        json_object_foreach (labels, name, value) ok = ok && json_is_string (value) &&
-                                                       strlen (name) <= 64 &&
-                                                       json_string_length (value) <= 256;
-        if (!ok) {
-            s_error (session, 400, "bad_request",
-                     "field 'labels' must be an object of at most 64 string values");
-            return;
-        }
-    }
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-    size_t pklen = 0;
-    if (key && !json_is_null (key)) {
-        const char *b64 = json_is_string (key) ? json_string_value (key) : "";
-        if (sodium_base642bin (pk, sizeof pk, b64, strlen (b64), NULL, &pklen, NULL,
-                               sodium_base64_VARIANT_ORIGINAL) ||
-            pklen != sizeof pk) {
-            s_error (session, 400, "bad_request",
-                     "field 'public_key' must be a base64 Ed25519 public key (32 bytes)");
-            return;
-        }
-    }
-    char token[VW_TOKEN_TEXT_LEN + 1];
-    uint8_t hash[VW_TOKEN_HASH_BYTES];
-    vw_token_new (token, hash);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_create);
-    vw_msg_set_str (&msg->agent_create.agent_id, json_string_value (id));
-    if (json_is_object (labels))
-        msg->agent_create.labels = json_dumps (labels, JSON_COMPACT);
-    if (pklen)
-        vw_msg_set_bin (&msg->agent_create.public_key, pk, pklen);
-    vw_msg_set_bin (&msg->agent_create.token_hash, hash, sizeof hash);
+    char id[160];
+    snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
     s_call_t *call = s_call (edge, session, "store", &msg, s_agent_created);
     if (call) {
         snprintf (call->action, sizeof call->action, "agent.create");
-        snprintf (call->target, sizeof call->target, "%s", json_string_value (id));
+        snprintf (call->target, sizeof call->target, "%s", id);
         snprintf (call->extra, sizeof call->extra, "%s", token);
     }
     sodium_memzero (token, sizeof token);
@@ -579,50 +483,32 @@ s_put_maintenance (vw_edge_t *edge, s_session_t *session)
 static void
 s_post_users (vw_edge_t *edge, s_session_t *session)
 {
-    json_t *user = json_object_get (session->json, "username");
-    json_t *pass = json_object_get (session->json, "password");
-    json_t *role = json_object_get (session->json, "role");
-    if (!json_is_string (user)) {
-        s_error (session, 400, "bad_request", "field 'username' is required and must be a string");
+    vw_api_error_t err;
+    vw_msg_t *msg = vw_api_user_create (session->json, &err);
+    if (!msg) {
+        s_api_error (session, &err);
         return;
     }
-    if (!json_is_string (pass)) {
-        s_error (session, 400, "bad_request", "field 'password' is required and must be a string");
-        return;
-    }
-    if (!json_is_string (role)) {
-        s_error (session, 400, "bad_request",
-                 "field 'role' is required: one of admin, operator, viewer");
-        return;
-    }
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_create);
-    vw_msg_set_str (&msg->user_create.username, json_string_value (user));
-    vw_msg_set_str (&msg->user_create.password, json_string_value (pass));
-    vw_msg_set_str (&msg->user_create.role, json_string_value (role));
+    char user[160];
+    snprintf (user, sizeof user, "%s", msg->user_create.username);
     s_call_t *call = s_call (edge, session, "auth", &msg, s_reply_audited);
     if (call) {
         snprintf (call->action, sizeof call->action, "user.create");
-        snprintf (call->target, sizeof call->target, "%s", json_string_value (user));
+        snprintf (call->target, sizeof call->target, "%s", user);
     }
 }
 
 static void
 s_get_audit (vw_edge_t *edge, s_session_t *session)
 {
-    static const char *const allowed[] = {"action", "actor", "from", "to", "limit", "cursor", NULL};
-    int64_t limit, from, to;
-    if (!s_args_allowed (session, allowed) || !s_arg_int (session, "limit", 1, 1000, 100, &limit) ||
-        !s_arg_int (session, "from", 0, INT64_MAX, 0, &from) ||
-        !s_arg_int (session, "to", 0, INT64_MAX, 0, &to))
-        return;
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit_list);
-    vw_msg_set_str (&msg->audit_list.action, s_arg (session, "action"));
-    vw_msg_set_str (&msg->audit_list.actor, s_arg (session, "actor"));
-    msg->audit_list.from = from;
-    msg->audit_list.to = to;
-    msg->audit_list.limit = limit;
-    vw_msg_set_str (&msg->audit_list.cursor, s_arg (session, "cursor"));
-    s_call (edge, session, "store", &msg, s_reply_plain);
+    vw_api_error_t err;
+    json_t *args = s_query_object (session);
+    vw_msg_t *msg = vw_api_audit_list (args, &err);
+    json_decref (args);
+    if (msg)
+        s_call (edge, session, "store", &msg, s_reply_plain);
+    else
+        s_api_error (session, &err);
 }
 
 //  --------------------------------------------------------------------------

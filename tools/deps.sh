@@ -8,8 +8,9 @@ VW_RUNTIME_PKGS=(build-essential cmake pkg-config
   libsodium-dev libcmocka-dev libjansson-dev)
 # Test tools: curl for raw upgrades, clang + libclang-rt for libFuzzer and
 # LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
-# independent JWT implementation.
-VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt)
+# independent JWT implementation, pyzmq and websocket-client as independent
+# admin-socket, event-stream and agent clients.
+VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"

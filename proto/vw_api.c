@@ -1,0 +1,223 @@
+/*  vw_api - see vw_api.h. */
+#include "vw_api.h"
+#include "vw_wire.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void s_fail (vw_api_error_t *err, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_fail (vw_api_error_t *err, const char *fmt, ...)
+{
+    err->status = 400;
+    err->code = "bad_request";
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (err->message, sizeof err->message, fmt, args);
+    va_end (args);
+}
+
+bool
+vw_api_only (json_t *args, const char *const *allowed, vw_api_error_t *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach (args, key, value)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp (key, *a) == 0;
+        if (!ok) {
+            s_fail (err, "unknown field '%.64s'", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+//  An optional string field: NULL when absent; false (err set) if mistyped.
+static bool
+s_opt_string (json_t *args, const char *key, size_t max, const char **out, vw_api_error_t *err)
+{
+    json_t *value = json_object_get (args, key);
+    *out = NULL;
+    if (!value || json_is_null (value))
+        return true;
+    if (!json_is_string (value) || json_string_length (value) > max) {
+        s_fail (err, "field '%s' must be a string of at most %zu characters", key, max);
+        return false;
+    }
+    *out = json_string_value (value);
+    return true;
+}
+
+//  An optional integer in [lo, hi], as a JSON integer or a decimal string.
+static bool
+s_opt_int (json_t *args, const char *key, int64_t lo, int64_t hi, int64_t def, int64_t *out,
+           vw_api_error_t *err)
+{
+    json_t *value = json_object_get (args, key);
+    *out = def;
+    if (!value || json_is_null (value))
+        return true;
+    long long v = 0;
+    bool ok = false;
+    if (json_is_integer (value)) {
+        v = json_integer_value (value);
+        ok = true;
+    }
+    else if (json_is_string (value) && json_string_length (value)) {
+        char *end = NULL;
+        errno = 0;
+        v = strtoll (json_string_value (value), &end, 10);
+        ok = !*end && !errno;
+    }
+    if (!ok || v < lo || v > hi) {
+        s_fail (err, "field '%s' must be an integer from %lld to %lld", key, (long long) lo,
+                (long long) hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *
+vw_api_agent_id (json_t *args, vw_api_error_t *err)
+{
+    json_t *id = json_object_get (args, "agent_id");
+    if (!json_is_string (id) || !vw_wire_valid_name (json_string_value (id), 128)) {
+        s_fail (err, "field 'agent_id' is required: 1-128 characters of A-Z a-z 0-9 _ . : -");
+        return NULL;
+    }
+    return json_string_value (id);
+}
+
+vw_msg_t *
+vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1], vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"agent_id", "labels", "public_key", NULL};
+    if (!vw_api_only (args, allowed, err))
+        return NULL;
+    const char *id = vw_api_agent_id (args, err);
+    if (!id)
+        return NULL;
+    json_t *labels = json_object_get (args, "labels");
+    if (labels && !json_is_null (labels)) {
+        bool ok = json_is_object (labels) && json_object_size (labels) <= 64;
+        const char *key;
+        json_t *value;
+        json_object_foreach (labels, key, value) ok = ok && json_is_string (value) &&
+                                                      strlen (key) <= 64 && *key &&
+                                                      json_string_length (value) <= 256;
+        if (!ok) {
+            s_fail (err, "field 'labels' must be an object of at most 64 string values");
+            return NULL;
+        }
+    }
+    json_t *key = json_object_get (args, "public_key");
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    size_t pklen = 0;
+    if (key && !json_is_null (key)) {
+        const char *b64 = json_is_string (key) ? json_string_value (key) : "";
+        if (sodium_base642bin (pk, sizeof pk, b64, strlen (b64), NULL, &pklen, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) ||
+            pklen != sizeof pk) {
+            s_fail (err, "field 'public_key' must be a base64 Ed25519 public key (32 bytes)");
+            return NULL;
+        }
+    }
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_new (token, hash);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_create);
+    vw_msg_set_str (&msg->agent_create.agent_id, id);
+    if (json_is_object (labels))
+        msg->agent_create.labels = json_dumps (labels, JSON_COMPACT);
+    if (pklen)
+        vw_msg_set_bin (&msg->agent_create.public_key, pk, pklen);
+    vw_msg_set_bin (&msg->agent_create.token_hash, hash, sizeof hash);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_agent_list (json_t *args, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"status", "label", "limit", "cursor", NULL};
+    const char *status, *label, *cursor;
+    int64_t limit;
+    if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "status", 16, &status, err) ||
+        !s_opt_string (args, "label", 400, &label, err) ||
+        !s_opt_string (args, "cursor", 400, &cursor, err) ||
+        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err))
+        return NULL;
+    if (status && strcmp (status, "online") && strcmp (status, "degraded") &&
+        strcmp (status, "maintenance") && strcmp (status, "offline")) {
+        s_fail (err, "field 'status' must be one of online, degraded, maintenance, offline");
+        return NULL;
+    }
+    const char *colon = label ? strchr (label, ':') : NULL;
+    if (label && (!colon || colon == label)) {
+        s_fail (err, "field 'label' must look like key:value");
+        return NULL;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_list);
+    vw_msg_set_str (&msg->agent_list.status, status);
+    if (label) {
+        char lkey[128];
+        snprintf (lkey, sizeof lkey, "%.*s", (int) (colon - label), label);
+        vw_msg_set_str (&msg->agent_list.label_key, lkey);
+        vw_msg_set_str (&msg->agent_list.label_value, colon + 1);
+    }
+    msg->agent_list.limit = limit;
+    vw_msg_set_str (&msg->agent_list.cursor, cursor);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_user_create (json_t *args, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"username", "password", "role", NULL};
+    if (!vw_api_only (args, allowed, err))
+        return NULL;
+    const char *names[] = {"username", "password", "role"};
+    for (int i = 0; i < 3; i++)
+        if (!json_is_string (json_object_get (args, names[i]))) {
+            s_fail (err, "field '%s' is required and must be a string", names[i]);
+            return NULL;
+        }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_create);
+    //  Length and alphabet rules live with the hashing, in the auth actor.
+    vw_msg_set_str (&msg->user_create.username,
+                    json_string_value (json_object_get (args, "username")));
+    vw_msg_set_str (&msg->user_create.password,
+                    json_string_value (json_object_get (args, "password")));
+    vw_msg_set_str (&msg->user_create.role, json_string_value (json_object_get (args, "role")));
+    return msg;
+}
+
+vw_msg_t *
+vw_api_audit_list (json_t *args, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"action", "actor", "from", "to", "limit", "cursor", NULL};
+    const char *action, *actor, *cursor;
+    int64_t limit, from, to;
+    if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "action", 64, &action, err) ||
+        !s_opt_string (args, "actor", 128, &actor, err) ||
+        !s_opt_string (args, "cursor", 32, &cursor, err) ||
+        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err) ||
+        !s_opt_int (args, "from", 0, INT64_MAX, 0, &from, err) ||
+        !s_opt_int (args, "to", 0, INT64_MAX, 0, &to, err))
+        return NULL;
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit_list);
+    vw_msg_set_str (&msg->audit_list.action, action);
+    vw_msg_set_str (&msg->audit_list.actor, actor);
+    msg->audit_list.from = from;
+    msg->audit_list.to = to;
+    msg->audit_list.limit = limit;
+    vw_msg_set_str (&msg->audit_list.cursor, cursor);
+    return msg;
+}

@@ -1,0 +1,46 @@
+/*  vw_api - operator requests, validated once for both front doors.
+
+    The REST API (edge/vw_http.c) and the admin socket (actors/vw_admin.c)
+    accept the same operations with the same rules. Each function here takes
+    the request's arguments as a JSON object (the REST body, or the REST
+    query string turned into an object of strings, or the admin op's args),
+    checks every field, and builds the proto message to send — or fills
+    *err with the status, code and a message naming the field.
+*/
+#ifndef VW_API_H
+#define VW_API_H
+
+#include <jansson.h>
+
+#include "vw_msg.h"
+#include "vw_token.h"
+
+typedef struct {
+    int status;        //  400 (bad field) unless stated
+    const char *code;  //  "bad_request"
+    char message[256];
+} vw_api_error_t;
+
+//  agents.create / POST /agents {"agent_id", "labels"?, "public_key"?}.
+//  Also returns the new agent token (shown once) in token.
+vw_msg_t *vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1],
+                               vw_api_error_t *err);
+
+//  agents.list / GET /agents {status?, label? "k:v", limit? 1..1000, cursor?}.
+//  Integers may be JSON integers or decimal strings (query strings).
+vw_msg_t *vw_api_agent_list (json_t *args, vw_api_error_t *err);
+
+//  An agent id argument (agents.get, revoke, disconnect, maintenance).
+const char *vw_api_agent_id (json_t *args, vw_api_error_t *err);
+
+//  users.create / POST /users {"username", "password", "role"}.
+vw_msg_t *vw_api_user_create (json_t *args, vw_api_error_t *err);
+
+//  GET /audit {action?, actor?, from?, to?, limit?, cursor?}.
+vw_msg_t *vw_api_audit_list (json_t *args, vw_api_error_t *err);
+
+//  Refuses keys other than `allowed` (NULL-terminated): a typo must not be
+//  silently ignored. true if all keys are known.
+bool vw_api_only (json_t *args, const char *const *allowed, vw_api_error_t *err);
+
+#endif
