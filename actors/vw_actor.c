@@ -21,11 +21,11 @@ struct vw_actor_t {
     uint64_t rid;
     uint64_t join_rid;
     bool joined;
-    bool terminated;       //  $TERM received
-    char *abort_reason;    //  set by vw_actor_abort
+    bool terminated;     //  $TERM received
+    char *abort_reason;  //  set by vw_actor_abort
     int fail_code;
     char fail_reason[256];
-    bool stall;            //  fault injection: ignore pings (tests only)
+    bool stall;  //  fault injection: ignore pings (tests only)
     zsock_t *watched[VW_ACTOR_MAX_WATCH];
     vw_actor_watch_fn *watch_fn[VW_ACTOR_MAX_WATCH];
     int nwatched;
@@ -207,8 +207,8 @@ s_dispatch (vw_actor_t *self, vw_msg_t *msg)
     else if (self->cls->handle && self->state)
         self->cls->handle (self->state, self, &msg);
     else
-        vw_debug (self->cls->name, "'%s' from '%s' dropped: actor not ready",
-                  vw_msg_name (msg->id), msg->peer);
+        vw_debug (self->cls->name, "'%s' from '%s' dropped: actor not ready", vw_msg_name (msg->id),
+                  msg->peer);
     vw_msg_destroy (&msg);
 }
 
@@ -294,11 +294,12 @@ vw_actor_task (zsock_t *pipe, void *args)
     vw_lifecycle_ready (pipe);
     vw_debug (cls->name, "started");
 
-    zmq_pollitem_t items[2 + VW_ACTOR_MAX_WATCH] = {
-        {zsock_resolve (pipe), 0, ZMQ_POLLIN, 0}, {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0}};
-    for (int i = 0; i < self->nwatched; i++)
-        items[2 + i] = (zmq_pollitem_t) {zsock_resolve (self->watched[i]), 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[2 + VW_ACTOR_MAX_WATCH] = {{zsock_resolve (pipe), 0, ZMQ_POLLIN, 0},
+                                                    {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0}};
     while (!vw_actor_terminated (self)) {
+        //  Every pass: a handler may have added a watch in the previous one.
+        for (int i = 0; i < self->nwatched; i++)
+            items[2 + i] = (zmq_pollitem_t){zsock_resolve (self->watched[i]), 0, ZMQ_POLLIN, 0};
         long timeout = vw_timers_timeout (self->timers, vw_clock_mono_ms ());
         if (zmq_poll (items, 2 + self->nwatched, timeout) == -1) {
             if (zmq_errno () == EINTR)

@@ -36,7 +36,7 @@
 typedef struct vw_actor_t vw_actor_t;
 
 typedef struct {
-    const char *name;   //  address on the broker, < VW_ADDR_MAX bytes
+    const char *name;  //  address on the broker, < VW_ADDR_MAX bytes
     //  Builds the state. Returning NULL fails start-up: call vw_actor_fail
     //  first to give the exit code and reason.
     void *(*create) (vw_actor_t *actor, void *args);
@@ -55,8 +55,8 @@ typedef struct {
 
 typedef struct {
     const vw_actor_class_t *cls;
-    const char *endpoint;   //  broker endpoint (inproc:// or tcp://)
-    void *args;             //  handed to cls->create
+    const char *endpoint;  //  broker endpoint (inproc:// or tcp://)
+    void *args;            //  handed to cls->create
 } vw_actor_args_t;
 
 //  The zactor_fn that runs an actor class with the generic loop.

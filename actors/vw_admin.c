@@ -58,7 +58,9 @@ s_send_reply (self_t *self, zmsg_t **envelope_p, json_t *body)
     *envelope_p = NULL;
     zmsg_addstr (reply, text ? text : "{\"ok\":false}");
     free (text);
-    zmsg_send (&reply, self->router);
+    //  The installed CZMQ keeps a message whose send failed (client gone).
+    if (zmsg_send (&reply, self->router))
+        zmsg_destroy (&reply);
 }
 
 static json_t *

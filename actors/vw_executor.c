@@ -1,6 +1,8 @@
 /*  vw_executor - the executor actor.
 
-    Validates and dispatches commands, tracks them in flight, times them out and records results (SPEC §5). Arrives with the command-engine issue; for now it runs, joins the broker and answers liveness pings.
+    Validates and dispatches commands, tracks them in flight, times them out and records results
+   (SPEC §5). Arrives with the command-engine issue; for now it runs, joins the broker and answers
+   liveness pings.
 */
 #include "vw_actors.h"
 #include "vw_log.h"
@@ -27,7 +29,8 @@ s_destroy (void **state_p)
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id), (*msg_p)->peer);
+    vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
+             (*msg_p)->peer);
 }
 
 const vw_actor_class_t vw_executor_class = {

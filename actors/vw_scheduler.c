@@ -1,6 +1,8 @@
 /*  vw_scheduler - the scheduler actor.
 
-    Owns the command queue: priorities, concurrency limits, backoff and expiry (SPEC §5). The queue arrives with the command-engine issue; for now it runs, joins the broker and answers liveness pings.
+    Owns the command queue: priorities, concurrency limits, backoff and expiry (SPEC §5). The queue
+   arrives with the command-engine issue; for now it runs, joins the broker and answers liveness
+   pings.
 */
 #include "vw_actors.h"
 #include "vw_log.h"
@@ -27,7 +29,8 @@ s_destroy (void **state_p)
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id), (*msg_p)->peer);
+    vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
+             (*msg_p)->peer);
 }
 
 const vw_actor_class_t vw_scheduler_class = {

@@ -1,6 +1,7 @@
 /*  vw_telemetry - the telemetry actor.
 
-    Ingests telemetry batches, keeps rolling analytics and alert rules (SPEC §9). Arrives with the telemetry issue; for now it runs, joins the broker and answers liveness pings.
+    Ingests telemetry batches, keeps rolling analytics and alert rules (SPEC §9). Arrives with the
+   telemetry issue; for now it runs, joins the broker and answers liveness pings.
 */
 #include "vw_actors.h"
 #include "vw_log.h"
@@ -27,7 +28,8 @@ s_destroy (void **state_p)
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("telemetry", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id), (*msg_p)->peer);
+    vw_warn ("telemetry", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
+             (*msg_p)->peer);
 }
 
 const vw_actor_class_t vw_telemetry_class = {

@@ -4,6 +4,7 @@
 #include "vw_log.h"
 #include "vw_msg.h"
 
+#include <jansson.h>
 #include <string.h>
 
 //  Per-destination queue bound: deep enough to absorb a burst, bounded so a
@@ -66,7 +67,10 @@ s_reply (self_t *self, const char *to, vw_msg_t **msg_p)
     if (!zmsg)
         return;
     zmsg_pushstr (zmsg, to);
-    zmsg_send (&zmsg, self->router);   //  destroys zmsg either way
+    //  zmsg_send consumes the message only on success (e.g. not when `to`
+    //  has gone: EHOSTUNREACH).
+    if (zmsg_send (&zmsg, self->router))
+        zmsg_destroy (&zmsg);
 }
 
 static void
@@ -130,20 +134,19 @@ s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
             break;
         }
         case VW_MSG_ID_broker_stats: {
-            char *json = NULL;
-            size_t size = 0;
-            FILE *f = open_memstream (&json, &size);
-            fprintf (f, "{\"actors\":{");
-            const char *sep = "";
+            //  Built with jansson: names are peers' routing ids and may hold
+            //  quotes or control characters (a name that is not UTF-8 cannot
+            //  be a JSON key and is left out).
+            json_t *actors = json_object ();
             for (s_peer_t *p = (s_peer_t *) zhashx_first (self->peers); p;
-                 p = (s_peer_t *) zhashx_next (self->peers)) {
-                fprintf (f, "%s\"%s\":{\"in\":%llu,\"out\":%llu,\"pid\":%d}", sep,
-                         (const char *) zhashx_cursor (self->peers), (unsigned long long) p->in,
-                         (unsigned long long) p->out, p->pid);
-                sep = ",";
-            }
-            fprintf (f, "},\"errors\":%llu}", (unsigned long long) self->errors);
-            fclose (f);
+                 p = (s_peer_t *) zhashx_next (self->peers))
+                json_object_set_new (actors, (const char *) zhashx_cursor (self->peers),
+                                     json_pack ("{s:I,s:I,s:i}", "in", (json_int_t) p->in, "out",
+                                                (json_int_t) p->out, "pid", p->pid));
+            json_t *root = json_pack ("{s:o,s:I}", "actors", actors, "errors",
+                                      (json_int_t) self->errors);
+            char *json = root ? json_dumps (root, JSON_COMPACT) : NULL;
+            json_decref (root);
             vw_msg_t *answer = vw_msg_new (VW_MSG_ID_broker_stats);
             answer->rid = msg->rid;
             answer->broker_stats.json = json;
@@ -209,7 +212,9 @@ s_route (self_t *self)
     }
     else {
         //  ROUTER_MANDATORY: unknown peer -> EHOSTUNREACH; full queue -> EAGAIN.
+        //  The unsent message is still ours.
         int err = zmq_errno ();
+        zmsg_destroy (&zmsg);
         if (err == EHOSTUNREACH)
             zhashx_delete (self->peers, target);
         s_reply_error (self, sender, rid, err == EAGAIN ? "actor_busy" : "unknown_actor", target);

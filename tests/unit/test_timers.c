@@ -354,7 +354,8 @@ test_growth_past_64 (void **state)
     for (int i = 0; i < N; i += 3, cancelled++)
         assert_int_equal (vw_timers_cancel (timers, ids[i]), 0);
     assert_int_equal (vw_timers_count (timers), N - cancelled);
-    assert_int_equal (vw_timers_timeout (timers, 0), (long) ((1 * 7) % N));
+    //  Due 0 (i = 0) was cancelled; due 1 (i = 143, as 7 * 143 = 1001) was not.
+    assert_int_equal (vw_timers_timeout (timers, 0), 1);
 
     assert_int_equal (vw_timers_run (timers, N), (size_t) (N - cancelled));
     assert_int_equal (log.n, (size_t) (N - cancelled));
@@ -535,7 +536,8 @@ test_randomized_against_model (void **state)
         else if (kind < 80)
             s_model_cancel_random (&m);
         else if (kind < 97) {
-            m.now += (int64_t) s_below (&m, 30);
+            //  Phases of slow and fast time: the set grows to thousands, then drains.
+            m.now += (int64_t) s_below (&m, (op / 5000) % 2 ? 30 : 2);
             size_t before = m.fired_total;
             size_t fired = vw_timers_run (timers, m.now);
             assert_int_equal (fired, m.fired_total - before);
@@ -555,8 +557,11 @@ test_randomized_against_model (void **state)
             peak = m.npending;
     }
     //  Drain.
-    m.now += 1000000;
-    vw_timers_run (timers, m.now);
+    //  Drain: meddling callbacks may re-add, always in the future.
+    for (int round = 0; vw_timers_count (timers) && round < 1000; round++) {
+        m.now += 1000;
+        vw_timers_run (timers, m.now);
+    }
     assert_int_equal (m.npending, 0);
     assert_int_equal (vw_timers_count (timers), 0);
     //  The mix really exercised the structure.
