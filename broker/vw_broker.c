@@ -12,8 +12,8 @@
 #define S_HWM 200000
 
 typedef struct {
-    uint64_t in;     //  messages the actor sent
-    uint64_t out;    //  messages delivered to it
+    uint64_t in;   //  messages the actor sent
+    uint64_t out;  //  messages delivered to it
     int pid;
 } s_peer_t;
 
@@ -21,7 +21,7 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *pub;
-    zhashx_t *peers;      //  name -> s_peer_t
+    zhashx_t *peers;  //  name -> s_peer_t
     uint64_t errors;
     bool terminated;
 } self_t;
@@ -36,8 +36,8 @@ vw_endpoint_is_loopback (const char *endpoint)
     if (strncmp (endpoint, "tcp://", 6) != 0)
         return false;
     const char *host = endpoint + 6;
-    return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
-        || strncmp (host, "[::1]:", 6) == 0;
+    return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0 ||
+           strncmp (host, "[::1]:", 6) == 0;
 }
 
 static void
@@ -143,8 +143,8 @@ s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
                 json_object_set_new (actors, (const char *) zhashx_cursor (self->peers),
                                      json_pack ("{s:I,s:I,s:i}", "in", (json_int_t) p->in, "out",
                                                 (json_int_t) p->out, "pid", p->pid));
-            json_t *root = json_pack ("{s:o,s:I}", "actors", actors, "errors",
-                                      (json_int_t) self->errors);
+            json_t *root =
+                json_pack ("{s:o,s:I}", "actors", actors, "errors", (json_int_t) self->errors);
             char *json = root ? json_dumps (root, JSON_COMPACT) : NULL;
             json_decref (root);
             vw_msg_t *answer = vw_msg_new (VW_MSG_ID_broker_stats);

@@ -26,9 +26,9 @@
 #define VW_BROKER_INPROC  "inproc://vw-broker"
 
 typedef struct {
-    const char *inproc_endpoint;   //  NULL = VW_BROKER_INPROC
-    const char *tcp_endpoint;      //  NULL = no remote actors
-    const char *events_endpoint;   //  PUB endpoint for events; NULL = none
+    const char *inproc_endpoint;  //  NULL = VW_BROKER_INPROC
+    const char *tcp_endpoint;     //  NULL = no remote actors
+    const char *events_endpoint;  //  PUB endpoint for events; NULL = none
 } vw_broker_args_t;
 
 void vw_broker_actor (zsock_t *pipe, void *args);

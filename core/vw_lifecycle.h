@@ -18,10 +18,10 @@
 
 //  Exit codes of viworks-backend (also documented in docs/operations.md).
 #define VW_EXIT_OK       0
-#define VW_EXIT_FAILURE  1   //  an actor failed to start (bind error, ...)
-#define VW_EXIT_USAGE    2   //  bad option or value
-#define VW_EXIT_DATABASE 3   //  database cannot be opened or migrated
-#define VW_EXIT_SCHEMA   4   //  database schema is newer than this build
+#define VW_EXIT_FAILURE  1  //  an actor failed to start (bind error, ...)
+#define VW_EXIT_USAGE    2  //  bad option or value
+#define VW_EXIT_DATABASE 3  //  database cannot be opened or migrated
+#define VW_EXIT_SCHEMA   4  //  database schema is newer than this build
 
 void vw_lifecycle_ready (zsock_t *pipe);
 void vw_lifecycle_failed (zsock_t *pipe, int exit_code, const char *fmt, ...)

@@ -12,11 +12,11 @@
 
 typedef struct {
     int64_t due;
-    uint64_t seq;        //  insertion order: equal deadlines fire FIFO
+    uint64_t seq;  //  insertion order: equal deadlines fire FIFO
     vw_timer_fn *fn;
     void *arg;
     uint32_t gen;
-    uint32_t heap_pos;   //  UINT32_MAX when free
+    uint32_t heap_pos;  //  UINT32_MAX when free
     uint32_t next_free;
 } s_slot_t;
 
@@ -199,7 +199,7 @@ vw_timers_run (vw_timers_t *self, int64_t now_ms)
         uint64_t id = ((uint64_t) s->gen << 32) | slot;
         vw_timer_fn *fn = s->fn;
         void *arg = s->arg;
-        s_remove_at (self, 0);   //  before the call: the callback may re-add
+        s_remove_at (self, 0);  //  before the call: the callback may re-add
         fn (arg, id);
         fired++;
     }

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 typedef struct vw_timers_t vw_timers_t;
-typedef void(vw_timer_fn) (void *arg, uint64_t id);
+typedef void (vw_timer_fn) (void *arg, uint64_t id);
 
 vw_timers_t *vw_timers_new (void);
 void vw_timers_destroy (vw_timers_t **self_p);

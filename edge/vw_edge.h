@@ -24,7 +24,7 @@
 
 typedef struct {
     const vw_config_t *config;
-    const char *endpoint;   //  broker endpoint
+    const char *endpoint;  //  broker endpoint
 } vw_edge_args_t;
 
 void vw_edge_actor (zsock_t *pipe, void *args);

@@ -11,7 +11,7 @@ typedef enum { S_INT, S_DBL, S_BOOL, S_STR, S_BIN } s_ftype_t;
 typedef struct {
     const char *name;
     s_ftype_t type;
-    size_t offset;    //  from the start of vw_msg_t
+    size_t offset;  //  from the start of vw_msg_t
 } s_field_t;
 
 typedef struct {
@@ -28,23 +28,24 @@ typedef struct {
 
 //  One field table per message: s_fields_ping[], ...
 #define VW_X_MSG(name, doc) static const s_field_t s_fields_##name[] = {
-#define VW_X_F(msg, type, field, doc)                                                      \
+#define VW_X_F(msg, type, field, doc)                                                              \
     {#field, S_TYPE_##type, offsetof (vw_msg_t, msg) + offsetof (vw_##msg##_msg_t, field)},
-#define VW_X_END(name) };
+#define VW_X_END(name)                                                                             \
+    }                                                                                              \
+    ;
 VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)
 #undef VW_X_MSG
 #undef VW_X_F
 #undef VW_X_END
 
 //  The catalogue, indexed by vw_msg_id_t.
-static const s_desc_t s_catalogue[VW_MSG_COUNT] = {
-    [VW_MSG_INVALID] = {NULL, NULL, 0},
-#define VW_X_MSG(name, doc)                                                                \
-    [VW_MSG_ID_##name] = {#name, s_fields_##name,                                         \
-                          sizeof s_fields_##name / sizeof s_fields_##name[0]},
+static const s_desc_t s_catalogue[VW_MSG_COUNT] = {[VW_MSG_INVALID] = {NULL, NULL, 0},
+#define VW_X_MSG(name, doc)                                                                        \
+    [VW_MSG_ID_##                                                                                  \
+        name] = {#name, s_fields_##name, sizeof s_fields_##name / sizeof s_fields_##name[0]},
 #define VW_X_F(msg, type, field, doc)
 #define VW_X_END(name)
-    VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)
+                                                   VW_CATALOGUE (VW_X_MSG, VW_X_F, VW_X_END)
 #undef VW_X_MSG
 #undef VW_X_F
 #undef VW_X_END
@@ -267,8 +268,8 @@ vw_msg_unpack (vw_msg_t *self, const uint8_t *data, size_t size)
             goto done;
         for (size_t j = 0; j < desc->nfields; j++) {
             const s_field_t *f = &desc->fields[j];
-            if (strlen (f->name) == key->via.str.size
-                && memcmp (f->name, key->via.str.ptr, key->via.str.size) == 0) {
+            if (strlen (f->name) == key->via.str.size &&
+                memcmp (f->name, key->via.str.ptr, key->via.str.size) == 0) {
                 if (s_store (self, f, &root->via.map.ptr[i].val))
                     goto done;
                 break;
@@ -317,8 +318,7 @@ vw_msg_decode (zmsg_t **zmsg_p)
     zframe_t *body = zmsg_next (zmsg);
     if (zframe_size (addr) == 0 || zframe_size (addr) >= VW_ADDR_MAX || zframe_size (rid) != 8)
         goto done;
-    vw_msg_id_t id
-        = vw_msg_id_from_name ((const char *) zframe_data (name), zframe_size (name));
+    vw_msg_id_t id = vw_msg_id_from_name ((const char *) zframe_data (name), zframe_size (name));
     if (id == VW_MSG_INVALID)
         goto done;
     self = vw_msg_new (id);

@@ -65,41 +65,41 @@ typedef struct {
 //  json_t *) or the stated sentinel.
 typedef struct {
     vw_wire_type_t type;
-    json_t *root;              //  owned: the whole validated frame
+    json_t *root;  //  owned: the whole validated frame
 
-    const char *agent_id;      //  hello (required, 1..128 of [A-Za-z0-9_.:-])
-    const char *token;         //  hello (optional string, <= 512 bytes)
-    const char *version;       //  hello (optional, <= 128 bytes)
-    const char *hostname;      //  hello (optional, <= 255 bytes)
-    json_t *capabilities;      //  hello (optional array of strings, <= 64 items)
-    json_t *labels;            //  hello (optional object of string values, <= 64 keys)
+    const char *agent_id;  //  hello (required, 1..128 of [A-Za-z0-9_.:-])
+    const char *token;     //  hello (optional string, <= 512 bytes)
+    const char *version;   //  hello (optional, <= 128 bytes)
+    const char *hostname;  //  hello (optional, <= 255 bytes)
+    json_t *capabilities;  //  hello (optional array of strings, <= 64 items)
+    json_t *labels;        //  hello (optional object of string values, <= 64 keys)
 
-    const char *signature;     //  auth (required base64 text)
+    const char *signature;  //  auth (required base64 text)
 
-    const char *status;        //  heartbeat: optional, online|degraded|maintenance
-                               //  command_result: required, completed|failed
+    const char *status;  //  heartbeat: optional, online|degraded|maintenance
+                         //  command_result: required, completed|failed
 
-    int64_t seq;               //  telemetry (required, >= 0); telemetry_ack
-    json_t *points;            //  telemetry: 1..VW_WIRE_MAX_POINTS objects
-                               //  {"ts": int >= 0, "metrics": {name: finite number}}
-                               //  names match [A-Za-z0-9_.:-]{1,64}, 1..VW_WIRE_MAX_METRICS per point
+    int64_t seq;     //  telemetry (required, >= 0); telemetry_ack
+    json_t *points;  //  telemetry: 1..VW_WIRE_MAX_POINTS objects
+                     //  {"ts": int >= 0, "metrics": {name: finite number}}
+                     //  names match [A-Za-z0-9_.:-]{1,64}, 1..VW_WIRE_MAX_METRICS per point
 
-    const char *command_id;    //  command_ack/_progress/_result, command, cancel (1..128 bytes)
-    int progress;              //  command_progress: 0..100, -1 when absent
-    const char *message;       //  command_progress (optional), error (optional)
-    json_t *result;            //  command_result (optional, any JSON value)
-    const char *error;         //  command_result (optional string)
+    const char *command_id;  //  command_ack/_progress/_result, command, cancel (1..128 bytes)
+    int progress;            //  command_progress: 0..100, -1 when absent
+    const char *message;     //  command_progress (optional), error (optional)
+    json_t *result;          //  command_result (optional, any JSON value)
+    const char *error;       //  command_result (optional string)
 
     //  backend -> agent fields, filled when decoding those types
-    const char *session_id;    //  welcome
-    int64_t heartbeat_interval_ms; //  welcome
-    int64_t server_time;       //  welcome
-    const char *nonce;         //  challenge
-    const char *code;          //  error
-    const char *command_type;  //  command
-    json_t *payload;           //  command (object)
-    int64_t timeout_ms;        //  command
-    int64_t attempt;           //  command
+    const char *session_id;         //  welcome
+    int64_t heartbeat_interval_ms;  //  welcome
+    int64_t server_time;            //  welcome
+    const char *nonce;              //  challenge
+    const char *code;               //  error
+    const char *command_type;       //  command
+    json_t *payload;                //  command (object)
+    int64_t timeout_ms;             //  command
+    int64_t attempt;                //  command
 } vw_wire_msg_t;
 
 //  Parses one frame into a JSON object tree without validating its type.
@@ -109,8 +109,8 @@ json_t *vw_wire_parse (vw_wire_format_t format, const void *data, size_t size,
 
 //  Parses and validates one frame. Returns 0 and fills *msg (call
 //  vw_wire_msg_reset when done), or -1 with *err set and *msg reset.
-int vw_wire_decode (vw_wire_format_t format, const void *data, size_t size,
-                    vw_wire_msg_t *msg, vw_wire_error_t *err);
+int vw_wire_decode (vw_wire_format_t format, const void *data, size_t size, vw_wire_msg_t *msg,
+                    vw_wire_error_t *err);
 
 //  Releases msg->root and zeroes msg. Safe on a zeroed or reset msg.
 void vw_wire_msg_reset (vw_wire_msg_t *msg);
@@ -118,8 +118,7 @@ void vw_wire_msg_reset (vw_wire_msg_t *msg);
 //  Serialises a JSON value (normally an object) in the given format. Returns
 //  0 and a malloc'd buffer in *data (caller frees) with *size, or -1.
 //  JSON output is compact; msgpack uses the smallest encodings.
-int vw_wire_serialize (vw_wire_format_t format, const json_t *value,
-                       uint8_t **data, size_t *size);
+int vw_wire_serialize (vw_wire_format_t format, const json_t *value, uint8_t **data, size_t *size);
 
 const char *vw_wire_type_name (vw_wire_type_t type);
 vw_wire_type_t vw_wire_type_from_name (const char *name);
