@@ -1,5 +1,6 @@
 /*  vw_pending - see vw_pending.h. */
 #include "vw_pending.h"
+#include "vw_keys.h"
 
 typedef struct {
     uint64_t rid;
@@ -15,20 +16,6 @@ struct vw_pending_t {
     zhashx_t *entries;  //  rid (uint64_t *) -> s_entry_t
 };
 
-static size_t
-s_hash_rid (const void *key)
-{
-    uint64_t rid = *(const uint64_t *) key;
-    return (size_t) (rid * 0x9e3779b97f4a7c15ULL >> 16);
-}
-
-static int
-s_compare_rid (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y ? -1 : x > y;
-}
-
 vw_pending_t *
 vw_pending_new (vw_actor_t *actor, void *state)
 {
@@ -37,10 +24,7 @@ vw_pending_new (vw_actor_t *actor, void *state)
     self->state = state;
     self->entries = zhashx_new ();
     //  Keys point at the entry's own rid: no copies, nothing to free.
-    zhashx_set_key_hasher (self->entries, s_hash_rid);
-    zhashx_set_key_comparator (self->entries, s_compare_rid);
-    zhashx_set_key_duplicator (self->entries, NULL);
-    zhashx_set_key_destructor (self->entries, NULL);
+    vw_keys_int64 (self->entries);
     return self;
 }
 

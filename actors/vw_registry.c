@@ -15,6 +15,7 @@
 #include "vw_actors.h"
 #include "vw_agent_state.h"
 #include "vw_clock.h"
+#include "vw_keys.h"
 #include "vw_log.h"
 #include "vw_pending.h"
 #include "vw_token.h"
@@ -64,19 +65,6 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Small helpers
-
-static size_t
-s_hash_int (const void *key)
-{
-    return (size_t) ((uint64_t) * (const int64_t *) key * 0x9e3779b97f4a7c15ULL >> 16);
-}
-
-static int
-s_compare_int (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y ? -1 : x > y;
-}
 
 static void
 s_hello_destroy (s_hello_t **hello_p)
@@ -612,10 +600,7 @@ s_create (vw_actor_t *actor, void *args)
     self->agents = zhashx_new ();
     zhashx_set_destructor (self->agents, s_agent_free);
     self->hellos = zhashx_new ();
-    zhashx_set_key_hasher (self->hellos, s_hash_int);
-    zhashx_set_key_comparator (self->hellos, s_compare_int);
-    zhashx_set_key_duplicator (self->hellos, NULL);
-    zhashx_set_key_destructor (self->hellos, NULL);
+    vw_keys_int64 (self->hellos);
     zhashx_set_destructor (self->hellos, s_hello_free);
     return self;
 }

@@ -3,6 +3,7 @@
 #include "vw_edge.h"
 #include "vw_clock.h"
 #include "vw_edge_int.h"
+#include "vw_keys.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_wire.h"
@@ -157,19 +158,6 @@ s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
     return lws_create_vhost (self->context, &info);
 }
 
-static size_t
-s_hash_id (const void *key)
-{
-    return (size_t) ((uint64_t) * (const int64_t *) key * 0x9e3779b97f4a7c15ULL >> 16);
-}
-
-static int
-s_compare_id (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y ? -1 : x > y;
-}
-
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
@@ -247,10 +235,7 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     self->rl_hello =
         vw_ratelimit_new ((double) config->rl_hello_rate, (double) config->rl_hello_burst, 100000);
     self->conns = zhashx_new ();
-    zhashx_set_key_hasher (self->conns, s_hash_id);
-    zhashx_set_key_comparator (self->conns, s_compare_id);
-    zhashx_set_key_duplicator (self->conns, NULL);
-    zhashx_set_key_destructor (self->conns, NULL);
+    vw_keys_int64 (self->conns);
 
     int lws_levels = LLL_ERR | LLL_WARN;
     if (vw_log_enabled (VW_LOG_TRACE))

@@ -225,13 +225,17 @@ s_on_call_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
     free (call);
 }
 
-//  Sends *msg_p to `to`; fn runs with the reply (or NULL and `why`).
+//  Sends *msg_p to `to`; fn runs with the reply (or NULL and `why`). For a
+//  state change, `action` and `target` name the audit row (else NULL).
 static s_call_t *
-s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p, s_reply_fn *fn)
+s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p, s_reply_fn *fn,
+        const char *action, const char *target)
 {
     s_call_t *call = (s_call_t *) zmalloc (sizeof (s_call_t));
     call->session = session;
     call->fn = fn;
+    snprintf (call->action, sizeof call->action, "%s", action ? action : "");
+    snprintf (call->target, sizeof call->target, "%s", target ? target : "");
     if (vw_pending_request (edge->pending, to, msg_p, S_CALL_TIMEOUT, s_on_call_reply, call)) {
         vw_msg_destroy (msg_p);
         free (call);
@@ -372,9 +376,7 @@ s_post_token (vw_edge_t *edge, s_session_t *session)
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_login);
     vw_msg_set_str (&msg->login.username, json_string_value (user));
     vw_msg_set_str (&msg->login.password, json_string_value (pass));
-    s_call_t *call = s_call (edge, session, "auth", &msg, s_token_reply);
-    if (call)
-        snprintf (call->target, sizeof call->target, "%s", json_string_value (user));
+    s_call (edge, session, "auth", &msg, s_token_reply, NULL, json_string_value (user));
 }
 
 //  --------------------------------------------------------------------------
@@ -388,7 +390,7 @@ s_get_agents (vw_edge_t *edge, s_session_t *session)
     vw_msg_t *msg = vw_api_agent_list (args, &err);
     json_decref (args);
     if (msg)
-        s_call (edge, session, "store", &msg, s_reply_plain);
+        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
     else
         s_api_error (session, &err);
 }
@@ -400,7 +402,7 @@ s_get_agent (vw_edge_t *edge, s_session_t *session)
     s_path_segment (session->path, 1, id, sizeof id);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&msg->agent_get.agent_id, id);
-    s_call (edge, session, "store", &msg, s_reply_plain);
+    s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
 }
 
 static void
@@ -434,12 +436,9 @@ s_post_agents (vw_edge_t *edge, s_session_t *session)
     }
     char id[160];
     snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
-    s_call_t *call = s_call (edge, session, "store", &msg, s_agent_created);
-    if (call) {
-        snprintf (call->action, sizeof call->action, "agent.create");
-        snprintf (call->target, sizeof call->target, "%s", id);
+    s_call_t *call = s_call (edge, session, "store", &msg, s_agent_created, "agent.create", id);
+    if (call)
         snprintf (call->extra, sizeof call->extra, "%s", token);
-    }
     sodium_memzero (token, sizeof token);
 }
 
@@ -450,11 +449,7 @@ s_delete_agent (vw_edge_t *edge, s_session_t *session)
     s_path_segment (session->path, 1, id, sizeof id);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_revoke);
     vw_msg_set_str (&msg->agent_revoke.agent_id, id);
-    s_call_t *call = s_call (edge, session, "registry", &msg, s_reply_audited);
-    if (call) {
-        snprintf (call->action, sizeof call->action, "agent.revoke");
-        snprintf (call->target, sizeof call->target, "%s", id);
-    }
+    s_call (edge, session, "registry", &msg, s_reply_audited, "agent.revoke", id);
 }
 
 static void
@@ -470,11 +465,7 @@ s_put_maintenance (vw_edge_t *edge, s_session_t *session)
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_maintenance);
     vw_msg_set_str (&msg->agent_maintenance.agent_id, id);
     msg->agent_maintenance.enabled = json_is_true (enabled);
-    s_call_t *call = s_call (edge, session, "registry", &msg, s_reply_audited);
-    if (call) {
-        snprintf (call->action, sizeof call->action, "agent.maintenance");
-        snprintf (call->target, sizeof call->target, "%s", id);
-    }
+    s_call (edge, session, "registry", &msg, s_reply_audited, "agent.maintenance", id);
 }
 
 //  --------------------------------------------------------------------------
@@ -491,11 +482,7 @@ s_post_users (vw_edge_t *edge, s_session_t *session)
     }
     char user[160];
     snprintf (user, sizeof user, "%s", msg->user_create.username);
-    s_call_t *call = s_call (edge, session, "auth", &msg, s_reply_audited);
-    if (call) {
-        snprintf (call->action, sizeof call->action, "user.create");
-        snprintf (call->target, sizeof call->target, "%s", user);
-    }
+    s_call (edge, session, "auth", &msg, s_reply_audited, "user.create", user);
 }
 
 static void
@@ -506,7 +493,7 @@ s_get_audit (vw_edge_t *edge, s_session_t *session)
     vw_msg_t *msg = vw_api_audit_list (args, &err);
     json_decref (args);
     if (msg)
-        s_call (edge, session, "store", &msg, s_reply_plain);
+        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
     else
         s_api_error (session, &err);
 }

@@ -41,15 +41,6 @@ static const char *S_SQL_REVOKE =
 static const char *S_SQL_MAINTENANCE =
     "UPDATE agents SET maintenance = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL";
 
-static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
 static json_t *
 s_int_or_null (sqlite3_stmt *stmt, int col)
 {
@@ -124,7 +115,7 @@ vw_agents_get (vw_db_t *db, const char *agent_id, vw_result_t *result)
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_GET);
     if (!stmt)
         return s_db_error (db, result);
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW)
         vw_result_ok (result, 200, s_agent_object (stmt));
@@ -143,13 +134,13 @@ vw_agents_create (vw_db_t *db, const char *agent_id, const char *labels_json,
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_INSERT);
     if (!stmt)
         return s_db_error (db, result);
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     sqlite3_bind_blob (stmt, 2, token_hash, (int) token_hash_len, SQLITE_TRANSIENT);
     if (public_key && public_key_len)
         sqlite3_bind_blob (stmt, 3, public_key, (int) public_key_len, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null (stmt, 3);
-    s_bind_text (stmt, 4, labels_json ? labels_json : "{}");
+    vw_db_bind_text (stmt, 4, labels_json ? labels_json : "{}");
     sqlite3_bind_int64 (stmt, 5, now_ms);
     int rc = sqlite3_step (stmt);
     int extended = sqlite3_extended_errcode (vw_db_handle (db));
@@ -188,10 +179,10 @@ vw_agents_list (vw_db_t *db, const char *status, const char *label_key, const ch
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_LIST);
     if (!stmt)
         return s_db_error (db, result);
-    s_bind_text (stmt, 1, after);
-    s_bind_text (stmt, 2, status);
-    s_bind_text (stmt, 3, label_key);
-    s_bind_text (stmt, 4, label_value ? label_value : "");
+    vw_db_bind_text (stmt, 1, after);
+    vw_db_bind_text (stmt, 2, status);
+    vw_db_bind_text (stmt, 3, label_key);
+    vw_db_bind_text (stmt, 4, label_value ? label_value : "");
     sqlite3_bind_int64 (stmt, 5, limit + 1);  //  one more tells whether a next page exists
     json_t *agents = json_array ();
     int rc;
@@ -225,7 +216,7 @@ vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_CREDENTIALS);
     if (!stmt)
         return -1;
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
         out->found = true;
@@ -255,14 +246,14 @@ vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, con
         stmt = vw_db_stmt (db, S_SQL_CONNECT);
         if (!stmt)
             return -1;
-        s_bind_text (stmt, 2, status);
-        s_bind_text (stmt, 3, session_id);
+        vw_db_bind_text (stmt, 2, status);
+        vw_db_bind_text (stmt, 3, session_id);
         sqlite3_bind_int64 (stmt, 4, connected_at);
         sqlite3_bind_int64 (stmt, 5, last_seen);
-        s_bind_text (stmt, 6, hostname);
-        s_bind_text (stmt, 7, version);
-        s_bind_text (stmt, 8, labels_json);
-        s_bind_text (stmt, 9, capabilities_json);
+        vw_db_bind_text (stmt, 6, hostname);
+        vw_db_bind_text (stmt, 7, version);
+        vw_db_bind_text (stmt, 8, labels_json);
+        vw_db_bind_text (stmt, 9, capabilities_json);
     }
     else if (strcmp (event, "disconnect") == 0) {
         stmt = vw_db_stmt (db, S_SQL_DISCONNECT);
@@ -274,10 +265,10 @@ vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, con
         stmt = vw_db_stmt (db, S_SQL_STATUS);
         if (!stmt)
             return -1;
-        s_bind_text (stmt, 2, status);
+        vw_db_bind_text (stmt, 2, status);
         sqlite3_bind_int64 (stmt, 3, last_seen);
     }
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -289,7 +280,7 @@ vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_REVOKE);
     if (!stmt)
         return s_db_error (db, result);
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     sqlite3_bind_int64 (stmt, 2, now_ms);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
@@ -308,7 +299,7 @@ vw_agents_set_maintenance (vw_db_t *db, const char *agent_id, bool enabled, vw_r
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_MAINTENANCE);
     if (!stmt)
         return s_db_error (db, result);
-    s_bind_text (stmt, 1, agent_id);
+    vw_db_bind_text (stmt, 1, agent_id);
     sqlite3_bind_int (stmt, 2, enabled ? 1 : 0);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);

@@ -12,15 +12,6 @@ static const char *S_SQL_LIST =
     "WHERE id < ?1 AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR actor = ?3) "
     "AND ts >= ?4 AND ts < ?5 ORDER BY id DESC LIMIT ?6";
 
-static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
-
 int
 vw_audit_append (vw_db_t *db, int64_t ts, const char *actor, const char *source, const char *action,
                  const char *target, const char *outcome, const char *detail)
@@ -29,12 +20,12 @@ vw_audit_append (vw_db_t *db, int64_t ts, const char *actor, const char *source,
     if (!stmt)
         return -1;
     sqlite3_bind_int64 (stmt, 1, ts);
-    s_bind_text (stmt, 2, actor ? actor : "unknown");
-    s_bind_text (stmt, 3, source);
-    s_bind_text (stmt, 4, action ? action : "unknown");
-    s_bind_text (stmt, 5, target);
-    s_bind_text (stmt, 6, outcome ? outcome : "unknown");
-    s_bind_text (stmt, 7, detail);
+    vw_db_bind_text (stmt, 2, actor ? actor : "unknown");
+    vw_db_bind_text (stmt, 3, source);
+    vw_db_bind_text (stmt, 4, action ? action : "unknown");
+    vw_db_bind_text (stmt, 5, target);
+    vw_db_bind_text (stmt, 6, outcome ? outcome : "unknown");
+    vw_db_bind_text (stmt, 7, detail);
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -62,8 +53,8 @@ vw_audit_list (vw_db_t *db, const char *action, const char *actor, int64_t from,
         return;
     }
     sqlite3_bind_int64 (stmt, 1, before);
-    s_bind_text (stmt, 2, action);
-    s_bind_text (stmt, 3, actor);
+    vw_db_bind_text (stmt, 2, action);
+    vw_db_bind_text (stmt, 3, actor);
     sqlite3_bind_int64 (stmt, 4, from > 0 ? from : INT64_MIN);
     sqlite3_bind_int64 (stmt, 5, to > 0 ? to : INT64_MAX);
     sqlite3_bind_int64 (stmt, 6, limit + 1);

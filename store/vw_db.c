@@ -694,3 +694,12 @@ vw_db_in_tx (vw_db_t *self)
 {
     return self->in_tx;
 }
+
+void
+vw_db_bind_text (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, index);
+}

@@ -84,6 +84,9 @@ const char *vw_db_data_dir (vw_db_t *self);
 //  owned by the database. NULL if the SQL does not prepare.
 sqlite3_stmt *vw_db_stmt (vw_db_t *self, const char *sql);
 
+//  Binds text, or NULL when text is NULL (a copy is made).
+void vw_db_bind_text (sqlite3_stmt *stmt, int index, const char *text);
+
 //  Group commit: vw_db_begin opens a write transaction unless one is open;
 //  vw_db_commit commits it (0) or rolls it back (-1). The store actor
 //  begins on the first write of a loop pass and commits in its flush hook.
