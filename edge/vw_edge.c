@@ -222,9 +222,11 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     s_http_protocols[0].per_session_data_size = vw_http_session_size ();
     s_ws_protocols[0].per_session_data_size = vw_ws_session_size ();
     s_ws_protocols[1].per_session_data_size = vw_ws_session_size ();
-    //  lws hands over at most this much of a frame per callback; vw_ws
-    //  reassembles whole frames up to ws.max_frame.
-    s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 64 * 1024;
+    //  lws hands over at most this much of a frame per callback, from a
+    //  buffer it allocates per connection: keep it small (10,000 idle agents
+    //  x 64 KiB would be 640 MB). vw_ws reassembles whole frames up to
+    //  ws.max_frame in a buffer that exists only while a frame is arriving.
+    s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 4096;
     self->probe = vw_probe_new (self->actor);
     self->pending = vw_pending_new (self->actor, self);
     self->rl_address = vw_ratelimit_new ((double) config->rl_address_rate,
