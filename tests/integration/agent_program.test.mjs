@@ -1,0 +1,83 @@
+// The acceptance path of the agents issue, with our own C agent
+// (viworks-agent) as a user would run it: register through the API, run the
+// agent with its token, watch its status through GET /agents, stop it, revoke it.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { startBackend } from './lib/backend.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, client, eventually } from './lib/api.mjs';
+
+const AGENT = process.env.VW_AGENT ?? path.resolve(import.meta.dirname, '../../../build-asan/viworks-agent');
+const HB = 400;
+
+function runAgent(b, id, token, args = []) {
+  const proc = spawn(AGENT, ['--url', b.wsUrl, '--id', id, '--log-format', 'text', ...args], {
+    env: { ...process.env, VIWORKS_AGENT_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal, log })));
+  return { proc, exited, log: () => log };
+}
+
+describe('viworks-agent against the backend', () => {
+  let b, api, admin;
+  before(async () => {
+    b = await startBackend({ env: { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET }, args: ['--heartbeat-interval', `${HB}ms`] });
+    api = client(b);
+    admin = await eventually(async () => (await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+  });
+  after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
+
+  const status = async (id) => (await api.call('GET', `/agents/${id}`, { token: admin })).body;
+
+  for (const format of ['json', 'msgpack']) {
+    it(`goes online, stays online on heartbeats, and goes offline when stopped (${format})`, async () => {
+      const id = `gw-prog-${format}`;
+      const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: id } });
+      assert.equal(r.status, 201);
+      const agent = runAgent(b, id, r.body.token, ['--format', format, '--label', 'site=lab', '--hostname', 'gw.lab']);
+      const a = await eventually(async () => { const x = await status(id); return x.status === 'online' && x; });
+      assert.equal(a.hostname, 'gw.lab');
+      assert.deepEqual(a.labels, { site: 'lab' });
+      const listed = await api.call('GET', '/agents?status=online', { token: admin });
+      assert.ok(listed.body.agents.some((x) => x.agent_id === id));
+      // Several heartbeat intervals later it is still online (heartbeats arrive).
+      const seen = a.last_seen;
+      await eventually(async () => { const x = await status(id); return x.last_seen > seen + 2 * HB && x.status === 'online'; });
+      agent.proc.kill('SIGTERM');
+      const { code } = await agent.exited;
+      assert.equal(code, 0, agent.log());
+      // Stopped: offline well within 3 heartbeat intervals (a clean close is immediate).
+      const t = Date.now();
+      await eventually(async () => (await status(id)).status === 'offline', { timeoutMs: 3 * HB });
+      assert.ok(Date.now() - t <= 3 * HB);
+    });
+  }
+
+  it('is refused with 4401 once revoked (exit status 3)', async () => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-prog-rev' } });
+    const agent = runAgent(b, 'gw-prog-rev', r.body.token);
+    await eventually(async () => (await status('gw-prog-rev')).status === 'online');
+    assert.equal((await api.call('DELETE', '/agents/gw-prog-rev', { token: admin })).status, 204);
+    const { code, log } = await agent.exited;
+    assert.equal(code, 3, log);
+    assert.match(log, /4401/);
+    const again = runAgent(b, 'gw-prog-rev', r.body.token, ['--once']);
+    assert.equal((await again.exited).code, 3);
+    const audit = await api.call('GET', '/audit?action=agent.revoke', { token: admin });
+    assert.ok(audit.body.entries.some((e) => e.target === 'gw-prog-rev' && e.outcome === 'success'));
+  });
+
+  it('exits 3 for a wrong token and 4 when replaced by a newer connection', async () => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-prog-2' } });
+    assert.equal((await runAgent(b, 'gw-prog-2', 'not-the-token', ['--once']).exited).code, 3);
+    const first = runAgent(b, 'gw-prog-2', r.body.token);
+    await eventually(async () => (await status('gw-prog-2')).status === 'online');
+    const second = runAgent(b, 'gw-prog-2', r.body.token);
+    assert.equal((await first.exited).code, 4);
+    second.proc.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+  });
+});
