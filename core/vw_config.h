@@ -50,7 +50,7 @@ typedef struct {
     char *log_format;         //  log.format        --log-format        json (enum: json|text)
     int64_t heartbeat_interval_ms;  //  registry.heartbeat_interval --heartbeat-interval 10s
                                     //  (duration, 100ms..1h)
-    int64_t stale_after_ms;  //  registry.stale_after --stale-after    7d  (duration, 1m..365d)
+    int64_t stale_after_ms;  //  registry.stale_after --stale-after    7d  (duration, 1s..365d)
     int64_t
         health_timeout_ms;  //  health.timeout    --health-timeout    250ms (duration, 10ms..10s)
     int64_t

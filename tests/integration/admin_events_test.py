@@ -232,6 +232,31 @@ def admin_changes_are_audited_as_admin_socket():
     assert all(e["source"].startswith("127.0.0.1") for e in body["entries"]), body["entries"][:3]
 
 
+def admin_stale_agents_leave_memory_but_not_the_database():
+    b = Backend(["--stale-after", "1s"])
+    try:
+        token = b.req("agents.create", {"agent_id": "py-stale"})["data"]["token"]
+        def in_memory():
+            detail = b.req("actors.status")["data"]["actors"]["registry"]["detail"]
+            return int(detail.split(" agents in memory")[0])
+        ws, welcome = agent(b, "py-stale", token)
+        assert welcome["type"] == "welcome", welcome
+        assert in_memory() == 1
+        ws.close()
+        end = time.time() + 5
+        while in_memory() != 0 and time.time() < end:
+            time.sleep(0.05)
+        assert in_memory() == 0, "dropped from memory after stale_after"
+        got = b.req("agents.get", {"agent_id": "py-stale"})
+        assert got["ok"] and got["data"]["status"] == "offline", got
+        ws, welcome = agent(b, "py-stale", token)          # and it can come back
+        assert welcome["type"] == "welcome", welcome
+        ws.close()
+    finally:
+        code, rest = b.stop()
+        assert code == 0, rest[-2000:]
+
+
 def stats_reports_broker_counters():
     r = B.req("stats")
     assert r["ok"], r
