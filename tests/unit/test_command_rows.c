@@ -1,0 +1,227 @@
+/*  The commands table: submission, idempotency, transitions, listing and
+    the recovery scan, on a real SQLite file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vw_agents.h"
+#include "vw_command_rows.h"
+
+typedef struct {
+    char dir[64];
+    vw_db_t *db;
+} fixture_t;
+
+static int
+s_setup (void **state)
+{
+    fixture_t *f = calloc (1, sizeof *f);
+    snprintf (f->dir, sizeof f->dir, "/tmp/vw-cmdrows-XXXXXX");
+    if (!mkdtemp (f->dir))
+        return -1;
+    char path[128];
+    snprintf (path, sizeof path, "%s/db.sqlite", f->dir);
+    vw_db_status_t status;
+    f->db = vw_db_open (path, false, &status, NULL, 0);
+    if (!f->db)
+        return -1;
+    uint8_t hash[32] = {1};
+    vw_result_t r = {0};
+    vw_agents_create (f->db, "gw-1", NULL, NULL, 0, hash, 32, 1000, &r);
+    json_decref (r.body);
+    vw_agents_create (f->db, "gw-2", NULL, NULL, 0, hash, 32, 1000, &r);
+    json_decref (r.body);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fixture_t *f = *state;
+    vw_db_close (&f->db);
+    char cmd[128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", f->dir);
+    int rc = system (cmd);
+    (void) rc;
+    free (f);
+    return 0;
+}
+
+static void
+s_submit (fixture_t *f, const char *id, const char *agent, int priority, const char *key,
+          vw_result_t *r, int64_t *seq, bool *replayed)
+{
+    vw_command_new_t c = {.command_id = id,
+                          .agent_id = agent,
+                          .type = "ping",
+                          .payload_json = "{}",
+                          .priority = priority,
+                          .timeout_ms = 30000,
+                          .max_retries = 3,
+                          .created_at = 5000,
+                          .expires_at = 5000 + 86400000,
+                          .created_by = "tester",
+                          .idempotency_key = key};
+    memset (r, 0, sizeof *r);
+    vw_command_rows_insert (f->db, &c, seq, replayed, r);
+}
+
+static void
+test_submit_and_get (void **state)
+{
+    fixture_t *f = *state;
+    vw_result_t r;
+    int64_t seq1, seq2;
+    bool replayed;
+    s_submit (f, "c1", "gw-1", 1, NULL, &r, &seq1, &replayed);
+    assert_int_equal (r.status, 202);
+    assert_false (replayed);
+    assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
+    assert_string_equal (json_string_value (json_object_get (r.body, "priority")), "normal");
+    assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 0);
+    assert_true (json_is_null (json_object_get (r.body, "started_at")));
+    json_decref (r.body);
+    s_submit (f, "c2", "gw-1", 0, NULL, &r, &seq2, &replayed);
+    json_decref (r.body);
+    assert_true (seq2 > seq1);
+    s_submit (f, "c3", "nobody", 1, NULL, &r, &seq1, &replayed);
+    assert_int_equal (r.status, 404);
+    vw_command_rows_get (f->db, "c1", &r);
+    assert_int_equal (r.status, 200);
+    json_decref (r.body);
+    vw_command_rows_get (f->db, "zz", &r);
+    assert_int_equal (r.status, 404);
+}
+
+static void
+test_idempotency_and_revoked (void **state)
+{
+    fixture_t *f = *state;
+    vw_result_t r;
+    int64_t seq;
+    bool replayed;
+    s_submit (f, "k1", "gw-1", 1, "key-1", &r, &seq, &replayed);
+    assert_int_equal (r.status, 202);
+    json_decref (r.body);
+    s_submit (f, "k2", "gw-1", 1, "key-1", &r, &seq, &replayed);
+    assert_int_equal (r.status, 202);
+    assert_true (replayed);
+    assert_string_equal (json_string_value (json_object_get (r.body, "command_id")), "k1");
+    json_decref (r.body);
+    vw_command_rows_get (f->db, "k2", &r);
+    assert_int_equal (r.status, 404);  //  no second command
+    vw_agents_revoke (f->db, "gw-2", 6000, &r);
+    s_submit (f, "k3", "gw-2", 1, NULL, &r, &seq, &replayed);
+    assert_int_equal (r.status, 409);
+}
+
+static void
+test_transitions (void **state)
+{
+    fixture_t *f = *state;
+    vw_result_t r;
+    int64_t seq;
+    bool replayed;
+    s_submit (f, "t1", "gw-1", 1, NULL, &r, &seq, &replayed);
+    json_decref (r.body);
+    assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), -1);  //  not executing
+    assert_int_equal (vw_command_rows_executing (f->db, "t1", 1, 100), 0);
+    assert_int_equal (vw_command_rows_delivered (f->db, "t1", 110), 0);
+    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "timeout"), 0);
+    assert_int_equal (vw_command_rows_executing (f->db, "t1", 2, 2200), 0);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 2300), 0);
+    //  Finished is final.
+    assert_int_equal (vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2400),
+                      -1);
+    assert_int_equal (vw_command_rows_executing (f->db, "t1", 3, 2500), -1);
+    vw_command_rows_get (f->db, "t1", &r);
+    assert_string_equal (json_string_value (json_object_get (r.body, "state")), "completed");
+    assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 2);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "started_at")), 100);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "finished_at")), 2300);
+    assert_true (json_is_true (json_object_get (json_object_get (r.body, "result"), "pong")));
+    json_decref (r.body);
+    //  The schema refuses unknown states and reasons.
+    s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
+    json_decref (r.body);
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 1), -1);
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 1),
+                      -1);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL, NULL, 1), 0);
+}
+
+static void
+s_collect (void *arg, const vw_command_row_t *row)
+{
+    json_array_append_new ((json_t *) arg, json_string (row->command_id));
+}
+
+static void
+test_list_and_unfinished (void **state)
+{
+    fixture_t *f = *state;
+    vw_result_t r;
+    int64_t seq;
+    bool replayed;
+    char id[16];
+    for (int i = 0; i < 7; i++) {
+        snprintf (id, sizeof id, "l%d", i);
+        s_submit (f, id, "gw-1", i % 3, NULL, &r, &seq, &replayed);
+        json_decref (r.body);
+    }
+    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1);
+    vw_command_rows_executing (f->db, "l4", 1, 1);
+    //  Newest first, three at a time.
+    json_t *seen = json_array ();
+    char cursor[32] = "";
+    do {
+        memset (&r, 0, sizeof r);
+        vw_command_rows_list (f->db, "gw-1", NULL, 3, *cursor ? cursor : NULL, &r);
+        assert_int_equal (r.status, 200);
+        json_t *page = json_object_get (r.body, "commands");
+        assert_true (json_array_size (page) <= 3);
+        size_t i;
+        json_t *c;
+        json_array_foreach (page, i, c) json_array_append (seen, json_object_get (c, "command_id"));
+        json_t *next = json_object_get (r.body, "next_cursor");
+        snprintf (cursor, sizeof cursor, "%s",
+                  json_is_string (next) ? json_string_value (next) : "");
+        json_decref (r.body);
+    } while (*cursor);
+    assert_int_equal (json_array_size (seen), 7);
+    assert_string_equal (json_string_value (json_array_get (seen, 0)), "l6");
+    assert_string_equal (json_string_value (json_array_get (seen, 6)), "l0");
+    json_decref (seen);
+    vw_command_rows_list (f->db, NULL, "failed", 100, NULL, &r);
+    assert_int_equal (json_array_size (json_object_get (r.body, "commands")), 1);
+    json_decref (r.body);
+    vw_command_rows_list (f->db, NULL, NULL, 10, "x", &r);
+    assert_int_equal (r.status, 400);
+    //  Recovery scan: pending and executing, in submit order, paged by seq.
+    json_t *ids = json_array ();
+    assert_int_equal (vw_command_rows_unfinished (f->db, 0, 100, s_collect, ids), 6);
+    assert_string_equal (json_string_value (json_array_get (ids, 0)), "l0");
+    assert_string_equal (json_string_value (json_array_get (ids, 3)), "l4");
+    json_decref (ids);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_submit_and_get, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_idempotency_and_revoked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_transitions, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_list_and_unfinished, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests_name ("vw_command_rows", tests, NULL, NULL);
+}
