@@ -64,6 +64,10 @@
 #define S_SPREAD_ADDRESSES 250
 #define S_CLOSE_NO_STATUS  1005
 #define S_CLOSE_ABNORMAL   1006
+//  --raw: the heartbeat period without --heartbeat-ms (what the backend's
+//  default 10 s interval gives, see s_agent_on_welcome), and the frame.
+#define S_RAW_HEARTBEAT_MS 9000
+#define S_RAW_HEARTBEAT    "{\"type\":\"heartbeat\"}"
 
 typedef enum {
     S_IDLE = 0,    //  not started yet (ramp)
@@ -137,8 +141,10 @@ typedef struct {
     int64_t simulate;        //  0: one agent named --id
     int64_t ramp;            //  connections started per second
     int64_t max_reconnects;  //  -1: no limit
+    const char *ready_file;  //  a line is written here once all agents are online
     bool once;
     bool insecure;
+    bool raw;              //  baseline mode: no subprotocol, no hello, bare heartbeats
     json_t *labels;        //  object of strings
     json_t *capabilities;  //  array of strings; NULL until defaulted
 } s_options_t;
@@ -166,6 +172,7 @@ struct s_app_t {
     uint32_t states[S_STATE_COUNT];
     uint64_t sent, received, connects, disconnects;
     uint64_t last_sent, last_received;
+    bool all_online;  //  every agent was online at once (logged once)
     bool stopping;
     bool done;
     int exit_code;
@@ -365,7 +372,42 @@ s_agent_stop (s_agent_t *agent, int code)
 //  --------------------------------------------------------------------------
 //  Sending
 
-//  Queues one message (takes ownership of msg) and asks for a WRITEABLE.
+//  Queues one frame (a copy of data) and asks for a WRITEABLE.
+static int
+s_agent_queue (s_agent_t *agent, const void *data, size_t size, bool heartbeat)
+{
+    if (!agent->wsi)
+        return -1;
+    if (agent->queued >= S_QUEUE_MAX) {
+        vw_warn ("agent",
+                 "%s: %d frames wait to be sent: the server reads nothing; dropping the "
+                 "connection",
+                 agent->id, S_QUEUE_MAX);
+        lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    s_frame_t *frame = malloc (sizeof (s_frame_t) + LWS_PRE + size);
+    if (!frame) {
+        vw_error ("agent", "%s: out of memory", agent->id);
+        return -1;
+    }
+    frame->next = NULL;
+    frame->size = size;
+    frame->heartbeat = heartbeat;
+    memcpy (frame->data + LWS_PRE, data, size);
+    if (agent->tail)
+        agent->tail->next = frame;
+    else
+        agent->head = frame;
+    agent->tail = frame;
+    agent->queued++;
+    if (heartbeat)
+        agent->heartbeat_queued = true;
+    lws_callback_on_writable (agent->wsi);
+    return 0;
+}
+
+//  Queues one message (takes ownership of msg), serialised by the codec.
 static int
 s_agent_send (s_agent_t *agent, json_t *msg, bool heartbeat)
 {
@@ -377,40 +419,19 @@ s_agent_send (s_agent_t *agent, json_t *msg, bool heartbeat)
         vw_error ("agent", "%s: cannot build a frame (out of memory?)", agent->id);
         return -1;
     }
-    if (!agent->wsi) {
-        free (data);
-        return -1;
-    }
-    if (agent->queued >= S_QUEUE_MAX) {
-        vw_warn ("agent",
-                 "%s: %d frames wait to be sent: the server reads nothing; dropping the "
-                 "connection",
-                 agent->id, S_QUEUE_MAX);
-        free (data);
-        lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return -1;
-    }
-    s_frame_t *frame = malloc (sizeof (s_frame_t) + LWS_PRE + size);
-    if (!frame) {
-        free (data);
-        vw_error ("agent", "%s: out of memory", agent->id);
-        return -1;
-    }
-    frame->next = NULL;
-    frame->size = size;
-    frame->heartbeat = heartbeat;
-    memcpy (frame->data + LWS_PRE, data, size);
+    rc = s_agent_queue (agent, data, size, heartbeat);
     free (data);
-    if (agent->tail)
-        agent->tail->next = frame;
-    else
-        agent->head = frame;
-    agent->tail = frame;
-    agent->queued++;
-    if (heartbeat)
-        agent->heartbeat_queued = true;
-    lws_callback_on_writable (agent->wsi);
-    return 0;
+    return rc;
+}
+
+//  A heartbeat: the protocol's, or --raw's bare text frame.
+static int
+s_agent_send_heartbeat (s_agent_t *agent)
+{
+    if (agent->app->opt.raw)
+        return s_agent_queue (agent, S_RAW_HEARTBEAT, strlen (S_RAW_HEARTBEAT), true);
+    return s_agent_send (agent, json_pack ("{s:s, s:s}", "type", "heartbeat", "status", "online"),
+                         true);
 }
 
 //  Closes with `code` once the queue is written (from WRITEABLE).
@@ -435,7 +456,7 @@ s_agent_writeable (s_agent_t *agent)
         agent->queued--;
         if (frame->heartbeat)
             agent->heartbeat_queued = false;
-        bool binary = agent->app->opt.format == VW_WIRE_MSGPACK;
+        bool binary = !agent->app->opt.raw && agent->app->opt.format == VW_WIRE_MSGPACK;
         //  lws keeps what the socket does not take and sends it before
         //  the next WRITEABLE: one lws_write per callback is the rule.
         int n = lws_write (agent->wsi, frame->data + LWS_PRE, frame->size,
@@ -539,6 +560,53 @@ s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Receiving
 
+//  Logs (and writes to --ready-file) the first time every agent is online.
+static void
+s_app_check_ready (s_app_t *app)
+{
+    if (app->all_online || app->states[S_ONLINE] != app->count)
+        return;
+    app->all_online = true;
+    int64_t ms = vw_clock_mono_ms () - app->ramp_t0;
+    if (app->opt.simulate)
+        vw_info ("agent", "all %u agents online in %lld ms (%.0f/s)", app->count, (long long) ms,
+                 ms > 0 ? app->count * 1000.0 / (double) ms : 0.0);
+    if (!app->opt.ready_file)
+        return;
+    //  Written whole under a temporary name, then renamed: a reader never
+    //  sees half a line.
+    char temp[4096];
+    snprintf (temp, sizeof temp, "%s.tmp", app->opt.ready_file);
+    FILE *file = fopen (temp, "w");
+    bool ok =
+        file && fprintf (file, "%u agents online after %lld ms\n", app->count, (long long) ms) > 0;
+    if (file && fclose (file) != 0)
+        ok = false;
+    if (!ok || rename (temp, app->opt.ready_file) != 0)
+        vw_error ("agent", "cannot write --ready-file %s: %s", app->opt.ready_file,
+                  strerror (errno));
+}
+
+//  The session is up (welcome, or the WebSocket itself with --raw): start
+//  the heartbeats every `interval` ms.
+static void
+s_agent_go_online (s_agent_t *agent, int64_t interval)
+{
+    s_app_t *app = agent->app;
+    agent->heartbeat_ms = interval;
+    agent->online_at = vw_clock_mono_ms ();
+    agent->retries = 0;
+    s_agent_set_state (agent, S_ONLINE);
+    lws_sul_cancel (&agent->sul);  //  the welcome deadline
+    s_app_check_ready (app);
+    if (app->opt.once) {
+        s_agent_send_heartbeat (agent);
+        s_agent_close (agent, LWS_CLOSE_STATUS_NORMAL, "once");
+        return;
+    }
+    s_agent_next_heartbeat (agent);
+}
+
 static void
 s_agent_on_welcome (s_agent_t *agent, const vw_wire_msg_t *msg)
 {
@@ -562,23 +630,12 @@ s_agent_on_welcome (s_agent_t *agent, const vw_wire_msg_t *msg)
                  (long long) interval, S_HEARTBEAT_MIN_MS);
         interval = S_HEARTBEAT_MIN_MS;
     }
-    agent->heartbeat_ms = interval;
-    agent->online_at = vw_clock_mono_ms ();
-    agent->retries = 0;
-    s_agent_set_state (agent, S_ONLINE);
     s_note (app,
             "%s: online, session %s, heartbeat_interval_ms %lld, heartbeat every %lld ms, "
             "server clock %+lld ms",
             agent->id, msg->session_id, (long long) msg->heartbeat_interval_ms,
             (long long) interval, (long long) (msg->server_time - vw_clock_wall_ms ()));
-    lws_sul_cancel (&agent->sul);  //  the welcome deadline
-    if (app->opt.once) {
-        s_agent_send (agent, json_pack ("{s:s, s:s}", "type", "heartbeat", "status", "online"),
-                      true);
-        s_agent_close (agent, LWS_CLOSE_STATUS_NORMAL, "once");
-        return;
-    }
-    s_agent_next_heartbeat (agent);
+    s_agent_go_online (agent, interval);
 }
 
 static void
@@ -632,6 +689,12 @@ static int
 s_agent_receive (s_agent_t *agent, struct lws *wsi, const void *in, size_t len)
 {
     bool last = lws_is_final_fragment (wsi) && lws_remaining_packet_payload (wsi) == 0;
+    if (agent->app->opt.raw) {
+        //  A baseline server may say anything: count messages, read nothing.
+        if (last)
+            agent->app->received++;
+        return 0;
+    }
     if (last && !agent->rx) {
         s_agent_on_frame (agent, in, len);
         return 0;
@@ -673,6 +736,12 @@ s_agent_established (s_agent_t *agent)
     s_agent_set_state (agent, S_HANDSHAKE);
     if (app->stopping) {
         s_agent_close (agent, LWS_CLOSE_STATUS_NORMAL, "agent shutting down");
+        return;
+    }
+    if (app->opt.raw) {
+        s_note (app, "%s: connected to %s (raw)", agent->id, app->opt.url);
+        s_agent_go_online (agent,
+                           app->opt.heartbeat_ms ? app->opt.heartbeat_ms : S_RAW_HEARTBEAT_MS);
         return;
     }
     s_note (app, "%s: connected to %s, sending hello", agent->id, app->opt.url);
@@ -774,8 +843,10 @@ s_agent_connect (s_agent_t *agent)
     info.path = app->path;
     info.host = app->host;
     info.origin = app->host;
-    info.protocol =
-        app->opt.format == VW_WIRE_MSGPACK ? VW_WIRE_SUBPROTO_MSGPACK : VW_WIRE_SUBPROTO_JSON;
+    //  --raw offers no subprotocol: lws binds the connection to s_protocols[0].
+    info.protocol = app->opt.raw                         ? NULL
+                    : app->opt.format == VW_WIRE_MSGPACK ? VW_WIRE_SUBPROTO_MSGPACK
+                                                         : VW_WIRE_SUBPROTO_JSON;
     info.userdata = agent;  //  our struct is the wsi's user data: lws allocates none
     info.pwsi = &agent->wsi;
     info.retry_and_idle_policy = app->opt.simulate ? &idle_policy_sim : &idle_policy;
@@ -811,8 +882,7 @@ s_agent_heartbeat (s_agent_t *agent)
         return;
     //  A heartbeat still queued says the same: do not pile them up.
     if (!agent->heartbeat_queued)
-        s_agent_send (agent, json_pack ("{s:s, s:s}", "type", "heartbeat", "status", "online"),
-                      true);
+        s_agent_send_heartbeat (agent);
     s_agent_next_heartbeat (agent);
 }
 
@@ -1038,6 +1108,10 @@ s_usage (FILE *out)
         "  --simulate N          run N agents in this process (load tests)\n"
         "  --id-prefix P         simulated agent ids: P + 5-digit index (default gw-)\n"
         "  --ramp N              simulated agents started per second (default 1000)\n"
+        "  --ready-file FILE     write a line to FILE once every agent is online\n"
+        "  --raw                 baseline for load tests against any WebSocket server: no\n"
+        "                        subprotocol, no hello, {\"type\":\"heartbeat\"} every\n"
+        "                        --heartbeat-ms (default 9000); online once the WebSocket is open\n"
         "  --log-level L         trace|debug|info|warn|error (default: $LOG_LEVEL or info)\n"
         "  --log-format F        json (default) or text\n"
         "  --version             print the version and exit\n"
@@ -1091,6 +1165,8 @@ enum {
     O_ONCE,
     O_INSECURE,
     O_CA_FILE,
+    O_READY_FILE,
+    O_RAW,
     O_VERSION,
 };
 
@@ -1118,6 +1194,8 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
         {"once", no_argument, NULL, O_ONCE},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"ca-file", required_argument, NULL, O_CA_FILE},
+        {"ready-file", required_argument, NULL, O_READY_FILE},
+        {"raw", no_argument, NULL, O_RAW},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -1218,6 +1296,12 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
             case O_ONCE: opt->once = true; break;
             case O_INSECURE: opt->insecure = true; break;
             case O_CA_FILE: opt->ca_file = optarg; break;
+            case O_READY_FILE:
+                if (!*optarg)
+                    return s_bad_value ("--ready-file", optarg, "a file name");
+                opt->ready_file = optarg;
+                break;
+            case O_RAW: opt->raw = true; break;
             case O_VERSION: printf ("viworks-agent %s\n", VW_VERSION); return 1;
             case 'h': s_usage (stdout); return 1;
             case ':':
@@ -1237,6 +1321,11 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
     }
     if (opt->max_reconnects == -2)
         opt->max_reconnects = opt->once ? 0 : -1;
+    if (opt->raw && opt->format == VW_WIRE_MSGPACK) {
+        fprintf (stderr,
+                 "viworks-agent: --raw sends text frames: --format msgpack does not apply\n");
+        return -1;
+    }
     if (opt->simulate && opt->id) {
         fprintf (stderr, "viworks-agent: --id and --simulate exclude each other (simulated ids "
                          "are --id-prefix + index)\n");
@@ -1401,6 +1490,8 @@ s_app_setup (s_app_t *app)
     }
     if (app->opt.token_file && s_app_load_tokens (app))
         return -1;
+    if (app->opt.raw)
+        return 0;  //  no hello: no token needed
     uint32_t missing = 0;
     for (uint32_t i = 0; i < app->count; i++) {
         const char *token = app->agents[i].token;
@@ -1538,11 +1629,15 @@ main (int argc, char **argv)
     if (app.opt.simulate)
         vw_info ("agent", "simulating %u agents %s%05u..%s%05u on %s (%s, ramp %lld/s%s)",
                  app.count, app.opt.id_prefix, 1u, app.opt.id_prefix, app.count, app.opt.url,
-                 app.opt.format == VW_WIRE_MSGPACK ? "msgpack" : "json", (long long) app.opt.ramp,
-                 app.spread ? ", source addresses 127.0.0.1-250" : "");
+                 app.opt.raw                         ? "raw"
+                 : app.opt.format == VW_WIRE_MSGPACK ? "msgpack"
+                                                     : "json",
+                 (long long) app.opt.ramp, app.spread ? ", source addresses 127.0.0.1-250" : "");
     else
         vw_info ("agent", "agent %s connecting to %s (%s)", app.agents[0].id, app.opt.url,
-                 app.opt.format == VW_WIRE_MSGPACK ? "msgpack" : "json");
+                 app.opt.raw                         ? "raw"
+                 : app.opt.format == VW_WIRE_MSGPACK ? "msgpack"
+                                                     : "json");
     app.slot_ms = app.opt.simulate ? S_BATCH_MS : 1;
     app.ramp_t0 = vw_clock_mono_ms ();
     lws_sul_schedule (app.context, 0, &app.sul_ramp, s_app_on_ramp, 1);

@@ -55,6 +55,8 @@ vw_lifecycle_await (zactor_t *actor, int timeout_ms, char **reason)
         if (code <= 0)
             code = 1;
     }
+    else if (report && strncmp (report, "EXITED ", 7) == 0)
+        why = report + 7;
     *reason = strdup (why);
     zstr_free (&report);
     return code;
