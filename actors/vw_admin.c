@@ -22,6 +22,7 @@
 #include "vw_jwt.h"
 #include "vw_pending.h"
 #include "vw_probe.h"
+#include "vw_text.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -66,7 +67,10 @@ s_send_reply (self_t *self, zmsg_t **envelope_p, json_t *body)
 static json_t *
 s_error (const char *code, const char *message)
 {
-    return json_pack ("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code, "message", message);
+    char safe[400];
+    snprintf (safe, sizeof safe, "%s", message);
+    vw_text_sanitize (safe);
+    return json_pack ("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code, "message", safe);
 }
 
 static json_t *

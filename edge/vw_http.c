@@ -22,6 +22,7 @@
 #include "vw_edge_int.h"
 #include "vw_jwt.h"
 #include "vw_log.h"
+#include "vw_text.h"
 #include "vw_token.h"
 #include "vw_wire.h"
 
@@ -154,6 +155,7 @@ s_error (s_session_t *session, int status, const char *code, const char *fmt, ..
     va_start (args, fmt);
     vsnprintf (message, sizeof message, fmt, args);
     va_end (args);
+    vw_text_sanitize (message);
     s_respond (session, status,
                json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }

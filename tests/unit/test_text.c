@@ -1,0 +1,63 @@
+/*  vw_text_sanitize: what error messages quote must stay valid JSON text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vw_text.h"
+
+static void
+s_check (const char *in, const char *expect)
+{
+    char buf[64];
+    snprintf (buf, sizeof buf, "%s", in);
+    vw_text_sanitize (buf);
+    assert_string_equal (buf, expect);
+}
+
+static void
+test_cases (void **state)
+{
+    s_check ("plain ascii", "plain ascii");
+    s_check ("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    s_check ("cut \xe2\x82", "cut ??");  //  half a character at the end
+    s_check ("bad \xff\xfe x", "bad ?? x");
+    s_check ("ctl \t\n\x1b\x7f.", "ctl ????.");
+    s_check ("overlong \xc0\xaf \xe0\x80\xaf", "overlong ?? ???");
+    s_check ("surrogate \xed\xa0\x80", "surrogate ???");
+    s_check ("big \xf4\x90\x80\x80", "big ????");
+    s_check ("", "");
+    vw_text_sanitize (NULL);
+}
+
+static void
+test_random_bytes_become_valid_json (void **state)
+{
+    srand (7);
+    for (int round = 0; round < 20000; round++) {
+        char buf[48];
+        size_t len = (size_t) (rand () % 47);
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (char) (1 + rand () % 255);
+        buf[len] = 0;
+        vw_text_sanitize (buf);
+        json_t *s = json_string (buf);
+        assert_non_null (s);
+        json_decref (s);
+    }
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_cases),
+        cmocka_unit_test (test_random_bytes_become_valid_json),
+    };
+    return cmocka_run_group_tests_name ("vw_text", tests, NULL, NULL);
+}
