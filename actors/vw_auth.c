@@ -4,18 +4,21 @@
     Argon2id (libsodium crypto_pwhash, "interactive" limits) costs tens of
     milliseconds and 64 MiB per call on purpose. Done in the edge it would
     stall every agent and API connection; done in the store it would stall
-    every write. Here it stalls only other logins, which the edge rate-limits.
+    every write. The auth actor hands each hash or check to its own worker
+    thread (the hasher) and keeps its loop free, so it still answers pings
+    and queues further logins while a hash runs; the edge rate-limits
+    logins per address.
 
     user_create: validate, hash, then the store inserts (reply 201/409).
+    login: the store returns the user's hash; a password for an unknown or
+    disabled user is still checked, against a dummy hash, so the answer
+    takes the same time either way (no user enumeration by timing).
     First start: right after start-up, auth asks the store how many users
     exist; with none it creates `admin` with VIWORKS_ADMIN_PASSWORD or a
-    generated password logged once. Hashing here keeps it off the start-up
-    path (the backend answers /health before the admin exists).
-    login: the store returns the user's hash; a password for an unknown or
-    disabled user is still checked against a dummy hash so the answer takes
-    the same time either way (no user enumeration by timing).
+    generated password logged once.
 */
 #include "vw_actors.h"
+#include "vw_keys.h"
 #include "vw_log.h"
 #include "vw_pending.h"
 
@@ -25,59 +28,180 @@
 
 #define S_STORE_TIMEOUT_MS 5000
 
-typedef struct {
+//  --------------------------------------------------------------------------
+//  The hasher thread. Jobs: [id: 8 bytes]["hash" | "verify"][password][hash]
+//  (for "verify", an empty hash means the dummy). Answers: [id]["ok"|"fail"][hash].
+
+static void
+s_hasher (zsock_t *pipe, void *args)
+{
+    zsock_signal (pipe, 0);
+    char dummy[crypto_pwhash_STRBYTES] = "";
+    uint8_t raw[24];
+    randombytes_buf (raw, sizeof raw);
+    if (crypto_pwhash_str (dummy, (const char *) raw, sizeof raw,
+                           crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE))
+        *dummy = 0;
+    while (true) {
+        zmsg_t *job = zmsg_recv (pipe);
+        if (!job)
+            break;
+        zframe_t *id = zmsg_pop (job);
+        char *op = zmsg_popstr (job);
+        if (!op || streq (op, "$TERM") || !id) {
+            zstr_free (&op);
+            zframe_destroy (&id);
+            zmsg_destroy (&job);
+            break;
+        }
+        char *password = zmsg_popstr (job);
+        char *hash = zmsg_popstr (job);
+        char out[crypto_pwhash_STRBYTES] = "";
+        bool ok = false;
+        if (password && streq (op, "hash"))
+            ok = crypto_pwhash_str (out, password, strlen (password),
+                                    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                    crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+        else if (password && streq (op, "verify")) {
+            const char *against = hash && *hash ? hash : dummy;
+            ok = *against && crypto_pwhash_str_verify (against, password, strlen (password)) == 0 &&
+                 hash && *hash;
+        }
+        if (password) {
+            sodium_memzero (password, strlen (password));
+            free (password);
+        }
+        zstr_free (&hash);
+        zstr_free (&op);
+        zmsg_destroy (&job);
+        zmsg_t *answer = zmsg_new ();
+        zmsg_append (answer, &id);
+        zmsg_addstr (answer, ok ? "ok" : "fail");
+        zmsg_addstr (answer, out);
+        if (zmsg_send (&answer, pipe))
+            zmsg_destroy (&answer);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+typedef struct self_t self_t;
+typedef struct s_job_t s_job_t;
+typedef void (s_job_fn) (self_t *self, s_job_t *job, bool ok, const char *hash);
+
+//  The original request, kept while the store or the hasher works.
+struct s_job_t {
+    int64_t id;
+    s_job_fn *fn;
+    char peer[VW_ADDR_MAX];
+    uint64_t rid;
+    char *username, *role;
+};
+
+struct self_t {
     const vw_config_t *config;
     vw_actor_t *actor;
     vw_pending_t *pending;
-    char dummy_hash[crypto_pwhash_STRBYTES];  //  made on first need
-    char generated[32];                       //  first start's password, until logged
-} self_t;
+    zactor_t *hasher;
+    zhashx_t *jobs;  //  job id -> s_job_t (owned), while the hasher works
+    int64_t next_job;
+    char generated[32];  //  first start's password, until logged
+};
 
-//  The original request, kept while the store answers.
-typedef struct {
-    char peer[VW_ADDR_MAX];
-    uint64_t rid;
-    char *password;  //  login only; wiped before free
-} s_ctx_t;
-
-static s_ctx_t *
-s_ctx_new (const vw_msg_t *request, const char *password)
+static s_job_t *
+s_job_new (const vw_msg_t *request, const char *username, const char *role)
 {
-    s_ctx_t *ctx = (s_ctx_t *) zmalloc (sizeof (s_ctx_t));
-    memcpy (ctx->peer, request->peer, sizeof ctx->peer);
-    ctx->rid = request->rid;
-    ctx->password = password ? strdup (password) : NULL;
-    return ctx;
-}
-
-static void
-s_ctx_destroy (s_ctx_t **ctx_p)
-{
-    s_ctx_t *ctx = *ctx_p;
-    if (ctx->password) {
-        sodium_memzero (ctx->password, strlen (ctx->password));
-        free (ctx->password);
+    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+    if (request) {
+        memcpy (job->peer, request->peer, sizeof job->peer);
+        job->rid = request->rid;
     }
-    free (ctx);
-    *ctx_p = NULL;
+    job->username = username ? strdup (username) : NULL;
+    job->role = role ? strdup (role) : NULL;
+    return job;
 }
 
 static void
-s_send_to (self_t *self, s_ctx_t *ctx, vw_msg_t **msg_p)
+s_job_free (void **item)
 {
-    (*msg_p)->rid = ctx->rid;
-    if (vw_actor_send (self->actor, ctx->peer, msg_p))
+    s_job_t *job = (s_job_t *) *item;
+    if (job) {
+        free (job->username);
+        free (job->role);
+        free (job);
+    }
+    *item = NULL;
+}
+
+static void
+s_job_destroy (s_job_t **job_p)
+{
+    s_job_free ((void **) job_p);
+}
+
+//  Hands a job to the hasher; fn runs when it answers.
+static void
+s_hash_job (self_t *self, s_job_t *job, const char *op, const char *password, const char *hash,
+            s_job_fn *fn)
+{
+    job->id = ++self->next_job;
+    job->fn = fn;
+    zhashx_insert (self->jobs, &job->id, job);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, &job->id, sizeof job->id);
+    zmsg_addstr (msg, op);
+    zmsg_addstr (msg, password ? password : "");
+    zmsg_addstr (msg, hash ? hash : "");
+    if (zmsg_send (&msg, zactor_sock (self->hasher))) {
+        zmsg_destroy (&msg);
+        zhashx_delete (self->jobs, &job->id);
+    }
+}
+
+static void
+s_on_hasher (void *state, vw_actor_t *actor, zsock_t *sock)
+{
+    self_t *self = (self_t *) state;
+    while (zsock_events (sock) & ZMQ_POLLIN) {
+        zmsg_t *answer = zmsg_recv (sock);
+        if (!answer)
+            return;
+        zframe_t *id = zmsg_pop (answer);
+        char *verdict = zmsg_popstr (answer);
+        char *hash = zmsg_popstr (answer);
+        int64_t key = 0;
+        if (id && zframe_size (id) == sizeof key)
+            memcpy (&key, zframe_data (id), sizeof key);
+        s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, &key);
+        if (job) {
+            zhashx_freefn (self->jobs, &key, NULL);  //  the callback owns it now
+            zhashx_delete (self->jobs, &key);
+            job->fn (self, job, verdict && streq (verdict, "ok"), hash);
+        }
+        zframe_destroy (&id);
+        zstr_free (&verdict);
+        zstr_free (&hash);
+        zmsg_destroy (&answer);
+    }
+}
+
+static void
+s_send_to (self_t *self, const s_job_t *job, vw_msg_t **msg_p)
+{
+    (*msg_p)->rid = job->rid;
+    if (vw_actor_send (self->actor, job->peer, msg_p))
         vw_msg_destroy (msg_p);
 }
 
 static void
-s_reply_error (self_t *self, s_ctx_t *ctx, int status, const char *code, const char *message)
+s_reply_error (self_t *self, const s_job_t *job, int status, const char *code, const char *message)
 {
     vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
     reply->reply.status = status;
     vw_msg_set_str (&reply->reply.code, code);
     vw_msg_set_str (&reply->reply.message, message);
-    s_send_to (self, ctx, &reply);
+    s_send_to (self, job, &reply);
 }
 
 static bool
@@ -89,109 +213,137 @@ s_valid_username (const char *name)
                len;
 }
 
+//  user_create: validate -> hash -> store insert -> forward its reply.
+
 static void
 s_on_inserted (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
-    s_ctx_t *ctx = (s_ctx_t *) arg;
+    s_job_t *job = (s_job_t *) arg;
     if (reply && reply->id == VW_MSG_ID_reply) {
         vw_msg_t *forward = vw_msg_new (VW_MSG_ID_reply);
         forward->reply = reply->reply;  //  take the strings over
         memset (&reply->reply, 0, sizeof reply->reply);
-        s_send_to (self, ctx, &forward);
+        s_send_to (self, job, &forward);
     }
     else
-        s_reply_error (self, ctx, 503, "unavailable", "the store did not answer");
-    s_ctx_destroy (&ctx);
+        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
+    s_job_destroy (&job);
+}
+
+static void
+s_insert_user (self_t *self, s_job_t *job, const char *hash, vw_pending_fn *fn)
+{
+    vw_msg_t *insert = vw_msg_new (VW_MSG_ID_user_insert);
+    vw_msg_set_str (&insert->user_insert.username, job->username);
+    vw_msg_set_str (&insert->user_insert.password_hash, hash);
+    vw_msg_set_str (&insert->user_insert.role, job->role);
+    if (vw_pending_request (self->pending, "store", &insert, S_STORE_TIMEOUT_MS, fn, job)) {
+        vw_msg_destroy (&insert);
+        fn (self, self->actor, job, NULL, "store unreachable");
+    }
+}
+
+static void
+s_on_user_hashed (self_t *self, s_job_t *job, bool ok, const char *hash)
+{
+    if (!ok) {
+        s_reply_error (self, job, 503, "unavailable", "out of memory hashing the password");
+        s_job_destroy (&job);
+        return;
+    }
+    s_insert_user (self, job, hash, s_on_inserted);
 }
 
 static void
 s_user_create (self_t *self, vw_msg_t *msg)
 {
-    s_ctx_t *ctx = s_ctx_new (msg, NULL);
     const vw_user_create_msg_t *u = &msg->user_create;
+    s_job_t *job = s_job_new (msg, u->username, u->role);
     size_t plen = u->password ? strlen (u->password) : 0;
     if (!s_valid_username (u->username))
-        s_reply_error (self, ctx, 400, "bad_request",
+        s_reply_error (self, job, 400, "bad_request",
                        "field 'username' must be 1-64 characters of A-Z a-z 0-9 _ . @ -");
     else if (plen < 8 || plen > 1024)
-        s_reply_error (self, ctx, 400, "bad_request",
+        s_reply_error (self, job, 400, "bad_request",
                        "field 'password' must be 8 to 1024 characters");
     else if (!u->role || (strcmp (u->role, "admin") && strcmp (u->role, "operator") &&
                           strcmp (u->role, "viewer")))
-        s_reply_error (self, ctx, 400, "bad_request",
+        s_reply_error (self, job, 400, "bad_request",
                        "field 'role' must be one of admin, operator, viewer");
     else {
-        char hash[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str (hash, u->password, plen, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                               crypto_pwhash_MEMLIMIT_INTERACTIVE))
-            s_reply_error (self, ctx, 503, "unavailable", "out of memory hashing the password");
-        else {
-            vw_msg_t *insert = vw_msg_new (VW_MSG_ID_user_insert);
-            vw_msg_set_str (&insert->user_insert.username, u->username);
-            vw_msg_set_str (&insert->user_insert.password_hash, hash);
-            vw_msg_set_str (&insert->user_insert.role, u->role);
-            if (vw_pending_request (self->pending, "store", &insert, S_STORE_TIMEOUT_MS,
-                                    s_on_inserted, ctx) == 0)
-                return;  //  ctx now belongs to the pending request
-            vw_msg_destroy (&insert);
-            s_reply_error (self, ctx, 503, "unavailable", "the store is not reachable");
-        }
+        s_hash_job (self, job, "hash", u->password, NULL, s_on_user_hashed);
+        return;
     }
-    s_ctx_destroy (&ctx);
+    s_job_destroy (&job);
 }
+
+//  login: store user_get -> hasher verify -> login_result.
+
+static void
+s_on_verified (self_t *self, s_job_t *job, bool ok, const char *hash)
+{
+    vw_msg_t *result = vw_msg_new (VW_MSG_ID_login_result);
+    result->login_result.ok = ok && job->role;
+    vw_msg_set_str (&result->login_result.username, job->username);
+    if (ok && job->role)
+        vw_msg_set_str (&result->login_result.role, job->role);
+    s_send_to (self, job, &result);
+    s_job_destroy (&job);
+}
+
+typedef struct {
+    s_job_t *job;
+    char *password;
+} s_login_t;
 
 static void
 s_on_user_record (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
-    s_ctx_t *ctx = (s_ctx_t *) arg;
+    s_login_t *login = (s_login_t *) arg;
+    s_job_t *job = login->job;
     if (!reply || reply->id != VW_MSG_ID_user_record) {
-        s_reply_error (self, ctx, 503, "unavailable", "the store did not answer");
-        s_ctx_destroy (&ctx);
-        return;
+        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
+        s_job_destroy (&job);
     }
-    const vw_user_record_msg_t *user = &reply->user_record;
-    bool usable = user->found && !user->disabled && user->password_hash;
-    if (!usable && !*self->dummy_hash) {
-        //  A hash of a random password nobody knows, for unknown users.
-        uint8_t raw[24];
-        randombytes_buf (raw, sizeof raw);
-        if (crypto_pwhash_str (self->dummy_hash, (const char *) raw, sizeof raw,
-                               crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                               crypto_pwhash_MEMLIMIT_INTERACTIVE))
-            *self->dummy_hash = 0;
+    else {
+        const vw_user_record_msg_t *user = &reply->user_record;
+        bool usable = user->found && !user->disabled && user->password_hash;
+        //  The role is kept only for a usable user; an empty hash makes the
+        //  hasher check against its dummy, which takes as long and fails.
+        if (usable)
+            job->role = strdup (user->role ? user->role : "viewer");
+        s_hash_job (self, job, "verify", login->password, usable ? user->password_hash : "",
+                    s_on_verified);
     }
-    const char *hash = usable ? user->password_hash : self->dummy_hash;
-    bool ok = *hash && crypto_pwhash_str_verify (hash, ctx->password, strlen (ctx->password)) == 0;
-    vw_msg_t *result = vw_msg_new (VW_MSG_ID_login_result);
-    result->login_result.ok = ok && usable;
-    vw_msg_set_str (&result->login_result.username, user->username);
-    if (ok && usable)
-        vw_msg_set_str (&result->login_result.role, user->role);
-    s_send_to (self, ctx, &result);
-    s_ctx_destroy (&ctx);
+    sodium_memzero (login->password, strlen (login->password));
+    free (login->password);
+    free (login);
 }
 
 static void
 s_login (self_t *self, vw_msg_t *msg)
 {
-    const char *password = msg->login.password ? msg->login.password : "";
-    s_ctx_t *ctx = s_ctx_new (msg, password);
+    s_login_t *login = (s_login_t *) zmalloc (sizeof (s_login_t));
+    login->job = s_job_new (msg, msg->login.username ? msg->login.username : "", NULL);
+    login->password = strdup (msg->login.password ? msg->login.password : "");
     vw_msg_t *get = vw_msg_new (VW_MSG_ID_user_get);
-    vw_msg_set_str (&get->user_get.username, msg->login.username ? msg->login.username : "");
+    vw_msg_set_str (&get->user_get.username, login->job->username);
     if (vw_pending_request (self->pending, "store", &get, S_STORE_TIMEOUT_MS, s_on_user_record,
-                            ctx)) {
+                            login)) {
         vw_msg_destroy (&get);
-        s_reply_error (self, ctx, 503, "unavailable", "the store is not reachable");
-        s_ctx_destroy (&ctx);
+        s_on_user_record (self, self->actor, login, NULL, "store unreachable");
     }
 }
 
+//  First start: the admin user.
+
 static void
-s_on_admin_created (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+s_on_admin_created (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
+    s_job_t *job = (s_job_t *) arg;
     bool ok = reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 201;
     if (!ok)
         vw_error ("auth", "cannot create the first admin user: %s",
@@ -214,6 +366,18 @@ s_on_admin_created (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, 
     vw_msg_set_str (&audit->audit.detail, "first start");
     if (vw_actor_send (actor, "store", &audit))
         vw_msg_destroy (&audit);
+    s_job_destroy (&job);
+}
+
+static void
+s_on_admin_hashed (self_t *self, s_job_t *job, bool ok, const char *hash)
+{
+    if (!ok) {
+        vw_error ("auth", "cannot hash the admin password (out of memory)");
+        s_job_destroy (&job);
+        return;
+    }
+    s_insert_user (self, job, hash, s_on_admin_created);
 }
 
 static void
@@ -238,19 +402,8 @@ s_on_user_count (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
                            sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         password = self->generated;
     }
-    char hash[crypto_pwhash_STRBYTES];
-    if (crypto_pwhash_str (hash, password, strlen (password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                           crypto_pwhash_MEMLIMIT_INTERACTIVE)) {
-        vw_error ("auth", "cannot hash the admin password (out of memory)");
-        return;
-    }
-    vw_msg_t *insert = vw_msg_new (VW_MSG_ID_user_insert);
-    vw_msg_set_str (&insert->user_insert.username, "admin");
-    vw_msg_set_str (&insert->user_insert.password_hash, hash);
-    vw_msg_set_str (&insert->user_insert.role, "admin");
-    if (vw_pending_request (self->pending, "store", &insert, S_STORE_TIMEOUT_MS, s_on_admin_created,
-                            NULL))
-        vw_msg_destroy (&insert);
+    s_hash_job (self, s_job_new (NULL, "admin", "admin"), "hash", password, NULL,
+                s_on_admin_hashed);
 }
 
 static void *
@@ -260,6 +413,10 @@ s_create (vw_actor_t *actor, void *args)
     self->config = (const vw_config_t *) args;
     self->actor = actor;
     self->pending = vw_pending_new (actor, self);
+    self->jobs = zhashx_new ();
+    vw_keys_int64 (self->jobs);
+    self->hasher = zactor_new (s_hasher, NULL);
+    vw_actor_watch (actor, zactor_sock (self->hasher), s_on_hasher);
     //  First start? The answer arrives once the loop runs.
     vw_msg_t *count = vw_msg_new (VW_MSG_ID_user_count);
     count->user_count.all = true;
@@ -275,6 +432,12 @@ s_destroy (void **state_p)
     self_t *self = (self_t *) *state_p;
     if (self) {
         vw_pending_destroy (&self->pending);
+        zactor_destroy (&self->hasher);
+        //  Jobs the hasher never answered: their clients see a timeout.
+        for (s_job_t *job = (s_job_t *) zhashx_first (self->jobs); job;
+             job = (s_job_t *) zhashx_next (self->jobs))
+            s_job_destroy (&job);
+        zhashx_destroy (&self->jobs);
         free (self);
     }
     *state_p = NULL;

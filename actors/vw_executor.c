@@ -1,36 +1,230 @@
-/*  vw_executor - the executor actor.
+/*  vw_executor - the executor actor: commands in flight (SPEC §5).
 
-    Validates and dispatches commands, tracks them in flight, times them out and records results
-   (SPEC §5). Arrives with the command-engine issue; for now it runs, joins the broker and answers
-   liveness pings.
+    It sends each attempt the scheduler dispatches to the agent's session
+    (through the edge), arms its timeout from the send, records the agent's
+    ack (delivered_at), and reports how the attempt ended to the scheduler:
+    completed, failed (the agent said so), timeout (a `cancel` frame goes to
+    the agent too) or lost (the session closed, or the send found no
+    session). A result for a command not in flight — unknown, finished,
+    timed out — is ignored and logged: the first word counts.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_log.h"
 
+#include <string.h>
+
+typedef struct self_t self_t;
+
 typedef struct {
-    const vw_config_t *config;
-} self_t;
+    self_t *owner;
+    char *command_id;
+    char *agent_id;
+    int64_t conn;
+    int64_t attempt;
+    uint64_t timer;
+} s_flight_t;
+
+struct self_t {
+    vw_actor_t *actor;
+    zhashx_t *flights;  //  command_id -> s_flight_t (owned)
+    uint64_t sent, timeouts, late;
+};
+
+static void
+s_flight_free (void **item)
+{
+    s_flight_t *f = (s_flight_t *) *item;
+    if (f) {
+        if (f->timer)
+            vw_timers_cancel (vw_actor_timers (f->owner->actor), f->timer);
+        free (f->command_id);
+        free (f->agent_id);
+        free (f);
+    }
+    *item = NULL;
+}
+
+static void
+s_send (self_t *self, const char *to, vw_msg_t **msg_p)
+{
+    if (vw_actor_send (self->actor, to, msg_p))
+        vw_msg_destroy (msg_p);
+}
+
+static void
+s_cancel_frame (self_t *self, s_flight_t *f)
+{
+    vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
+    send->command_send.conn = f->conn;
+    vw_msg_set_str (&send->command_send.command_id, f->command_id);
+    s_send (self, "edge", &send);
+}
+
+//  Reports the attempt's end and forgets it.
+static void
+s_outcome (self_t *self, s_flight_t *f, const char *outcome, const char *result, const char *error)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_outcome);
+    vw_msg_set_str (&msg->command_outcome.command_id, f->command_id);
+    vw_msg_set_str (&msg->command_outcome.outcome, outcome);
+    vw_msg_set_str (&msg->command_outcome.result, result);
+    vw_msg_set_str (&msg->command_outcome.error, error);
+    s_send (self, "scheduler", &msg);
+    zhashx_delete (self->flights, f->command_id);
+}
+
+static void
+s_on_timeout (void *arg, uint64_t id)
+{
+    s_flight_t *f = (s_flight_t *) arg;
+    self_t *self = f->owner;
+    f->timer = 0;
+    self->timeouts++;
+    vw_info ("executor", "command %s on '%s' timed out (attempt %lld)", f->command_id, f->agent_id,
+             (long long) f->attempt);
+    s_cancel_frame (self, f);
+    s_outcome (self, f, "timeout", NULL, NULL);
+}
+
+static void
+s_on_dispatch (self_t *self, vw_msg_t *msg)
+{
+    vw_command_dispatch_msg_t *d = &msg->command_dispatch;
+    if (!d->command_id || !d->agent_id)
+        return;
+    s_flight_t *f = (s_flight_t *) zmalloc (sizeof (s_flight_t));
+    f->owner = self;
+    f->command_id = strdup (d->command_id);
+    f->agent_id = strdup (d->agent_id);
+    f->conn = d->conn;
+    f->attempt = d->attempt;
+    zhashx_update (self->flights, f->command_id, f);
+    if (!f->conn) {
+        s_outcome (self, f, "lost", NULL, NULL);
+        return;
+    }
+    //  The timeout counts from the send (SPEC §5).
+    f->timer = vw_timers_add (vw_actor_timers (self->actor), d->timeout_ms, s_on_timeout, f);
+    vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
+    vw_command_send_msg_t *s = &send->command_send;
+    s->conn = d->conn;
+    s->command_id = d->command_id, d->command_id = NULL;
+    s->type = d->type, d->type = NULL;
+    s->payload = d->payload, d->payload = NULL;
+    s->timeout_ms = d->timeout_ms;
+    s->attempt = d->attempt;
+    s_send (self, "edge", &send);
+    self->sent++;
+}
+
+static void
+s_fill_delivered (self_t *self, const char *command_id)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_set_str (&msg->command_update.command_id, command_id);
+    vw_msg_set_str (&msg->command_update.event, "delivered");
+    msg->command_update.ts = vw_clock_wall_ms ();
+    s_send (self, "store", &msg);
+}
+
+static void
+s_on_event (self_t *self, vw_msg_t *msg)
+{
+    vw_command_event_msg_t *e = &msg->command_event;
+    s_flight_t *f =
+        e->command_id ? (s_flight_t *) zhashx_lookup (self->flights, e->command_id) : NULL;
+    //  Only the session the attempt went to may answer for it.
+    if (!f || f->conn != e->conn || !e->kind) {
+        if (e->kind && streq (e->kind, "result")) {
+            self->late++;
+            vw_info ("executor", "result for command %s from '%s' ignored: not in flight",
+                     e->command_id ? e->command_id : "?", e->agent_id ? e->agent_id : "?");
+        }
+        return;
+    }
+    if (streq (e->kind, "ack"))
+        s_fill_delivered (self, f->command_id);
+    else if (streq (e->kind, "result"))
+        s_outcome (self, f, e->status && streq (e->status, "completed") ? "completed" : "failed",
+                   e->result, e->error);
+    else if (streq (e->kind, "undeliverable"))
+        s_outcome (self, f, "lost", NULL, NULL);
+}
+
+//  The session closed: everything in flight on it is lost.
+static void
+s_on_closed (self_t *self, vw_msg_t *msg)
+{
+    int64_t conn = msg->session_closed.conn;
+    zlistx_t *lost = zlistx_new ();
+    for (s_flight_t *f = (s_flight_t *) zhashx_first (self->flights); f;
+         f = (s_flight_t *) zhashx_next (self->flights))
+        if (f->conn == conn)
+            zlistx_add_end (lost, f);
+    for (s_flight_t *f = (s_flight_t *) zlistx_first (lost); f;
+         f = (s_flight_t *) zlistx_next (lost))
+        s_outcome (self, f, "lost", NULL, NULL);
+    zlistx_destroy (&lost);
+}
+
+static void
+s_on_abort (self_t *self, vw_msg_t *msg)
+{
+    const char *id = msg->command_abort.command_id;
+    s_flight_t *f = id ? (s_flight_t *) zhashx_lookup (self->flights, id) : NULL;
+    if (f) {
+        s_cancel_frame (self, f);
+        zhashx_delete (self->flights, id);
+    }
+}
 
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
-    self->config = (const vw_config_t *) args;
+    self->actor = actor;
+    self->flights = zhashx_new ();
+    zhashx_set_destructor (self->flights, s_flight_free);
     return self;
 }
 
 static void
 s_destroy (void **state_p)
 {
-    free (*state_p);
+    self_t *self = (self_t *) *state_p;
+    if (self) {
+        zhashx_destroy (&self->flights);
+        free (self);
+    }
     *state_p = NULL;
 }
 
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
-             (*msg_p)->peer);
+    self_t *self = (self_t *) state;
+    vw_msg_t *msg = *msg_p;
+    switch (msg->id) {
+        case VW_MSG_ID_command_dispatch: s_on_dispatch (self, msg); break;
+        case VW_MSG_ID_command_event: s_on_event (self, msg); break;
+        case VW_MSG_ID_command_abort: s_on_abort (self, msg); break;
+        case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        default:
+            vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
+                     msg->peer);
+            break;
+    }
+}
+
+static void
+s_health (void *state, bool *healthy, char *detail, size_t len)
+{
+    self_t *self = (self_t *) state;
+    *healthy = true;
+    snprintf (detail, len, "%zu in flight; %llu sent, %llu timed out, %llu late results",
+              zhashx_size (self->flights), (unsigned long long) self->sent,
+              (unsigned long long) self->timeouts, (unsigned long long) self->late);
 }
 
 const vw_actor_class_t vw_executor_class = {
@@ -38,4 +232,5 @@ const vw_actor_class_t vw_executor_class = {
     .create = s_create,
     .destroy = s_destroy,
     .handle = s_handle,
+    .health = s_health,
 };

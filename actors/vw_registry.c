@@ -172,6 +172,20 @@ s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *h
     s_send (self, "store", &msg);
 }
 
+//  Tells the scheduler whether the agent takes commands now (online or
+//  degraded, not in maintenance) and on which connection.
+static void
+s_presence (self_t *self, s_agent_t *agent, bool revoked)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_presence);
+    vw_msg_set_str (&msg->agent_presence.agent_id, agent->agent_id);
+    msg->agent_presence.conn = agent->conn;
+    msg->agent_presence.dispatchable =
+        agent->conn && (agent->status == VW_AGENT_ONLINE || agent->status == VW_AGENT_DEGRADED);
+    msg->agent_presence.revoked = revoked;
+    s_send (self, "scheduler", &msg);
+}
+
 //  Re-evaluates the status; persists and publishes a change; re-arms the
 //  agent's deadline timer.
 static void
@@ -184,6 +198,7 @@ s_evaluate (self_t *self, s_agent_t *agent)
         vw_agent_status_t previous = agent->status;
         agent->status = status;
         s_persist (self, agent, "status", NULL);
+        s_presence (self, agent, false);
         s_publish (self, "agent.status",
                    json_pack ("{s:s, s:s, s:s}", "agent_id", agent->agent_id, "status",
                               vw_agent_status_name (status), "previous",
@@ -237,6 +252,7 @@ s_go_offline (self_t *self, s_agent_t *agent, const char *reason)
     agent->conn = 0;
     self->disconnects++;
     s_persist (self, agent, "disconnect", NULL);
+    s_presence (self, agent, false);
     s_publish (self, "agent.offline",
                json_pack ("{s:s, s:s, s:s}", "agent_id", agent->agent_id, "session_id",
                           agent->session_id, "reason", reason));
@@ -286,6 +302,7 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
     agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);
     self->connects++;
     s_persist (self, agent, "connect", hello);
+    s_presence (self, agent, false);
 
     vw_msg_t *welcome = vw_msg_new (VW_MSG_ID_session_welcome);
     welcome->session_welcome.conn = hello->conn;
@@ -521,6 +538,11 @@ s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
             }
         }
         vw_info ("registry", "agent '%s' revoked", r->agent_id);
+        //  Its unfinished commands fail with agent_revoked.
+        vw_msg_t *gone = vw_msg_new (VW_MSG_ID_agent_presence);
+        vw_msg_set_str (&gone->agent_presence.agent_id, r->agent_id);
+        gone->agent_presence.revoked = true;
+        s_send (self, "scheduler", &gone);
         s_publish (self, "agent.status",
                    json_pack ("{s:s, s:s, s:b}", "agent_id", r->agent_id, "status", "offline",
                               "revoked", 1));

@@ -1,36 +1,641 @@
-/*  vw_scheduler - the scheduler actor.
+/*  vw_scheduler - the scheduler actor: the command queue and its policy
+    (SPEC §5).
 
-    Owns the command queue: priorities, concurrency limits, backoff and expiry (SPEC §5). The queue
-   arrives with the command-engine issue; for now it runs, joins the broker and answers liveness
-   pings.
+    A submitted command is inserted by the store (the 202 goes out only
+    after the commit), then queued in vw_cmdqueue: priority, FIFO inside a
+    priority, a global in-flight limit and a per-agent limit. An agent takes
+    commands while the registry says it is dispatchable (online or degraded,
+    not in maintenance). Each dispatch goes to the executor, which reports
+    how the attempt ended: completed; failed or timed out (retried after
+    1 s, 2 s, 4 s … capped at 60 s, ±20 % jitter, while retries remain);
+    or lost with the connection (queued again in its place, not a failure).
+    Pending commands expire at expires_at. Every transition is persisted
+    through the store and published as command.state.
+
+    Timing is by timers only: one expiry timer per unfinished command and a
+    retry timer while it waits out a backoff. On start the queue is rebuilt
+    from the database (pending and executing rows; executing ones are sent
+    again with the same command_id: at-least-once).
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
+#include "vw_cmdqueue.h"
+#include "vw_command_rows.h"
+#include "vw_keys.h"
 #include "vw_log.h"
+#include "vw_pending.h"
+#include "vw_token.h"
+
+#include <jansson.h>
+#include <string.h>
+
+#define S_STORE_TIMEOUT_MS 10000
+#define S_LOAD_PAGE        5000
+
+typedef struct self_t self_t;
+
+typedef enum { S_QUEUED, S_EXECUTING, S_WAITING } s_where_t;
 
 typedef struct {
+    self_t *owner;
+    char *command_id, *agent_id, *type, *payload;
+    int priority;
+    int64_t seq, timeout_ms, max_retries, expires_at;
+    int64_t attempts;  //  dispatches so far
+    int64_t failures;  //  failed attempts (timeouts and agent errors)
+    s_where_t where;
+    uint64_t expiry_timer;
+    uint64_t retry_timer;
+} s_cmd_t;
+
+struct self_t {
     const vw_config_t *config;
-} self_t;
+    vw_actor_t *actor;
+    vw_pending_t *pending;
+    vw_cmdqueue_t *queue;
+    zhashx_t *cmds;   //  command_id -> s_cmd_t (owned): every unfinished command
+    zhashx_t *conns;  //  agent_id -> int64_t * (edge connection of its session)
+    bool loaded;
+    uint64_t completed, failed, retried, expired, cancelled;
+};
+
+static void
+s_cmd_free (void **item)
+{
+    s_cmd_t *cmd = (s_cmd_t *) *item;
+    if (cmd) {
+        if (cmd->expiry_timer)
+            vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->expiry_timer);
+        if (cmd->retry_timer)
+            vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->retry_timer);
+        free (cmd->command_id);
+        free (cmd->agent_id);
+        free (cmd->type);
+        free (cmd->payload);
+        free (cmd);
+    }
+    *item = NULL;
+}
+
+static void
+s_send (self_t *self, const char *to, vw_msg_t **msg_p)
+{
+    if (vw_actor_send (self->actor, to, msg_p))
+        vw_msg_destroy (msg_p);
+}
+
+static void
+s_publish_state (self_t *self, const s_cmd_t *cmd, const char *state, const char *reason)
+{
+    json_t *event = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "command_id", cmd->command_id,
+                               "agent_id", cmd->agent_id, "state", state, "attempts",
+                               (json_int_t) cmd->attempts, "ts", (json_int_t) vw_clock_wall_ms ());
+    if (reason)
+        json_object_set_new (event, "failure_reason", json_string (reason));
+    char *text = json_dumps (event, JSON_COMPACT);
+    json_decref (event);
+    if (text)
+        vw_actor_publish (self->actor, "command.state", text);
+    free (text);
+}
+
+static void
+s_update (self_t *self, const s_cmd_t *cmd, const char *event, void (*fill) (vw_msg_t *, void *),
+          void *arg)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_set_str (&msg->command_update.command_id, cmd->command_id);
+    vw_msg_set_str (&msg->command_update.event, event);
+    msg->command_update.ts = vw_clock_wall_ms ();
+    if (fill)
+        fill (msg, arg);
+    s_send (self, "store", &msg);
+}
+
+typedef struct {
+    const char *state, *reason, *result, *error;
+} s_finish_t;
+
+static void
+s_fill_finish (vw_msg_t *msg, void *arg)
+{
+    const s_finish_t *f = (const s_finish_t *) arg;
+    vw_msg_set_str (&msg->command_update.state, f->state);
+    vw_msg_set_str (&msg->command_update.failure_reason, f->reason);
+    vw_msg_set_str (&msg->command_update.result, f->result);
+    vw_msg_set_str (&msg->command_update.error, f->error);
+}
+
+//  The command is over: persist, publish, forget.
+static void
+s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const char *result,
+          const char *error)
+{
+    s_finish_t f = {state, reason, result, error};
+    s_update (self, cmd, "finish", s_fill_finish, &f);
+    s_publish_state (self, cmd, state, reason);
+    if (streq (state, "completed"))
+        self->completed++;
+    else if (streq (state, "cancelled"))
+        self->cancelled++;
+    else if (reason && streq (reason, "expired"))
+        self->expired++;
+    else
+        self->failed++;
+    //  Out of the queue in whatever state it was.
+    if (cmd->where == S_EXECUTING)
+        vw_cmdqueue_done (self->queue, cmd->command_id);
+    else if (cmd->where == S_QUEUED)
+        vw_cmdqueue_remove (self->queue, cmd->command_id);
+    zhashx_delete (self->cmds, cmd->command_id);
+}
+
+static void
+s_fill_executing (vw_msg_t *msg, void *arg)
+{
+    msg->command_update.attempt = *(int64_t *) arg;
+}
+
+//  Dispatches everything the limits allow now.
+static void
+s_pump (self_t *self)
+{
+    void *data;
+    while (vw_cmdqueue_next (self->queue, &data)) {
+        s_cmd_t *cmd = (s_cmd_t *) data;
+        int64_t *conn = (int64_t *) zhashx_lookup (self->conns, cmd->agent_id);
+        cmd->where = S_EXECUTING;
+        cmd->attempts++;
+        s_update (self, cmd, "executing", s_fill_executing, &cmd->attempts);
+        vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);
+        vw_msg_set_str (&d->command_dispatch.command_id, cmd->command_id);
+        vw_msg_set_str (&d->command_dispatch.agent_id, cmd->agent_id);
+        d->command_dispatch.conn = conn ? *conn : 0;
+        vw_msg_set_str (&d->command_dispatch.type, cmd->type);
+        vw_msg_set_str (&d->command_dispatch.payload, cmd->payload);
+        d->command_dispatch.timeout_ms = cmd->timeout_ms;
+        d->command_dispatch.attempt = cmd->attempts;
+        s_send (self, "executor", &d);
+        s_publish_state (self, cmd, "executing", NULL);
+    }
+}
+
+static void
+s_on_expiry (void *arg, uint64_t id)
+{
+    s_cmd_t *cmd = (s_cmd_t *) arg;
+    self_t *self = cmd->owner;
+    cmd->expiry_timer = 0;
+    //  Only a command still waiting for its agent expires; one executing
+    //  finishes (or times out) first and expires afterwards if retried.
+    if (cmd->where == S_EXECUTING)
+        return;
+    vw_info ("scheduler", "command %s for '%s' expired", cmd->command_id, cmd->agent_id);
+    s_finish (self, cmd, "failed", "expired", NULL, NULL);
+}
+
+static void
+s_arm_expiry (self_t *self, s_cmd_t *cmd)
+{
+    int64_t left = cmd->expires_at - vw_clock_wall_ms ();
+    cmd->expiry_timer =
+        vw_timers_add (vw_actor_timers (self->actor), left > 0 ? left : 0, s_on_expiry, cmd);
+}
+
+static void
+s_queue (self_t *self, s_cmd_t *cmd)
+{
+    cmd->where = S_QUEUED;
+    if (vw_cmdqueue_push (self->queue, cmd->command_id, cmd->agent_id, cmd->priority, cmd->seq,
+                          cmd)) {
+        vw_error ("scheduler", "command %s cannot be queued", cmd->command_id);
+        return;
+    }
+}
+
+static s_cmd_t *
+s_cmd_new (self_t *self, const char *id, const char *agent, const char *type, const char *payload,
+           int priority, int64_t seq, int64_t timeout_ms, int64_t max_retries, int64_t expires_at)
+{
+    s_cmd_t *cmd = (s_cmd_t *) zmalloc (sizeof (s_cmd_t));
+    cmd->owner = self;
+    cmd->command_id = strdup (id);
+    cmd->agent_id = strdup (agent);
+    cmd->type = strdup (type ? type : "");
+    cmd->payload = strdup (payload ? payload : "{}");
+    cmd->priority = priority;
+    cmd->seq = seq;
+    cmd->timeout_ms = timeout_ms;
+    cmd->max_retries = max_retries;
+    cmd->expires_at = expires_at;
+    zhashx_update (self->cmds, cmd->command_id, cmd);
+    s_arm_expiry (self, cmd);
+    return cmd;
+}
+
+//  --------------------------------------------------------------------------
+//  Submit
+
+typedef struct {
+    char peer[VW_ADDR_MAX];
+    uint64_t rid;
+    char *type, *payload;
+    int priority;
+    int64_t timeout_ms, max_retries, expires_at;
+} s_submit_t;
+
+static void
+s_submit_free (s_submit_t *s)
+{
+    free (s->type);
+    free (s->payload);
+    free (s);
+}
+
+static void
+s_on_inserted (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_submit_t *s = (s_submit_t *) ctx;
+    vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+    answer->rid = s->rid;
+    if (!reply || reply->id != VW_MSG_ID_command_inserted) {
+        answer->reply.status = 503;
+        vw_msg_set_str (&answer->reply.code, "unavailable");
+        vw_msg_set_str (&answer->reply.message, "the store did not answer");
+    }
+    else {
+        vw_command_inserted_msg_t *in = &reply->command_inserted;
+        json_t *rows = in->rows ? json_loads (in->rows, 0, NULL) : NULL;
+        size_t i;
+        json_t *row;
+        json_array_foreach (rows, i, row)
+        {
+            s_cmd_t *cmd =
+                s_cmd_new (self, json_string_value (json_array_get (row, 0)),
+                           json_string_value (json_array_get (row, 1)), s->type, s->payload,
+                           s->priority, json_integer_value (json_array_get (row, 2)), s->timeout_ms,
+                           s->max_retries, s->expires_at);
+            s_queue (self, cmd);
+            s_publish_state (self, cmd, "pending", NULL);
+        }
+        json_decref (rows);
+        answer->reply.status = in->status;
+        answer->reply.json = in->json, in->json = NULL;
+        answer->reply.code = in->code, in->code = NULL;
+        answer->reply.message = in->message, in->message = NULL;
+        s_pump (self);
+    }
+    s_send (self, s->peer, &answer);
+    s_submit_free (s);
+}
+
+static void
+s_on_submit (self_t *self, vw_msg_t *msg)
+{
+    vw_command_submit_msg_t *in = &msg->command_submit;
+    int64_t now = vw_clock_wall_ms ();
+    s_submit_t *s = (s_submit_t *) zmalloc (sizeof (s_submit_t));
+    memcpy (s->peer, msg->peer, sizeof s->peer);
+    s->rid = msg->rid;
+    s->type = strdup (in->type ? in->type : "");
+    s->payload = strdup (in->payload ? in->payload : "{}");
+    s->priority = (int) in->priority;
+    s->timeout_ms = in->timeout_ms;
+    s->max_retries = in->max_retries;
+    s->expires_at = now + in->expires_in_ms;
+
+    char id[VW_ID_TEXT_LEN + 1];
+    vw_id_new (id);
+    vw_msg_t *insert = vw_msg_new (VW_MSG_ID_command_insert);
+    vw_command_insert_msg_t *c = &insert->command_insert;
+    vw_msg_set_str (&c->command_id, id);
+    vw_msg_set_str (&c->agent_id, in->agent_id);
+    vw_msg_set_str (&c->labels, in->labels);
+    vw_msg_set_str (&c->type, s->type);
+    vw_msg_set_str (&c->payload, s->payload);
+    c->priority = s->priority;
+    c->timeout_ms = s->timeout_ms;
+    c->max_retries = s->max_retries;
+    c->created_at = now;
+    c->expires_at = s->expires_at;
+    vw_msg_set_str (&c->created_by, in->created_by);
+    vw_msg_set_str (&c->idempotency_key, in->idempotency_key);
+    if (vw_pending_request (self->pending, "store", &insert, S_STORE_TIMEOUT_MS, s_on_inserted,
+                            s)) {
+        vw_msg_destroy (&insert);
+        s_on_inserted (self, self->actor, s, NULL, "store unreachable");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Outcomes, retries, cancel
+
+static void
+s_on_retry_due (void *arg, uint64_t id)
+{
+    s_cmd_t *cmd = (s_cmd_t *) arg;
+    cmd->retry_timer = 0;
+    s_queue (cmd->owner, cmd);
+    s_pump (cmd->owner);
+}
+
+typedef struct {
+    int64_t next;
+    const char *reason;
+} s_retry_t;
+
+static void
+s_fill_retry (vw_msg_t *msg, void *arg)
+{
+    const s_retry_t *r = (const s_retry_t *) arg;
+    msg->command_update.next_attempt_at = r->next;
+    vw_msg_set_str (&msg->command_update.failure_reason, r->reason);
+}
+
+static void
+s_on_outcome (self_t *self, vw_msg_t *msg)
+{
+    const vw_command_outcome_msg_t *o = &msg->command_outcome;
+    s_cmd_t *cmd = o->command_id ? (s_cmd_t *) zhashx_lookup (self->cmds, o->command_id) : NULL;
+    if (!cmd || cmd->where != S_EXECUTING || !o->outcome)
+        return;  //  cancelled or finished meanwhile
+    if (streq (o->outcome, "completed"))
+        s_finish (self, cmd, "completed", NULL, o->result, NULL);
+    else if (streq (o->outcome, "lost")) {
+        //  The session went away: back in its place, not a failure.
+        vw_cmdqueue_requeue (self->queue, cmd->command_id);
+        cmd->where = S_QUEUED;
+        s_publish_state (self, cmd, "pending", NULL);
+    }
+    else {
+        const char *reason = streq (o->outcome, "timeout") ? "timeout" : "agent_error";
+        cmd->failures++;
+        if (cmd->failures > cmd->max_retries)
+            s_finish (self, cmd, "failed", reason, o->result, o->error);
+        else {
+            int64_t delay = vw_cmdqueue_backoff_ms ((int) cmd->failures, vw_cmdqueue_jitter ());
+            s_retry_t r = {vw_clock_wall_ms () + delay, reason};
+            vw_cmdqueue_done (self->queue, cmd->command_id);
+            cmd->where = S_WAITING;
+            self->retried++;
+            s_update (self, cmd, "retry", s_fill_retry, &r);
+            s_publish_state (self, cmd, "pending", reason);
+            cmd->retry_timer =
+                vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
+        }
+    }
+    s_pump (self);
+}
+
+typedef struct {
+    char peer[VW_ADDR_MAX];
+    uint64_t rid;
+    bool cancelled_now;  //  we cancelled it: answer 200 with the row
+} s_cancel_t;
+
+static void
+s_on_cancel_row (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_cancel_t *c = (s_cancel_t *) ctx;
+    vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+    answer->rid = c->rid;
+    if (!reply || reply->id != VW_MSG_ID_reply) {
+        answer->reply.status = 503;
+        vw_msg_set_str (&answer->reply.code, "unavailable");
+        vw_msg_set_str (&answer->reply.message, "the store did not answer");
+    }
+    else if (reply->reply.status == 200 && !c->cancelled_now) {
+        //  Not in the queue: it finished before.
+        answer->reply.status = 409;
+        vw_msg_set_str (&answer->reply.code, "conflict");
+        vw_msg_set_str (&answer->reply.message, "the command has already finished");
+    }
+    else {
+        answer->reply = reply->reply;
+        memset (&reply->reply, 0, sizeof reply->reply);
+    }
+    s_send (self, c->peer, &answer);
+    free (c);
+}
+
+static void
+s_on_cancel (self_t *self, vw_msg_t *msg)
+{
+    const char *id = msg->command_cancel.command_id ? msg->command_cancel.command_id : "";
+    s_cancel_t *c = (s_cancel_t *) zmalloc (sizeof (s_cancel_t));
+    memcpy (c->peer, msg->peer, sizeof c->peer);
+    c->rid = msg->rid;
+    s_cmd_t *cmd = (s_cmd_t *) zhashx_lookup (self->cmds, id);
+    if (cmd) {
+        if (cmd->where == S_EXECUTING) {
+            vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+            vw_msg_set_str (&abort->command_abort.command_id, id);
+            s_send (self, "executor", &abort);
+        }
+        c->cancelled_now = true;
+        s_finish (self, cmd, "cancelled", "cancelled_by_user", NULL, NULL);
+        s_pump (self);
+    }
+    //  The answer is the row as the store has it now (after the update
+    //  above, which travels first on the same socket).
+    vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
+    vw_msg_set_str (&get->command_get.command_id, id);
+    if (vw_pending_request (self->pending, "store", &get, S_STORE_TIMEOUT_MS, s_on_cancel_row, c)) {
+        vw_msg_destroy (&get);
+        s_on_cancel_row (self, self->actor, c, NULL, "store unreachable");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Agents
+
+static void
+s_on_presence (self_t *self, vw_msg_t *msg)
+{
+    const vw_agent_presence_msg_t *p = &msg->agent_presence;
+    if (!p->agent_id)
+        return;
+    if (p->conn) {
+        int64_t *conn = (int64_t *) malloc (sizeof (int64_t));
+        *conn = p->conn;
+        zhashx_update (self->conns, p->agent_id, conn);
+    }
+    else
+        zhashx_delete (self->conns, p->agent_id);
+    vw_cmdqueue_set_dispatchable (self->queue, p->agent_id, p->dispatchable && p->conn);
+    if (p->revoked) {
+        //  A revoked agent's unfinished commands fail now (a one-off walk,
+        //  on an operator's action).
+        zlistx_t *doomed = zlistx_new ();
+        for (s_cmd_t *cmd = (s_cmd_t *) zhashx_first (self->cmds); cmd;
+             cmd = (s_cmd_t *) zhashx_next (self->cmds))
+            if (streq (cmd->agent_id, p->agent_id))
+                zlistx_add_end (doomed, cmd);
+        for (s_cmd_t *cmd = (s_cmd_t *) zlistx_first (doomed); cmd;
+             cmd = (s_cmd_t *) zlistx_next (doomed)) {
+            if (cmd->where == S_EXECUTING) {
+                vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+                vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
+                s_send (self, "executor", &abort);
+            }
+            s_finish (self, cmd, "failed", "agent_revoked", NULL, NULL);
+        }
+        zlistx_destroy (&doomed);
+    }
+    s_pump (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Recovery
+
+static void s_load (self_t *self, int64_t after);
+
+static void
+s_on_page (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    if (!reply || reply->id != VW_MSG_ID_commands_page) {
+        vw_error ("scheduler", "cannot load unfinished commands (%s); retrying", why);
+        s_load (self, (int64_t) (intptr_t) ctx);
+        return;
+    }
+    json_t *rows =
+        reply->commands_page.rows ? json_loads (reply->commands_page.rows, 0, NULL) : NULL;
+    int64_t now = vw_clock_wall_ms ();
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+    {
+        const char *id = json_string_value (json_object_get (row, "id"));
+        if (!id || zhashx_lookup (self->cmds, id))
+            continue;
+        char *payload = json_dumps (json_object_get (row, "payload"), JSON_COMPACT);
+        s_cmd_t *cmd = s_cmd_new (self, id, json_string_value (json_object_get (row, "agent")),
+                                  json_string_value (json_object_get (row, "type")), payload,
+                                  (int) json_integer_value (json_object_get (row, "priority")),
+                                  json_integer_value (json_object_get (row, "seq")),
+                                  json_integer_value (json_object_get (row, "timeout_ms")),
+                                  json_integer_value (json_object_get (row, "max_retries")),
+                                  json_integer_value (json_object_get (row, "expires_at")));
+        free (payload);
+        cmd->attempts = json_integer_value (json_object_get (row, "attempts"));
+        //  Failed attempts are not counted in the row; each earlier attempt
+        //  but the current one was one, as far as we can tell.
+        cmd->failures = cmd->attempts > 0 ? cmd->attempts - 1 : 0;
+        int64_t next = json_integer_value (json_object_get (row, "next_attempt_at"));
+        if (next > now) {
+            cmd->where = S_WAITING;
+            cmd->retry_timer =
+                vw_timers_add (vw_actor_timers (self->actor), next - now, s_on_retry_due, cmd);
+        }
+        else
+            s_queue (self, cmd);
+    }
+    json_decref (rows);
+    if (reply->commands_page.count == S_LOAD_PAGE)
+        s_load (self, reply->commands_page.last);
+    else {
+        self->loaded = true;
+        vw_info ("scheduler", "%zu unfinished command(s) recovered from the database",
+                 zhashx_size (self->cmds));
+    }
+    s_pump (self);
+}
+
+static void
+s_load (self_t *self, int64_t after)
+{
+    vw_msg_t *load = vw_msg_new (VW_MSG_ID_commands_load);
+    load->commands_load.after = after;
+    load->commands_load.limit = S_LOAD_PAGE;
+    if (vw_pending_request (self->pending, "store", &load, S_STORE_TIMEOUT_MS, s_on_page,
+                            (void *) (intptr_t) after))
+        vw_msg_destroy (&load);
+}
+
+//  --------------------------------------------------------------------------
+//  Actor
+
+static void
+s_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
 
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->config = (const vw_config_t *) args;
+    self->actor = actor;
+    self->pending = vw_pending_new (actor, self);
+    self->queue =
+        vw_cmdqueue_new (self->config->commands_max_inflight, self->config->commands_max_per_agent);
+    self->cmds = zhashx_new ();
+    zhashx_set_destructor (self->cmds, s_cmd_free);
+    self->conns = zhashx_new ();
+    zhashx_set_destructor (self->conns, s_free);
+    if (!self->queue) {
+        vw_actor_fail (actor, 1, "scheduler: bad concurrency limits");
+        vw_pending_destroy (&self->pending);
+        zhashx_destroy (&self->cmds);
+        zhashx_destroy (&self->conns);
+        free (self);
+        return NULL;
+    }
+    s_load (self, 0);
     return self;
 }
 
 static void
 s_destroy (void **state_p)
 {
-    free (*state_p);
+    self_t *self = (self_t *) *state_p;
+    if (self) {
+        vw_pending_destroy (&self->pending);
+        vw_cmdqueue_destroy (&self->queue, NULL);
+        zhashx_destroy (&self->cmds);
+        zhashx_destroy (&self->conns);
+        free (self);
+    }
     *state_p = NULL;
 }
 
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
-             (*msg_p)->peer);
+    self_t *self = (self_t *) state;
+    vw_msg_t *msg = *msg_p;
+    if (vw_pending_handle (self->pending, msg))
+        return;
+    switch (msg->id) {
+        case VW_MSG_ID_command_submit: s_on_submit (self, msg); break;
+        case VW_MSG_ID_command_outcome: s_on_outcome (self, msg); break;
+        case VW_MSG_ID_command_cancel: s_on_cancel (self, msg); break;
+        case VW_MSG_ID_agent_presence: s_on_presence (self, msg); break;
+        default:
+            vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
+                     msg->peer);
+            break;
+    }
+}
+
+static void
+s_health (void *state, bool *healthy, char *detail, size_t len)
+{
+    self_t *self = (self_t *) state;
+    *healthy = true;
+    snprintf (detail, len,
+              "%zu pending, %zu in flight, %zu unfinished%s; %llu completed, %llu failed, %llu "
+              "retried, %llu expired, %llu cancelled",
+              vw_cmdqueue_pending (self->queue), vw_cmdqueue_inflight (self->queue),
+              zhashx_size (self->cmds), self->loaded ? "" : " (loading)",
+              (unsigned long long) self->completed, (unsigned long long) self->failed,
+              (unsigned long long) self->retried, (unsigned long long) self->expired,
+              (unsigned long long) self->cancelled);
 }
 
 const vw_actor_class_t vw_scheduler_class = {
@@ -38,4 +643,5 @@ const vw_actor_class_t vw_scheduler_class = {
     .create = s_create,
     .destroy = s_destroy,
     .handle = s_handle,
+    .health = s_health,
 };

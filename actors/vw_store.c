@@ -18,6 +18,8 @@
 #include "vw_agents.h"
 #include "vw_audit.h"
 #include "vw_clock.h"
+#include "vw_command_rows.h"
+#include "vw_token.h"
 #include "vw_db.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
@@ -67,6 +69,144 @@ s_answer_durable (self_t *self, const vw_msg_t *request, vw_result_t *result)
     reply->rid = request->rid;
     memcpy (reply->peer, request->peer, sizeof reply->peer);
     zlistx_add_end (self->deferred, reply);
+}
+
+//  Sends msg (consumed) to the request's sender after this pass's commit.
+static void
+s_defer (self_t *self, const vw_msg_t *request, vw_msg_t *msg)
+{
+    msg->rid = request->rid;
+    memcpy (msg->peer, request->peer, sizeof msg->peer);
+    zlistx_add_end (self->deferred, msg);
+}
+
+//  command_insert: one agent, or every agent matching `labels`.
+static void
+s_on_command_insert (self_t *self, vw_msg_t *msg)
+{
+    const vw_command_insert_msg_t *in = &msg->command_insert;
+    vw_msg_t *out = vw_msg_new (VW_MSG_ID_command_inserted);
+    vw_command_inserted_msg_t *o = &out->command_inserted;
+    json_t *rows = json_array ();
+    vw_command_new_t c = {.command_id = in->command_id,
+                          .agent_id = in->agent_id,
+                          .type = in->type,
+                          .payload_json = in->payload,
+                          .priority = (int) in->priority,
+                          .timeout_ms = in->timeout_ms,
+                          .max_retries = in->max_retries,
+                          .created_at = in->created_at,
+                          .expires_at = in->expires_at,
+                          .created_by = in->created_by,
+                          .idempotency_key = in->idempotency_key};
+    vw_result_t result = {0};
+    if (vw_db_begin (self->db)) {
+        vw_result_fail (&result, 503, "database_busy", "cannot start a transaction");
+    }
+    else if (in->agent_id) {
+        int64_t seq = 0;
+        bool replayed = false;
+        vw_command_rows_insert (self->db, &c, &seq, &replayed, &result);
+        if (result.status == 202 && !replayed)
+            json_array_append_new (
+                rows, json_pack ("[s, s, I]", in->command_id, in->agent_id, (json_int_t) seq));
+    }
+    else {
+        json_t *targets = vw_command_rows_targets (self->db, in->labels);
+        json_t *commands = json_array ();
+        size_t i;
+        json_t *target;
+        json_array_foreach (targets, i, target)
+        {
+            char id[VW_ID_TEXT_LEN + 1];
+            vw_id_new (id);
+            c.command_id = id;
+            c.agent_id = json_string_value (target);
+            int64_t seq = 0;
+            bool replayed = false;
+            vw_result_t one = {0};
+            vw_command_rows_insert (self->db, &c, &seq, &replayed, &one);
+            if (one.status == 202) {
+                json_array_append_new (commands, one.body);
+                json_array_append_new (rows,
+                                       json_pack ("[s, s, I]", id, c.agent_id, (json_int_t) seq));
+            }
+            else
+                json_decref (one.body);
+        }
+        if (!targets)
+            vw_result_fail (&result, 500, "database_error", "cannot match agents");
+        else
+            vw_result_ok (&result, 202, json_pack ("{s:o}", "commands", commands));
+        if (!targets)
+            json_decref (commands);
+        json_decref (targets);
+    }
+    o->status = result.status;
+    if (result.body) {
+        o->json = json_dumps (result.body, JSON_COMPACT);
+        json_decref (result.body);
+    }
+    if (result.code) {
+        vw_msg_set_str (&o->code, result.code);
+        vw_msg_set_str (&o->message, result.message);
+    }
+    o->rows = json_dumps (rows, JSON_COMPACT);
+    json_decref (rows);
+    s_defer (self, msg, out);
+}
+
+static void
+s_on_command_update (self_t *self, vw_msg_t *msg)
+{
+    const vw_command_update_msg_t *u = &msg->command_update;
+    int rc = -1;
+    if (!u->command_id || !u->event || vw_db_begin (self->db))
+        rc = -1;
+    else if (streq (u->event, "executing"))
+        rc = vw_command_rows_executing (self->db, u->command_id, u->attempt, u->ts);
+    else if (streq (u->event, "delivered"))
+        rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
+    else if (streq (u->event, "retry"))
+        rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason);
+    else if (streq (u->event, "finish"))
+        rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
+                                     u->result, u->error, u->ts);
+    if (rc)
+        vw_debug ("store", "command %s: '%s' not applied (finished already, or %s)",
+                  u->command_id ? u->command_id : "?", u->event ? u->event : "?",
+                  sqlite3_errmsg (vw_db_handle (self->db)));
+}
+
+static void
+s_load_row (void *arg, const vw_command_row_t *row)
+{
+    json_t *payload = row->payload_json ? json_loads (row->payload_json, 0, NULL) : NULL;
+    json_array_append_new (
+        (json_t *) arg,
+        json_pack (
+            "{s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "id", row->command_id,
+            "agent", row->agent_id, "type", row->type, "payload",
+            payload ? payload : json_object (), "state", row->state, "priority", row->priority,
+            "seq", (json_int_t) row->seq, "attempts", (json_int_t) row->attempts, "max_retries",
+            (json_int_t) row->max_retries, "timeout_ms", (json_int_t) row->timeout_ms, "expires_at",
+            (json_int_t) row->expires_at, "next_attempt_at", (json_int_t) row->next_attempt_at));
+}
+
+static void
+s_on_commands_load (self_t *self, vw_msg_t *msg)
+{
+    json_t *rows = json_array ();
+    int n = vw_command_rows_unfinished (self->db, msg->commands_load.after,
+                                        msg->commands_load.limit, s_load_row, rows);
+    vw_msg_t *page = vw_msg_new (VW_MSG_ID_commands_page);
+    page->commands_page.count = n;
+    json_t *last = json_object_get (json_array_get (rows, json_array_size (rows) - 1), "seq");
+    page->commands_page.last = last ? json_integer_value (last) : msg->commands_load.after;
+    page->commands_page.rows = json_dumps (rows, JSON_COMPACT);
+    json_decref (rows);
+    if (vw_actor_reply (self->actor, msg, &page))
+        vw_msg_destroy (&page);
 }
 
 static bool
@@ -239,6 +379,18 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                           sqlite3_errmsg (vw_db_handle (self->db)));
             break;
         }
+        case VW_MSG_ID_command_insert: s_on_command_insert (self, msg); break;
+        case VW_MSG_ID_command_update: s_on_command_update (self, msg); break;
+        case VW_MSG_ID_commands_load: s_on_commands_load (self, msg); break;
+        case VW_MSG_ID_command_get:
+            vw_command_rows_get (self->db, msg->command_get.command_id, &result);
+            s_answer (self, msg, &result);
+            break;
+        case VW_MSG_ID_command_list:
+            vw_command_rows_list (self->db, msg->command_list.agent_id, msg->command_list.state,
+                                  msg->command_list.limit, msg->command_list.cursor, &result);
+            s_answer (self, msg, &result);
+            break;
         case VW_MSG_ID_audit_list:
             vw_audit_list (self->db, msg->audit_list.action, msg->audit_list.actor,
                            msg->audit_list.from, msg->audit_list.to, msg->audit_list.limit,

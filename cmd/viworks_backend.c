@@ -10,6 +10,7 @@
 */
 #include "vw_actors.h"
 #include "vw_broker.h"
+#include "vw_commands.h"
 #include "vw_clock.h"
 #include "vw_config.h"
 #include "vw_edge.h"
@@ -202,6 +203,19 @@ main (int argc, char **argv)
         }
     }
 
+    //  The command catalogue: built-in types plus the schema file's.
+    vw_commands_t *commands = vw_commands_new ();
+    if (commands && config->commands_schema_file) {
+        char err[512] = "";
+        if (vw_commands_load (commands, config->commands_schema_file, err, sizeof err)) {
+            fprintf (stderr, "viworks-backend: invalid command schema file: %s\n", err);
+            vw_commands_destroy (&commands);
+            exit_code = VW_EXIT_USAGE;
+            goto shutdown;
+        }
+    }
+    config->commands = commands;
+
     //  Actor arguments live on this stack frame for the whole run.
     vw_store_args_t store_args = {config->database_url,
                                   strcmp (config->store_synchronous, "full") == 0};
@@ -288,6 +302,8 @@ shutdown:;
     if (sigfd >= 0)
         close (sigfd);
     vw_info ("main", "bye (exit code %d)", exit_code);
+    vw_commands_t *catalogue = (vw_commands_t *) config->commands;
+    vw_commands_destroy (&catalogue);
     vw_config_destroy (&config);
     zsys_shutdown ();
     return exit_code;

@@ -193,6 +193,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_reject:
         case VW_MSG_ID_session_challenge:
         case VW_MSG_ID_session_kick: vw_ws_on_registry (self, *msg_p); return;
+        case VW_MSG_ID_command_send: vw_ws_on_command_send (self, *msg_p); return;
         default: break;
     }
     vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),

@@ -56,6 +56,8 @@ void vw_edge_audit (vw_edge_t *self, const char *actor, const char *source, cons
 //  vw_ws.c
 //  A session_* message from the registry for one of our connections.
 void vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg);
+//  command_send from the executor: a command or cancel frame for a session.
+void vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg);
 int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 size_t vw_ws_session_size (void);

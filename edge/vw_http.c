@@ -501,6 +501,74 @@ s_get_audit (vw_edge_t *edge, s_session_t *session)
 }
 
 //  --------------------------------------------------------------------------
+//  Commands
+
+static void
+s_submitted (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+             const char *why)
+{
+    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 202 && reply->reply.json) {
+        json_t *body = json_loads (reply->reply.json, 0, NULL);
+        const char *id = json_string_value (json_object_get (body, "command_id"));
+        if (id)
+            snprintf (session->location, sizeof session->location, "/commands/%s", id);
+        json_decref (body);
+    }
+    s_reply_audited (edge, session, call, reply, why);
+}
+
+static void
+s_post_commands (vw_edge_t *edge, s_session_t *session)
+{
+    vw_api_error_t err;
+    vw_msg_t *msg =
+        vw_api_command_submit (session->json, edge->config->commands, session->sub, &err);
+    if (!msg) {
+        s_api_error (session, &err);
+        return;
+    }
+    char target[160];
+    snprintf (target, sizeof target, "%s",
+              msg->command_submit.agent_id ? msg->command_submit.agent_id
+                                           : msg->command_submit.labels);
+    s_call (edge, session, "scheduler", &msg, s_submitted, "command.submit", target);
+}
+
+static void
+s_get_commands (vw_edge_t *edge, s_session_t *session)
+{
+    vw_api_error_t err;
+    json_t *args = s_query_object (session);
+    vw_msg_t *msg = vw_api_command_list (args, &err);
+    json_decref (args);
+    if (msg)
+        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
+    else
+        s_api_error (session, &err);
+}
+
+static void
+s_get_command (vw_edge_t *edge, s_session_t *session)
+{
+    char id[160];
+    s_path_segment (session->path, 1, id, sizeof id);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_get);
+    vw_msg_set_str (&msg->command_get.command_id, id);
+    s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
+}
+
+static void
+s_cancel_command (vw_edge_t *edge, s_session_t *session)
+{
+    char id[160];
+    s_path_segment (session->path, 1, id, sizeof id);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_cancel);
+    vw_msg_set_str (&msg->command_cancel.command_id, id);
+    vw_msg_set_str (&msg->command_cancel.actor, session->sub);
+    s_call (edge, session, "scheduler", &msg, s_reply_audited, "command.cancel", id);
+}
+
+//  --------------------------------------------------------------------------
 //  Routing
 
 static const s_route_t s_routes[] = {
@@ -512,6 +580,10 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_DELETE, "/agents/{id}", S_ADMIN, false, s_delete_agent},
     {LWSHUMETH_PUT, "/agents/{id}/maintenance", S_OPERATOR, true, s_put_maintenance},
     {LWSHUMETH_POST, "/users", S_ADMIN, true, s_post_users},
+    {LWSHUMETH_POST, "/commands", S_OPERATOR, true, s_post_commands},
+    {LWSHUMETH_GET, "/commands", S_VIEWER, false, s_get_commands},
+    {LWSHUMETH_GET, "/commands/{id}", S_VIEWER, false, s_get_command},
+    {LWSHUMETH_POST, "/commands/{id}/cancel", S_OPERATOR, false, s_cancel_command},
     {LWSHUMETH_GET, "/audit", S_ADMIN, false, s_get_audit},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])

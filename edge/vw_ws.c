@@ -158,6 +158,29 @@ s_send_seen (vw_ws_conn_t *conn, const char *status)
     s_to_registry (conn, &seen);
 }
 
+//  An agent's word on a command goes to the executor, which knows whether
+//  that command is in flight on this session.
+static void
+s_command_event (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
+{
+    vw_msg_t *event = vw_msg_new (VW_MSG_ID_command_event);
+    vw_command_event_msg_t *e = &event->command_event;
+    e->conn = conn->id;
+    vw_msg_set_str (&e->agent_id, conn->agent_id);
+    vw_msg_set_str (&e->command_id, msg->command_id);
+    vw_msg_set_str (&e->kind, msg->type == VW_WIRE_COMMAND_ACK        ? "ack"
+                              : msg->type == VW_WIRE_COMMAND_PROGRESS ? "progress"
+                                                                      : "result");
+    vw_msg_set_str (&e->status, msg->status);
+    vw_msg_set_str (&e->error, msg->error);
+    e->progress = msg->progress;
+    if (msg->result)
+        e->result = json_dumps (msg->result, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (vw_actor_send (conn->edge->actor, "executor", &event))
+        vw_msg_destroy (&event);
+    vw_edge_kick (conn->edge);
+}
+
 //  A frame before the welcome: only a hello (or, when challenged, an auth).
 static void
 s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error_t *err)
@@ -213,10 +236,11 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
             s_send_seen (conn, NULL);
         if (msg.type == VW_WIRE_HELLO || msg.type == VW_WIRE_AUTH)
             s_send (conn, vw_wire_error ("invalid_message", "this session is already welcomed"));
-        else if (msg.type == VW_WIRE_TELEMETRY || msg.type == VW_WIRE_COMMAND_ACK ||
-                 msg.type == VW_WIRE_COMMAND_PROGRESS || msg.type == VW_WIRE_COMMAND_RESULT)
-            s_send (conn,
-                    vw_wire_error ("unsupported", "this build does not process this message yet"));
+        else if (msg.type == VW_WIRE_COMMAND_ACK || msg.type == VW_WIRE_COMMAND_PROGRESS ||
+                 msg.type == VW_WIRE_COMMAND_RESULT)
+            s_command_event (conn, &msg);
+        else if (msg.type == VW_WIRE_TELEMETRY)
+            s_send (conn, vw_wire_error ("unsupported", "this build does not store telemetry yet"));
         else
             s_send (conn,
                     vw_wire_error ("invalid_message", "agents do not send this message type"));
@@ -249,8 +273,16 @@ s_free (vw_ws_conn_t *conn)
         vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
         closed->session_closed.conn = conn->id;
         vw_msg_set_str (&closed->session_closed.agent_id, conn->agent_id);
-        if (*conn->session_id)
+        if (*conn->session_id) {
             vw_msg_set_str (&closed->session_closed.session_id, conn->session_id);
+            //  The executor too: what was in flight on this session is lost.
+            vw_msg_t *copy = vw_msg_new (VW_MSG_ID_session_closed);
+            copy->session_closed.conn = conn->id;
+            vw_msg_set_str (&copy->session_closed.agent_id, conn->agent_id);
+            vw_msg_set_str (&copy->session_closed.session_id, conn->session_id);
+            if (vw_actor_send (conn->edge->actor, "executor", &copy))
+                vw_msg_destroy (&copy);
+        }
         s_to_registry (conn, &closed);
     }
     free (conn->agent_id);
@@ -309,6 +341,34 @@ vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg)
             return;
         s_close (conn, (int) k->close_code, k->reason ? k->reason : "closed");
     }
+}
+
+void
+vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg)
+{
+    vw_command_send_msg_t *c = &msg->command_send;
+    int64_t id = c->conn;
+    vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
+    bool cancel = !c->type;
+    if (!conn || !*conn->session_id || conn->close_code) {
+        if (!cancel) {
+            //  The session is gone: the attempt never left.
+            vw_msg_t *event = vw_msg_new (VW_MSG_ID_command_event);
+            event->command_event.conn = id;
+            vw_msg_set_str (&event->command_event.command_id, c->command_id);
+            vw_msg_set_str (&event->command_event.kind, "undeliverable");
+            if (vw_actor_send (self->actor, "executor", &event))
+                vw_msg_destroy (&event);
+        }
+        return;
+    }
+    if (cancel) {
+        s_send (conn, vw_wire_cancel (c->command_id));
+        return;
+    }
+    json_t *payload = c->payload ? json_loads (c->payload, 0, NULL) : NULL;
+    s_send (conn, vw_wire_command (c->command_id, c->type, payload, c->timeout_ms, c->attempt));
+    json_decref (payload);
 }
 
 void

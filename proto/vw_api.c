@@ -1,5 +1,6 @@
 /*  vw_api - see vw_api.h. */
 #include "vw_api.h"
+#include "vw_commands.h"
 #include "vw_wire.h"
 
 #include <errno.h>
@@ -219,5 +220,110 @@ vw_api_audit_list (json_t *args, vw_api_error_t *err)
     msg->audit_list.to = to;
     msg->audit_list.limit = limit;
     vw_msg_set_str (&msg->audit_list.cursor, cursor);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_command_submit (json_t *args, const struct vw_commands_t *commands, const char *created_by,
+                       vw_api_error_t *err)
+{
+    static const char *const allowed[] = {
+        "agent_id",   "target",      "type",          "payload",         "priority",
+        "timeout_ms", "max_retries", "expires_in_ms", "idempotency_key", NULL};
+    if (!vw_api_only (args, allowed, err))
+        return NULL;
+    json_t *target = json_object_get (args, "target");
+    json_t *labels = json_object_get (target, "labels");
+    bool has_agent = json_object_get (args, "agent_id") != NULL;
+    if (has_agent == (target != NULL)) {
+        s_fail (err, "give exactly one of 'agent_id' and 'target'");
+        return NULL;
+    }
+    const char *agent_id = NULL;
+    if (has_agent && !(agent_id = vw_api_agent_id (args, err)))
+        return NULL;
+    if (target) {
+        bool ok = json_is_object (target) && json_object_size (target) == 1 &&
+                  json_is_object (labels) && json_object_size (labels) > 0 &&
+                  json_object_size (labels) <= 64;
+        const char *key;
+        json_t *value;
+        json_object_foreach (labels, key, value) ok = ok && json_is_string (value);
+        if (!ok) {
+            s_fail (err, "field 'target' must be {\"labels\": {key: string value, …}} with 1-64 "
+                         "labels");
+            return NULL;
+        }
+    }
+    json_t *type = json_object_get (args, "type");
+    json_t *payload = json_object_get (args, "payload");
+    if (!json_is_string (type)) {
+        s_fail (err, "field 'type' is required and must be a string");
+        return NULL;
+    }
+    if (vw_commands_validate (commands, json_string_value (type), payload, err))
+        return NULL;
+    const char *priority, *key;
+    int64_t timeout_ms, max_retries, expires_in_ms;
+    if (!s_opt_string (args, "priority", 16, &priority, err) ||
+        !s_opt_string (args, "idempotency_key", 128, &key, err) ||
+        !s_opt_int (args, "timeout_ms", 100, 86400000, 30000, &timeout_ms, err) ||
+        !s_opt_int (args, "max_retries", 0, 10, 3, &max_retries, err) ||
+        !s_opt_int (args, "expires_in_ms", 1, 30LL * 86400000, 86400000, &expires_in_ms, err))
+        return NULL;
+    int prio = 1;
+    if (priority) {
+        prio = !strcmp (priority, "high")     ? 0
+               : !strcmp (priority, "normal") ? 1
+               : !strcmp (priority, "low")    ? 2
+                                              : -1;
+        if (prio < 0) {
+            s_fail (err, "field 'priority' must be one of high, normal, low");
+            return NULL;
+        }
+    }
+    if (key && (!*key || target)) {
+        s_fail (err, target ? "field 'idempotency_key' is not supported with 'target'"
+                            : "field 'idempotency_key' must not be empty");
+        return NULL;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_submit);
+    vw_command_submit_msg_t *c = &msg->command_submit;
+    vw_msg_set_str (&c->agent_id, agent_id);
+    if (labels)
+        c->labels = json_dumps (labels, JSON_COMPACT);
+    vw_msg_set_str (&c->type, json_string_value (type));
+    c->payload = json_is_object (payload) ? json_dumps (payload, JSON_COMPACT) : strdup ("{}");
+    c->priority = prio;
+    c->timeout_ms = timeout_ms;
+    c->max_retries = max_retries;
+    c->expires_in_ms = expires_in_ms;
+    vw_msg_set_str (&c->idempotency_key, key);
+    vw_msg_set_str (&c->created_by, created_by);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_command_list (json_t *args, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"agent_id", "state", "limit", "cursor", NULL};
+    const char *agent, *state, *cursor;
+    int64_t limit;
+    if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "agent_id", 128, &agent, err) ||
+        !s_opt_string (args, "state", 16, &state, err) ||
+        !s_opt_string (args, "cursor", 32, &cursor, err) ||
+        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err))
+        return NULL;
+    if (state && strcmp (state, "pending") && strcmp (state, "executing") &&
+        strcmp (state, "completed") && strcmp (state, "failed") && strcmp (state, "cancelled")) {
+        s_fail (err, "field 'state' must be one of pending, executing, completed, failed, "
+                     "cancelled");
+        return NULL;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_list);
+    vw_msg_set_str (&msg->command_list.agent_id, agent);
+    vw_msg_set_str (&msg->command_list.state, state);
+    msg->command_list.limit = limit;
+    vw_msg_set_str (&msg->command_list.cursor, cursor);
     return msg;
 }

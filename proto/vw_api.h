@@ -39,6 +39,19 @@ vw_msg_t *vw_api_user_create (json_t *args, vw_api_error_t *err);
 //  GET /audit {action?, actor?, from?, to?, limit?, cursor?}.
 vw_msg_t *vw_api_audit_list (json_t *args, vw_api_error_t *err);
 
+struct vw_commands_t;
+
+//  commands.submit / POST /commands {"agent_id" | "target":{"labels":{…}},
+//  "type", "payload"?, "priority"?, "timeout_ms"?, "max_retries"?,
+//  "expires_in_ms"?, "idempotency_key"?}. The type and payload are checked
+//  against the catalogue (422 for an unknown type or a payload that does
+//  not match its schema).
+vw_msg_t *vw_api_command_submit (json_t *args, const struct vw_commands_t *commands,
+                                 const char *created_by, vw_api_error_t *err);
+
+//  commands.list / GET /commands {agent_id?, state?, limit?, cursor?}.
+vw_msg_t *vw_api_command_list (json_t *args, vw_api_error_t *err);
+
 //  Refuses keys other than `allowed` (NULL-terminated): a typo must not be
 //  silently ignored. true if all keys are known.
 bool vw_api_only (json_t *args, const char *const *allowed, vw_api_error_t *err);

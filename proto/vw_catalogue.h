@@ -214,6 +214,117 @@
     F (audit_list, INT, to, "ts < to (ms), 0 = no bound")                                          \
     F (audit_list, INT, limit, "page size 1..1000")                                                \
     F (audit_list, STR, cursor, "opaque cursor from the previous page, or absent")                 \
-    END (audit_list)
+    END (audit_list)                                                                               \
+    /*  Commands (SPEC §5): edge/admin -> scheduler -> store; scheduler ->    */                  \
+    /*  executor -> edge -> agent; agent -> edge -> executor -> scheduler.   */                    \
+    MSG (command_submit, "edge/admin -> scheduler: submit (answer: reply 202)")                    \
+    F (command_submit, STR, agent_id, "target agent, or absent with labels")                       \
+    F (command_submit, STR, labels, "JSON object: fan out to every agent with these labels")       \
+    F (command_submit, STR, type, "command type, validated by the caller")                         \
+    F (command_submit, STR, payload, "JSON object")                                                \
+    F (command_submit, INT, priority, "0 high, 1 normal, 2 low")                                   \
+    F (command_submit, INT, timeout_ms, "per attempt")                                             \
+    F (command_submit, INT, max_retries, "0..10")                                                  \
+    F (command_submit, INT, expires_in_ms, "pending for at most this long")                        \
+    F (command_submit, STR, idempotency_key, "optional")                                           \
+    F (command_submit, STR, created_by, "JWT sub or admin-socket")                                 \
+    END (command_submit)                                                                           \
+    MSG (command_insert, "scheduler -> store: insert pending rows (answer: command_inserted)")     \
+    F (command_insert, STR, command_id, "new id (fan-out: a prefix, one id per agent)")            \
+    F (command_insert, STR, agent_id, "target agent, or absent with labels")                       \
+    F (command_insert, STR, labels, "JSON object selector for fan-out")                            \
+    F (command_insert, STR, type, "command type")                                                  \
+    F (command_insert, STR, payload, "JSON object")                                                \
+    F (command_insert, INT, priority, "0..2")                                                      \
+    F (command_insert, INT, timeout_ms, "per attempt")                                             \
+    F (command_insert, INT, max_retries, "0..10")                                                  \
+    F (command_insert, INT, created_at, "ms")                                                      \
+    F (command_insert, INT, expires_at, "ms")                                                      \
+    F (command_insert, STR, created_by, "who")                                                     \
+    F (command_insert, STR, idempotency_key, "optional")                                           \
+    END (command_insert)                                                                           \
+    MSG (command_inserted, "store -> scheduler: the rows are committed")                           \
+    F (command_inserted, INT, status, "202, or an error status")                                   \
+    F (command_inserted, STR, json, "the answer's body")                                           \
+    F (command_inserted, STR, code, "for errors")                                                  \
+    F (command_inserted, STR, message, "for errors")                                               \
+    F (command_inserted, STR, rows, "JSON array of new rows to queue: [id, agent, seq]")           \
+    END (command_inserted)                                                                         \
+    MSG (command_update, "scheduler/executor -> store: persist a transition (no answer)")          \
+    F (command_update, STR, command_id, "command")                                                 \
+    F (command_update, STR, event, "executing, delivered, retry, finish")                          \
+    F (command_update, INT, attempt, "executing: attempt number")                                  \
+    F (command_update, STR, state, "finish: completed, failed, cancelled")                         \
+    F (command_update, STR, failure_reason, "retry/finish")                                        \
+    F (command_update, STR, result, "finish: JSON value")                                          \
+    F (command_update, STR, error, "finish: agent's error text")                                   \
+    F (command_update, INT, next_attempt_at, "retry: ms")                                          \
+    F (command_update, INT, ts, "ms")                                                              \
+    END (command_update)                                                                           \
+    MSG (command_get, "edge/admin -> store: one command (answer: reply 200/404)")                  \
+    F (command_get, STR, command_id, "command")                                                    \
+    END (command_get)                                                                              \
+    MSG (command_list, "edge/admin -> store: a page of commands (answer: reply 200)")              \
+    F (command_list, STR, agent_id, "filter")                                                      \
+    F (command_list, STR, state, "filter")                                                         \
+    F (command_list, INT, limit, "1..1000")                                                        \
+    F (command_list, STR, cursor, "opaque cursor")                                                 \
+    END (command_list)                                                                             \
+    MSG (command_cancel, "edge/admin -> scheduler: cancel (answer: reply 200/404/409)")            \
+    F (command_cancel, STR, command_id, "command")                                                 \
+    F (command_cancel, STR, actor, "who asks")                                                     \
+    END (command_cancel)                                                                           \
+    MSG (commands_load,                                                                            \
+         "scheduler -> store: unfinished commands after seq (answer: commands_page)")              \
+    F (commands_load, INT, after, "seq")                                                           \
+    F (commands_load, INT, limit, "page size")                                                     \
+    END (commands_load)                                                                            \
+    MSG (commands_page, "store -> scheduler: a page of unfinished commands")                       \
+    F (commands_page, STR, rows, "JSON array of row objects (see vw_scheduler.c)")                 \
+    F (commands_page, INT, count, "rows in this page")                                             \
+    F (commands_page, INT, last, "seq of the last row")                                            \
+    END (commands_page)                                                                            \
+    MSG (agent_presence, "registry -> scheduler: whether an agent can take commands now")          \
+    F (agent_presence, STR, agent_id, "agent")                                                     \
+    F (agent_presence, BOOL, dispatchable, "online or degraded, not in maintenance")               \
+    F (agent_presence, INT, conn, "edge connection of the session, 0 if none")                     \
+    F (agent_presence, BOOL, revoked, "the agent was revoked")                                     \
+    END (agent_presence)                                                                           \
+    MSG (command_dispatch, "scheduler -> executor: send this attempt")                             \
+    F (command_dispatch, STR, command_id, "command")                                               \
+    F (command_dispatch, STR, agent_id, "agent")                                                   \
+    F (command_dispatch, INT, conn, "edge connection")                                             \
+    F (command_dispatch, STR, type, "command type")                                                \
+    F (command_dispatch, STR, payload, "JSON object")                                              \
+    F (command_dispatch, INT, timeout_ms, "from the send")                                         \
+    F (command_dispatch, INT, attempt, "1-based")                                                  \
+    END (command_dispatch)                                                                         \
+    MSG (command_abort, "scheduler -> executor: stop an executing command (cancel sent)")          \
+    F (command_abort, STR, command_id, "command")                                                  \
+    END (command_abort)                                                                            \
+    MSG (command_send, "executor -> edge: write a command or cancel frame to an agent")            \
+    F (command_send, INT, conn, "edge connection")                                                 \
+    F (command_send, STR, command_id, "command")                                                   \
+    F (command_send, STR, type, "command type; absent for a cancel frame")                         \
+    F (command_send, STR, payload, "JSON object")                                                  \
+    F (command_send, INT, timeout_ms, "per attempt")                                               \
+    F (command_send, INT, attempt, "1-based")                                                      \
+    END (command_send)                                                                             \
+    MSG (command_event, "edge -> executor: an agent answered, or a send failed")                   \
+    F (command_event, INT, conn, "edge connection")                                                \
+    F (command_event, STR, agent_id, "agent")                                                      \
+    F (command_event, STR, command_id, "command")                                                  \
+    F (command_event, STR, kind, "ack, progress, result, undeliverable")                           \
+    F (command_event, STR, status, "result: completed or failed")                                  \
+    F (command_event, STR, result, "result: JSON value")                                           \
+    F (command_event, STR, error, "result: error text")                                            \
+    F (command_event, INT, progress, "progress: 0..100")                                           \
+    END (command_event)                                                                            \
+    MSG (command_outcome, "executor -> scheduler: how an attempt ended")                           \
+    F (command_outcome, STR, command_id, "command")                                                \
+    F (command_outcome, STR, outcome, "completed, failed, timeout, lost")                          \
+    F (command_outcome, STR, result, "JSON value")                                                 \
+    F (command_outcome, STR, error, "agent's error text")                                          \
+    END (command_outcome)
 
 #endif

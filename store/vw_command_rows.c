@@ -38,6 +38,13 @@ static const char *S_SQL_UNFINISHED =
     "timeout_ms, expires_at, next_attempt_at FROM commands "
     "WHERE state IN ('pending', 'executing') AND seq > ?1 ORDER BY seq LIMIT ?2";
 
+static const char *S_SQL_TARGETS =
+    "SELECT agent_id FROM agents WHERE revoked_at IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM json_each (?1) want WHERE NOT EXISTS ("
+    "SELECT 1 FROM json_each (agents.labels) have "
+    "WHERE have.key = want.key AND have.value = want.value)) ORDER BY agent_id";
+static const char *S_SQL_STATE = "SELECT state FROM commands WHERE command_id = ?1";
+
 static const char *s_priorities[] = {"high", "normal", "low"};
 
 const char *
@@ -334,4 +341,37 @@ vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_comman
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? n : -1;
+}
+
+json_t *
+vw_command_rows_targets (vw_db_t *db, const char *labels_json)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_TARGETS);
+    if (!stmt)
+        return NULL;
+    vw_db_bind_text (stmt, 1, labels_json ? labels_json : "{}");
+    json_t *ids = json_array ();
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        json_array_append_new (ids, json_string ((const char *) sqlite3_column_text (stmt, 0)));
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE) {
+        json_decref (ids);
+        return NULL;
+    }
+    return ids;
+}
+
+char *
+vw_command_rows_state (vw_db_t *db, const char *command_id)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_STATE);
+    if (!stmt)
+        return NULL;
+    vw_db_bind_text (stmt, 1, command_id);
+    char *state = NULL;
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        state = strdup ((const char *) sqlite3_column_text (stmt, 0));
+    sqlite3_reset (stmt);
+    return state;
 }

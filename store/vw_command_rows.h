@@ -36,6 +36,10 @@ int vw_command_priority_parse (const char *name);
 void vw_command_rows_insert (vw_db_t *db, const vw_command_new_t *c, int64_t *seq, bool *replayed,
                              vw_result_t *result);
 
+//  Agents (not revoked) whose labels include every key/value of
+//  labels_json; a new JSON array of ids, or NULL on error.
+json_t *vw_command_rows_targets (vw_db_t *db, const char *labels_json);
+
 //  GET /commands/{id}: 200 command object or 404.
 void vw_command_rows_get (vw_db_t *db, const char *command_id, vw_result_t *result);
 
@@ -67,5 +71,8 @@ typedef void (vw_command_row_fn) (void *arg, const vw_command_row_t *row);
 //  in seq order; returns how many, or -1.
 int vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_command_row_fn *fn,
                                 void *arg);
+
+//  The state of a command: "pending", …, or NULL (not found). Caller frees.
+char *vw_command_rows_state (vw_db_t *db, const char *command_id);
 
 #endif
