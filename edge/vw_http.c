@@ -57,7 +57,8 @@ struct s_session_t {
     char *req_body;
     size_t req_len;
     bool req_too_large;
-    json_t *json;  //  parsed body of POST/PUT
+    bool dispatched;  //  routed already (lws may still report a body's end)
+    json_t *json;     //  parsed body of POST/PUT
     //  response
     bool ready;
     bool headers_sent;
@@ -821,14 +822,19 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
             lws_get_peer_simple (wsi, session->peer, sizeof session->peer);
             s_read_args (wsi, session);
             //  A request with a body is routed once the body is complete.
-            if (lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+            char clen[24] = "";
+            lws_hdr_copy (wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+            if (strtoll (clen, NULL, 10) > 0 &&
                 (session->method == LWSHUMETH_POST || session->method == LWSHUMETH_PUT ||
                  session->method == LWSHUMETH_PATCH))
                 return 0;
+            session->dispatched = true;
             s_dispatch (edge, session);
             return 0;
         }
         case LWS_CALLBACK_HTTP_BODY:
+            if (!in || !len)
+                return 0;
             if (session->req_too_large || session->req_len + len > S_MAX_BODY) {
                 session->req_too_large = true;
                 return 0;
@@ -843,7 +849,12 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 grown[session->req_len] = 0;
             }
             return 0;
-        case LWS_CALLBACK_HTTP_BODY_COMPLETION: s_dispatch (edge, session); return 0;
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            if (!session->dispatched) {
+                session->dispatched = true;
+                s_dispatch (edge, session);
+            }
+            return 0;
         case LWS_CALLBACK_HTTP_WRITEABLE: return s_write (wsi, session);
         case LWS_CALLBACK_CLOSED_HTTP:
         case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
