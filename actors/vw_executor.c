@@ -70,6 +70,7 @@ s_outcome (self_t *self, s_flight_t *f, const char *outcome, const char *result,
     vw_msg_set_str (&msg->command_outcome.outcome, outcome);
     vw_msg_set_str (&msg->command_outcome.result, result);
     vw_msg_set_str (&msg->command_outcome.error, error);
+    msg->command_outcome.conn = f->conn;
     s_send (self, "scheduler", &msg);
     zhashx_delete (self->flights, f->command_id);
 }
@@ -101,7 +102,7 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     f->attempt = d->attempt;
     zhashx_update (self->flights, f->command_id, f);
     if (!f->conn) {
-        s_outcome (self, f, "lost", NULL, NULL);
+        s_outcome (self, f, "unsent", NULL, NULL);
         return;
     }
     //  The timeout counts from the send (SPEC §5).
@@ -149,7 +150,7 @@ s_on_event (self_t *self, vw_msg_t *msg)
         s_outcome (self, f, e->status && streq (e->status, "completed") ? "completed" : "failed",
                    e->result, e->error);
     else if (streq (e->kind, "undeliverable"))
-        s_outcome (self, f, "lost", NULL, NULL);
+        s_outcome (self, f, "unsent", NULL, NULL);
 }
 
 //  The session closed: everything in flight on it is lost.

@@ -362,11 +362,20 @@ s_on_outcome (self_t *self, vw_msg_t *msg)
         return;  //  cancelled or finished meanwhile
     if (streq (o->outcome, "completed"))
         s_finish (self, cmd, "completed", NULL, o->result, NULL);
-    else if (streq (o->outcome, "lost")) {
-        //  The session went away: back in its place, not a failure.
+    else if (streq (o->outcome, "lost") || streq (o->outcome, "unsent")) {
+        //  The session went away: back in its place, not a failure. An
+        //  attempt that never left does not count.
+        if (streq (o->outcome, "unsent") && cmd->attempts > 0)
+            cmd->attempts--;
         vw_cmdqueue_requeue (self->queue, cmd->command_id);
         cmd->where = S_QUEUED;
         s_publish_state (self, cmd, "pending", NULL);
+        //  That session is gone: wait for the registry's word on the next.
+        int64_t *conn = (int64_t *) zhashx_lookup (self->conns, cmd->agent_id);
+        if (conn && *conn == o->conn) {
+            zhashx_delete (self->conns, cmd->agent_id);
+            vw_cmdqueue_set_dispatchable (self->queue, cmd->agent_id, false);
+        }
     }
     else {
         const char *reason = streq (o->outcome, "timeout") ? "timeout" : "agent_error";

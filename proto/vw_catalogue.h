@@ -322,9 +322,10 @@
     END (command_event)                                                                            \
     MSG (command_outcome, "executor -> scheduler: how an attempt ended")                           \
     F (command_outcome, STR, command_id, "command")                                                \
-    F (command_outcome, STR, outcome, "completed, failed, timeout, lost")                          \
+    F (command_outcome, STR, outcome, "completed, failed, timeout, lost, unsent")                  \
     F (command_outcome, STR, result, "JSON value")                                                 \
     F (command_outcome, STR, error, "agent's error text")                                          \
+    F (command_outcome, INT, conn, "the session the attempt went to")                              \
     END (command_outcome)
 
 #endif

@@ -19,15 +19,13 @@ class ScriptedAgent extends Agent {
     this.commands = [];
     this.cancels = [];
     this.policy = opts.policy ?? 'complete';
+    // A custom handler must be in place before the welcome: queued commands
+    // can arrive in the same read as the welcome itself.
+    if (opts.onCommand) this.onCommand = (msg) => opts.onCommand(this, msg);
   }
-  async connect() {
-    await super.connect();
-    this.ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString());
-      if (msg.type === 'command') this.onCommand(msg);
-      if (msg.type === 'cancel') this.cancels.push(msg.command_id);
-    });
-    return this;
+  onFrame(msg) {
+    if (msg.type === 'command') this.onCommand(msg);
+    if (msg.type === 'cancel') this.cancels.push(msg.command_id);
   }
   onCommand(msg) {
     this.commands.push(msg);
@@ -108,14 +106,16 @@ describe('commands', () => {
     for (const [name, priority] of [['n1', 'normal'], ['l1', 'low'], ['h1', 'high'], ['n2', 'normal'], ['h2', 'high'], ['l2', 'low']])
       ids[(await submit({ agent_id: 'prio-1', type: 'ping', priority })).body.command_id] = name;
     let inFlight = 0, maxInFlight = 0;
-    const agent = new ScriptedAgent(b.wsUrl, { agentId: 'prio-1', token, policy: 'hold' });
-    await agent.connect();
     // Answer each command a little later, so the limit matters.
-    agent.onCommand = (msg) => {
-      agent.commands.push(msg);
-      inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
-      setTimeout(() => { inFlight--; agent.result(msg.command_id, 'completed', {}); }, 30);
-    };
+    const agent = new ScriptedAgent(b.wsUrl, {
+      agentId: 'prio-1', token,
+      onCommand: (self, msg) => {
+        self.commands.push(msg);
+        inFlight++; maxInFlight = Math.max(maxInFlight, inFlight);
+        setTimeout(() => { inFlight--; self.result(msg.command_id, 'completed', {}); }, 30);
+      },
+    });
+    await agent.connect();
     await eventually(() => agent.commands.length === 6);
     assert.deepEqual(agent.commands.map((m) => ids[m.command_id]), ['h1', 'h2', 'n1', 'n2', 'l1', 'l2']);
     assert.ok(maxInFlight <= 2, `max in flight ${maxInFlight}`);

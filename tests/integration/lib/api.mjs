@@ -65,6 +65,9 @@ export class Agent {
       ws.on('message', (data) => {
         const msg = JSON.parse(data.toString());
         this.messages.push(msg);
+        // Subclasses see every frame from the start (frames that follow the
+        // welcome in the same read arrive before connect() resolves).
+        if (this.onFrame) this.onFrame(msg);
         if (msg.type === 'welcome') { this.welcome = msg; resolve(this); }
         else if (msg.type === 'challenge' && onChallenge) ws.send(JSON.stringify(onChallenge(msg)));
       });
