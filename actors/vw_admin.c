@@ -221,6 +221,38 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
         }
         sodium_memzero (token, sizeof token);
     }
+    else if (streq (op, "commands.submit")) {
+        if ((msg = vw_api_command_submit (args, self->config->commands, "admin-socket", &err))) {
+            char target[160];
+            snprintf (target, sizeof target, "%s",
+                      msg->command_submit.agent_id ? msg->command_submit.agent_id
+                                                   : msg->command_submit.labels);
+            s_forward (self, envelope_p, source, "scheduler", &msg, "command.submit", target, NULL);
+        }
+    }
+    else if (streq (op, "commands.list")) {
+        if ((msg = vw_api_command_list (args, &err)))
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+    }
+    else if (streq (op, "commands.get") || streq (op, "commands.cancel")) {
+        static const char *const allowed[] = {"command_id", NULL};
+        json_t *id = json_object_get (args, "command_id");
+        if (vw_api_only (args, allowed, &err) && !json_is_string (id))
+            snprintf (err.message, sizeof err.message,
+                      "field 'command_id' is required and must be a string");
+        else if (json_is_string (id) && streq (op, "commands.get")) {
+            msg = vw_msg_new (VW_MSG_ID_command_get);
+            vw_msg_set_str (&msg->command_get.command_id, json_string_value (id));
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+        }
+        else if (json_is_string (id)) {
+            msg = vw_msg_new (VW_MSG_ID_command_cancel);
+            vw_msg_set_str (&msg->command_cancel.command_id, json_string_value (id));
+            vw_msg_set_str (&msg->command_cancel.actor, "admin-socket");
+            s_forward (self, envelope_p, source, "scheduler", &msg, "command.cancel",
+                       json_string_value (id), NULL);
+        }
+    }
     else if (streq (op, "users.create")) {
         if ((msg = vw_api_user_create (args, &err))) {
             char user[160];

@@ -257,6 +257,44 @@ def admin_stale_agents_leave_memory_but_not_the_database():
         assert code == 0, rest[-2000:]
 
 
+def admin_commands_ops_and_events():
+    sub = B.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"command.")
+    sub.connect(f"tcp://127.0.0.1:{B.events}")
+    token = B.req("agents.create", {"agent_id": "py-cmd"})["data"]["token"]
+    r = B.req("commands.submit", {"agent_id": "py-cmd", "type": "bogus"})
+    assert r["ok"] is False and r["error"]["code"] == "unknown_command_type", r
+    # Subscriptions propagate asynchronously: submit until an event shows.
+    for _ in range(20):
+        r = B.req("commands.submit", {"agent_id": "py-cmd", "type": "ping", "priority": "high"})
+        assert r["ok"] and r["data"]["state"] == "pending", r
+        try:
+            ev = events_until(sub, "command.state", lambda e: e["command_id"] == r["data"]["command_id"], 0.5)
+            break
+        except AssertionError:
+            B.req("commands.cancel", {"command_id": r["data"]["command_id"]})
+    else:
+        raise AssertionError("never saw command.state")
+    cid = r["data"]["command_id"]
+    assert ev["state"] == "pending" and ev["agent_id"] == "py-cmd", ev
+    ws, welcome = agent(B, "py-cmd", token)
+    frame = json.loads(ws.recv())
+    assert frame["type"] == "command" and frame["command_id"] == cid and frame["command_type"] == "ping", frame
+    assert events_until(sub, "command.state", lambda e: e["command_id"] == cid and e["state"] == "executing")
+    ws.send(json.dumps({"type": "command_ack", "command_id": cid}))
+    ws.send(json.dumps({"type": "command_result", "command_id": cid, "status": "completed", "result": {"pong": True}}))
+    done = events_until(sub, "command.state", lambda e: e["command_id"] == cid and e["state"] == "completed")
+    assert done["attempts"] == 1, done
+    got = B.req("commands.get", {"command_id": cid})
+    assert got["ok"] and got["data"]["result"] == {"pong": True} and got["data"]["delivered_at"], got
+    listed = B.req("commands.list", {"agent_id": "py-cmd", "state": "completed"})
+    assert [c["command_id"] for c in listed["data"]["commands"]] == [cid], listed
+    assert B.req("commands.cancel", {"command_id": cid})["error"]["code"] == "conflict"
+    ws.close()
+    sub.close()
+
+
 def stats_reports_broker_counters():
     r = B.req("stats")
     assert r["ok"], r
