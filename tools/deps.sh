@@ -10,7 +10,7 @@ VW_RUNTIME_PKGS=(build-essential cmake pkg-config
 # LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
 # independent JWT implementation, pyzmq and websocket-client as independent
 # admin-socket, event-stream and agent clients.
-VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket)
+VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
