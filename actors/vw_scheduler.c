@@ -31,6 +31,7 @@
 
 #define S_STORE_TIMEOUT_MS 10000
 #define S_LOAD_PAGE        5000
+#define S_RING             65536  //  finished commands kept for /statistics
 
 typedef struct self_t self_t;
 
@@ -41,6 +42,7 @@ typedef struct {
     char *command_id, *agent_id, *type, *payload;
     int priority;
     int64_t seq, timeout_ms, max_retries, expires_at;
+    int64_t created_mono;  //  when submitted (or recovered), monotonic, for latency
     int64_t attempts;  //  dispatches so far
     int64_t failures;  //  failed attempts (timeouts and agent errors)
     s_where_t where;
@@ -57,6 +59,13 @@ struct self_t {
     zhashx_t *conns;  //  agent_id -> int64_t * (edge connection of its session)
     bool loaded;
     uint64_t completed, failed, retried, expired, cancelled;
+    //  The last S_RING finished commands: when, submit -> finish latency, ok.
+    struct {
+        int64_t at_ms;
+        int64_t latency_ms;
+        bool ok;
+    } ring[S_RING];
+    size_t ring_next, ring_used;
 };
 
 static void
@@ -134,6 +143,15 @@ s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, con
     s_finish_t f = {state, reason, result, error};
     s_update (self, cmd, "finish", s_fill_finish, &f);
     s_publish_state (self, cmd, state, reason);
+    if (!streq (state, "cancelled")) {
+        int64_t now = vw_clock_mono_ms ();
+        self->ring[self->ring_next].at_ms = now;
+        self->ring[self->ring_next].latency_ms = now - cmd->created_mono;
+        self->ring[self->ring_next].ok = streq (state, "completed");
+        self->ring_next = (self->ring_next + 1) % S_RING;
+        if (self->ring_used < S_RING)
+            self->ring_used++;
+    }
     if (streq (state, "completed"))
         self->completed++;
     else if (streq (state, "cancelled"))
@@ -228,6 +246,7 @@ s_cmd_new (self_t *self, const char *id, const char *agent, const char *type, co
     cmd->timeout_ms = timeout_ms;
     cmd->max_retries = max_retries;
     cmd->expires_at = expires_at;
+    cmd->created_mono = vw_clock_mono_ms ();
     zhashx_update (self->cmds, cmd->command_id, cmd);
     s_arm_expiry (self, cmd);
     return cmd;
@@ -565,6 +584,60 @@ s_load (self_t *self, int64_t after)
 }
 
 //  --------------------------------------------------------------------------
+//  Statistics
+
+static int
+s_compare_i64 (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+s_on_stats (self_t *self, vw_msg_t *msg)
+{
+    int64_t window = msg->stats_query.window_ms > 0 ? msg->stats_query.window_ms : 300000;
+    int64_t since = vw_clock_mono_ms () - window;
+    int64_t *latencies =
+        (int64_t *) malloc ((self->ring_used ? self->ring_used : 1) * sizeof (int64_t));
+    size_t n = 0, ok = 0;
+    for (size_t i = 0; i < self->ring_used; i++)
+        if (self->ring[i].at_ms >= since) {
+            latencies[n++] = self->ring[i].latency_ms;
+            ok += self->ring[i].ok;
+        }
+    qsort (latencies, n, sizeof (int64_t), s_compare_i64);
+    json_t *pct = json_object ();
+    const double points[] = {0.50, 0.95, 0.99};
+    const char *names[] = {"p50_ms", "p95_ms", "p99_ms"};
+    for (int i = 0; i < 3; i++)
+        json_object_set_new (pct, names[i],
+                             n ? json_integer (latencies[(size_t) (points[i] * (double) (n - 1))])
+                               : json_null ());
+    free (latencies);
+    json_t *body = json_pack (
+        "{s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
+        "queue_depth", "high", (json_int_t) vw_cmdqueue_pending_priority (self->queue, 0), "normal",
+        (json_int_t) vw_cmdqueue_pending_priority (self->queue, 1), "low",
+        (json_int_t) vw_cmdqueue_pending_priority (self->queue, 2), "pending_total",
+        (json_int_t) vw_cmdqueue_pending (self->queue), "in_flight",
+        (json_int_t) vw_cmdqueue_inflight (self->queue), "waiting_retry",
+        (json_int_t) (zhashx_size (self->cmds) - vw_cmdqueue_pending (self->queue) -
+                      vw_cmdqueue_inflight (self->queue)),
+        "finished_in_window", (json_int_t) n, "success_rate",
+        n ? json_real ((double) ok / (double) n) : json_null (), "latency", pct, "window_ms",
+        (json_int_t) window, "since_start", "completed", (json_int_t) self->completed, "failed",
+        (json_int_t) self->failed, "retried", (json_int_t) self->retried, "expired",
+        (json_int_t) self->expired, "cancelled", (json_int_t) self->cancelled);
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->reply.status = 200;
+    reply->reply.json = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    if (vw_actor_reply (self->actor, msg, &reply))
+        vw_msg_destroy (&reply);
+}
+
+//  --------------------------------------------------------------------------
 //  Actor
 
 static void
@@ -625,6 +698,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_outcome: s_on_outcome (self, msg); break;
         case VW_MSG_ID_command_cancel: s_on_cancel (self, msg); break;
         case VW_MSG_ID_agent_presence: s_on_presence (self, msg); break;
+        case VW_MSG_ID_stats_query: s_on_stats (self, msg); break;
         default:
             vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);

@@ -382,6 +382,10 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_insert: s_on_command_insert (self, msg); break;
         case VW_MSG_ID_command_update: s_on_command_update (self, msg); break;
         case VW_MSG_ID_commands_load: s_on_commands_load (self, msg); break;
+        case VW_MSG_ID_stats_query:
+            vw_result_ok (&result, 200, vw_command_rows_counts (self->db));
+            s_answer (self, msg, &result);
+            break;
         case VW_MSG_ID_command_get:
             vw_command_rows_get (self->db, msg->command_get.command_id, &result);
             s_answer (self, msg, &result);

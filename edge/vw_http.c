@@ -59,6 +59,7 @@ struct s_session_t {
     bool req_too_large;
     bool dispatched;  //  routed already (lws may still report a body's end)
     json_t *json;     //  parsed body of POST/PUT
+    json_t *partial;  //  a multi-step answer being assembled
     //  response
     bool ready;
     bool headers_sent;
@@ -114,6 +115,7 @@ s_reset (s_session_t *session)
     free (session->req_body);
     free (session->out);
     json_decref (session->json);
+    json_decref (session->partial);
     if (session->call)
         session->call->session = NULL;
     memset (session, 0, sizeof *session);
@@ -570,6 +572,72 @@ s_cancel_command (vw_edge_t *edge, s_session_t *session)
 }
 
 //  --------------------------------------------------------------------------
+//  GET /statistics: the scheduler's queue, the store's counts, the broker's
+//  per-actor message counters, one after the other.
+
+static json_t *
+s_reply_json (vw_msg_t *reply)
+{
+    return reply && reply->id == VW_MSG_ID_reply && reply->reply.json
+               ? json_loads (reply->reply.json, 0, NULL)
+               : NULL;
+}
+
+static void
+s_stats_broker (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+                const char *why)
+{
+    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
+                         ? json_loads (reply->broker_stats.json, 0, NULL)
+                         : NULL;
+    json_t *actors = json_object_get (broker, "actors");
+    json_object_set (session->partial, "messages", actors ? actors : json_null ());
+    json_decref (broker);
+    //  Telemetry ingestion arrives with the telemetry engine.
+    json_object_set_new (session->partial, "telemetry", json_pack ("{s:f}", "points_per_s", 0.0));
+    json_t *body = session->partial;
+    session->partial = NULL;
+    s_respond (session, 200, body);
+}
+
+static void
+s_stats_store (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+               const char *why)
+{
+    json_t *counts = s_reply_json (reply);
+    if (!counts) {
+        s_error (session, 503, "unavailable", "the store did not answer");
+        return;
+    }
+    json_object_update (session->partial, counts);
+    json_decref (counts);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
+    s_call (edge, session, "broker", &msg, s_stats_broker, NULL, NULL);
+}
+
+static void
+s_stats_scheduler (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
+                   const char *why)
+{
+    json_t *queue = s_reply_json (reply);
+    if (!queue) {
+        s_error (session, 503, "unavailable", "the scheduler did not answer");
+        return;
+    }
+    session->partial = json_pack ("{s:o}", "queue", queue);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
+    s_call (edge, session, "store", &msg, s_stats_store, NULL, NULL);
+}
+
+static void
+s_get_statistics (vw_edge_t *edge, s_session_t *session)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
+    msg->stats_query.window_ms = 300000;
+    s_call (edge, session, "scheduler", &msg, s_stats_scheduler, NULL, NULL);
+}
+
+//  --------------------------------------------------------------------------
 //  Routing
 
 static const s_route_t s_routes[] = {
@@ -586,6 +654,7 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_GET, "/commands/{id}", S_VIEWER, false, s_get_command},
     {LWSHUMETH_POST, "/commands/{id}/cancel", S_OPERATOR, false, s_cancel_command},
     {LWSHUMETH_GET, "/audit", S_ADMIN, false, s_get_audit},
+    {LWSHUMETH_GET, "/statistics", S_VIEWER, false, s_get_statistics},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
 

@@ -326,6 +326,10 @@
     F (command_outcome, STR, result, "JSON value")                                                 \
     F (command_outcome, STR, error, "agent's error text")                                          \
     F (command_outcome, INT, conn, "the session the attempt went to")                              \
-    END (command_outcome)
+    END (command_outcome)                                                                          \
+    MSG (stats_query,                                                                              \
+         "edge/admin -> scheduler or store: figures for GET /statistics (answer: reply 200)")      \
+    F (stats_query, INT, window_ms, "the window for rates and percentiles")                        \
+    END (stats_query)
 
 #endif

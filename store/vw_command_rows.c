@@ -375,3 +375,32 @@ vw_command_rows_state (vw_db_t *db, const char *command_id)
     sqlite3_reset (stmt);
     return state;
 }
+
+static const char *S_SQL_AGENT_COUNTS =
+    "SELECT status, count(*) FROM agents WHERE revoked_at IS NULL GROUP BY status";
+static const char *S_SQL_COMMAND_COUNTS = "SELECT state, count(*) FROM commands GROUP BY state";
+
+static json_t *
+s_counts (vw_db_t *db, const char *sql, const char *const *keys)
+{
+    json_t *out = json_object ();
+    for (const char *const *k = keys; *k; k++)
+        json_object_set_new (out, *k, json_integer (0));
+    sqlite3_stmt *stmt = vw_db_stmt (db, sql);
+    while (stmt && sqlite3_step (stmt) == SQLITE_ROW)
+        json_object_set_new (out, (const char *) sqlite3_column_text (stmt, 0),
+                             json_integer (sqlite3_column_int64 (stmt, 1)));
+    if (stmt)
+        sqlite3_reset (stmt);
+    return out;
+}
+
+json_t *
+vw_command_rows_counts (vw_db_t *db)
+{
+    static const char *const statuses[] = {"online", "degraded", "maintenance", "offline", NULL};
+    static const char *const states[] = {"pending", "executing", "completed",
+                                         "failed",  "cancelled", NULL};
+    return json_pack ("{s:o, s:o}", "agents", s_counts (db, S_SQL_AGENT_COUNTS, statuses),
+                      "commands", s_counts (db, S_SQL_COMMAND_COUNTS, states));
+}

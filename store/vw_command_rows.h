@@ -75,4 +75,7 @@ int vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_co
 //  The state of a command: "pending", …, or NULL (not found). Caller frees.
 char *vw_command_rows_state (vw_db_t *db, const char *command_id);
 
+//  {"agents":{status:n},"commands":{state:n}} for GET /statistics.
+json_t *vw_command_rows_counts (vw_db_t *db);
+
 #endif

@@ -220,6 +220,25 @@ describe('commands', () => {
     const audit = await api.call('GET', '/audit?action=command.submit', { token: admin });
     assert.ok(audit.body.entries.some((e) => e.actor === 'ops' && e.outcome === 'success'));
   });
+
+  it('reports statistics: commands by state, queue depth, in flight, success rate, latency', async () => {
+    const r = await api.call('GET', '/statistics', { token: viewer });
+    assert.equal(r.status, 200);
+    const s = r.body;
+    for (const state of ['pending', 'executing', 'completed', 'failed', 'cancelled'])
+      assert.equal(typeof s.commands[state], 'number', state);
+    assert.ok(s.commands.completed >= 5 && s.commands.failed >= 2 && s.commands.cancelled >= 2, JSON.stringify(s.commands));
+    for (const status of ['online', 'degraded', 'maintenance', 'offline'])
+      assert.equal(typeof s.agents[status], 'number', status);
+    assert.deepEqual(Object.keys(s.queue.queue_depth).sort(), ['high', 'low', 'normal']);
+    assert.equal(typeof s.queue.in_flight, 'number');
+    assert.ok(s.queue.finished_in_window > 0);
+    assert.ok(s.queue.success_rate > 0 && s.queue.success_rate < 1);
+    const l = s.queue.latency;
+    assert.ok(l.p50_ms <= l.p95_ms && l.p95_ms <= l.p99_ms, JSON.stringify(l));
+    assert.ok(s.messages.scheduler.in > 0 && s.messages.edge.out > 0);
+    assert.equal((await api.call('GET', '/statistics')).status, 401);
+  });
 });
 
 describe('durability', () => {
