@@ -279,6 +279,23 @@ s_reply_plain (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *
         s_respond_reply (session, reply);
 }
 
+//  A read whose arguments are the query string: build it with vw_api, ask
+//  `to`, answer with the reply.
+typedef vw_msg_t *(s_query_fn) (json_t *args, vw_api_error_t *err);
+
+static void
+s_query (vw_edge_t *edge, s_session_t *session, const char *to, s_query_fn *build)
+{
+    vw_api_error_t err;
+    json_t *args = s_query_object (session);
+    vw_msg_t *msg = build (args, &err);
+    json_decref (args);
+    if (msg)
+        s_call (edge, session, to, &msg, s_reply_plain, NULL, NULL);
+    else
+        s_api_error (session, &err);
+}
+
 //  --------------------------------------------------------------------------
 //  GET /health
 
@@ -390,14 +407,7 @@ s_post_token (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_agents (vw_edge_t *edge, s_session_t *session)
 {
-    vw_api_error_t err;
-    json_t *args = s_query_object (session);
-    vw_msg_t *msg = vw_api_agent_list (args, &err);
-    json_decref (args);
-    if (msg)
-        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
-    else
-        s_api_error (session, &err);
+    s_query (edge, session, "store", vw_api_agent_list);
 }
 
 static void
@@ -493,14 +503,7 @@ s_post_users (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_audit (vw_edge_t *edge, s_session_t *session)
 {
-    vw_api_error_t err;
-    json_t *args = s_query_object (session);
-    vw_msg_t *msg = vw_api_audit_list (args, &err);
-    json_decref (args);
-    if (msg)
-        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
-    else
-        s_api_error (session, &err);
+    s_query (edge, session, "store", vw_api_audit_list);
 }
 
 //  --------------------------------------------------------------------------
@@ -540,14 +543,7 @@ s_post_commands (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_commands (vw_edge_t *edge, s_session_t *session)
 {
-    vw_api_error_t err;
-    json_t *args = s_query_object (session);
-    vw_msg_t *msg = vw_api_command_list (args, &err);
-    json_decref (args);
-    if (msg)
-        s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
-    else
-        s_api_error (session, &err);
+    s_query (edge, session, "store", vw_api_command_list);
 }
 
 static void

@@ -112,18 +112,7 @@ vw_agents_reset_sessions (vw_db_t *db, int64_t now_ms)
 void
 vw_agents_get (vw_db_t *db, const char *agent_id, vw_result_t *result)
 {
-    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_GET);
-    if (!stmt)
-        return s_db_error (db, result);
-    vw_db_bind_text (stmt, 1, agent_id);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        vw_result_ok (result, 200, s_agent_object (stmt));
-    else if (rc == SQLITE_DONE)
-        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
-    else
-        s_db_error (db, result);
-    sqlite3_reset (stmt);
+    vw_db_get_object (db, S_SQL_GET, agent_id, s_agent_object, "agent", result);
 }
 
 void

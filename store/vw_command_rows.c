@@ -124,18 +124,7 @@ s_db_error (vw_db_t *db, vw_result_t *result)
 void
 vw_command_rows_get (vw_db_t *db, const char *command_id, vw_result_t *result)
 {
-    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_GET);
-    if (!stmt)
-        return s_db_error (db, result);
-    vw_db_bind_text (stmt, 1, command_id);
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        vw_result_ok (result, 200, s_command_object (stmt));
-    else if (rc == SQLITE_DONE)
-        vw_result_fail (result, 404, "not_found", "no command '%.64s'", command_id);
-    else
-        s_db_error (db, result);
-    sqlite3_reset (stmt);
+    vw_db_get_object (db, S_SQL_GET, command_id, s_command_object, "command", result);
 }
 
 void

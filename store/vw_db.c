@@ -7,6 +7,7 @@
     belongs to another program is left exactly as it was.
 */
 #include "vw_db.h"
+#include "vw_result.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -702,4 +703,25 @@ vw_db_bind_text (sqlite3_stmt *stmt, int index, const char *text)
         sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null (stmt, index);
+}
+
+void
+vw_db_get_object (vw_db_t *db, const char *sql, const char *key, vw_db_row_fn *fn, const char *what,
+                  vw_result_t *result)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, sql);
+    int rc = SQLITE_ERROR;
+    if (stmt) {
+        vw_db_bind_text (stmt, 1, key);
+        rc = sqlite3_step (stmt);
+    }
+    if (rc == SQLITE_ROW)
+        vw_result_ok (result, 200, fn (stmt));
+    else if (rc == SQLITE_DONE)
+        vw_result_fail (result, 404, "not_found", "no %s '%.64s'", what, key ? key : "");
+    else
+        vw_result_fail (result, 500, "database_error", "database error: %s",
+                        sqlite3_errmsg (db->handle));
+    if (stmt)
+        sqlite3_reset (stmt);
 }

@@ -27,4 +27,12 @@ typedef struct {
         snprintf ((r)->message, sizeof (r)->message, __VA_ARGS__);                                 \
     } while (0)
 
+#include "vw_db.h"
+
+//  Runs `sql` (one text parameter, ?1 = key) and answers 200 with fn's object
+//  for the row, 404 "no <what> '<key>'" when there is none, or 500.
+typedef json_t *(vw_db_row_fn) (sqlite3_stmt *stmt);
+void vw_db_get_object (vw_db_t *db, const char *sql, const char *key, vw_db_row_fn *fn,
+                       const char *what, vw_result_t *result);
+
 #endif
