@@ -43,8 +43,8 @@ typedef struct {
     int priority;
     int64_t seq, timeout_ms, max_retries, expires_at;
     int64_t created_mono;  //  when submitted (or recovered), monotonic, for latency
-    int64_t attempts;  //  dispatches so far
-    int64_t failures;  //  failed attempts (timeouts and agent errors)
+    int64_t attempts;      //  dispatches so far
+    int64_t failures;      //  failed attempts (timeouts and agent errors)
     s_where_t where;
     uint64_t expiry_timer;
     uint64_t retry_timer;
