@@ -42,21 +42,6 @@ static const char *S_SQL_MAINTENANCE =
     "UPDATE agents SET maintenance = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL";
 
 static json_t *
-s_int_or_null (sqlite3_stmt *stmt, int col)
-{
-    return sqlite3_column_type (stmt, col) == SQLITE_NULL
-               ? json_null ()
-               : json_integer (sqlite3_column_int64 (stmt, col));
-}
-
-static json_t *
-s_text_or_null (sqlite3_stmt *stmt, int col)
-{
-    const char *text = (const char *) sqlite3_column_text (stmt, col);
-    return text ? json_string (text) : json_null ();
-}
-
-static json_t *
 s_json_column (sqlite3_stmt *stmt, int col, json_t *fallback)
 {
     const char *text = (const char *) sqlite3_column_text (stmt, col);
@@ -73,18 +58,18 @@ static json_t *
 s_agent_object (sqlite3_stmt *stmt)
 {
     json_t *agent = json_object ();
-    json_object_set_new (agent, "agent_id", s_text_or_null (stmt, 0));
-    json_object_set_new (agent, "status", s_text_or_null (stmt, 1));
-    json_object_set_new (agent, "hostname", s_text_or_null (stmt, 2));
-    json_object_set_new (agent, "version", s_text_or_null (stmt, 3));
+    json_object_set_new (agent, "agent_id", vw_db_json_text (stmt, 0));
+    json_object_set_new (agent, "status", vw_db_json_text (stmt, 1));
+    json_object_set_new (agent, "hostname", vw_db_json_text (stmt, 2));
+    json_object_set_new (agent, "version", vw_db_json_text (stmt, 3));
     json_object_set_new (agent, "labels", s_json_column (stmt, 4, json_object ()));
     json_object_set_new (agent, "capabilities", s_json_column (stmt, 5, json_array ()));
-    json_object_set_new (agent, "connected_at", s_int_or_null (stmt, 6));
-    json_object_set_new (agent, "last_seen", s_int_or_null (stmt, 7));
-    json_object_set_new (agent, "session_id", s_text_or_null (stmt, 8));
-    json_object_set_new (agent, "created_at", s_int_or_null (stmt, 9));
+    json_object_set_new (agent, "connected_at", vw_db_json_int (stmt, 6));
+    json_object_set_new (agent, "last_seen", vw_db_json_int (stmt, 7));
+    json_object_set_new (agent, "session_id", vw_db_json_text (stmt, 8));
+    json_object_set_new (agent, "created_at", vw_db_json_int (stmt, 9));
     json_object_set_new (agent, "maintenance", json_boolean (sqlite3_column_int (stmt, 10)));
-    json_object_set_new (agent, "revoked_at", s_int_or_null (stmt, 11));
+    json_object_set_new (agent, "revoked_at", vw_db_json_int (stmt, 11));
     json_object_set_new (agent, "connect_count", json_integer (sqlite3_column_int64 (stmt, 12)));
     json_object_set_new (agent, "disconnect_count", json_integer (sqlite3_column_int64 (stmt, 13)));
     return agent;

@@ -63,21 +63,6 @@ vw_command_priority_parse (const char *name)
 }
 
 static json_t *
-s_int_or_null (sqlite3_stmt *stmt, int col)
-{
-    return sqlite3_column_type (stmt, col) == SQLITE_NULL
-               ? json_null ()
-               : json_integer (sqlite3_column_int64 (stmt, col));
-}
-
-static json_t *
-s_text_or_null (sqlite3_stmt *stmt, int col)
-{
-    const char *text = (const char *) sqlite3_column_text (stmt, col);
-    return text ? json_string (text) : json_null ();
-}
-
-static json_t *
 s_json_or_null (sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *) sqlite3_column_text (stmt, col);
@@ -90,27 +75,27 @@ static json_t *
 s_command_object (sqlite3_stmt *stmt)
 {
     json_t *c = json_object ();
-    json_object_set_new (c, "command_id", s_text_or_null (stmt, 0));
-    json_object_set_new (c, "agent_id", s_text_or_null (stmt, 1));
-    json_object_set_new (c, "type", s_text_or_null (stmt, 2));
+    json_object_set_new (c, "command_id", vw_db_json_text (stmt, 0));
+    json_object_set_new (c, "agent_id", vw_db_json_text (stmt, 1));
+    json_object_set_new (c, "type", vw_db_json_text (stmt, 2));
     json_object_set_new (c, "payload", s_json_or_null (stmt, 3));
     json_object_set_new (c, "priority",
                          json_string (vw_command_priority_name (sqlite3_column_int (stmt, 4))));
-    json_object_set_new (c, "state", s_text_or_null (stmt, 5));
+    json_object_set_new (c, "state", vw_db_json_text (stmt, 5));
     json_object_set_new (c, "attempts", json_integer (sqlite3_column_int64 (stmt, 6)));
     json_object_set_new (c, "max_retries", json_integer (sqlite3_column_int64 (stmt, 7)));
     json_object_set_new (c, "timeout_ms", json_integer (sqlite3_column_int64 (stmt, 8)));
-    json_object_set_new (c, "created_at", s_int_or_null (stmt, 9));
-    json_object_set_new (c, "started_at", s_int_or_null (stmt, 10));
-    json_object_set_new (c, "delivered_at", s_int_or_null (stmt, 11));
-    json_object_set_new (c, "finished_at", s_int_or_null (stmt, 12));
-    json_object_set_new (c, "expires_at", s_int_or_null (stmt, 13));
-    json_object_set_new (c, "next_attempt_at", s_int_or_null (stmt, 14));
-    json_object_set_new (c, "failure_reason", s_text_or_null (stmt, 15));
+    json_object_set_new (c, "created_at", vw_db_json_int (stmt, 9));
+    json_object_set_new (c, "started_at", vw_db_json_int (stmt, 10));
+    json_object_set_new (c, "delivered_at", vw_db_json_int (stmt, 11));
+    json_object_set_new (c, "finished_at", vw_db_json_int (stmt, 12));
+    json_object_set_new (c, "expires_at", vw_db_json_int (stmt, 13));
+    json_object_set_new (c, "next_attempt_at", vw_db_json_int (stmt, 14));
+    json_object_set_new (c, "failure_reason", vw_db_json_text (stmt, 15));
     json_object_set_new (c, "result", s_json_or_null (stmt, 16));
-    json_object_set_new (c, "error", s_text_or_null (stmt, 17));
-    json_object_set_new (c, "created_by", s_text_or_null (stmt, 18));
-    json_object_set_new (c, "idempotency_key", s_text_or_null (stmt, 19));
+    json_object_set_new (c, "error", vw_db_json_text (stmt, 17));
+    json_object_set_new (c, "created_by", vw_db_json_text (stmt, 18));
+    json_object_set_new (c, "idempotency_key", vw_db_json_text (stmt, 19));
     return c;
 }
 

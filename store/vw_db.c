@@ -725,3 +725,18 @@ vw_db_get_object (vw_db_t *db, const char *sql, const char *key, vw_db_row_fn *f
     if (stmt)
         sqlite3_reset (stmt);
 }
+
+json_t *
+vw_db_json_int (sqlite3_stmt *stmt, int col)
+{
+    return sqlite3_column_type (stmt, col) == SQLITE_NULL
+               ? json_null ()
+               : json_integer (sqlite3_column_int64 (stmt, col));
+}
+
+json_t *
+vw_db_json_text (sqlite3_stmt *stmt, int col)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, col);
+    return text ? json_string (text) : json_null ();
+}

@@ -29,6 +29,10 @@ typedef struct {
 
 #include "vw_db.h"
 
+//  A column as JSON: integer or null, text or null (new references).
+json_t *vw_db_json_int (sqlite3_stmt *stmt, int col);
+json_t *vw_db_json_text (sqlite3_stmt *stmt, int col);
+
 //  Runs `sql` (one text parameter, ?1 = key) and answers 200 with fn's object
 //  for the row, 404 "no <what> '<key>'" when there is none, or 500.
 typedef json_t *(vw_db_row_fn) (sqlite3_stmt *stmt);
