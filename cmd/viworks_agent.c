@@ -20,13 +20,18 @@
 */
 #include "vw_clock.h"
 #include "vw_log.h"
+#include "vw_logring.h"
+#include "vw_runner.h"
+#include "vw_text.h"
 #include "vw_wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +92,7 @@ typedef struct s_frame_t {
 } s_frame_t;
 
 typedef struct s_app_t s_app_t;
+typedef struct s_cmd_t s_cmd_t;
 
 //  Agents whose heartbeat is due in the same slot share one lws_sul. lws
 //  keeps its timers in one sorted list and an insertion walks it, so a timer
@@ -110,6 +116,7 @@ typedef struct {
     s_frame_t *head;    //  output queue
     s_frame_t *tail;
     unsigned char *rx;  //  reassembly of a message split over callbacks
+    s_cmd_t *cmds;      //  recent commands, newest first (see Commands)
     size_t rx_size;
     char *close_reason;     //  from the server's close frame, until logged
     const char *close_why;  //  reason of the close we send (static text)
@@ -119,6 +126,7 @@ typedef struct {
     uint16_t backoff_exp;  //  grows with each failure, reset by a long session
     uint16_t retries;      //  reconnects since the last welcome
     uint16_t queued;
+    uint16_t done;        //  completed commands in cmds
     uint16_t peer_close;  //  code of the server's close frame, 0 if none
     uint16_t our_close;   //  code we close with from WRITEABLE, 0 if none
     uint8_t state;
@@ -144,9 +152,21 @@ typedef struct {
     const char *ready_file;  //  a line is written here once all agents are online
     bool once;
     bool insecure;
-    bool raw;              //  baseline mode: no subprotocol, no hello, bare heartbeats
-    json_t *labels;        //  object of strings
-    json_t *capabilities;  //  array of strings; NULL until defaulted
+    bool raw;                     //  baseline mode: no subprotocol, no hello, bare heartbeats
+    json_t *labels;               //  object of strings
+    json_t *capabilities;         //  array of strings; NULL until defaulted
+    json_t *allow_exec;           //  array of absolute paths exec may run
+    json_t *allow_service;        //  array of service names restart_service may restart
+    const char *service_command;  //  program and arguments, the name is appended
+    const char *config_target;    //  update_config writes here
+    const char *config_apply;     //  and then runs this with the path, if set
+    const char *upgrade_command;  //  upgrade runs this with version and url
+    int64_t max_running;          //  programs at once
+    int64_t output_max;           //  bytes of stdout and of stderr kept
+    double fail_fraction;         //  fault injection (tests, benchmarks)
+    double hang_fraction;
+    double disconnect_fraction;
+    char **config_args;  //  --config FILE as arguments (owned; options point into it)
 } s_options_t;
 
 struct s_app_t {
@@ -169,6 +189,12 @@ struct s_app_t {
     lws_sorted_usec_list_t sul_deadline;
     s_bucket_t *buckets[S_BUCKETS];
     int64_t slot_ms;
+    vw_runner_t *runner;
+    vw_logring_t *logs;  //  recent log lines, for collect_logs
+    s_cmd_t **runs;      //  commands running a program (max_running slots)
+    size_t running;
+    uint64_t run_seq;
+    char **service_argv;  //  --service-command split on blanks (owned)
     uint32_t states[S_STATE_COUNT];
     uint64_t sent, received, connects, disconnects;
     uint64_t last_sent, last_received;
@@ -502,59 +528,511 @@ s_agent_send_result (s_agent_t *agent, const char *command_id, json_t *result, c
 }
 
 //  --------------------------------------------------------------------------
-//  Commands. A handler returns 0 with *result set (completed) or -1 with
-//  *error set (failed). Handlers that take time (exec, upgrade...) will
-//  return 1 and send their result later with s_agent_send_result.
+//  Commands (docs/agent.md). Delivery is at-least-once (SPEC §3), so each
+//  agent remembers its recent commands by command_id: one still running is
+//  not started twice, one that completed answers its stored result again,
+//  and one that failed or was cancelled runs again (the backend only sends
+//  those again to retry them). Programs (exec, restart_service, the
+//  update_config apply step, upgrade) run on vw_runner's threads, which ring
+//  the lws loop when they finish; everything else completes at once.
 
-typedef int s_command_fn (s_agent_t *agent, const vw_wire_msg_t *msg, json_t **result,
-                          const char **error);
+#define S_DONE_KEEP   32    //  completed commands remembered per agent
+#define S_LOG_LINES   1000  //  collect_logs: lines kept in memory
+#define S_LOG_DEFAULT 100   //  collect_logs: lines returned without `lines`
+#define S_ARGS_MAX    256   //  exec: arguments
+#define S_KILL_GRACE  2000  //  SIGTERM to SIGKILL, ms
+
+typedef enum { S_CMD_RUNNING, S_CMD_HUNG, S_CMD_DONE } s_cmd_state_t;
+
+struct s_cmd_t {
+    s_cmd_t *next;  //  the agent's list, newest first
+    s_agent_t *agent;
+    char *id;
+    char *type;
+    json_t *result;  //  DONE: what it completed with
+    json_t *extra;   //  RUNNING: fields added to the program's result
+    uint64_t run;    //  RUNNING a program: its vw_runner id, else 0
+    uint8_t state;
+    bool cancelled;  //  RUNNING: cancel asked; the run's end is not reported
+};
+
+static void
+s_cmd_destroy (s_cmd_t **cmd_p)
+{
+    s_cmd_t *cmd = *cmd_p;
+    if (!cmd)
+        return;
+    free (cmd->id);
+    free (cmd->type);
+    json_decref (cmd->result);
+    json_decref (cmd->extra);
+    free (cmd);
+    *cmd_p = NULL;
+}
+
+static s_cmd_t *
+s_cmd_find (s_agent_t *agent, const char *id)
+{
+    for (s_cmd_t *cmd = agent->cmds; cmd; cmd = cmd->next)
+        if (strcmp (cmd->id, id) == 0)
+            return cmd;
+    return NULL;
+}
+
+//  Unlinks and frees a command (and its place among the running).
+static void
+s_cmd_forget (s_cmd_t *cmd)
+{
+    s_agent_t *agent = cmd->agent;
+    s_app_t *app = agent->app;
+    for (s_cmd_t **link = &agent->cmds; *link; link = &(*link)->next)
+        if (*link == cmd) {
+            *link = cmd->next;
+            break;
+        }
+    if (cmd->state == S_CMD_DONE)
+        agent->done--;
+    for (size_t i = 0; cmd->run && i < app->running; i++)
+        if (app->runs[i] == cmd) {
+            app->runs[i] = app->runs[--app->running];
+            break;
+        }
+    s_cmd_destroy (&cmd);
+}
+
+static s_cmd_t *
+s_cmd_new (s_agent_t *agent, const vw_wire_msg_t *msg)
+{
+    s_cmd_t *cmd = (s_cmd_t *) calloc (1, sizeof (s_cmd_t));
+    if (!cmd || !(cmd->id = strdup (msg->command_id)) ||
+        !(cmd->type = strdup (msg->command_type))) {
+        s_cmd_destroy (&cmd);
+        return NULL;
+    }
+    cmd->agent = agent;
+    cmd->state = S_CMD_RUNNING;
+    cmd->next = agent->cmds;
+    agent->cmds = cmd;
+    return cmd;
+}
+
+//  The command is over: answer, and remember it if it completed.
+static void
+s_cmd_finish (s_cmd_t *cmd, json_t *result, const char *error)
+{
+    s_agent_t *agent = cmd->agent;
+    s_note (agent->app, "%s: command %s (%s): %s%s", agent->id, cmd->id, cmd->type,
+            error ? "failed: " : "completed", error ? error : "");
+    s_agent_send_result (agent, cmd->id, json_incref (result), error);
+    if (error) {
+        json_decref (result);
+        s_cmd_forget (cmd);
+        return;
+    }
+    cmd->state = S_CMD_DONE;
+    cmd->result = result;
+    //  Forget the oldest completed ones beyond what we keep.
+    if (++agent->done > S_DONE_KEEP) {
+        s_cmd_t *oldest = NULL;
+        for (s_cmd_t *c = agent->cmds; c; c = c->next)
+            if (c->state == S_CMD_DONE)
+                oldest = c;
+        s_cmd_forget (oldest);
+    }
+}
+
+//  Starts a program for cmd; *extra (taken) is merged into its result.
+static int
+s_cmd_spawn (s_cmd_t *cmd, const char *const argv[], int64_t timeout_ms, json_t *extra, char *error,
+             size_t errlen)
+{
+    s_app_t *app = cmd->agent->app;
+    if (app->running >= (size_t) app->opt.max_running) {
+        json_decref (extra);
+        snprintf (error, errlen, "busy: %zu programs running (--max-running)", app->running);
+        return -1;
+    }
+    uint64_t run = ++app->run_seq;
+    if (vw_runner_start (app->runner, run, argv, timeout_ms > 0 ? timeout_ms : 30000)) {
+        json_decref (extra);
+        snprintf (error, errlen, "cannot start %s (out of resources)", argv[0]);
+        return -1;
+    }
+    cmd->run = run;
+    cmd->extra = extra;
+    app->runs[app->running++] = cmd;
+    return 1;
+}
+
+//  A handler returns 0 with *result set (completed), -1 with error set
+//  (failed; *result may say more) or 1 when it started a program.
+typedef int s_command_fn (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error,
+                          size_t errlen);
 
 static int
-s_command_ping (s_agent_t *agent, const vw_wire_msg_t *msg, json_t **result, const char **error)
+s_command_ping (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error, size_t errlen)
 {
     *result = json_pack ("{s:b}", "pong", 1);
     return 0;
 }
 
+static bool
+s_listed (json_t *list, const char *name)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach (list, i, item)
+    {
+        if (strcmp (json_string_value (item), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int
+s_command_exec (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error, size_t errlen)
+{
+    s_app_t *app = cmd->agent->app;
+    const char *program = json_string_value (json_object_get (msg->payload, "cmd"));
+    json_t *args = json_object_get (msg->payload, "args");
+    if (!program) {
+        snprintf (error, errlen, "payload.cmd must be a string");
+        return -1;
+    }
+    if (!s_listed (app->opt.allow_exec, program)) {
+        snprintf (error, errlen, "'%.200s' is not in this agent's exec allow-list (--allow-exec)",
+                  program);
+        return -1;
+    }
+    if (args && (!json_is_array (args) || json_array_size (args) > S_ARGS_MAX)) {
+        snprintf (error, errlen, "payload.args must be an array of at most %d strings", S_ARGS_MAX);
+        return -1;
+    }
+    const char *argv[S_ARGS_MAX + 2] = {program};
+    size_t argc = 1, i;
+    json_t *arg;
+    json_array_foreach (args, i, arg)
+    {
+        if (!(argv[argc++] = json_string_value (arg))) {
+            snprintf (error, errlen, "payload.args[%zu] must be a string", i);
+            return -1;
+        }
+    }
+    argv[argc] = NULL;
+    return s_cmd_spawn (cmd, argv, msg->timeout_ms, NULL, error, errlen);
+}
+
+static int
+s_command_restart_service (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error,
+                           size_t errlen)
+{
+    s_app_t *app = cmd->agent->app;
+    const char *name = json_string_value (json_object_get (msg->payload, "name"));
+    if (!name) {
+        snprintf (error, errlen, "payload.name must be a string");
+        return -1;
+    }
+    if (!s_listed (app->opt.allow_service, name)) {
+        snprintf (error, errlen,
+                  "service '%.200s' is not in this agent's allow-list (--allow-service)", name);
+        return -1;
+    }
+    const char *argv[S_ARGS_MAX + 2];
+    size_t argc = 0;
+    for (; app->service_argv[argc]; argc++)
+        argv[argc] = app->service_argv[argc];
+    argv[argc++] = name;
+    argv[argc] = NULL;
+    return s_cmd_spawn (cmd, argv, msg->timeout_ms, json_pack ("{s:s}", "service", name), error,
+                        errlen);
+}
+
+//  Writes the config atomically (a temporary file, fsync, rename), then
+//  runs --config-apply on it if given.
+static int
+s_command_update_config (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error,
+                         size_t errlen)
+{
+    s_app_t *app = cmd->agent->app;
+    json_t *config = json_object_get (msg->payload, "config");
+    const char *target = app->opt.config_target;
+    if (!target) {
+        snprintf (error, errlen, "update_config is not set up on this agent (--config-target)");
+        return -1;
+    }
+    if (!json_is_object (config)) {
+        snprintf (error, errlen, "payload.config must be an object");
+        return -1;
+    }
+    char *text = json_dumps (config, JSON_INDENT (2));
+    if (!text) {
+        snprintf (error, errlen, "out of memory");
+        return -1;
+    }
+    size_t size = strlen (text);
+    text[size++] = '\n';  //  json_dumps's terminator becomes the final newline
+    char temp[4096];
+    snprintf (temp, sizeof temp, "%s.tmp", target);
+    int fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0;
+    if (fd >= 0 && close (fd) != 0)
+        ok = false;
+    if (ok && rename (temp, target) != 0)
+        ok = false;
+    if (!ok) {
+        snprintf (error, errlen, "cannot write %s: %s", target, strerror (errno));
+        if (fd >= 0)
+            unlink (temp);
+        free (text);
+        return -1;
+    }
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    char hex[crypto_hash_sha256_BYTES * 2 + 1];
+    crypto_hash_sha256 (digest, (const unsigned char *) text, size);
+    sodium_bin2hex (hex, sizeof hex, digest, sizeof digest);
+    free (text);
+    json_t *written =
+        json_pack ("{s:s, s:I, s:s}", "path", target, "bytes", (json_int_t) size, "sha256", hex);
+    if (!app->opt.config_apply) {
+        *result = written;
+        return 0;
+    }
+    const char *argv[] = {app->opt.config_apply, target, NULL};
+    return s_cmd_spawn (cmd, argv, msg->timeout_ms, written, error, errlen);
+}
+
+static int
+s_command_collect_logs (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error,
+                        size_t errlen)
+{
+    json_t *since = json_object_get (msg->payload, "since_ms");
+    json_t *lines = json_object_get (msg->payload, "lines");
+    json_int_t want = json_is_integer (lines) ? json_integer_value (lines) : S_LOG_DEFAULT;
+    if (want < 1 || want > S_LOG_LINES)
+        want = want < 1 ? 1 : S_LOG_LINES;
+    json_t *collected = vw_logring_collect (
+        cmd->agent->app->logs, json_is_integer (since) ? json_integer_value (since) : 0,
+        (size_t) want);
+    *result = json_pack ("{s:I, s:o}", "count", (json_int_t) json_array_size (collected), "lines",
+                         collected);
+    return 0;
+}
+
+static int
+s_command_upgrade (s_cmd_t *cmd, const vw_wire_msg_t *msg, json_t **result, char *error,
+                   size_t errlen)
+{
+    s_app_t *app = cmd->agent->app;
+    const char *version = json_string_value (json_object_get (msg->payload, "version"));
+    const char *url = json_string_value (json_object_get (msg->payload, "url"));
+    if (!app->opt.upgrade_command) {
+        snprintf (error, errlen, "upgrades are not set up on this agent (--upgrade-command)");
+        return -1;
+    }
+    if (!version || !url) {
+        snprintf (error, errlen, "payload.version and payload.url must be strings");
+        return -1;
+    }
+    const char *argv[] = {app->opt.upgrade_command, version, url, NULL};
+    return s_cmd_spawn (cmd, argv, msg->timeout_ms, json_pack ("{s:s}", "version", version), error,
+                        errlen);
+}
+
 static const struct {
     const char *type;
-    s_command_fn *run;  //  NULL: known to the backend, not executed here yet
+    s_command_fn *run;
 } s_commands[] = {
-    {"ping", s_command_ping}, {"exec", NULL},         {"restart_service", NULL},
-    {"update_config", NULL},  {"collect_logs", NULL}, {"upgrade", NULL},
+    {"ping", s_command_ping},
+    {"exec", s_command_exec},
+    {"restart_service", s_command_restart_service},
+    {"update_config", s_command_update_config},
+    {"collect_logs", s_command_collect_logs},
+    {"upgrade", s_command_upgrade},
 };
 #define S_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands[0]))
+
+//  A program's end, as a result and (if it failed) an error.
+static json_t *
+s_run_result (vw_run_t *run, json_t *extra, char *error, size_t errlen)
+{
+    *error = 0;
+    if (run->error[0])
+        snprintf (error, errlen, "%s", run->error);
+    else if (run->timed_out)
+        snprintf (error, errlen, "timed out after %lld ms", (long long) run->duration_ms);
+    else if (run->signal)
+        snprintf (error, errlen, "killed by signal %d", run->signal);
+    else if (run->exit_status != 0)
+        snprintf (error, errlen, "exit status %d", run->exit_status);
+    if (run->error[0]) {
+        json_decref (extra);
+        return NULL;
+    }
+    vw_text_sanitize_output (run->out, run->out_size);
+    vw_text_sanitize_output (run->err, run->err_size);
+    json_t *result = json_pack (
+        "{s:i, s:s%, s:s%, s:b, s:b, s:I}", "exit_status", run->exit_status, "stdout", run->out,
+        run->out_size, "stderr", run->err, run->err_size, "stdout_truncated", run->out_truncated,
+        "stderr_truncated", run->err_truncated, "duration_ms", (json_int_t) run->duration_ms);
+    if (result && run->signal)
+        json_object_set_new (result, "signal", json_integer (run->signal));
+    if (result && extra)
+        json_object_update (result, extra);
+    json_decref (extra);
+    return result;
+}
+
+//  Programs that ended (the runner rang the loop).
+static void
+s_app_collect_runs (s_app_t *app)
+{
+    vw_run_t *run;
+    while ((run = vw_runner_next (app->runner))) {
+        s_cmd_t *cmd = NULL;
+        for (size_t i = 0; i < app->running && !cmd; i++)
+            if (app->runs[i]->run == run->id)
+                cmd = app->runs[i];
+        if (cmd) {
+            json_t *extra = cmd->extra;
+            cmd->extra = NULL;
+            if (cmd->cancelled) {
+                s_note (app, "%s: command %s (%s) stopped after its cancel", cmd->agent->id,
+                        cmd->id, cmd->type);
+                json_decref (extra);
+                s_cmd_forget (cmd);
+            }
+            else {
+                char error[512];
+                json_t *result = s_run_result (run, extra, error, sizeof error);
+                for (size_t i = 0; i < app->running; i++)
+                    if (app->runs[i] == cmd) {
+                        app->runs[i] = app->runs[--app->running];
+                        break;
+                    }
+                cmd->run = 0;
+                s_cmd_finish (cmd, result, error[0] ? error : NULL);
+            }
+        }
+        vw_run_destroy (&run);
+    }
+}
+
+static void
+s_log_tee (void *arg, int64_t wall_ms, vw_log_level_t level, const char *line, size_t size)
+{
+    vw_logring_add ((vw_logring_t *) arg, wall_ms, line, size);
+}
+
+static void
+s_runner_wake (void *arg)
+{
+    (void) arg;
+    struct lws_context *context = s_context;
+    if (context)
+        lws_cancel_service (context);
+}
+
+//  Fault injection for tests and benchmarks: what this delivery does.
+typedef enum { S_FAULT_NONE, S_FAULT_FAIL, S_FAULT_HANG, S_FAULT_DISCONNECT } s_fault_t;
+
+static s_fault_t
+s_fault_draw (const s_options_t *opt)
+{
+    if (opt->fail_fraction + opt->hang_fraction + opt->disconnect_fraction <= 0)
+        return S_FAULT_NONE;
+    double r = s_random (999999) / 1e6;
+    if (r < opt->fail_fraction)
+        return S_FAULT_FAIL;
+    if (r < opt->fail_fraction + opt->hang_fraction)
+        return S_FAULT_HANG;
+    if (r < opt->fail_fraction + opt->hang_fraction + opt->disconnect_fraction)
+        return S_FAULT_DISCONNECT;
+    return S_FAULT_NONE;
+}
+
+static void
+s_agent_ack (s_agent_t *agent, const char *command_id)
+{
+    s_agent_send (agent, json_pack ("{s:s, s:s}", "type", "command_ack", "command_id", command_id),
+                  false);
+}
 
 static void
 s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
 {
-    s_agent_send (agent,
-                  json_pack ("{s:s, s:s}", "type", "command_ack", "command_id", msg->command_id),
-                  false);
+    s_app_t *app = agent->app;
+    s_cmd_t *cmd = s_cmd_find (agent, msg->command_id);
+    if (cmd && cmd->state != S_CMD_DONE) {
+        s_note (app, "%s: command %s (attempt %lld) is already running; not started again",
+                agent->id, msg->command_id, (long long) msg->attempt);
+        s_agent_ack (agent, msg->command_id);
+        return;
+    }
+    if (cmd) {
+        s_note (app, "%s: command %s (attempt %lld) completed before; answering that again",
+                agent->id, msg->command_id, (long long) msg->attempt);
+        s_agent_ack (agent, msg->command_id);
+        s_agent_send_result (agent, cmd->id, json_incref (cmd->result), NULL);
+        return;
+    }
+    s_fault_t fault = s_fault_draw (&app->opt);
+    if (fault == S_FAULT_DISCONNECT) {
+        vw_info ("agent", "%s: command %s: dropping the connection (--disconnect-fraction)",
+                 agent->id, msg->command_id);
+        agent->backoff_exp = 0;  //  come back soon: this is a test
+        lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    s_agent_ack (agent, msg->command_id);
+    if (!(cmd = s_cmd_new (agent, msg))) {
+        s_agent_send_result (agent, msg->command_id, NULL, "out of memory");
+        return;
+    }
+    if (fault == S_FAULT_FAIL) {
+        s_cmd_finish (cmd, NULL, "injected failure (--fail-fraction)");
+        return;
+    }
+    if (fault == S_FAULT_HANG) {
+        vw_info ("agent", "%s: command %s (%s): hanging until cancelled (--hang-fraction)",
+                 agent->id, msg->command_id, msg->command_type);
+        cmd->state = S_CMD_HUNG;
+        return;
+    }
     json_t *result = NULL;
-    const char *error = "unsupported command type";
-    for (size_t i = 0; i < S_COMMAND_COUNT; i++) {
-        if (strcmp (s_commands[i].type, msg->command_type) != 0)
-            continue;
-        error = "not implemented by this agent yet";
-        if (s_commands[i].run) {
-            error = NULL;
-            int rc = s_commands[i].run (agent, msg, &result, &error);
-            if (rc == 1)
-                return;  //  answers later
-            if (rc != 0 && !error)
-                error = "command failed";
+    char error[512] = "unsupported command type";
+    int rc = -1;
+    for (size_t i = 0; i < S_COMMAND_COUNT; i++)
+        if (strcmp (s_commands[i].type, msg->command_type) == 0) {
+            error[0] = 0;
+            rc = s_commands[i].run (cmd, msg, &result, error, sizeof error);
+            break;
         }
-        break;
+    if (rc == 1) {
+        s_note (app, "%s: command %s (%s, attempt %lld) started", agent->id, cmd->id, cmd->type,
+                (long long) msg->attempt);
+        return;
     }
-    s_note (agent->app, "%s: command %s (%s, attempt %lld): %s%s", agent->id, msg->command_id,
-            msg->command_type, (long long) msg->attempt, error ? "failed: " : "completed",
-            error ? error : "");
-    if (error) {
-        json_decref (result);
-        result = NULL;
+    if (rc != 0 && !error[0])
+        snprintf (error, sizeof error, "command failed");
+    s_cmd_finish (cmd, result, rc == 0 ? NULL : error);
+}
+
+static void
+s_agent_on_cancel (s_agent_t *agent, const vw_wire_msg_t *msg)
+{
+    s_cmd_t *cmd = s_cmd_find (agent, msg->command_id);
+    if (!cmd || cmd->state == S_CMD_DONE) {
+        s_note (agent->app, "%s: cancel for command %s, which is not running", agent->id,
+                msg->command_id);
+        return;
     }
-    s_agent_send_result (agent, msg->command_id, result, error);
+    s_note (agent->app, "%s: cancel for command %s (%s)", agent->id, cmd->id, cmd->type);
+    if (cmd->state == S_CMD_RUNNING && cmd->run) {
+        cmd->cancelled = true;
+        vw_runner_cancel (agent->app->runner, cmd->run);
+    }
+    else
+        s_cmd_forget (cmd);
 }
 
 //  --------------------------------------------------------------------------
@@ -662,10 +1140,7 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
                 vw_warn ("agent", "%s: command %s before the welcome ignored", agent->id,
                          msg.command_id);
             break;
-        case VW_WIRE_CANCEL:
-            //  Commands run to completion at once for now: nothing to stop.
-            s_note (agent->app, "%s: cancel for command %s", agent->id, msg.command_id);
-            break;
+        case VW_WIRE_CANCEL: s_agent_on_cancel (agent, &msg); break;
         case VW_WIRE_TELEMETRY_ACK:
             vw_debug ("agent", "%s: telemetry_ack %lld", agent->id, (long long) msg.seq);
             break;
@@ -1001,10 +1476,14 @@ s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 {
     s_agent_t *agent = (s_agent_t *) user;
     switch (reason) {
-        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+            //  The doorbell: a signal, or programs that ended.
+            s_app_t *app = (s_app_t *) lws_context_user (lws_get_context (wsi));
+            s_app_collect_runs (app);
             if (s_signalled)
-                s_app_shutdown ((s_app_t *) lws_context_user (lws_get_context (wsi)));
+                s_app_shutdown (app);
             return 0;
+        }
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
             if (agent) {
                 char error[160] = "connection failed";
@@ -1112,6 +1591,22 @@ s_usage (FILE *out)
         "  --raw                 baseline for load tests against any WebSocket server: no\n"
         "                        subprotocol, no hello, {\"type\":\"heartbeat\"} every\n"
         "                        --heartbeat-ms (default 9000); online once the WebSocket is open\n"
+        "\n"
+        "Commands (docs/agent.md):\n"
+        "  --allow-exec PATH     exec may run this program (absolute path; repeatable)\n"
+        "  --allow-service NAME  restart_service may restart this service (repeatable)\n"
+        "  --service-command C   program and arguments restart_service runs, the name\n"
+        "                        appended (default: /usr/bin/systemctl restart)\n"
+        "  --config-target FILE  update_config writes the config (JSON) to FILE\n"
+        "  --config-apply PATH   then runs PATH FILE (optional)\n"
+        "  --upgrade-command P   upgrade runs P VERSION URL\n"
+        "  --max-running N       programs running at once (default 16)\n"
+        "  --output-max BYTES    stdout and stderr kept per program (default 65536)\n"
+        "  --fail-fraction F     tests: fail this fraction of commands (0..1)\n"
+        "  --hang-fraction F     tests: never answer this fraction (until cancelled)\n"
+        "  --disconnect-fraction F  tests: drop the connection on this fraction\n"
+        "  --config FILE         options from FILE, one per line: `name value` (read first)\n"
+        "\n"
         "  --log-level L         trace|debug|info|warn|error (default: $LOG_LEVEL or info)\n"
         "  --log-format F        json (default) or text\n"
         "  --version             print the version and exit\n"
@@ -1167,58 +1662,178 @@ enum {
     O_CA_FILE,
     O_READY_FILE,
     O_RAW,
+    O_CONFIG,
+    O_ALLOW_EXEC,
+    O_ALLOW_SERVICE,
+    O_SERVICE_COMMAND,
+    O_CONFIG_TARGET,
+    O_CONFIG_APPLY,
+    O_UPGRADE_COMMAND,
+    O_MAX_RUNNING,
+    O_OUTPUT_MAX,
+    O_FAIL_FRACTION,
+    O_HANG_FRACTION,
+    O_DISCONNECT_FRACTION,
     O_VERSION,
 };
 
-//  Returns 0 to run, 1 when --help or --version answered, -1 on a bad option.
+static const struct option s_longopts[] = {
+    {"url", required_argument, NULL, O_URL},
+    {"id", required_argument, NULL, O_ID},
+    {"token", required_argument, NULL, O_TOKEN},
+    {"token-file", required_argument, NULL, O_TOKEN_FILE},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"hostname", required_argument, NULL, O_HOSTNAME},
+    {"version-string", required_argument, NULL, O_VERSION_STRING},
+    {"label", required_argument, NULL, O_LABEL},
+    {"capability", required_argument, NULL, O_CAPABILITY},
+    {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
+    {"simulate", required_argument, NULL, O_SIMULATE},
+    {"id-prefix", required_argument, NULL, O_ID_PREFIX},
+    {"ramp", required_argument, NULL, O_RAMP},
+    {"log-level", required_argument, NULL, O_LOG_LEVEL},
+    {"log-format", required_argument, NULL, O_LOG_FORMAT},
+    {"max-reconnects", required_argument, NULL, O_MAX_RECONNECTS},
+    {"once", no_argument, NULL, O_ONCE},
+    {"insecure", no_argument, NULL, O_INSECURE},
+    {"ca-file", required_argument, NULL, O_CA_FILE},
+    {"ready-file", required_argument, NULL, O_READY_FILE},
+    {"raw", no_argument, NULL, O_RAW},
+    {"config", required_argument, NULL, O_CONFIG},
+    {"allow-exec", required_argument, NULL, O_ALLOW_EXEC},
+    {"allow-service", required_argument, NULL, O_ALLOW_SERVICE},
+    {"service-command", required_argument, NULL, O_SERVICE_COMMAND},
+    {"config-target", required_argument, NULL, O_CONFIG_TARGET},
+    {"config-apply", required_argument, NULL, O_CONFIG_APPLY},
+    {"upgrade-command", required_argument, NULL, O_UPGRADE_COMMAND},
+    {"max-running", required_argument, NULL, O_MAX_RUNNING},
+    {"output-max", required_argument, NULL, O_OUTPUT_MAX},
+    {"fail-fraction", required_argument, NULL, O_FAIL_FRACTION},
+    {"hang-fraction", required_argument, NULL, O_HANG_FRACTION},
+    {"disconnect-fraction", required_argument, NULL, O_DISCONNECT_FRACTION},
+    {"version", no_argument, NULL, O_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
 static int
-s_options_parse (s_options_t *opt, int argc, char **argv)
+s_parse_fraction (const char *option, const char *text, double *out)
 {
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, O_URL},
-        {"id", required_argument, NULL, O_ID},
-        {"token", required_argument, NULL, O_TOKEN},
-        {"token-file", required_argument, NULL, O_TOKEN_FILE},
-        {"format", required_argument, NULL, O_FORMAT},
-        {"hostname", required_argument, NULL, O_HOSTNAME},
-        {"version-string", required_argument, NULL, O_VERSION_STRING},
-        {"label", required_argument, NULL, O_LABEL},
-        {"capability", required_argument, NULL, O_CAPABILITY},
-        {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
-        {"simulate", required_argument, NULL, O_SIMULATE},
-        {"id-prefix", required_argument, NULL, O_ID_PREFIX},
-        {"ramp", required_argument, NULL, O_RAMP},
-        {"log-level", required_argument, NULL, O_LOG_LEVEL},
-        {"log-format", required_argument, NULL, O_LOG_FORMAT},
-        {"max-reconnects", required_argument, NULL, O_MAX_RECONNECTS},
-        {"once", no_argument, NULL, O_ONCE},
-        {"insecure", no_argument, NULL, O_INSECURE},
-        {"ca-file", required_argument, NULL, O_CA_FILE},
-        {"ready-file", required_argument, NULL, O_READY_FILE},
-        {"raw", no_argument, NULL, O_RAW},
-        {"version", no_argument, NULL, O_VERSION},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    char *end = NULL;
+    errno = 0;
+    double value = strtod (text, &end);
+    if (errno || end == text || *end || !(value >= 0 && value <= 1))
+        return s_bad_value (option, text, "a number from 0 to 1");
+    *out = value;
+    return 0;
+}
 
-    opt->url = "ws://127.0.0.1:8081/ws/agent";
-    opt->token = getenv ("VIWORKS_AGENT_TOKEN");
-    opt->version = VW_VERSION;
-    opt->id_prefix = "gw-";
-    opt->ramp = 1000;
-    opt->max_reconnects = -2;  //  not given
-    opt->labels = json_object ();
-    if (!opt->labels)
+//  An absolute path (programs run without a shell and without PATH).
+static int
+s_parse_program (const char *option, const char *text)
+{
+    if (text[0] != '/')
+        return s_bad_value (option, text, "an absolute path");
+    return 0;
+}
+
+//  Appends a name to a list option (a JSON array of strings).
+static int
+s_list_add (json_t **list, const char *option, const char *value)
+{
+    if (!*value)
+        return s_bad_value (option, value, "a non-empty value");
+    if (!*list && !(*list = json_array ()))
         return -1;
-    const char *level = getenv ("LOG_LEVEL");
-    if (level && *level && vw_log_level_parse (level) < 0) {
-        fprintf (stderr, "viworks-agent: invalid LOG_LEVEL '%s' ignored\n", level);
-        level = NULL;
-    }
-    vw_log_set_level (level && *level ? (vw_log_level_t) vw_log_level_parse (level) : VW_LOG_INFO);
+    if (json_array_append_new (*list, json_string (value)))
+        return s_bad_value (option, value, "a value in UTF-8");
+    return 0;
+}
 
+//  --config FILE: one option per line, `name value` or `name` (the long
+//  option without its dashes; the value is the rest of the line, blanks
+//  trimmed), blank lines and `#` comments skipped. Becomes arguments that
+//  are parsed before the command line's, so the command line adds to
+//  lists and overrides single values.
+static int
+s_config_read (s_options_t *opt, const char *path)
+{
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        fprintf (stderr, "viworks-agent: cannot open --config '%s': %s\n", path, strerror (errno));
+        return -1;
+    }
+    size_t count = 1, cap = 16;
+    char **args = (char **) calloc (cap, sizeof (char *));
+    char *line = NULL;
+    size_t line_cap = 0;
+    unsigned lineno = 0;
+    int rc = args ? 0 : -1;
+    if (args)
+        args[0] = strdup ("viworks-agent");
+    while (rc == 0 && getline (&line, &line_cap, file) != -1) {
+        lineno++;
+        char *name = line + strspn (line, " \t");
+        size_t end = strcspn (name, "\r\n");
+        while (end && (name[end - 1] == ' ' || name[end - 1] == '\t'))
+            end--;
+        name[end] = 0;
+        if (!*name || *name == '#')
+            continue;
+        char *value = name + strcspn (name, " \t=");
+        if (*value) {
+            *value++ = 0;
+            value += strspn (value, " \t=");
+        }
+        if (count + 3 > cap) {
+            char **grown = (char **) realloc (args, cap * 2 * sizeof (char *));
+            if (!grown) {
+                rc = -1;
+                break;
+            }
+            args = grown;
+            cap *= 2;
+        }
+        if (strcmp (name, "config") == 0) {
+            fprintf (stderr, "viworks-agent: %s line %u: a config file cannot name another\n", path,
+                     lineno);
+            rc = -1;
+            break;
+        }
+        if (asprintf (&args[count], "--%s", name) < 0) {
+            rc = -1;
+            break;
+        }
+        count++;
+        if (*value && !(args[count++] = strdup (value)))
+            rc = -1;
+    }
+    free (line);
+    fclose (file);
+    if (args)
+        args[count] = NULL;
+    opt->config_args = args;
+    return rc;
+}
+
+static int
+s_config_argc (const s_options_t *opt)
+{
+    int argc = 0;
+    while (opt->config_args && opt->config_args[argc])
+        argc++;
+    return argc;
+}
+
+//  One pass of getopt over argv (the config file's or the command line's).
+//  Returns 0 to go on, 1 when --help or --version answered, -1 on a bad
+//  option.
+static int
+s_options_apply (s_options_t *opt, int argc, char **argv)
+{
+    optind = 0;  //  glibc: start over (the config file was parsed first)
     opterr = 0;
     int c;
-    while ((c = getopt_long (argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long (argc, argv, ":h", s_longopts, NULL)) != -1) {
         const char *name = argv[optind - 1];
         switch (c) {
             case O_URL: opt->url = optarg; break;
@@ -1302,6 +1917,56 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
                 opt->ready_file = optarg;
                 break;
             case O_RAW: opt->raw = true; break;
+            case O_CONFIG: break;  //  read first, see s_options_parse
+            case O_ALLOW_EXEC:
+                if (s_parse_program ("--allow-exec", optarg) ||
+                    s_list_add (&opt->allow_exec, "--allow-exec", optarg))
+                    return -1;
+                break;
+            case O_ALLOW_SERVICE:
+                if (s_list_add (&opt->allow_service, "--allow-service", optarg))
+                    return -1;
+                break;
+            case O_SERVICE_COMMAND:
+                if (s_parse_program ("--service-command", optarg))
+                    return -1;
+                opt->service_command = optarg;
+                break;
+            case O_CONFIG_TARGET:
+                if (!*optarg)
+                    return s_bad_value ("--config-target", optarg, "a file name");
+                opt->config_target = optarg;
+                break;
+            case O_CONFIG_APPLY:
+                if (s_parse_program ("--config-apply", optarg))
+                    return -1;
+                opt->config_apply = optarg;
+                break;
+            case O_UPGRADE_COMMAND:
+                if (s_parse_program ("--upgrade-command", optarg))
+                    return -1;
+                opt->upgrade_command = optarg;
+                break;
+            case O_MAX_RUNNING:
+                if (s_parse_int ("--max-running", optarg, 1, 1024, &opt->max_running))
+                    return -1;
+                break;
+            case O_OUTPUT_MAX:
+                if (s_parse_int ("--output-max", optarg, 1, 1 << 20, &opt->output_max))
+                    return -1;
+                break;
+            case O_FAIL_FRACTION:
+                if (s_parse_fraction ("--fail-fraction", optarg, &opt->fail_fraction))
+                    return -1;
+                break;
+            case O_HANG_FRACTION:
+                if (s_parse_fraction ("--hang-fraction", optarg, &opt->hang_fraction))
+                    return -1;
+                break;
+            case O_DISCONNECT_FRACTION:
+                if (s_parse_fraction ("--disconnect-fraction", optarg, &opt->disconnect_fraction))
+                    return -1;
+                break;
             case O_VERSION: printf ("viworks-agent %s\n", VW_VERSION); return 1;
             case 'h': s_usage (stdout); return 1;
             case ':':
@@ -1319,6 +1984,53 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
         fprintf (stderr, "viworks-agent: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    return 0;
+}
+
+//  Returns 0 to run, 1 when --help or --version answered, -1 on a bad option.
+static int
+s_options_parse (s_options_t *opt, int argc, char **argv)
+{
+    opt->url = "ws://127.0.0.1:8081/ws/agent";
+    opt->token = getenv ("VIWORKS_AGENT_TOKEN");
+    opt->version = VW_VERSION;
+    opt->id_prefix = "gw-";
+    opt->ramp = 1000;
+    opt->max_reconnects = -2;  //  not given
+    opt->service_command = "/usr/bin/systemctl restart";
+    opt->max_running = 16;
+    opt->output_max = 64 * 1024;
+    opt->labels = json_object ();
+    if (!opt->labels)
+        return -1;
+    const char *level = getenv ("LOG_LEVEL");
+    if (level && *level && vw_log_level_parse (level) < 0) {
+        fprintf (stderr, "viworks-agent: invalid LOG_LEVEL '%s' ignored\n", level);
+        level = NULL;
+    }
+    vw_log_set_level (level && *level ? (vw_log_level_t) vw_log_level_parse (level) : VW_LOG_INFO);
+
+    //  --config first, wherever it is on the command line.
+    const char *config = NULL;
+    for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++) {
+        if (strcmp (argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[i + 1];
+        else if (strncmp (argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+    }
+    if (config) {
+        if (s_config_read (opt, config))
+            return -1;
+        int rc = s_options_apply (opt, s_config_argc (opt), opt->config_args);
+        if (rc) {
+            if (rc < 0)
+                fprintf (stderr, "viworks-agent: (in --config %s)\n", config);
+            return rc;
+        }
+    }
+    int rc = s_options_apply (opt, argc, argv);
+    if (rc)
+        return rc;
     if (opt->max_reconnects == -2)
         opt->max_reconnects = opt->once ? 0 : -1;
     if (opt->raw && opt->format == VW_WIRE_MSGPACK) {
@@ -1342,11 +2054,23 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
         return s_bad_value ("--id-prefix", opt->id_prefix, "0..121 characters of [A-Za-z0-9_.:-]");
     if (opt->token && !*opt->token)
         opt->token = NULL;
+    if (opt->fail_fraction + opt->hang_fraction + opt->disconnect_fraction > 1) {
+        fprintf (stderr, "viworks-agent: --fail-fraction, --hang-fraction and "
+                         "--disconnect-fraction add up to more than 1\n");
+        return -1;
+    }
     if (!opt->capabilities) {
-        //  By default we claim what we execute.
+        //  By default we claim what we are set up to execute.
+        const bool set_up[] = {true,
+                               opt->allow_exec != NULL,
+                               opt->allow_service != NULL,
+                               opt->config_target != NULL,
+                               true,
+                               opt->upgrade_command != NULL};
+        _Static_assert(sizeof set_up / sizeof set_up[0] == S_COMMAND_COUNT, "one per type");
         opt->capabilities = json_array ();
         for (size_t i = 0; i < S_COMMAND_COUNT && opt->capabilities; i++)
-            if (s_commands[i].run)
+            if (set_up[i])
                 json_array_append_new (opt->capabilities, json_string (s_commands[i].type));
         if (!opt->capabilities)
             return -1;
@@ -1473,6 +2197,22 @@ s_app_setup (s_app_t *app)
     app->agents = calloc (app->count, sizeof (s_agent_t));
     if (!app->agents)
         return -1;
+    //  What commands need: the program runner, the running table, the
+    //  service command as arguments.
+    app->runner = vw_runner_new ((size_t) app->opt.output_max, S_KILL_GRACE, s_runner_wake, NULL);
+    app->runs = (s_cmd_t **) calloc ((size_t) app->opt.max_running, sizeof (s_cmd_t *));
+    app->service_argv = (char **) calloc (S_ARGS_MAX + 1, sizeof (char *));
+    if (!app->runner || !app->runs || !app->service_argv)
+        return -1;
+    char *copy = strdup (app->opt.service_command), *save = NULL;
+    size_t argc = 0;
+    for (char *word = copy ? strtok_r (copy, " \t", &save) : NULL; word && argc < S_ARGS_MAX - 1;
+         word = strtok_r (NULL, " \t", &save))
+        if (!(app->service_argv[argc++] = strdup (word)))
+            break;
+    free (copy);
+    if (!argc)
+        return -1;
     app->states[S_IDLE] = app->count;
     for (uint32_t i = 0; i < app->count; i++) {
         s_agent_t *agent = &app->agents[i];
@@ -1555,9 +2295,16 @@ s_app_raise_fd_limit (s_app_t *app)
 static void
 s_app_destroy (s_app_t *app)
 {
+    //  Stops the programs still running first (their commands go below).
+    vw_runner_destroy (&app->runner);
     if (app->agents) {
         for (uint32_t i = 0; i < app->count; i++) {
             s_agent_t *agent = &app->agents[i];
+            while (agent->cmds) {
+                s_cmd_t *next = agent->cmds->next;
+                s_cmd_destroy (&agent->cmds);
+                agent->cmds = next;
+            }
             s_agent_reset_io (agent);
             if (agent->token_owned)
                 free ((char *) agent->token);
@@ -1567,6 +2314,17 @@ s_app_destroy (s_app_t *app)
     }
     json_decref (app->opt.labels);
     json_decref (app->opt.capabilities);
+    json_decref (app->opt.allow_exec);
+    json_decref (app->opt.allow_service);
+    for (char **arg = app->opt.config_args; arg && *arg; arg++)
+        free (*arg);
+    free (app->opt.config_args);
+    for (char **arg = app->service_argv; arg && *arg; arg++)
+        free (*arg);
+    free (app->service_argv);
+    free (app->runs);
+    vw_logring_destroy (&app->logs);
+    vw_log_set_tee (NULL, NULL);
     free (app->url_copy);
 }
 
@@ -1580,6 +2338,10 @@ main (int argc, char **argv)
         s_app_destroy (&app);
         return rc > 0 ? S_EXIT_OK : S_EXIT_USAGE;
     }
+    //  collect_logs answers from the lines logged since the start.
+    app.logs = vw_logring_new (S_LOG_LINES, 1024);
+    if (app.logs)
+        vw_log_set_tee (s_log_tee, app.logs);
     if (s_app_setup (&app)) {
         s_app_destroy (&app);
         return S_EXIT_USAGE;

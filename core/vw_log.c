@@ -10,6 +10,8 @@
 
 static _Atomic int s_level = VW_LOG_INFO;
 static _Atomic int s_format = VW_LOG_JSON;
+static vw_log_tee_fn *s_tee;
+static void *s_tee_arg;
 
 static const char *s_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 
@@ -96,6 +98,13 @@ s_append (char *buf, size_t cap, size_t *pos, const char *src)
 }
 
 void
+vw_log_set_tee (vw_log_tee_fn *tee, void *arg)
+{
+    s_tee = tee;
+    s_tee_arg = arg;
+}
+
+void
 vw_logv (vw_log_level_t level, const char *component, const char *fmt, va_list args)
 {
     if (!vw_log_enabled (level))
@@ -131,6 +140,8 @@ vw_logv (vw_log_level_t level, const char *component, const char *fmt, va_list a
         s_append_escaped (line, sizeof line - 8, &pos, msg);
         s_append (line, sizeof line - 1, &pos, "\"}");
     }
+    if (s_tee)
+        s_tee (s_tee_arg, (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, line, pos);
     line[pos++] = '\n';
     //  One write per line so lines from different threads never interleave.
     ssize_t rc = write (STDERR_FILENO, line, pos);

@@ -10,6 +10,8 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     VW_LOG_TRACE = 0,
@@ -30,6 +32,13 @@ void vw_log_set_level (vw_log_level_t level);
 vw_log_level_t vw_log_get_level (void);
 void vw_log_set_format (vw_log_format_t format);
 bool vw_log_enabled (vw_log_level_t level);
+
+//  A copy of every line written (without its newline), e.g. for an
+//  in-memory ring of recent lines. Called on the logging thread with
+//  the wall-clock time of the line. Set once at start, before threads.
+typedef void (vw_log_tee_fn) (void *arg, int64_t wall_ms, vw_log_level_t level, const char *line,
+                              size_t size);
+void vw_log_set_tee (vw_log_tee_fn *tee, void *arg);
 
 //  Log one event from `component` (an actor or module name).
 void vw_log (vw_log_level_t level, const char *component, const char *fmt, ...)

@@ -45,3 +45,18 @@ vw_text_sanitize (char *text)
         s += n;
     }
 }
+
+void
+vw_text_sanitize_output (char *text, size_t size)
+{
+    unsigned char *s = (unsigned char *) text;
+    unsigned char *end = s + size;
+    while (s < end) {
+        size_t n = *s ? s_utf8_len (s) : 0;
+        if (n == 0 || (size_t) (end - s) < n) {
+            *s++ = '?';
+            continue;
+        }
+        s += n;
+    }
+}

@@ -8,6 +8,13 @@
 #ifndef VW_TEXT_H
 #define VW_TEXT_H
 
+#include <stddef.h>
+
 void vw_text_sanitize (char *text);
+
+//  The same for program output of `size` bytes (text[size] must be 0):
+//  keeps control characters (newlines, tabs), replaces NULs and bytes
+//  that are not valid UTF-8 with '?'.
+void vw_text_sanitize_output (char *text, size_t size);
 
 #endif

@@ -52,12 +52,36 @@ test_random_bytes_become_valid_json (void **state)
     }
 }
 
+//  Program output keeps its lines and tabs; NULs and broken UTF-8 go.
+static void
+test_output (void **state)
+{
+    char buf[] = "line 1\n\tcaf\xc3\xa9\x00\xff end \xe2\x82";
+    size_t size = sizeof buf - 1;
+    vw_text_sanitize_output (buf, size);
+    assert_memory_equal (buf, "line 1\n\tcaf\xc3\xa9?? end ??", size);
+    srand (11);
+    for (int round = 0; round < 20000; round++) {
+        char bytes[48];
+        size_t len = (size_t) (rand () % 47);
+        for (size_t i = 0; i < len; i++)
+            bytes[i] = (char) (rand () % 256);
+        bytes[len] = 0;
+        vw_text_sanitize_output (bytes, len);
+        json_t *s = json_stringn (bytes, len);
+        assert_non_null (s);
+        assert_int_equal (strlen (bytes), len);
+        json_decref (s);
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_cases),
         cmocka_unit_test (test_random_bytes_become_valid_json),
+        cmocka_unit_test (test_output),
     };
     return cmocka_run_group_tests_name ("vw_text", tests, NULL, NULL);
 }

@@ -46,8 +46,10 @@ export function runBackend(args, { env = {}, cwd, timeoutMs = 20000 } = {}) {
 
 // Starts a backend. `ports` may be overridden; otherwise fresh free ports are
 // used and passed as flags (unless flags: false, for env/config-file tests).
-export async function startBackend({ args = [], env = {}, cwd, flags = true, readyTimeoutMs = 15000 } = {}) {
-  const [http, ws, admin, events] = await freePorts(4);
+// `ports` ({http, ws, admin, events}, e.g. an earlier backend's) restarts on
+// the same ports, so that agents reconnect.
+export async function startBackend({ args = [], env = {}, cwd, flags = true, readyTimeoutMs = 15000, ports } = {}) {
+  const [http, ws, admin, events] = ports ? [ports.http, ports.ws, ports.admin, ports.events] : await freePorts(4);
   const dir = cwd ?? tempDir();
   const portArgs = flags
     ? ['--http-addr', '127.0.0.1', '--http-port', String(http), '--ws-addr', '127.0.0.1',
