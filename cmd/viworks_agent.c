@@ -536,11 +536,12 @@ s_agent_send_result (s_agent_t *agent, const char *command_id, json_t *result, c
 //  update_config apply step, upgrade) run on vw_runner's threads, which ring
 //  the lws loop when they finish; everything else completes at once.
 
-#define S_DONE_KEEP   32    //  completed commands remembered per agent
-#define S_LOG_LINES   1000  //  collect_logs: lines kept in memory
-#define S_LOG_DEFAULT 100   //  collect_logs: lines returned without `lines`
-#define S_ARGS_MAX    256   //  exec: arguments
-#define S_KILL_GRACE  2000  //  SIGTERM to SIGKILL, ms
+#define S_DONE_KEEP       32    //  completed commands remembered per agent
+#define S_LOG_LINES       1000  //  collect_logs: lines kept in memory
+#define S_LOG_DEFAULT     100   //  collect_logs: lines returned without `lines`
+#define S_ARGS_MAX        256   //  exec: arguments
+#define S_KILL_GRACE      2000  //  SIGTERM to SIGKILL, ms
+#define S_DEADLINE_MARGIN 1000  //  a program's deadline: the command's timeout + this
 
 typedef enum { S_CMD_RUNNING, S_CMD_HUNG, S_CMD_DONE } s_cmd_state_t;
 
@@ -652,8 +653,12 @@ s_cmd_spawn (s_cmd_t *cmd, const char *const argv[], int64_t timeout_ms, json_t 
         snprintf (error, errlen, "busy: %zu programs running (--max-running)", app->running);
         return -1;
     }
+    //  The backend's timeout (counted from the send) comes first and its
+    //  cancel stops the program; our own deadline, a little later, covers a
+    //  cancel that never arrives without racing it.
     uint64_t run = ++app->run_seq;
-    if (vw_runner_start (app->runner, run, argv, timeout_ms > 0 ? timeout_ms : 30000)) {
+    int64_t deadline = (timeout_ms > 0 ? timeout_ms : 30000) + S_DEADLINE_MARGIN;
+    if (vw_runner_start (app->runner, run, argv, deadline)) {
         json_decref (extra);
         snprintf (error, errlen, "cannot start %s (out of resources)", argv[0]);
         return -1;
