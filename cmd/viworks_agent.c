@@ -131,6 +131,7 @@ typedef struct {
     uint16_t our_close;   //  code we close with from WRITEABLE, 0 if none
     uint8_t state;
     uint8_t stop_code;  //  exit code this agent stopped with
+    uint8_t give_up;    //  non-zero: stop with this exit code once closed
     bool heartbeat_queued;
     bool token_owned;
 } s_agent_t;
@@ -166,7 +167,9 @@ typedef struct {
     double fail_fraction;         //  fault injection (tests, benchmarks)
     double hang_fraction;
     double disconnect_fraction;
-    char **config_args;  //  --config FILE as arguments (owned; options point into it)
+    char **config_args;    //  --config FILE as arguments (owned; options point into it)
+    const char *key_file;  //  Ed25519 seed for the challenge (SPEC §3)
+    const char *gen_key;   //  write a new key here, print its public half, exit
 } s_options_t;
 
 struct s_app_t {
@@ -195,6 +198,8 @@ struct s_app_t {
     size_t running;
     uint64_t run_seq;
     char **service_argv;  //  --service-command split on blanks (owned)
+    unsigned char sign_key[crypto_sign_SECRETKEYBYTES];  //  --key-file
+    bool has_key;
     uint32_t states[S_STATE_COUNT];
     uint64_t sent, received, connects, disconnects;
     uint64_t last_sent, last_received;
@@ -212,6 +217,7 @@ static char s_source_addresses[S_SPREAD_ADDRESSES][16];
 static void s_agent_connect (s_agent_t *agent);
 static void s_agent_on_timer (lws_sorted_usec_list_t *sul);
 static void s_agent_heartbeat (s_agent_t *agent);
+static int s_app_load_key (s_app_t *app);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -1121,6 +1127,46 @@ s_agent_on_welcome (s_agent_t *agent, const vw_wire_msg_t *msg)
     s_agent_go_online (agent, interval);
 }
 
+//  SPEC §3: sign nonce || agent_id with the --key-file key.
+static void
+s_agent_on_challenge (s_agent_t *agent, const vw_wire_msg_t *msg)
+{
+    s_app_t *app = agent->app;
+    if (agent->state != S_HANDSHAKE) {
+        vw_warn ("agent", "%s: unexpected challenge ignored", agent->id);
+        return;
+    }
+    if (!app->has_key) {
+        vw_error ("agent",
+                  "%s: the server asks for an Ed25519 signature (the agent was registered with "
+                  "a public key); start it with --key-file",
+                  agent->id);
+        agent->give_up = S_EXIT_REFUSED;  //  reconnecting cannot help
+        s_agent_close (agent, LWS_CLOSE_STATUS_NORMAL, "no key");
+        return;
+    }
+    size_t idlen = strlen (agent->id);
+    unsigned char nonce[256];
+    size_t nonce_len = 0;
+    unsigned char *signed_msg = NULL;
+    if (sodium_base642bin (nonce, sizeof nonce, msg->nonce, strlen (msg->nonce), NULL, &nonce_len,
+                           NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        !(signed_msg = malloc (nonce_len + idlen))) {
+        vw_warn ("agent", "%s: challenge with a bad nonce ignored", agent->id);
+        return;
+    }
+    memcpy (signed_msg, nonce, nonce_len);
+    memcpy (signed_msg + nonce_len, agent->id, idlen);
+    unsigned char signature[crypto_sign_BYTES];
+    crypto_sign_detached (signature, NULL, signed_msg, nonce_len + idlen, app->sign_key);
+    free (signed_msg);
+    char text[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64 (text, sizeof text, signature, sizeof signature,
+                       sodium_base64_VARIANT_ORIGINAL);
+    s_note (app, "%s: answering the server's challenge", agent->id);
+    s_agent_send (agent, json_pack ("{s:s, s:s}", "type", "auth", "signature", text), false);
+}
+
 static void
 s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
 {
@@ -1149,12 +1195,7 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
         case VW_WIRE_TELEMETRY_ACK:
             vw_debug ("agent", "%s: telemetry_ack %lld", agent->id, (long long) msg.seq);
             break;
-        case VW_WIRE_CHALLENGE:
-            vw_warn ("agent",
-                     "%s: the server asks for an Ed25519 signature; this agent has no "
-                     "key support yet",
-                     agent->id);
-            break;
+        case VW_WIRE_CHALLENGE: s_agent_on_challenge (agent, &msg); break;
         default:
             vw_warn ("agent", "%s: unexpected '%s' from the server ignored", agent->id,
                      vw_wire_type_name (msg.type));
@@ -1264,6 +1305,11 @@ s_agent_lost (s_agent_t *agent, struct lws *wsi, const char *error)
     if (app->stopping) {
         s_note (app, "%s: %s", agent->id, what);
         s_agent_stop (agent, S_EXIT_OK);
+        return;
+    }
+    if (agent->give_up) {
+        vw_warn ("agent", "%s: %s; not reconnecting", agent->id, what);
+        s_agent_stop (agent, agent->give_up);
         return;
     }
     if (code == 4401 || code == 4400 || code == 4409) {
@@ -1611,6 +1657,9 @@ s_usage (FILE *out)
         "  --hang-fraction F     tests: never answer this fraction (until cancelled)\n"
         "  --disconnect-fraction F  tests: drop the connection on this fraction\n"
         "  --config FILE         options from FILE, one per line: `name value` (read first)\n"
+        "  --key-file FILE       Ed25519 key (base64 seed) for agents registered with a\n"
+        "                        public_key: answers the server's challenge\n"
+        "  --gen-key FILE        write a new key to FILE, print its public key, exit\n"
         "\n"
         "  --log-level L         trace|debug|info|warn|error (default: $LOG_LEVEL or info)\n"
         "  --log-format F        json (default) or text\n"
@@ -1679,6 +1728,8 @@ enum {
     O_FAIL_FRACTION,
     O_HANG_FRACTION,
     O_DISCONNECT_FRACTION,
+    O_KEY_FILE,
+    O_GEN_KEY,
     O_VERSION,
 };
 
@@ -1716,6 +1767,8 @@ static const struct option s_longopts[] = {
     {"fail-fraction", required_argument, NULL, O_FAIL_FRACTION},
     {"hang-fraction", required_argument, NULL, O_HANG_FRACTION},
     {"disconnect-fraction", required_argument, NULL, O_DISCONNECT_FRACTION},
+    {"key-file", required_argument, NULL, O_KEY_FILE},
+    {"gen-key", required_argument, NULL, O_GEN_KEY},
     {"version", no_argument, NULL, O_VERSION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
@@ -1972,6 +2025,8 @@ s_options_apply (s_options_t *opt, int argc, char **argv)
                 if (s_parse_fraction ("--disconnect-fraction", optarg, &opt->disconnect_fraction))
                     return -1;
                 break;
+            case O_KEY_FILE: opt->key_file = optarg; break;
+            case O_GEN_KEY: opt->gen_key = optarg; break;
             case O_VERSION: printf ("viworks-agent %s\n", VW_VERSION); return 1;
             case 'h': s_usage (stdout); return 1;
             case ':':
@@ -2235,6 +2290,8 @@ s_app_setup (s_app_t *app)
     }
     if (app->opt.token_file && s_app_load_tokens (app))
         return -1;
+    if (app->opt.key_file && s_app_load_key (app))
+        return -1;
     if (app->opt.raw)
         return 0;  //  no hello: no token needed
     uint32_t missing = 0;
@@ -2276,6 +2333,83 @@ s_app_setup (s_app_t *app)
         }
     }
     return 0;
+}
+
+//  --key-file: the base64 of a 32-byte Ed25519 seed (what --gen-key writes).
+static int
+s_app_load_key (s_app_t *app)
+{
+    const char *path = app->opt.key_file;
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        fprintf (stderr, "viworks-agent: cannot open --key-file '%s': %s\n", path,
+                 strerror (errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat (fileno (file), &st) == 0 && (st.st_mode & 077))
+        vw_warn ("agent", "key file %s is readable by other users (mode %03o); chmod 600 it", path,
+                 (unsigned) (st.st_mode & 0777));
+    char line[256] = "";
+    unsigned char seed[crypto_sign_SEEDBYTES];
+    size_t len = 0;
+    bool ok = fgets (line, sizeof line, file) != NULL;
+    fclose (file);
+    line[strcspn (line, " \t\r\n")] = 0;
+    ok = ok &&
+         sodium_base642bin (seed, sizeof seed, line, strlen (line), NULL, &len, NULL,
+                            sodium_base64_VARIANT_ORIGINAL) == 0 &&
+         len == sizeof seed;
+    sodium_memzero (line, sizeof line);
+    if (!ok) {
+        fprintf (stderr,
+                 "viworks-agent: --key-file '%s' must hold the base64 of a 32-byte Ed25519 seed "
+                 "(see --gen-key)\n",
+                 path);
+        return -1;
+    }
+    unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
+    crypto_sign_seed_keypair (public_key, app->sign_key, seed);
+    sodium_memzero (seed, sizeof seed);
+    app->has_key = true;
+    return 0;
+}
+
+//  --gen-key FILE: a new seed into FILE (created 0600, never overwritten);
+//  the public key (base64) on stdout, for POST /agents' public_key.
+static int
+s_gen_key (const char *path)
+{
+    unsigned char seed[crypto_sign_SEEDBYTES], public_key[crypto_sign_PUBLICKEYBYTES],
+        secret[crypto_sign_SECRETKEYBYTES];
+    char seed_text[sodium_base64_ENCODED_LEN (crypto_sign_SEEDBYTES,
+                                              sodium_base64_VARIANT_ORIGINAL)];
+    char public_text[sodium_base64_ENCODED_LEN (crypto_sign_PUBLICKEYBYTES,
+                                                sodium_base64_VARIANT_ORIGINAL)];
+    if (sodium_init () < 0)
+        return S_EXIT_FAILURE;
+    randombytes_buf (seed, sizeof seed);
+    crypto_sign_seed_keypair (public_key, secret, seed);
+    sodium_bin2base64 (seed_text, sizeof seed_text, seed, sizeof seed,
+                       sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64 (public_text, sizeof public_text, public_key, sizeof public_key,
+                       sodium_base64_VARIANT_ORIGINAL);
+    sodium_memzero (seed, sizeof seed);
+    sodium_memzero (secret, sizeof secret);
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t size = strlen (seed_text);
+    seed_text[size++] = '\n';
+    bool ok = fd >= 0 && write (fd, seed_text, size) == (ssize_t) size && fsync (fd) == 0;
+    if (fd >= 0 && close (fd) != 0)
+        ok = false;
+    sodium_memzero (seed_text, sizeof seed_text);
+    if (!ok) {
+        fprintf (stderr, "viworks-agent: cannot write --gen-key '%s': %s\n", path,
+                 strerror (errno));
+        return S_EXIT_FAILURE;
+    }
+    printf ("%s\n", public_text);
+    return S_EXIT_OK;
 }
 
 //  Each simulated agent needs a descriptor: raise the soft limit (and the
@@ -2328,8 +2462,9 @@ s_app_destroy (s_app_t *app)
         free (*arg);
     free (app->service_argv);
     free (app->runs);
-    vw_logring_destroy (&app->logs);
     vw_log_set_tee (NULL, NULL);
+    vw_logring_destroy (&app->logs);
+    sodium_memzero (app->sign_key, sizeof app->sign_key);
     free (app->url_copy);
 }
 
@@ -2338,7 +2473,15 @@ main (int argc, char **argv)
 {
     s_app_t app;
     memset (&app, 0, sizeof app);
+    //  --gen-key stands alone: no agent to run.
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp (argv[i], "--gen-key") == 0 && argc == 3)
+            return s_gen_key (argv[i + 1]);
     int rc = s_options_parse (&app.opt, argc, argv);
+    if (rc == 0 && app.opt.gen_key) {
+        fprintf (stderr, "viworks-agent: --gen-key FILE takes no other option\n");
+        rc = -1;
+    }
     if (rc != 0) {
         s_app_destroy (&app);
         return rc > 0 ? S_EXIT_OK : S_EXIT_USAGE;
@@ -2347,6 +2490,11 @@ main (int argc, char **argv)
     app.logs = vw_logring_new (S_LOG_LINES, 1024);
     if (app.logs)
         vw_log_set_tee (s_log_tee, app.logs);
+    if (sodium_init () < 0) {
+        vw_error ("agent", "cannot initialise libsodium");
+        s_app_destroy (&app);
+        return S_EXIT_FAILURE;
+    }
     if (s_app_setup (&app)) {
         s_app_destroy (&app);
         return S_EXIT_USAGE;

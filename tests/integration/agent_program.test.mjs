@@ -3,9 +3,10 @@
 // agent with its token, watch its status through GET /agents, stop it, revoke it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { startBackend } from './lib/backend.mjs';
+import { startBackend, tempDir } from './lib/backend.mjs';
 import { ADMIN_PASSWORD, JWT_SECRET, client, eventually } from './lib/api.mjs';
 
 const AGENT = process.env.VW_AGENT ?? path.resolve(import.meta.dirname, '../../../build-asan/viworks-agent');
@@ -79,5 +80,35 @@ describe('viworks-agent against the backend', () => {
     assert.equal((await first.exited).code, 4);
     second.proc.kill('SIGTERM');
     assert.equal((await second.exited).code, 0);
+  });
+
+  it('answers the Ed25519 challenge with a key from --gen-key; without one it stops (exit 3)', async () => {
+    const keyFile = path.join(tempDir('vw-key-'), 'agent.key');
+    const gen = spawnSync(AGENT, ['--gen-key', keyFile], { encoding: 'utf8' });
+    assert.equal(gen.status, 0, gen.stderr);
+    const publicKey = gen.stdout.trim();
+    assert.equal(Buffer.from(publicKey, 'base64').length, 32);
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    // Never overwrites a key.
+    assert.notEqual(spawnSync(AGENT, ['--gen-key', keyFile]).status, 0);
+    assert.ok(existsSync(keyFile));
+
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-prog-ed', public_key: publicKey } });
+    assert.equal(r.status, 201);
+    const keyless = runAgent(b, 'gw-prog-ed', r.body.token);
+    const { code, log } = await keyless.exited;
+    assert.equal(code, 3, log);
+    assert.match(log, /start it with --key-file/);
+
+    // Another agent's key does not pass either.
+    const otherKey = path.join(tempDir('vw-key-'), 'other.key');
+    assert.equal(spawnSync(AGENT, ['--gen-key', otherKey]).status, 0);
+    const wrong = runAgent(b, 'gw-prog-ed', r.body.token, ['--key-file', otherKey]);
+    assert.equal((await wrong.exited).code, 3);
+
+    const agent = runAgent(b, 'gw-prog-ed', r.body.token, ['--key-file', keyFile, '--format', 'msgpack']);
+    await eventually(async () => (await status('gw-prog-ed')).status === 'online');
+    agent.proc.kill('SIGTERM');
+    assert.equal((await agent.exited).code, 0);
   });
 });
