@@ -15,10 +15,13 @@
     Timing is by timers only: one expiry timer per unfinished command and a
     retry timer while it waits out a backoff. On start the queue is rebuilt
     from the database (pending and executing rows; executing ones are sent
-    again with the same command_id: at-least-once).
+    again with the same command_id: at-least-once), page by page in the
+    packed form of vw_cmdpage; the next page is asked for before the current
+    one is queued, so the store reads while the scheduler builds.
 */
 #include "vw_actors.h"
 #include "vw_clock.h"
+#include "vw_cmdpage.h"
 #include "vw_cmdqueue.h"
 #include "vw_command_rows.h"
 #include "vw_keys.h"
@@ -31,15 +34,17 @@
 
 #define S_STORE_TIMEOUT_MS 10000
 #define S_LOAD_PAGE        5000
+#define S_LOAD_RETRY_MS    1000   //  after a failed page
 #define S_RING             65536  //  finished commands kept for /statistics
 
 typedef struct self_t self_t;
 
 typedef enum { S_QUEUED, S_EXECUTING, S_WAITING } s_where_t;
 
+//  One allocation per command: the record and its (immutable) strings.
 typedef struct {
     self_t *owner;
-    char *command_id, *agent_id, *type, *payload;
+    const char *command_id, *agent_id, *type, *payload;  //  in text[]
     int priority;
     int64_t seq, timeout_ms, max_retries, expires_at;
     int64_t created_mono;  //  when submitted (or recovered), monotonic, for latency
@@ -48,6 +53,7 @@ typedef struct {
     s_where_t where;
     uint64_t expiry_timer;
     uint64_t retry_timer;
+    char text[];
 } s_cmd_t;
 
 struct self_t {
@@ -55,9 +61,17 @@ struct self_t {
     vw_actor_t *actor;
     vw_pending_t *pending;
     vw_cmdqueue_t *queue;
-    zhashx_t *cmds;   //  command_id -> s_cmd_t (owned): every unfinished command
+    zhashx_t *cmds;   //  command_id (the record's own) -> s_cmd_t (owned): all unfinished
     zhashx_t *conns;  //  agent_id -> int64_t * (edge connection of its session)
     bool loaded;
+    bool stopping;          //  destroying: requests that end now are not sent again
+    int64_t load_started;   //  monotonic, for the "recovered" line
+    int64_t load_after;     //  the page to ask for again after a failure
+    size_t load_executing;  //  rows that were in flight when the last run ended
+    //  The first seq submitted in this run: rows from there on are known
+    //  already, and a page read before one of them finished must not bring
+    //  it back.
+    int64_t live_seq;
     uint64_t completed, failed, retried, expired, cancelled;
     //  The last S_RING finished commands: when, submit -> finish latency, ok.
     struct {
@@ -77,10 +91,6 @@ s_cmd_free (void **item)
             vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->expiry_timer);
         if (cmd->retry_timer)
             vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->retry_timer);
-        free (cmd->command_id);
-        free (cmd->agent_id);
-        free (cmd->type);
-        free (cmd->payload);
         free (cmd);
     }
     *item = NULL;
@@ -116,6 +126,7 @@ s_update (self_t *self, const s_cmd_t *cmd, const char *event, void (*fill) (vw_
     vw_msg_set_str (&msg->command_update.command_id, cmd->command_id);
     vw_msg_set_str (&msg->command_update.event, event);
     msg->command_update.ts = vw_clock_wall_ms ();
+    msg->command_update.failures = cmd->failures;
     if (fill)
         fill (msg, arg);
     s_send (self, "store", &msg);
@@ -213,9 +224,9 @@ s_on_expiry (void *arg, uint64_t id)
 }
 
 static void
-s_arm_expiry (self_t *self, s_cmd_t *cmd)
+s_arm_expiry (self_t *self, s_cmd_t *cmd, int64_t now)
 {
-    int64_t left = cmd->expires_at - vw_clock_wall_ms ();
+    int64_t left = cmd->expires_at - now;
     cmd->expiry_timer =
         vw_timers_add (vw_actor_timers (self->actor), left > 0 ? left : 0, s_on_expiry, cmd);
 }
@@ -231,24 +242,50 @@ s_queue (self_t *self, s_cmd_t *cmd)
     }
 }
 
-static s_cmd_t *
-s_cmd_new (self_t *self, const char *id, const char *agent, const char *type, const char *payload,
-           int priority, int64_t seq, int64_t timeout_ms, int64_t max_retries, int64_t expires_at)
+static const char *
+s_copy (char **to, vw_cmdpage_str_t from)
 {
-    s_cmd_t *cmd = (s_cmd_t *) zmalloc (sizeof (s_cmd_t));
+    char *start = *to;
+    memcpy (start, from.ptr, from.len);
+    start[from.len] = 0;
+    *to += from.len + 1;
+    return start;
+}
+
+static vw_cmdpage_str_t
+s_str (const char *text)
+{
+    return (vw_cmdpage_str_t){text ? text : "", text ? strlen (text) : 0};
+}
+
+//  A new record, known by id and with its expiry timer; NULL if the id is
+//  known already (a command submitted while the queue was being rebuilt
+//  shows up again in the last page) or the row has no id or agent.
+static s_cmd_t *
+s_cmd_new (self_t *self, const vw_cmdpage_row_t *row, int64_t now)
+{
+    if (!row->command_id.len || !row->agent_id.len)
+        return NULL;
+    vw_cmdpage_str_t payload = row->payload.len ? row->payload : s_str ("{}");
+    size_t text = row->command_id.len + row->agent_id.len + row->type.len + payload.len + 4;
+    s_cmd_t *cmd = (s_cmd_t *) zmalloc (sizeof (s_cmd_t) + text);
+    char *next = cmd->text;
     cmd->owner = self;
-    cmd->command_id = strdup (id);
-    cmd->agent_id = strdup (agent);
-    cmd->type = strdup (type ? type : "");
-    cmd->payload = strdup (payload ? payload : "{}");
-    cmd->priority = priority;
-    cmd->seq = seq;
-    cmd->timeout_ms = timeout_ms;
-    cmd->max_retries = max_retries;
-    cmd->expires_at = expires_at;
+    cmd->command_id = s_copy (&next, row->command_id);
+    cmd->agent_id = s_copy (&next, row->agent_id);
+    cmd->type = s_copy (&next, row->type);
+    cmd->payload = s_copy (&next, payload);
+    cmd->priority = (int) row->priority;
+    cmd->seq = row->seq;
+    cmd->timeout_ms = row->timeout_ms;
+    cmd->max_retries = row->max_retries;
+    cmd->expires_at = row->expires_at;
     cmd->created_mono = vw_clock_mono_ms ();
-    zhashx_update (self->cmds, cmd->command_id, cmd);
-    s_arm_expiry (self, cmd);
+    if (zhashx_insert (self->cmds, cmd->command_id, cmd)) {
+        free (cmd);
+        return NULL;
+    }
+    s_arm_expiry (self, cmd, now);
     return cmd;
 }
 
@@ -288,13 +325,23 @@ s_on_inserted (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const
         json_t *rows = in->rows ? json_loads (in->rows, 0, NULL) : NULL;
         size_t i;
         json_t *row;
+        int64_t now = vw_clock_wall_ms ();
         json_array_foreach (rows, i, row)
         {
-            s_cmd_t *cmd =
-                s_cmd_new (self, json_string_value (json_array_get (row, 0)),
-                           json_string_value (json_array_get (row, 1)), s->type, s->payload,
-                           s->priority, json_integer_value (json_array_get (row, 2)), s->timeout_ms,
-                           s->max_retries, s->expires_at);
+            vw_cmdpage_row_t r = {.command_id = s_str (json_string_value (json_array_get (row, 0))),
+                                  .agent_id = s_str (json_string_value (json_array_get (row, 1))),
+                                  .type = s_str (s->type),
+                                  .payload = s_str (s->payload),
+                                  .priority = s->priority,
+                                  .seq = json_integer_value (json_array_get (row, 2)),
+                                  .timeout_ms = s->timeout_ms,
+                                  .max_retries = s->max_retries,
+                                  .expires_at = s->expires_at};
+            if (r.seq < self->live_seq)
+                self->live_seq = r.seq;
+            s_cmd_t *cmd = s_cmd_new (self, &r, now);
+            if (!cmd)
+                continue;
             s_queue (self, cmd);
             s_publish_state (self, cmd, "pending", NULL);
         }
@@ -521,53 +568,81 @@ s_on_presence (self_t *self, vw_msg_t *msg)
 static void s_load (self_t *self, int64_t after);
 
 static void
+s_on_load_retry (void *arg, uint64_t id)
+{
+    self_t *self = (self_t *) arg;
+    s_load (self, self->load_after);
+}
+
+static void
+s_load_later (self_t *self, int64_t after, const char *why)
+{
+    vw_error ("scheduler", "cannot load unfinished commands after seq %lld (%s); trying again",
+              (long long) after, why);
+    self->load_after = after;
+    vw_timers_add (vw_actor_timers (self->actor), S_LOAD_RETRY_MS, s_on_load_retry, self);
+}
+
+//  One row of a page: queued, or waiting out its backoff.
+static void
+s_recover (self_t *self, const vw_cmdpage_row_t *row, int64_t now)
+{
+    if (row->seq >= self->live_seq)
+        return;
+    s_cmd_t *cmd = s_cmd_new (self, row, now);
+    if (!cmd)
+        return;
+    cmd->attempts = row->attempts;
+    cmd->failures = row->failures;
+    self->load_executing += row->executing;
+    if (row->next_attempt_at > now) {
+        cmd->where = S_WAITING;
+        cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), row->next_attempt_at - now,
+                                          s_on_retry_due, cmd);
+    }
+    else
+        s_queue (self, cmd);
+}
+
+static void
 s_on_page (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
+    int64_t after = (int64_t) (intptr_t) ctx;
     if (!reply || reply->id != VW_MSG_ID_commands_page) {
-        vw_error ("scheduler", "cannot load unfinished commands (%s); retrying", why);
-        s_load (self, (int64_t) (intptr_t) ctx);
+        //  While destroying, every request still pending ends here: asking
+        //  again would never end.
+        if (!self->stopping)
+            s_load_later (self, after, why ? why : "unexpected answer");
         return;
     }
-    json_t *rows =
-        reply->commands_page.rows ? json_loads (reply->commands_page.rows, 0, NULL) : NULL;
+    const vw_commands_page_msg_t *page = &reply->commands_page;
+    bool more = page->count == S_LOAD_PAGE;
+    //  The store reads the next page while this one is queued.
+    if (more)
+        s_load (self, page->last);
     int64_t now = vw_clock_wall_ms ();
-    size_t i;
-    json_t *row;
-    json_array_foreach (rows, i, row)
-    {
-        const char *id = json_string_value (json_object_get (row, "id"));
-        if (!id || zhashx_lookup (self->cmds, id))
-            continue;
-        char *payload = json_dumps (json_object_get (row, "payload"), JSON_COMPACT);
-        s_cmd_t *cmd = s_cmd_new (self, id, json_string_value (json_object_get (row, "agent")),
-                                  json_string_value (json_object_get (row, "type")), payload,
-                                  (int) json_integer_value (json_object_get (row, "priority")),
-                                  json_integer_value (json_object_get (row, "seq")),
-                                  json_integer_value (json_object_get (row, "timeout_ms")),
-                                  json_integer_value (json_object_get (row, "max_retries")),
-                                  json_integer_value (json_object_get (row, "expires_at")));
-        free (payload);
-        cmd->attempts = json_integer_value (json_object_get (row, "attempts"));
-        //  Failed attempts are not counted in the row; each earlier attempt
-        //  but the current one was one, as far as we can tell.
-        cmd->failures = cmd->attempts > 0 ? cmd->attempts - 1 : 0;
-        int64_t next = json_integer_value (json_object_get (row, "next_attempt_at"));
-        if (next > now) {
-            cmd->where = S_WAITING;
-            cmd->retry_timer =
-                vw_timers_add (vw_actor_timers (self->actor), next - now, s_on_retry_due, cmd);
-        }
-        else
-            s_queue (self, cmd);
+    vw_cmdpage_reader_t reader;
+    vw_cmdpage_reader_init (&reader, page->rows.data, page->rows.size);
+    vw_cmdpage_row_t row;
+    int64_t rows = 0;
+    int rc;
+    while ((rc = vw_cmdpage_next (&reader, &row)) == 1) {
+        s_recover (self, &row, now);
+        rows++;
     }
-    json_decref (rows);
-    if (reply->commands_page.count == S_LOAD_PAGE)
-        s_load (self, reply->commands_page.last);
-    else {
+    if (rc < 0 || rows != page->count)
+        vw_error ("scheduler",
+                  "page of unfinished commands after seq %lld is malformed: %lld of %lld "
+                  "row(s) read",
+                  (long long) after, (long long) rows, (long long) page->count);
+    if (!more) {
         self->loaded = true;
-        vw_info ("scheduler", "%zu unfinished command(s) recovered from the database",
-                 zhashx_size (self->cmds));
+        vw_info ("scheduler",
+                 "%zu unfinished command(s) recovered from the database in %lld ms (%zu in "
+                 "flight at the last stop: sent again)",
+                 zhashx_size (self->cmds), (long long) (vw_clock_mono_ms () - self->load_started),
+                 self->load_executing);
     }
     s_pump (self);
 }
@@ -579,8 +654,10 @@ s_load (self_t *self, int64_t after)
     load->commands_load.after = after;
     load->commands_load.limit = S_LOAD_PAGE;
     if (vw_pending_request (self->pending, "store", &load, S_STORE_TIMEOUT_MS, s_on_page,
-                            (void *) (intptr_t) after))
+                            (void *) (intptr_t) after)) {
         vw_msg_destroy (&load);
+        s_load_later (self, after, "store unreachable");
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -657,6 +734,9 @@ s_create (vw_actor_t *actor, void *args)
     self->queue =
         vw_cmdqueue_new (self->config->commands_max_inflight, self->config->commands_max_per_agent);
     self->cmds = zhashx_new ();
+    //  Keys are the records' own ids: nothing copied, nothing to free.
+    zhashx_set_key_duplicator (self->cmds, NULL);
+    zhashx_set_key_destructor (self->cmds, NULL);
     zhashx_set_destructor (self->cmds, s_cmd_free);
     self->conns = zhashx_new ();
     zhashx_set_destructor (self->conns, s_free);
@@ -668,6 +748,8 @@ s_create (vw_actor_t *actor, void *args)
         free (self);
         return NULL;
     }
+    self->load_started = vw_clock_mono_ms ();
+    self->live_seq = INT64_MAX;
     s_load (self, 0);
     return self;
 }
@@ -677,6 +759,7 @@ s_destroy (void **state_p)
 {
     self_t *self = (self_t *) *state_p;
     if (self) {
+        self->stopping = true;
         vw_pending_destroy (&self->pending);
         vw_cmdqueue_destroy (&self->queue, NULL);
         zhashx_destroy (&self->cmds);

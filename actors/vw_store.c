@@ -18,6 +18,7 @@
 #include "vw_agents.h"
 #include "vw_audit.h"
 #include "vw_clock.h"
+#include "vw_cmdpage.h"
 #include "vw_command_rows.h"
 #include "vw_token.h"
 #include "vw_db.h"
@@ -168,45 +169,76 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
     else if (streq (u->event, "delivered"))
         rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
     else if (streq (u->event, "retry"))
-        rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason);
+        rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason,
+                                    u->failures);
     else if (streq (u->event, "finish"))
         rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
-                                     u->result, u->error, u->ts);
+                                     u->result, u->error, u->failures, u->ts);
     if (rc)
         vw_debug ("store", "command %s: '%s' not applied (finished already, or %s)",
                   u->command_id ? u->command_id : "?", u->event ? u->event : "?",
                   sqlite3_errmsg (vw_db_handle (self->db)));
 }
 
+//  The recovery scan: rows straight from the statement into the packed page
+//  (vw_cmdpage), no JSON on either side.
+typedef struct {
+    msgpack_sbuffer sbuf;
+    int64_t last;
+    bool failed;
+} s_page_t;
+
 static void
-s_load_row (void *arg, const vw_command_row_t *row)
+s_pack_row (void *arg, const vw_command_row_t *row)
 {
-    json_t *payload = row->payload_json ? json_loads (row->payload_json, 0, NULL) : NULL;
-    json_array_append_new (
-        (json_t *) arg,
-        json_pack (
-            "{s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "id", row->command_id,
-            "agent", row->agent_id, "type", row->type, "payload",
-            payload ? payload : json_object (), "state", row->state, "priority", row->priority,
-            "seq", (json_int_t) row->seq, "attempts", (json_int_t) row->attempts, "max_retries",
-            (json_int_t) row->max_retries, "timeout_ms", (json_int_t) row->timeout_ms, "expires_at",
-            (json_int_t) row->expires_at, "next_attempt_at", (json_int_t) row->next_attempt_at));
+    s_page_t *page = (s_page_t *) arg;
+    vw_cmdpage_row_t out = {
+        .command_id = {row->command_id, row->command_id_len},
+        .agent_id = {row->agent_id, row->agent_id_len},
+        .type = {row->type, row->type_len},
+        .payload = {row->payload_json, row->payload_len},
+        .executing = row->state && streq (row->state, "executing"),
+        .priority = row->priority,
+        .seq = row->seq,
+        .attempts = row->attempts,
+        .failures = row->failures,
+        .max_retries = row->max_retries,
+        .timeout_ms = row->timeout_ms,
+        .expires_at = row->expires_at,
+        .next_attempt_at = row->next_attempt_at,
+    };
+    if (vw_cmdpage_pack (&page->sbuf, &out))
+        page->failed = true;
+    page->last = row->seq;
 }
 
 static void
 s_on_commands_load (self_t *self, vw_msg_t *msg)
 {
-    json_t *rows = json_array ();
+    s_page_t page = {.last = msg->commands_load.after};
+    msgpack_sbuffer_init (&page.sbuf);
     int n = vw_command_rows_unfinished (self->db, msg->commands_load.after,
-                                        msg->commands_load.limit, s_load_row, rows);
-    vw_msg_t *page = vw_msg_new (VW_MSG_ID_commands_page);
-    page->commands_page.count = n;
-    json_t *last = json_object_get (json_array_get (rows, json_array_size (rows) - 1), "seq");
-    page->commands_page.last = last ? json_integer_value (last) : msg->commands_load.after;
-    page->commands_page.rows = json_dumps (rows, JSON_COMPACT);
-    json_decref (rows);
-    if (vw_actor_reply (self->actor, msg, &page))
-        vw_msg_destroy (&page);
+                                        msg->commands_load.limit, s_pack_row, &page);
+    vw_msg_t *reply;
+    if (n < 0 || page.failed) {
+        //  The scheduler tries this page again a little later.
+        vw_error ("store", "cannot read unfinished commands after seq %lld: %s",
+                  (long long) msg->commands_load.after,
+                  page.failed ? "out of memory" : sqlite3_errmsg (vw_db_handle (self->db)));
+        reply = vw_msg_new (VW_MSG_ID_error);
+        vw_msg_set_str (&reply->error.code, "database_error");
+        vw_msg_set_str (&reply->error.message, "cannot read unfinished commands");
+        msgpack_sbuffer_destroy (&page.sbuf);
+    }
+    else {
+        reply = vw_msg_new (VW_MSG_ID_commands_page);
+        reply->commands_page.count = n;
+        reply->commands_page.last = page.last;
+        reply->commands_page.rows.size = page.sbuf.size;
+        reply->commands_page.rows.data = (uint8_t *) msgpack_sbuffer_release (&page.sbuf);
+    }
+    if (vw_actor_reply (self->actor, msg, &reply))
+        vw_msg_destroy (&reply);
 }
 
 static bool

@@ -259,6 +259,7 @@
     F (command_update, STR, result, "finish: JSON value")                                          \
     F (command_update, STR, error, "finish: agent's error text")                                   \
     F (command_update, INT, next_attempt_at, "retry: ms")                                          \
+    F (command_update, INT, failures, "retry/finish: failed attempts so far")                      \
     F (command_update, INT, ts, "ms")                                                              \
     END (command_update)                                                                           \
     MSG (command_get, "edge/admin -> store: one command (answer: reply 200/404)")                  \
@@ -280,7 +281,7 @@
     F (commands_load, INT, limit, "page size")                                                     \
     END (commands_load)                                                                            \
     MSG (commands_page, "store -> scheduler: a page of unfinished commands")                       \
-    F (commands_page, STR, rows, "JSON array of row objects (see vw_scheduler.c)")                 \
+    F (commands_page, BIN, rows, "the rows, packed by vw_cmdpage (msgpack, positional)")           \
     F (commands_page, INT, count, "rows in this page")                                             \
     F (commands_page, INT, last, "seq of the last row")                                            \
     END (commands_page)                                                                            \

@@ -7,7 +7,7 @@
 #define S_COLUMNS                                                                                  \
     "command_id, agent_id, type, payload, priority, state, attempts, max_retries, timeout_ms, "    \
     "created_at, started_at, delivered_at, finished_at, expires_at, next_attempt_at, "             \
-    "failure_reason, result, error, created_by, idempotency_key, seq"
+    "failure_reason, result, error, created_by, idempotency_key, seq, failures"
 
 static const char *S_SQL_AGENT = "SELECT revoked_at IS NOT NULL FROM agents WHERE agent_id = ?1";
 static const char *S_SQL_BY_KEY = "SELECT command_id FROM commands WHERE idempotency_key = ?1";
@@ -27,15 +27,20 @@ static const char *S_SQL_EXECUTING =
 static const char *S_SQL_DELIVERED =
     "UPDATE commands SET delivered_at = ?2 WHERE command_id = ?1 AND state = 'executing'";
 static const char *S_SQL_RETRY =
-    "UPDATE commands SET state = 'pending', next_attempt_at = ?2, failure_reason = ?3 "
-    "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+    "UPDATE commands SET state = 'pending', next_attempt_at = ?2, failure_reason = ?3, "
+    "failures = ?4 WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_FINISH =
     "UPDATE commands SET state = ?2, failure_reason = ?3, result = ?4, error = ?5, "
-    "finished_at = ?6, next_attempt_at = NULL "
+    "finished_at = ?6, next_attempt_at = NULL, failures = ?7 "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+//  The partial index walks the unfinished rows in seq order from `after`.
+//  Named, because without statistics the planner prefers the (state, ...)
+//  index, which reads every unfinished row and sorts them for each page:
+//  quadratic over a recovery.
 static const char *S_SQL_UNFINISHED =
     "SELECT command_id, agent_id, type, payload, state, priority, seq, attempts, max_retries, "
-    "timeout_ms, expires_at, next_attempt_at FROM commands "
+    "timeout_ms, expires_at, next_attempt_at, failures FROM commands "
+    "INDEXED BY commands_unfinished_seq "
     "WHERE state IN ('pending', 'executing') AND seq > ?1 ORDER BY seq LIMIT ?2";
 
 static const char *S_SQL_TARGETS =
@@ -83,6 +88,7 @@ s_command_object (sqlite3_stmt *stmt)
                          json_string (vw_command_priority_name (sqlite3_column_int (stmt, 4))));
     json_object_set_new (c, "state", vw_db_json_text (stmt, 5));
     json_object_set_new (c, "attempts", json_integer (sqlite3_column_int64 (stmt, 6)));
+    json_object_set_new (c, "failures", json_integer (sqlite3_column_int64 (stmt, 21)));
     json_object_set_new (c, "max_retries", json_integer (sqlite3_column_int64 (stmt, 7)));
     json_object_set_new (c, "timeout_ms", json_integer (sqlite3_column_int64 (stmt, 8)));
     json_object_set_new (c, "created_at", vw_db_json_int (stmt, 9));
@@ -256,7 +262,7 @@ vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms)
 
 int
 vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                       const char *failure_reason)
+                       const char *failure_reason, int64_t failures)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RETRY);
     if (!stmt)
@@ -264,13 +270,14 @@ vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt
     vw_db_bind_text (stmt, 1, command_id);
     sqlite3_bind_int64 (stmt, 2, next_attempt_at);
     vw_db_bind_text (stmt, 3, failure_reason);
+    sqlite3_bind_int64 (stmt, 4, failures);
     return s_update (db, stmt);
 }
 
 int
 vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                         const char *failure_reason, const char *result_json, const char *error,
-                        int64_t now_ms)
+                        int64_t failures, int64_t now_ms)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_FINISH);
     if (!stmt)
@@ -281,7 +288,18 @@ vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
     vw_db_bind_text (stmt, 4, result_json);
     vw_db_bind_text (stmt, 5, error);
     sqlite3_bind_int64 (stmt, 6, now_ms);
+    sqlite3_bind_int64 (stmt, 7, failures);
     return s_update (db, stmt);
+}
+
+//  A text column and its length in bytes (asked in that order, as SQLite
+//  wants); "" for NULL.
+static const char *
+s_column_text (sqlite3_stmt *stmt, int col, size_t *len)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, col);
+    *len = text ? (size_t) sqlite3_column_bytes (stmt, col) : 0;
+    return text ? text : "";
 }
 
 int
@@ -296,10 +314,6 @@ vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_comman
     int n = 0, rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
         vw_command_row_t row = {
-            .command_id = (const char *) sqlite3_column_text (stmt, 0),
-            .agent_id = (const char *) sqlite3_column_text (stmt, 1),
-            .type = (const char *) sqlite3_column_text (stmt, 2),
-            .payload_json = (const char *) sqlite3_column_text (stmt, 3),
             .state = (const char *) sqlite3_column_text (stmt, 4),
             .priority = sqlite3_column_int (stmt, 5),
             .seq = sqlite3_column_int64 (stmt, 6),
@@ -309,7 +323,12 @@ vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_comman
             .expires_at = sqlite3_column_int64 (stmt, 10),
             .next_attempt_at =
                 sqlite3_column_type (stmt, 11) == SQLITE_NULL ? 0 : sqlite3_column_int64 (stmt, 11),
+            .failures = sqlite3_column_int64 (stmt, 12),
         };
+        row.command_id = s_column_text (stmt, 0, &row.command_id_len);
+        row.agent_id = s_column_text (stmt, 1, &row.agent_id_len);
+        row.type = s_column_text (stmt, 2, &row.type_len);
+        row.payload_json = s_column_text (stmt, 3, &row.payload_len);
         fn (arg, &row);
         n++;
     }

@@ -48,27 +48,34 @@ void vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state,
                            const char *cursor, vw_result_t *result);
 
 //  Transitions; each returns 0, or -1 on a database error or when the row is
-//  not in a state that allows the change (already finished).
+//  not in a state that allows the change (already finished). `attempts`
+//  counts dispatches (executing); `failures` the failed attempts (timeouts
+//  and agent errors: what uses up max_retries and sets the backoff), written
+//  with each retry and with the end.
 int vw_command_rows_executing (vw_db_t *db, const char *command_id, int64_t attempt,
                                int64_t now_ms);
 int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms);
 int vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                           const char *failure_reason);
+                           const char *failure_reason, int64_t failures);
 int vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                             const char *failure_reason, const char *result_json, const char *error,
-                            int64_t now_ms);
+                            int64_t failures, int64_t now_ms);
 
-//  One unfinished command, as the recovery scan returns it.
+//  One unfinished command, as the recovery scan returns it. Strings are
+//  borrowed from SQLite (valid during the callback), NUL-terminated, with
+//  their lengths; next_attempt_at is 0 when the row has none.
 typedef struct {
     const char *command_id, *agent_id, *type, *payload_json, *state;
+    size_t command_id_len, agent_id_len, type_len, payload_len;
     int priority;
-    int64_t seq, attempts, max_retries, timeout_ms, expires_at, next_attempt_at;
+    int64_t seq, attempts, failures, max_retries, timeout_ms, expires_at, next_attempt_at;
 } vw_command_row_t;
 
 typedef void (vw_command_row_fn) (void *arg, const vw_command_row_t *row);
 
 //  Calls fn for up to `limit` pending or executing commands with seq > after,
-//  in seq order; returns how many, or -1.
+//  in seq order (an index range scan: the cost is the rows returned, not the
+//  table's history); returns how many, or -1.
 int vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_command_row_fn *fn,
                                 void *arg);
 

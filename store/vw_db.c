@@ -179,6 +179,22 @@ static const char *const s_migrations[] = {
     ") STRICT;\n"
     "\n"
     "PRAGMA application_id = 1447647051;\n",  //  VW_DB_APPLICATION_ID
+
+    //  2: failed attempts (timeouts, agent errors) are counted apart from
+    //  dispatches, so the retry budget and the backoff survive a restart.
+    //  Rows written before get the estimate recovery used until then: every
+    //  dispatch but the last failed (the last too if the command ended
+    //  failed by timeout or agent error). The partial index serves the
+    //  recovery scan: unfinished rows in submit order, without visiting the
+    //  finished history or sorting.
+    "ALTER TABLE commands ADD COLUMN failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0);\n"
+    "UPDATE commands SET failures = CASE\n"
+    "    WHEN state = 'failed' AND failure_reason IN ('timeout', 'agent_error') THEN attempts\n"
+    "    ELSE attempts - 1 END\n"
+    "    WHERE attempts > 1 OR (attempts = 1 AND state = 'failed'\n"
+    "                           AND failure_reason IN ('timeout', 'agent_error'));\n"
+    "CREATE INDEX commands_unfinished_seq ON commands (seq)\n"
+    "    WHERE state IN ('pending', 'executing');\n",
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

@@ -134,17 +134,25 @@ test_transitions (void **state)
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), -1);  //  not executing
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 1, 100), 0);
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 110), 0);
-    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "timeout"), 0);
+    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "timeout", 1), 0);
+    vw_command_rows_get (f->db, "t1", &r);
+    assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
+    assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 1);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 1);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "next_attempt_at")), 2100);
+    json_decref (r.body);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 2, 2200), 0);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 2300), 0);
+        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 1, 2300),
+        0);
     //  Finished is final.
-    assert_int_equal (vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2400),
-                      -1);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2400), -1);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 3, 2500), -1);
     vw_command_rows_get (f->db, "t1", &r);
     assert_string_equal (json_string_value (json_object_get (r.body, "state")), "completed");
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 2);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 1);
     assert_int_equal (json_integer_value (json_object_get (r.body, "started_at")), 100);
     assert_int_equal (json_integer_value (json_object_get (r.body, "finished_at")), 2300);
     assert_true (json_is_true (json_object_get (json_object_get (r.body, "result"), "pong")));
@@ -152,17 +160,125 @@ test_transitions (void **state)
     //  The schema refuses unknown states and reasons.
     s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
     json_decref (r.body);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 1), -1);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 1),
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 1), -1);
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 1),
                       -1);
+    //  ... and a negative count of failures.
+    assert_int_equal (vw_command_rows_retry (f->db, "t2", 10, "timeout", -1), -1);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL, NULL, 1), 0);
+        vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL, NULL, 0, 1),
+        0);
+    //  A final failure records the count with it.
+    s_submit (f, "t3", "gw-1", 1, NULL, &r, &seq, &replayed);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 0);
+    json_decref (r.body);
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        assert_int_equal (vw_command_rows_executing (f->db, "t3", attempt, 10 * attempt), 0);
+        assert_int_equal (
+            vw_command_rows_retry (f->db, "t3", 100 * attempt, "agent_error", attempt), 0);
+    }
+    assert_int_equal (vw_command_rows_executing (f->db, "t3", 3, 300), 0);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t3", "failed", "agent_error", NULL, "boom", 3, 310), 0);
+    vw_command_rows_get (f->db, "t3", &r);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 3);
+    assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 3);
+    assert_true (json_is_null (json_object_get (r.body, "next_attempt_at")));
+    json_decref (r.body);
 }
 
 static void
 s_collect (void *arg, const vw_command_row_t *row)
 {
     json_array_append_new ((json_t *) arg, json_string (row->command_id));
+}
+
+//  Every field of a recovery row, as JSON, for comparing.
+static void
+s_collect_rows (void *arg, const vw_command_row_t *row)
+{
+    assert_int_equal (strlen (row->command_id), row->command_id_len);
+    assert_int_equal (strlen (row->agent_id), row->agent_id_len);
+    assert_int_equal (strlen (row->type), row->type_len);
+    assert_int_equal (strlen (row->payload_json), row->payload_len);
+    json_array_append_new (
+        (json_t *) arg,
+        json_pack ("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id",
+                   row->command_id, "agent", row->agent_id, "type", row->type, "payload",
+                   row->payload_json, "state", row->state, "priority", row->priority, "seq",
+                   (json_int_t) row->seq, "attempts", (json_int_t) row->attempts, "failures",
+                   (json_int_t) row->failures, "max_retries", (json_int_t) row->max_retries,
+                   "timeout_ms", (json_int_t) row->timeout_ms, "expires_at",
+                   (json_int_t) row->expires_at, "next", (json_int_t) row->next_attempt_at));
+}
+
+static void
+test_recovery_scan (void **state)
+{
+    fixture_t *f = *state;
+    vw_result_t r;
+    int64_t seq[6];
+    bool replayed;
+    const char *ids[] = {"r0", "r1", "r2", "r3", "r4", "r5"};
+    for (int i = 0; i < 6; i++) {
+        s_submit (f, ids[i], i % 2 ? "gw-2" : "gw-1", i % 3, NULL, &r, &seq[i], &replayed);
+        json_decref (r.body);
+    }
+    //  r0 waits out its second backoff, r1 is in flight, r2 finished,
+    //  r3 lost its first dispatch with the connection (no failure), r4 and
+    //  r5 were never sent.
+    vw_command_rows_executing (f->db, "r0", 1, 10);
+    vw_command_rows_retry (f->db, "r0", 2000, "timeout", 1);
+    vw_command_rows_executing (f->db, "r0", 2, 2000);
+    vw_command_rows_retry (f->db, "r0", 6000, "agent_error", 2);
+    vw_command_rows_executing (f->db, "r1", 1, 20);
+    vw_command_rows_executing (f->db, "r2", 1, 30);
+    vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 40);
+    vw_command_rows_executing (f->db, "r3", 1, 50);
+    vw_command_rows_executing (f->db, "r3", 2, 60);
+
+    json_t *rows = json_array ();
+    assert_int_equal (vw_command_rows_unfinished (f->db, 0, 100, s_collect_rows, rows), 5);
+    const char *expected[] = {"r0", "r1", "r3", "r4", "r5"};
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal (json_string_value (json_object_get (json_array_get (rows, i), "id")),
+                             expected[i]);
+    json_t *r0 = json_array_get (rows, 0);
+    assert_string_equal (json_string_value (json_object_get (r0, "state")), "pending");
+    assert_string_equal (json_string_value (json_object_get (r0, "agent")), "gw-1");
+    assert_string_equal (json_string_value (json_object_get (r0, "type")), "ping");
+    assert_string_equal (json_string_value (json_object_get (r0, "payload")), "{}");
+    assert_int_equal (json_integer_value (json_object_get (r0, "seq")), seq[0]);
+    assert_int_equal (json_integer_value (json_object_get (r0, "attempts")), 2);
+    assert_int_equal (json_integer_value (json_object_get (r0, "failures")), 2);
+    assert_int_equal (json_integer_value (json_object_get (r0, "max_retries")), 3);
+    assert_int_equal (json_integer_value (json_object_get (r0, "timeout_ms")), 30000);
+    assert_int_equal (json_integer_value (json_object_get (r0, "expires_at")), 5000 + 86400000);
+    assert_int_equal (json_integer_value (json_object_get (r0, "next")), 6000);
+    json_t *r1 = json_array_get (rows, 1);
+    assert_string_equal (json_string_value (json_object_get (r1, "state")), "executing");
+    assert_int_equal (json_integer_value (json_object_get (r1, "priority")), 1);
+    assert_int_equal (json_integer_value (json_object_get (r1, "attempts")), 1);
+    assert_int_equal (json_integer_value (json_object_get (r1, "failures")), 0);
+    assert_int_equal (json_integer_value (json_object_get (r1, "next")), 0);
+    json_t *r3 = json_array_get (rows, 2);
+    assert_int_equal (json_integer_value (json_object_get (r3, "attempts")), 2);
+    assert_int_equal (json_integer_value (json_object_get (r3, "failures")), 0);
+    json_decref (rows);
+
+    //  Paged by seq: two at a time, each page after the last seq of the one before.
+    json_t *paged = json_array ();
+    int64_t after = 0;
+    int n;
+    while ((n = vw_command_rows_unfinished (f->db, after, 2, s_collect_rows, paged)) > 0) {
+        assert_true (n <= 2);
+        after = json_integer_value (
+            json_object_get (json_array_get (paged, json_array_size (paged) - 1), "seq"));
+    }
+    assert_int_equal (n, 0);
+    assert_int_equal (json_array_size (paged), 5);
+    json_decref (paged);
+    assert_int_equal (vw_command_rows_unfinished (f->db, seq[5], 100, s_collect_rows, NULL), 0);
 }
 
 static void
@@ -178,7 +294,7 @@ test_list_and_unfinished (void **state)
         s_submit (f, id, "gw-1", i % 3, NULL, &r, &seq, &replayed);
         json_decref (r.body);
     }
-    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1);
+    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1, 1);
     vw_command_rows_executing (f->db, "l4", 1, 1);
     //  Newest first, three at a time.
     json_t *seen = json_array ();
@@ -222,6 +338,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_idempotency_and_revoked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_transitions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_list_and_unfinished, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recovery_scan, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("vw_command_rows", tests, NULL, NULL);
 }

@@ -338,8 +338,8 @@ test_schema_is_complete (void **state)
     } indexes[] = {
         {"commands_idempotency_key", "commands"}, {"commands_state_priority_seq", "commands"},
         {"commands_agent_state_seq", "commands"}, {"commands_seq", "commands"},
-        {"audit_logs_ts", "audit_logs"},          {"audit_logs_action_ts", "audit_logs"},
-        {"audit_logs_actor_ts", "audit_logs"},
+        {"commands_unfinished_seq", "commands"},  {"audit_logs_ts", "audit_logs"},
+        {"audit_logs_action_ts", "audit_logs"},   {"audit_logs_actor_ts", "audit_logs"},
     };
     for (size_t i = 0; i < sizeof (indexes) / sizeof (indexes[0]); i++) {
         char sql[256];
@@ -363,8 +363,12 @@ test_schema_is_complete (void **state)
     assert_int_equal (s_int (handle,
                              "SELECT count(*) FROM pragma_table_info('commands') WHERE name "
                              "IN ('seq', 'next_attempt_at', 'delivered_at', "
-                             "'failure_reason', 'idempotency_key', 'created_by')"),
-                      6);
+                             "'failure_reason', 'idempotency_key', 'created_by', 'failures')"),
+                      7);
+    //  The recovery scan's index holds the unfinished rows only
+    assert_int_equal (s_int (handle, "SELECT partial FROM pragma_index_list('commands') "
+                                     "WHERE name = 'commands_unfinished_seq'"),
+                      1);
     assert_int_equal (s_int (handle, "SELECT count(*) FROM pragma_table_info('telemetry_1h')"), 8);
 
     assert_int_equal (s_int (handle, "PRAGMA user_version"), VW_DB_SCHEMA_VERSION);
@@ -580,6 +584,8 @@ test_constraints_reject_bad_rows (void **state)
         //  ranges and shapes
         {"UPDATE agents SET public_key = x'0102'", SQLITE_CONSTRAINT_CHECK},
         {"UPDATE commands SET attempts = -1", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE commands SET failures = -1", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE commands SET failures = NULL", SQLITE_CONSTRAINT_NOTNULL},
         {"UPDATE commands SET timeout_ms = 0", SQLITE_CONSTRAINT_CHECK},
         {"INSERT INTO telemetry_series (agent_id, metric) VALUES ('gw-01', '')",
          SQLITE_CONSTRAINT_CHECK},
@@ -686,6 +692,105 @@ test_idempotency_key_is_unique (void **state)
     vw_db_close (&db);
 }
 
+//  The recovery scan (store/vw_command_rows.c) names the partial index: it
+//  must serve "unfinished, after seq, in seq order" as a range, no sort.
+static void
+test_recovery_scan_uses_its_index (void **state)
+{
+    fixture_t *fx = *state;
+    char path[256];
+    s_path (fx, "viworks.db", path, sizeof (path));
+    vw_db_t *db = s_open_ok (path, false);
+    sqlite3 *handle = vw_db_handle (db);
+    s_insert_agent (handle, "gw-01");
+    s_exec_ok (handle, "INSERT INTO commands (command_id, agent_id, type, priority, state, "
+                       "timeout_ms, created_at, expires_at, seq) VALUES "
+                       "('c1', 'gw-01', 'ping', 1, 'completed', 1000, 1, 2, 1), "
+                       "('c2', 'gw-01', 'ping', 2, 'pending', 1000, 1, 2, 2), "
+                       "('c3', 'gw-01', 'ping', 0, 'executing', 1000, 1, 2, 3), "
+                       "('c4', 'gw-01', 'ping', 1, 'failed', 1000, 1, 2, 4), "
+                       "('c5', 'gw-01', 'ping', 0, 'pending', 1000, 1, 2, 5)");
+    const char *scan = "SELECT command_id FROM commands INDEXED BY commands_unfinished_seq "
+                       "WHERE state IN ('pending', 'executing') AND seq > ?1 ORDER BY seq LIMIT ?2";
+    char sql[512], plan[512] = "";
+    snprintf (sql, sizeof (sql), "EXPLAIN QUERY PLAN %s", scan);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_prepare_v2 (handle, sql, -1, &stmt, NULL), SQLITE_OK);
+    while (sqlite3_step (stmt) == SQLITE_ROW) {
+        const unsigned char *detail = sqlite3_column_text (stmt, 3);
+        strncat (plan, detail ? (const char *) detail : "", sizeof (plan) - strlen (plan) - 1);
+    }
+    sqlite3_finalize (stmt);
+    assert_non_null (strstr (plan, "commands_unfinished_seq (seq>?)"));
+    assert_null (strstr (plan, "TEMP B-TREE"));
+    //  ... and finds exactly the unfinished rows, in order
+    assert_int_equal (sqlite3_prepare_v2 (handle, scan, -1, &stmt, NULL), SQLITE_OK);
+    sqlite3_bind_int (stmt, 1, 2);
+    sqlite3_bind_int (stmt, 2, 10);
+    char found[32] = "";
+    while (sqlite3_step (stmt) == SQLITE_ROW)
+        strncat (found, (const char *) sqlite3_column_text (stmt, 0),
+                 sizeof (found) - strlen (found) - 1);
+    sqlite3_finalize (stmt);
+    assert_string_equal (found, "c3c5");
+    vw_db_close (&db);
+}
+
+//  A version-1 file is migrated in place: failures appears, filled with the
+//  estimate recovery used before it was stored, and the index is built.
+static void
+test_migration_2_upgrades_a_version_1_file (void **state)
+{
+    fixture_t *fx = *state;
+    char path[256];
+    s_path (fx, "viworks.db", path, sizeof (path));
+    vw_db_t *db = s_open_ok (path, false);
+    vw_db_close (&db);
+    //  Back to what migration 1 left (SQLite can drop a column since 3.35)
+    sqlite3 *raw = s_raw_open (path);
+    s_exec_ok (raw, "DROP INDEX commands_unfinished_seq; "
+                    "ALTER TABLE commands DROP COLUMN failures; "
+                    "PRAGMA user_version = 1;");
+    s_insert_agent (raw, "gw-01");
+    s_exec_ok (raw, "INSERT INTO commands (command_id, agent_id, type, priority, state, attempts, "
+                    "timeout_ms, created_at, expires_at, failure_reason, seq) VALUES "
+                    "('new', 'gw-01', 'ping', 1, 'pending', 0, 1000, 1, 2, NULL, 1), "
+                    "('retry', 'gw-01', 'ping', 1, 'pending', 3, 1000, 1, 2, 'timeout', 2), "
+                    "('flying', 'gw-01', 'ping', 1, 'executing', 2, 1000, 1, 2, NULL, 3), "
+                    "('done', 'gw-01', 'ping', 1, 'completed', 1, 1000, 1, 2, NULL, 4), "
+                    "('done2', 'gw-01', 'ping', 1, 'completed', 2, 1000, 1, 2, NULL, 5), "
+                    "('broke', 'gw-01', 'ping', 1, 'failed', 4, 1000, 1, 2, 'agent_error', 6), "
+                    "('once', 'gw-01', 'ping', 1, 'failed', 1, 1000, 1, 2, 'timeout', 7), "
+                    "('late', 'gw-01', 'ping', 1, 'failed', 2, 1000, 1, 2, 'expired', 8)");
+    sqlite3_close (raw);
+
+    db = s_open_ok (path, false);
+    sqlite3 *handle = vw_db_handle (db);
+    assert_int_equal (vw_db_migrations_applied (db), 1);
+    assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
+    struct {
+        const char *id;
+        int failures;
+    } want[] = {{"new", 0},   {"retry", 2}, {"flying", 1}, {"done", 0},
+                {"done2", 1}, {"broke", 4}, {"once", 1},   {"late", 1}};
+    for (size_t i = 0; i < sizeof (want) / sizeof (want[0]); i++) {
+        char sql[128];
+        snprintf (sql, sizeof (sql), "SELECT failures FROM commands WHERE command_id = '%s'",
+                  want[i].id);
+        if (s_int (handle, sql) != want[i].failures)
+            print_error ("%s: failures %lld, want %d\n", want[i].id,
+                         (long long) s_int (handle, sql), want[i].failures);
+        assert_int_equal (s_int (handle, sql), want[i].failures);
+    }
+    assert_int_equal (s_int (handle, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                     "AND name = 'commands_unfinished_seq'"),
+                      1);
+    char check[32];
+    s_text (handle, "PRAGMA integrity_check", check, sizeof (check));
+    assert_string_equal (check, "ok");
+    vw_db_close (&db);
+}
+
 static void
 test_ping_and_close_twice (void **state)
 {
@@ -738,6 +843,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failed_migration_rolls_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_constraints_reject_bad_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idempotency_key_is_unique, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recovery_scan_uses_its_index, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_migration_2_upgrades_a_version_1_file, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_ping_and_close_twice, s_setup, s_teardown),
         cmocka_unit_test (test_memory_database),
     };

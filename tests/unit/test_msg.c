@@ -407,9 +407,14 @@ test_absent_and_empty_strings (void **state)
         msgpack_sbuffer_destroy (&sbuf);
 
         s_fill (msg, 0);
+        //  Every field travels now, but a byte string s_fill left empty.
+        size_t nempty = 0;
+        for (size_t i = 0; i < S_NFIELDS; i++)
+            if (s_fields[i].id == msg->id && s_fields[i].type == T_BIN)
+                nempty += ((vw_bytes_t *) s_at (msg, &s_fields[i]))->size == 0;
         msgpack_sbuffer_init (&sbuf);
         assert_int_equal (vw_msg_pack (msg, &sbuf), 0);
-        assert_int_equal ((uint8_t) sbuf.data[0], 0x80 | nfields);
+        assert_int_equal ((uint8_t) sbuf.data[0], 0x80 | (nfields - nempty));
         copy = vw_msg_new (msg->id);
         assert_int_equal (vw_msg_unpack (copy, (const uint8_t *) sbuf.data, sbuf.size), 0);
         for (size_t i = 0; i < S_NFIELDS; i++)
