@@ -469,6 +469,17 @@ typedef struct {
     bool cancelled_now;  //  we cancelled it: answer 200 with the row
 } s_cancel_t;
 
+//  Whether a command row (JSON text) is pending or executing.
+static bool
+s_row_unfinished (const char *row_json)
+{
+    json_t *row = row_json ? json_loads (row_json, 0, NULL) : NULL;
+    const char *state = json_string_value (json_object_get (row, "state"));
+    bool unfinished = state && (streq (state, "pending") || streq (state, "executing"));
+    json_decref (row);
+    return unfinished;
+}
+
 static void
 s_on_cancel_row (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
@@ -480,6 +491,15 @@ s_on_cancel_row (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
         answer->reply.status = 503;
         vw_msg_set_str (&answer->reply.code, "unavailable");
         vw_msg_set_str (&answer->reply.message, "the store did not answer");
+    }
+    else if (reply->reply.status == 200 && !c->cancelled_now && !self->loaded &&
+             s_row_unfinished (reply->reply.json)) {
+        //  Unfinished in the database but not queued yet: the queue is
+        //  still being rebuilt after a restart (a fraction of a second).
+        answer->reply.status = 503;
+        vw_msg_set_str (&answer->reply.code, "unavailable");
+        vw_msg_set_str (&answer->reply.message,
+                        "the command queue is being rebuilt after a restart; try again");
     }
     else if (reply->reply.status == 200 && !c->cancelled_now) {
         //  Not in the queue: it finished before.
