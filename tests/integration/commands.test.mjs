@@ -242,6 +242,47 @@ describe('commands', () => {
 });
 
 describe('durability', () => {
+  it('keeps failed attempts, waiting retries and expiry across kill -9', async () => {
+    const b1 = await startBackend({ env: ENV });
+    const api1 = client(b1);
+    const admin = await eventually(async () => (await api1.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    const token = (await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'dur-f' } })).body.token;
+    await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'dur-off' } });
+    const agent = await new ScriptedAgent(b1.wsUrl, { agentId: 'dur-f', token, policy: 'fail' }).connect();
+    const submit1 = async (body) => (await api1.call('POST', '/commands', { token: operator, body })).body.command_id;
+    const failing = await submit1({ agent_id: 'dur-f', type: 'ping', max_retries: 1 });
+    const expiring = await submit1({ agent_id: 'dur-off', type: 'ping', expires_in_ms: 1500 });
+    // The first attempt failed: waiting out its backoff (about 1 s) when killed.
+    const waiting = await eventually(async () => {
+      const c = (await api1.call('GET', `/commands/${failing}`, { token: viewer })).body;
+      return c.state === 'pending' && c.failures === 1 && c;
+    });
+    assert.equal(waiting.failure_reason, 'agent_error');
+    assert.ok(waiting.next_attempt_at > Date.now() - 1000);
+    await b1.stop('SIGKILL');
+    await agent.waitClose();
+    const b2 = await startBackend({ env: ENV, cwd: b1.dir });
+    try {
+      const api2 = client(b2);
+      const again = await new ScriptedAgent(b2.wsUrl, { agentId: 'dur-f', token, policy: 'fail' }).connect();
+      // The stored failure counts: one more failed attempt ends it (max_retries 1).
+      const c = await eventually(async () => {
+        const x = (await api2.call('GET', `/commands/${failing}`, { token: viewer })).body;
+        return x.state === 'failed' && x;
+      }, { timeoutMs: 10000 });
+      assert.equal(c.failures, 2);
+      assert.equal(c.attempts, 2);
+      assert.equal(again.commands.length, 1);
+      // Expired while the backend was down, or soon after: failed, expired.
+      const e = await eventually(async () => {
+        const x = (await api2.call('GET', `/commands/${expiring}`, { token: viewer })).body;
+        return x.state === 'failed' && x;
+      }, { timeoutMs: 5000 });
+      assert.equal(e.failure_reason, 'expired');
+      await again.close();
+    } finally { await b2.stop('SIGKILL'); b2.cleanup(); }
+  });
+
   it('loses no accepted command across kill -9 during a run of 1,000 commands', async () => {
     const b1 = await startBackend({ env: ENV });
     const api1 = client(b1);
