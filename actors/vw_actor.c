@@ -11,6 +11,17 @@
 
 //  Queue bound per socket direction, matching the broker's.
 #define S_HWM 200000
+//  Destinations batched at once; a send to one more goes out at once.
+#define S_BATCH_DESTS 16
+
+//  What a loop pass sends one destination: the first message as it is (a
+//  lone message travels unbundled), then a bundle once there is a second.
+typedef struct {
+    char to[VW_ADDR_MAX];
+    vw_msg_t *first;
+    msgpack_sbuffer msgs;
+    int64_t count;
+} s_batch_t;
 
 struct vw_actor_t {
     const vw_actor_class_t *cls;
@@ -29,6 +40,12 @@ struct vw_actor_t {
     zsock_t *watched[VW_ACTOR_MAX_WATCH];
     vw_actor_watch_fn *watch_fn[VW_ACTOR_MAX_WATCH];
     int nwatched;
+    bool batching;  //  sends wait for vw_actor_flush_sends
+    s_batch_t batch[S_BATCH_DESTS];
+    int nbatch;
+    vw_actor_batch_fn *on_batch;  //  told when a pass's first send waits
+    void *on_batch_arg;
+    uint64_t bundles_sent, batched_msgs;
 };
 
 vw_actor_t *
@@ -69,6 +86,8 @@ vw_actor_destroy (vw_actor_t **self_p)
     if (!self_p || !*self_p)
         return;
     vw_actor_t *self = *self_p;
+    self->batching = false;
+    vw_actor_flush_sends (self);
     if (self->joined) {
         vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
         vw_msg_set_str (&leave->actor_leave.actor, self->cls->name);
@@ -124,9 +143,94 @@ vw_actor_next_rid (vw_actor_t *self)
     return ++self->rid;
 }
 
+//  Keeps msg for `to` until the end of the pass; -1 if it cannot (no slot
+//  left, out of memory): then it goes out at once.
+static int
+s_batch_add (vw_actor_t *self, const char *to, vw_msg_t **msg_p)
+{
+    size_t tolen = strlen (to);
+    if (tolen >= VW_ADDR_MAX)
+        return -1;
+    s_batch_t *batch = NULL;
+    for (int i = 0; i < self->nbatch && !batch; i++)
+        if (strcmp (self->batch[i].to, to) == 0)
+            batch = &self->batch[i];
+    if (!batch) {
+        if (self->nbatch == S_BATCH_DESTS)
+            return -1;
+        batch = &self->batch[self->nbatch++];
+        memcpy (batch->to, to, tolen + 1);
+        batch->first = *msg_p;
+        batch->count = 1;
+        *msg_p = NULL;
+        if (self->nbatch == 1 && self->on_batch)
+            self->on_batch (self->on_batch_arg, self);
+        return 0;
+    }
+    if (batch->count == 1) {
+        msgpack_sbuffer_init (&batch->msgs);
+        if (vw_msg_bundle_append (&batch->msgs, batch->first)) {
+            msgpack_sbuffer_destroy (&batch->msgs);
+            return -1;
+        }
+    }
+    if (vw_msg_bundle_append (&batch->msgs, *msg_p))
+        return -1;
+    if (batch->count == 1)
+        vw_msg_destroy (&batch->first);
+    batch->count++;
+    vw_msg_destroy (msg_p);
+    return 0;
+}
+
+void
+vw_actor_flush_sends (vw_actor_t *self)
+{
+    for (int i = 0; i < self->nbatch; i++) {
+        s_batch_t *batch = &self->batch[i];
+        if (batch->count == 1) {
+            if (vw_msg_send (&batch->first, self->sock, batch->to)) {
+                vw_warn (self->cls->name, "cannot send '%s' to '%s': %s",
+                         vw_msg_name (batch->first->id), batch->to, zmq_strerror (zmq_errno ()));
+                vw_msg_destroy (&batch->first);
+            }
+            continue;
+        }
+        vw_msg_t *bundle = vw_msg_new (VW_MSG_ID_bundle);
+        bundle->bundle.count = batch->count;
+        //  The sbuffer's memory becomes the message's (freed with it).
+        bundle->bundle.msgs.data = (uint8_t *) batch->msgs.data;
+        bundle->bundle.msgs.size = batch->msgs.size;
+        if (vw_msg_send (&bundle, self->sock, batch->to)) {
+            vw_warn (self->cls->name, "cannot send %lld message(s) to '%s': %s",
+                     (long long) batch->count, batch->to, zmq_strerror (zmq_errno ()));
+            vw_msg_destroy (&bundle);
+        }
+        self->bundles_sent++;
+        self->batched_msgs += (uint64_t) batch->count;
+    }
+    self->nbatch = 0;
+}
+
+void
+vw_actor_set_batching (vw_actor_t *self, bool on, vw_actor_batch_fn *fn, void *arg)
+{
+    if (!on)
+        vw_actor_flush_sends (self);
+    self->batching = on;
+    self->on_batch = fn;
+    self->on_batch_arg = arg;
+}
+
 int
 vw_actor_send (vw_actor_t *self, const char *to, vw_msg_t **msg_p)
 {
+    if (self->batching) {
+        if (s_batch_add (self, to, msg_p) == 0)
+            return 0;
+        //  It cannot wait: what waits goes first, to keep the order.
+        vw_actor_flush_sends (self);
+    }
     if (vw_msg_send (msg_p, self->sock, to) == 0)
         return 0;
     vw_warn (self->cls->name, "cannot send '%s' to '%s': %s", vw_msg_name ((*msg_p)->id), to,
@@ -223,7 +327,19 @@ vw_actor_drain (vw_actor_t *self, int max)
             vw_warn (self->cls->name, "malformed message dropped");
             continue;
         }
-        s_dispatch (self, msg);
+        if (msg->id != VW_MSG_ID_bundle) {
+            s_dispatch (self, msg);
+            continue;
+        }
+        //  One bundle, many messages, in the order they were sent.
+        size_t offset = 0;
+        vw_msg_t *one = NULL;
+        int rc;
+        while ((rc = vw_msg_bundle_next (&msg->bundle.msgs, &offset, msg->peer, &one)) == 1)
+            s_dispatch (self, one);
+        if (rc < 0)
+            vw_warn (self->cls->name, "malformed bundle from '%s': the rest dropped", msg->peer);
+        vw_msg_destroy (&msg);
     }
     return handled;
 }
@@ -301,6 +417,8 @@ vw_actor_task (zsock_t *pipe, void *args)
         for (int i = 0; i < self->nwatched; i++)
             items[2 + i] = (zmq_pollitem_t){zsock_resolve (self->watched[i]), 0, ZMQ_POLLIN, 0};
         long timeout = vw_timers_timeout (self->timers, vw_clock_mono_ms ());
+        //  Handlers' sends wait for the end of the pass: one bundle per
+        //  destination instead of a message (and a wake-up) each.
         if (zmq_poll (items, 2 + self->nwatched, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -309,6 +427,7 @@ vw_actor_task (zsock_t *pipe, void *args)
         }
         if (items[0].revents & ZMQ_POLLIN && vw_actor_pipe_drain (self))
             break;
+        self->batching = true;
         int work = 0;
         if (items[1].revents & ZMQ_POLLIN)
             work += vw_actor_drain (self, 4096);
@@ -320,6 +439,8 @@ vw_actor_task (zsock_t *pipe, void *args)
         work += (int) vw_timers_run (self->timers, vw_clock_mono_ms ());
         if (work && cls->flush)
             cls->flush (self->state, self);
+        self->batching = false;
+        vw_actor_flush_sends (self);
     }
     if (self->abort_reason) {
         vw_error (cls->name, "actor stopped unexpectedly: %s", self->abort_reason);

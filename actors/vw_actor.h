@@ -67,6 +67,22 @@ void vw_actor_task (zsock_t *pipe, void *args);
 const char *vw_actor_name (vw_actor_t *self);
 //  Sends to an actor by name; on success *msg_p is destroyed and NULLed.
 int vw_actor_send (vw_actor_t *self, const char *to, vw_msg_t **msg_p);
+
+//  Batching. Inside vw_actor_task's loop, what handlers, timers and the
+//  flush hook send during one pass waits until the end of the pass and then
+//  goes out as one `bundle` per destination (a lone message as itself), in
+//  the order sent: fewer messages through the broker, fewer wake-ups of the
+//  receivers. The receiving vw_actor_drain unpacks bundles. A send that
+//  waits returns 0; if the broker then refuses it, it is logged and dropped
+//  (the broker's HWM is far above a pass's output).
+//  An actor with a loop of its own (the edge) turns batching on here and
+//  flushes itself: `fn` (may be NULL) is called when the first message of a
+//  batch waits, so the loop can schedule the flush. Turning it off flushes.
+typedef void (vw_actor_batch_fn) (void *arg, vw_actor_t *actor);
+void vw_actor_set_batching (vw_actor_t *self, bool on, vw_actor_batch_fn *fn, void *arg);
+
+//  Sends what waits (bundled per destination).
+void vw_actor_flush_sends (vw_actor_t *self);
 //  Sends a reply to `request`'s sender with `request`'s rid.
 int vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p);
 //  A fresh request id (never 0), unique within this actor.

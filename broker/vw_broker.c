@@ -90,16 +90,10 @@ s_reply_error (self_t *self, const char *to, uint64_t rid, const char *code, con
     self->errors++;
 }
 
-//  A message for the broker itself.
+//  A message for the broker itself (taken).
 static void
-s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
+s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
 {
-    vw_msg_t *msg = vw_msg_decode (zmsg_p);
-    if (!msg) {
-        vw_warn ("broker", "malformed message from '%s' dropped", sender);
-        self->errors++;
-        return;
-    }
     switch (msg->id) {
         case VW_MSG_ID_actor_join: {
             s_peer_t *peer = s_peer (self, sender);
@@ -157,6 +151,32 @@ s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
             vw_warn ("broker", "'%s' sent '%s' to the broker, which does not serve it", sender,
                      vw_msg_name (msg->id));
             break;
+    }
+    vw_msg_destroy (&msg);
+}
+
+static void
+s_handle_own (self_t *self, const char *sender, zmsg_t **zmsg_p)
+{
+    vw_msg_t *msg = vw_msg_decode (zmsg_p);
+    if (!msg) {
+        vw_warn ("broker", "malformed message from '%s' dropped", sender);
+        self->errors++;
+        return;
+    }
+    if (msg->id != VW_MSG_ID_bundle) {
+        s_handle_msg (self, sender, msg);
+        return;
+    }
+    //  An actor's pass sent us several (events, mostly).
+    size_t offset = 0;
+    vw_msg_t *one = NULL;
+    int rc;
+    while ((rc = vw_msg_bundle_next (&msg->bundle.msgs, &offset, sender, &one)) == 1)
+        s_handle_msg (self, sender, one);
+    if (rc < 0) {
+        vw_warn ("broker", "malformed bundle from '%s': the rest dropped", sender);
+        self->errors++;
     }
     vw_msg_destroy (&msg);
 }

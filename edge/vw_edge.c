@@ -45,6 +45,10 @@ s_on_timer_sul (lws_sorted_usec_list_t *sul)
 void
 vw_edge_kick (vw_edge_t *self)
 {
+    //  The flush due before the next poll kicks (after sending): callbacks
+    //  that sent something need not.
+    if (self->flush_due)
+        return;
     //  A send may have consumed ZMQ_FD's edge while messages wait: check.
     if (zsock_events (vw_actor_sock (self->actor)) & ZMQ_POLLIN)
         lws_cancel_service (self->context);
@@ -54,6 +58,26 @@ vw_edge_kick (vw_edge_t *self)
                           (lws_usec_t) wait * LWS_US_PER_MS);
     else
         lws_sul_cancel (&self->timer_sul);
+}
+
+//  What callbacks sent since the last pass goes out as one bundle per
+//  actor, before lws polls again (a sul due now runs first thing in the
+//  next lws_service).
+static void
+s_on_flush_sul (lws_sorted_usec_list_t *sul)
+{
+    vw_edge_t *self = lws_container_of (sul, vw_edge_t, flush_sul);
+    self->flush_due = false;
+    vw_actor_flush_sends (self->actor);
+    vw_edge_kick (self);
+}
+
+static void
+s_on_batch (void *arg, vw_actor_t *actor)
+{
+    vw_edge_t *self = (vw_edge_t *) arg;
+    self->flush_due = true;
+    lws_sul_schedule (self->context, 0, &self->flush_sul, s_on_flush_sul, 0);
 }
 
 static void
@@ -298,6 +322,7 @@ vw_edge_actor (zsock_t *pipe, void *args)
     self->started_ms = vw_clock_mono_ms ();
 
     if (s_start (self, a, pipe) == 0) {
+        vw_actor_set_batching (self->actor, true, s_on_batch, self);
         vw_lifecycle_ready (pipe);
         vw_edge_kick (self);
         while (!self->done) {
@@ -307,6 +332,11 @@ vw_edge_actor (zsock_t *pipe, void *args)
         }
         if (!self->stopping)
             vw_lifecycle_exited (pipe, "lws service loop failed");
+        //  From here on (closing connections reports to actors) sends go
+        //  out at once.
+        lws_sul_cancel (&self->flush_sul);
+        self->flush_due = false;
+        vw_actor_set_batching (self->actor, false, NULL, NULL);
     }
     //  Destroying the context closes listeners and every connection; the
     //  probe goes first so no callback answers into a dead HTTP session.

@@ -31,10 +31,12 @@ typedef struct {
     zhashx_t *conns;             //  agent connection id (int64_t *) -> vw_ws_conn_t
     int64_t next_conn;
     lws_sorted_usec_list_t timer_sul;
-    int64_t started_ms;      //  monotonic, for uptime
-    bool stopping;           //  $TERM received: closing agent sessions
-    bool done;               //  leave the service loop
-    vw_ws_conn_t *ws_conns;  //  every open agent session (for shutdown)
+    lws_sorted_usec_list_t flush_sul;  //  sends of this pass go out (vw_actor batching)
+    bool flush_due;                    //  flush_sul is scheduled
+    int64_t started_ms;                //  monotonic, for uptime
+    bool stopping;                     //  $TERM received: closing agent sessions
+    bool done;                         //  leave the service loop
+    vw_ws_conn_t *ws_conns;            //  every open agent session (for shutdown)
     int ws_count;
 } vw_edge_t;
 

@@ -24,6 +24,12 @@
     MSG (ping, "liveness probe; the addressed actor answers with pong")                            \
     F (ping, INT, sent_ms, "sender's monotonic clock when sent, echoed in the pong")               \
     END (ping)                                                                                     \
+    /*  Batching: the messages an actor sends one destination during one */                        \
+    /*  loop pass travel as one bundle (vw_actor); receivers unpack it.   */                       \
+    MSG (bundle, "several messages for one destination, sent as one")                              \
+    F (bundle, BIN, msgs, "records: u8 name length, name, u64 rid, u32 body length, body")         \
+    F (bundle, INT, count, "messages in msgs")                                                     \
+    END (bundle)                                                                                   \
     MSG (pong, "answer to ping")                                                                   \
     F (pong, STR, actor, "name of the answering actor")                                            \
     F (pong, INT, sent_ms, "copied from the ping")                                                 \

@@ -358,3 +358,70 @@ vw_msg_recv (zsock_t *sock)
     zmsg_t *zmsg = zmsg_recv (sock);
     return zmsg ? vw_msg_decode (&zmsg) : NULL;
 }
+
+int
+vw_msg_bundle_append (msgpack_sbuffer *buf, const vw_msg_t *msg)
+{
+    const char *name = vw_msg_name (msg->id);
+    size_t start = buf->size;
+    size_t namelen = name ? strlen (name) : 0;
+    if (!namelen || namelen > 255)
+        return -1;
+    uint8_t head[1 + 255 + 8 + 4];
+    size_t n = 0;
+    head[n++] = (uint8_t) namelen;
+    memcpy (head + n, name, namelen);
+    n += namelen;
+    for (int i = 0; i < 8; i++)
+        head[n++] = (uint8_t) (msg->rid >> (56 - 8 * i));
+    n += 4;  //  body length, filled in below
+    if (msgpack_sbuffer_write (buf, (const char *) head, n) || vw_msg_pack (msg, buf)) {
+        buf->size = start;
+        return -1;
+    }
+    size_t body = buf->size - start - n;
+    if (body > VW_MSG_MAX_BODY) {
+        buf->size = start;
+        return -1;
+    }
+    uint8_t *len = (uint8_t *) buf->data + start + n - 4;
+    for (int i = 0; i < 4; i++)
+        len[i] = (uint8_t) (body >> (24 - 8 * i));
+    return 0;
+}
+
+int
+vw_msg_bundle_next (const vw_bytes_t *msgs, size_t *offset, const char *peer, vw_msg_t **msg_p)
+{
+    *msg_p = NULL;
+    const uint8_t *p = msgs->data;
+    size_t size = msgs->size, at = *offset;
+    if (at >= size)
+        return 0;
+    size_t namelen = p[at++];
+    if (!namelen || size - at < namelen + 8 + 4)
+        return -1;
+    vw_msg_id_t id = vw_msg_id_from_name ((const char *) p + at, namelen);
+    at += namelen;
+    uint64_t rid = 0;
+    for (int i = 0; i < 8; i++)
+        rid = (rid << 8) | p[at++];
+    size_t body = 0;
+    for (int i = 0; i < 4; i++)
+        body = (body << 8) | p[at++];
+    //  A bundle inside a bundle is not something we send: refuse it.
+    if (id == VW_MSG_INVALID || id == VW_MSG_ID_bundle || body > size - at)
+        return -1;
+    vw_msg_t *msg = vw_msg_new (id);
+    if (!msg)
+        return -1;
+    msg->rid = rid;
+    snprintf (msg->peer, sizeof msg->peer, "%s", peer);
+    if (vw_msg_unpack (msg, p + at, body)) {
+        vw_msg_destroy (&msg);
+        return -1;
+    }
+    *offset = at + body;
+    *msg_p = msg;
+    return 1;
+}

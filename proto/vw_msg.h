@@ -109,4 +109,14 @@ int vw_msg_send (vw_msg_t **self_p, zsock_t *sock, const char *address);
 //  malformed (the frames are consumed and dropped either way).
 vw_msg_t *vw_msg_recv (zsock_t *sock);
 
+//  Bundles (the `bundle` message): appends msg's name, rid and packed body
+//  to buf, a bundle's `msgs` under construction. 0, or -1 (buf unchanged
+//  but for its capacity).
+int vw_msg_bundle_append (msgpack_sbuffer *buf, const vw_msg_t *msg);
+
+//  Reads the message at *offset of a bundle's msgs, advancing *offset:
+//  1 with *msg_p set (a new message whose peer is `peer`), 0 at the end,
+//  -1 when the record is malformed (the rest of the bundle is unusable).
+int vw_msg_bundle_next (const vw_bytes_t *msgs, size_t *offset, const char *peer, vw_msg_t **msg_p);
+
 #endif

@@ -39,6 +39,29 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (!copy || copy->rid != 42 || strcmp (copy->peer, "peer") != 0 || !s_same (msg, copy))
             __builtin_trap ();
         vw_msg_destroy (&copy);
+        //  A bundle's records: each must decode or stop the walk, and what
+        //  decodes must go into a new bundle and come back equal.
+        if (id == VW_MSG_ID_bundle) {
+            size_t offset = 0;
+            vw_msg_t *one = NULL;
+            while (vw_msg_bundle_next (&msg->bundle.msgs, &offset, "peer", &one) == 1) {
+                msgpack_sbuffer again;
+                msgpack_sbuffer_init (&again);
+                vw_bytes_t bytes = {NULL, 0};
+                size_t at = 0;
+                vw_msg_t *back = NULL;
+                if (vw_msg_bundle_append (&again, one) != 0)
+                    __builtin_trap ();
+                bytes.data = (uint8_t *) again.data;
+                bytes.size = again.size;
+                if (vw_msg_bundle_next (&bytes, &at, "peer", &back) != 1 || at != again.size ||
+                    back->rid != one->rid || !s_same (one, back))
+                    __builtin_trap ();
+                vw_msg_destroy (&back);
+                msgpack_sbuffer_destroy (&again);
+                vw_msg_destroy (&one);
+            }
+        }
     }
     vw_msg_destroy (&msg);
     return 0;

@@ -1072,6 +1072,76 @@ test_send_recv (void **state)
     zsock_destroy (&out);
 }
 
+//  Bundles: several messages in one, read back in order; malformed
+//  records stop the walk.
+static void
+test_bundle (void **state)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
+    ping->rid = 7;
+    ping->ping.sent_ms = 1234;
+    vw_msg_t *event = vw_msg_new (VW_MSG_ID_event);
+    vw_msg_set_str (&event->event.topic, "command.state");
+    vw_msg_set_str (&event->event.json, "{\"state\":\"completed\"}");
+    vw_msg_t *page = vw_msg_new (VW_MSG_ID_commands_page);
+    vw_msg_set_bin (&page->commands_page.rows, "\x00\x01\x02", 3);
+    page->commands_page.count = 1;
+    assert_int_equal (vw_msg_bundle_append (&buf, ping), 0);
+    assert_int_equal (vw_msg_bundle_append (&buf, event), 0);
+    assert_int_equal (vw_msg_bundle_append (&buf, page), 0);
+    vw_bytes_t msgs = {(uint8_t *) buf.data, buf.size};
+    size_t offset = 0;
+    vw_msg_t *got = NULL;
+    assert_int_equal (vw_msg_bundle_next (&msgs, &offset, "scheduler", &got), 1);
+    assert_int_equal (got->id, VW_MSG_ID_ping);
+    assert_int_equal (got->rid, 7);
+    assert_int_equal (got->ping.sent_ms, 1234);
+    assert_string_equal (got->peer, "scheduler");
+    vw_msg_destroy (&got);
+    assert_int_equal (vw_msg_bundle_next (&msgs, &offset, "scheduler", &got), 1);
+    assert_string_equal (got->event.topic, "command.state");
+    assert_string_equal (got->event.json, "{\"state\":\"completed\"}");
+    vw_msg_destroy (&got);
+    assert_int_equal (vw_msg_bundle_next (&msgs, &offset, "scheduler", &got), 1);
+    assert_int_equal (got->commands_page.rows.size, 3);
+    assert_memory_equal (got->commands_page.rows.data, "\x00\x01\x02", 3);
+    vw_msg_destroy (&got);
+    assert_int_equal (vw_msg_bundle_next (&msgs, &offset, "scheduler", &got), 0);
+    assert_null (got);
+
+    //  Every truncation of the last record is refused, never over-read.
+    size_t second = 0;
+    assert_int_equal (vw_msg_bundle_next (&msgs, &second, "x", &got), 1);
+    vw_msg_destroy (&got);
+    for (size_t cut = second + 1; cut < buf.size; cut++) {
+        vw_bytes_t part = {(uint8_t *) buf.data, cut};
+        size_t at = second;
+        int rc = vw_msg_bundle_next (&part, &at, "x", &got);
+        if (rc == 1) {  //  the event record fits: the page's must not
+            vw_msg_destroy (&got);
+            if (at == cut)
+                continue;  //  cut exactly between two records
+            rc = vw_msg_bundle_next (&part, &at, "x", &got);
+        }
+        assert_int_equal (rc, -1);
+        assert_null (got);
+    }
+    //  Unknown names and bundles inside bundles are refused.
+    uint8_t bad[] = {6, 'b', 'u', 'n', 'd', 'l', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x80};
+    vw_bytes_t nested = {bad, sizeof bad};
+    offset = 0;
+    assert_int_equal (vw_msg_bundle_next (&nested, &offset, "x", &got), -1);
+    memcpy (bad + 1, "nosuch", 6);
+    offset = 0;
+    assert_int_equal (vw_msg_bundle_next (&nested, &offset, "x", &got), -1);
+    vw_msg_destroy (&ping);
+    vw_msg_destroy (&event);
+    vw_msg_destroy (&page);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 int
 main (void)
 {
@@ -1088,6 +1158,7 @@ main (void)
         cmocka_unit_test (test_random_bodies),
         cmocka_unit_test (test_mutated_bodies),
         cmocka_unit_test (test_send_recv),
+        cmocka_unit_test (test_bundle),
     };
     return cmocka_run_group_tests_name ("vw_msg", tests, NULL, NULL);
 }
