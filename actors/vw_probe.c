@@ -7,7 +7,7 @@
 #include <time.h>
 
 const char *const vw_actor_names[VW_ACTOR_COUNT] = {
-    "store", "registry", "scheduler", "executor", "telemetry", "auth", "admin", "edge"};
+    "store", "registry", "scheduler", "executor", "telemetry", "auth", "admin", "api", "edge"};
 
 typedef struct s_pending_t {
     struct vw_probe_t *owner;

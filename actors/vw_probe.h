@@ -15,7 +15,7 @@
 #include "vw_actor.h"
 
 //  The backend's actors, in start-up order.
-#define VW_ACTOR_COUNT 8
+#define VW_ACTOR_COUNT 9
 extern const char *const vw_actor_names[VW_ACTOR_COUNT];
 
 typedef struct {

@@ -112,7 +112,7 @@ s_check_actor_list (const char *list)
             fprintf (stderr,
                      "viworks-backend: invalid value '%s' for --actors (unknown actor "
                      "'%.*s'; known: store, registry, scheduler, executor, telemetry, "
-                     "admin, edge)\n",
+                     "auth, admin, api, edge)\n",
                      list, (int) len, p);
             return -1;
         }
@@ -185,7 +185,8 @@ main (int argc, char **argv)
 
     //  The JWT secret: JWT_SECRET, or one kept in the data directory.
     if (!config->jwt_secret &&
-        (s_wanted (config->actors, "edge") || s_wanted (config->actors, "admin"))) {
+        (s_wanted (config->actors, "api") || s_wanted (config->actors, "edge") ||
+         s_wanted (config->actors, "admin"))) {
         char *path = vw_db_path_from_url (config->database_url);
         char err[256] = "";
         if (path) {
@@ -219,7 +220,10 @@ main (int argc, char **argv)
     //  Actor arguments live on this stack frame for the whole run.
     vw_store_args_t store_args = {config->database_url,
                                   strcmp (config->store_synchronous, "full") == 0};
-    vw_edge_args_t edge_args = {config, endpoint};
+    //  Two edge threads: the HTTP façade ("api") and the agent WebSocket
+    //  ("edge"); see vw_edge.h.
+    vw_edge_args_t api_args = {config, endpoint, VW_EDGE_API};
+    vw_edge_args_t edge_args = {config, endpoint, VW_EDGE_AGENTS};
     vw_actor_args_t args[VW_ACTOR_COUNT] = {
         {&vw_store_class, endpoint, &store_args},
         {&vw_registry_class, endpoint, config},
@@ -228,14 +232,15 @@ main (int argc, char **argv)
         {&vw_telemetry_class, endpoint, config},
         {&vw_auth_class, endpoint, config},
         {&vw_admin_class, endpoint, config},
-        {NULL, endpoint, &edge_args},  //  the edge runs its own loop
+        {NULL, endpoint, &api_args},  //  the edges run their own loops
+        {NULL, endpoint, &edge_args},
     };
     for (int i = 0; i < VW_ACTOR_COUNT; i++) {
         const char *name = vw_actor_names[i];
         if (!s_wanted (config->actors, name))
             continue;
         zactor_t *actor = args[i].cls ? zactor_new (vw_actor_task, &args[i])
-                                      : zactor_new (vw_edge_actor, &edge_args);
+                                      : zactor_new (vw_edge_actor, args[i].args);
         running[nrunning++] = (s_running_t){name, actor, false};
         char *reason = NULL;
         exit_code = vw_lifecycle_await (actor, S_START_TIMEOUT_MS, &reason);

@@ -22,10 +22,12 @@ static struct lws_protocols s_http_protocols[] = {{"http", vw_http_callback, 0, 
                                                   {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
                                                   {NULL, NULL, 0, 0, 0, NULL, 0}};
 
-//  First protocol is also the one used when an agent offers no subprotocol.
+//  First protocol is also the one used when an agent offers no subprotocol;
+//  the bridge rides on this vhost when the thread serves agents only.
 static struct lws_protocols s_ws_protocols[] = {
     {VW_WIRE_SUBPROTO_JSON, vw_ws_callback, 0, 0, 0, NULL, 0},
     {VW_WIRE_SUBPROTO_MSGPACK, vw_ws_callback, 0, 0, 0, NULL, 0},
+    {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 vw_edge_t *
@@ -96,7 +98,8 @@ s_begin_stop (vw_edge_t *self)
         return;
     self->stopping = true;
     vw_timers_add (vw_actor_timers (self->actor), S_CLOSE_GRACE_MS, s_on_stop_deadline, self);
-    vw_info ("edge", "stopping: closing %d agent session(s) with 1001", self->ws_count);
+    if (self->ws_vhost)
+        vw_info ("edge", "stopping: closing %d agent session(s) with 1001", self->ws_count);
     vw_ws_close_all (self);
 }
 
@@ -153,7 +156,8 @@ s_adopt_zmq_fd (vw_edge_t *self, zsock_t *sock)
     fd.filefd = dup (zsock_fd (sock));
     if (fd.filefd < 0)
         return -1;
-    if (!lws_adopt_descriptor_vhost (self->http_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
+    struct lws_vhost *vhost = self->http_vhost ? self->http_vhost : self->ws_vhost;
+    if (!lws_adopt_descriptor_vhost (vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
         return -1;  //  lws closed the fd
     return 0;
 }
@@ -230,6 +234,13 @@ static const vw_actor_class_t s_edge_class = {
     .handle = s_handle,
 };
 
+//  The actor name of a thread serving `roles`.
+static const char *
+s_role_name (int roles)
+{
+    return roles == VW_EDGE_API ? "api" : "edge";
+}
+
 static int
 s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
 {
@@ -238,9 +249,13 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_USAGE, "--tls-cert and --tls-key go together");
         return -1;
     }
-    self->actor = vw_actor_new (pipe, &s_edge_class, args->endpoint);
+    self->roles = args->roles ? args->roles : VW_EDGE_API | VW_EDGE_AGENTS;
+    self->cls = s_edge_class;
+    self->cls.name = s_role_name (self->roles);
+    self->actor = vw_actor_new (pipe, &self->cls, args->endpoint);
     if (!self->actor) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot connect to the broker");
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: cannot connect to the broker",
+                             self->cls.name);
         return -1;
     }
     vw_actor_set_state (self->actor, self);
@@ -283,15 +298,19 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot create the lws context");
         return -1;
     }
-    self->http_vhost =
-        s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
-    if (!self->http_vhost) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for HTTP on %s:%d",
-                             config->http_addr, config->http_port);
-        return -1;
+    if (self->roles & VW_EDGE_API) {
+        self->http_vhost =
+            s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
+        if (!self->http_vhost) {
+            vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for HTTP on %s:%d",
+                                 config->http_addr, config->http_port);
+            return -1;
+        }
     }
-    self->ws_vhost = s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
-    if (!self->ws_vhost) {
+    if (self->roles & VW_EDGE_AGENTS)
+        self->ws_vhost =
+            s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
+    if ((self->roles & VW_EDGE_AGENTS) && !self->ws_vhost) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for agents on %s:%d",
                              config->ws_addr, config->ws_port);
         return -1;
@@ -306,9 +325,12 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: the broker did not answer");
         return -1;
     }
-    vw_info ("edge", "HTTP API on %s:%d, agent WebSocket on %s:%d/ws/agent%s", config->http_addr,
-             lws_get_vhost_listen_port (self->http_vhost), config->ws_addr,
-             lws_get_vhost_listen_port (self->ws_vhost), config->tls_cert ? " (TLS)" : "");
+    if (self->http_vhost)
+        vw_info (self->cls.name, "HTTP API on %s:%d%s", config->http_addr,
+                 lws_get_vhost_listen_port (self->http_vhost), config->tls_cert ? " (TLS)" : "");
+    if (self->ws_vhost)
+        vw_info (self->cls.name, "agent WebSocket on %s:%d/ws/agent%s", config->ws_addr,
+                 lws_get_vhost_listen_port (self->ws_vhost), config->tls_cert ? " (TLS)" : "");
     return 0;
 }
 
@@ -316,6 +338,7 @@ void
 vw_edge_actor (zsock_t *pipe, void *args)
 {
     const vw_edge_args_t *a = (const vw_edge_args_t *) args;
+    const char *args_name = s_role_name (a->roles ? a->roles : VW_EDGE_API | VW_EDGE_AGENTS);
     zsock_signal (pipe, 0);
     vw_edge_t *self = (vw_edge_t *) zmalloc (sizeof (vw_edge_t));
     self->config = a->config;
@@ -353,5 +376,5 @@ vw_edge_actor (zsock_t *pipe, void *args)
     vw_ratelimit_destroy (&self->rl_hello);
     vw_actor_destroy (&self->actor);
     free (self);
-    vw_debug ("edge", "stopped");
+    vw_debug (args_name, "stopped");
 }

@@ -22,9 +22,16 @@
 
 #include "vw_config.h"
 
+//  What one edge thread serves. The backend runs two: "api" (the HTTP
+//  façade) and "edge" (the agent WebSocket), each with its own lws context
+//  and loop, so that operators' requests neither wait for nor pay the poll
+//  over every agent connection. One thread can also serve both.
+typedef enum { VW_EDGE_API = 1, VW_EDGE_AGENTS = 2 } vw_edge_role_t;
+
 typedef struct {
     const vw_config_t *config;
     const char *endpoint;  //  broker endpoint
+    int roles;             //  VW_EDGE_API and/or VW_EDGE_AGENTS
 } vw_edge_args_t;
 
 void vw_edge_actor (zsock_t *pipe, void *args);

@@ -18,6 +18,8 @@ typedef struct vw_ws_conn_t vw_ws_conn_t;
 
 typedef struct {
     const vw_config_t *config;
+    vw_actor_class_t cls;  //  named after the role: "api" or "edge"
+    int roles;             //  vw_edge_role_t bits
     vw_actor_t *actor;
     struct lws_context *context;
     struct lws_vhost *http_vhost;

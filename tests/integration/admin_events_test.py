@@ -146,7 +146,7 @@ def admin_actors_status_round_trips():
     r = B.req("actors.status")
     assert r["ok"] and r["data"]["all_up"] is True, r
     assert set(r["data"]["actors"]) == {"store", "registry", "scheduler", "executor", "telemetry",
-                                         "auth", "admin", "edge"}, r
+                                         "auth", "admin", "api", "edge"}, r
     assert all(a["status"] == "up" and a["latency_us"] >= 0 for a in r["data"]["actors"].values())
 
 

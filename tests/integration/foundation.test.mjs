@@ -8,7 +8,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { startBackend, runBackend, freePorts, tempDir, jsonLines } from './lib/backend.mjs';
 
-const ACTORS = ['store', 'registry', 'scheduler', 'executor', 'telemetry', 'auth', 'admin', 'edge'];
+const ACTORS = ['store', 'registry', 'scheduler', 'executor', 'telemetry', 'auth', 'admin', 'api', 'edge'];
 
 function curl(args) {
   return new Promise((resolve) => {
@@ -186,6 +186,7 @@ describe('viworks-backend foundation', () => {
     const order = ACTORS.map((a) => logs.findIndex((m) => m.startsWith(`${a} stopped`)));
     assert.ok(order.every((i) => i >= 0), 'every actor logged its stop');
     assert.ok(order[ACTORS.indexOf('edge')] < order[ACTORS.indexOf('store')]);
+    assert.ok(order[ACTORS.indexOf('api')] < order[ACTORS.indexOf('store')]);
   });
 
   it('also stops cleanly on SIGINT', async () => {
