@@ -425,3 +425,32 @@ vw_msg_bundle_next (const vw_bytes_t *msgs, size_t *offset, const char *peer, vw
     *msg_p = msg;
     return 1;
 }
+
+vw_msg_t *
+vw_msg_recv_one (zsock_t *sock, zlist_t **backlog)
+{
+    if (*backlog && zlist_size (*backlog))
+        return (vw_msg_t *) zlist_pop (*backlog);
+    vw_msg_t *msg = vw_msg_recv (sock);
+    if (!msg || msg->id != VW_MSG_ID_bundle)
+        return msg;
+    if (!*backlog)
+        *backlog = zlist_new ();
+    size_t offset = 0;
+    vw_msg_t *one = NULL;
+    while (vw_msg_bundle_next (&msg->bundle.msgs, &offset, msg->peer, &one) == 1)
+        zlist_append (*backlog, one);
+    vw_msg_destroy (&msg);
+    return (vw_msg_t *) zlist_pop (*backlog);
+}
+
+void
+vw_msg_backlog_destroy (zlist_t **backlog)
+{
+    if (!backlog || !*backlog)
+        return;
+    vw_msg_t *msg;
+    while ((msg = (vw_msg_t *) zlist_pop (*backlog)))
+        vw_msg_destroy (&msg);
+    zlist_destroy (backlog);
+}

@@ -119,4 +119,10 @@ int vw_msg_bundle_append (msgpack_sbuffer *buf, const vw_msg_t *msg);
 //  -1 when the record is malformed (the rest of the bundle is unusable).
 int vw_msg_bundle_next (const vw_bytes_t *msgs, size_t *offset, const char *peer, vw_msg_t **msg_p);
 
+//  For sockets read outside vw_actor (tests, tools): like vw_msg_recv, but
+//  a bundle's messages come out one per call. *backlog holds the rest (a
+//  zlist_t created on first use); free it with vw_msg_backlog_destroy.
+vw_msg_t *vw_msg_recv_one (zsock_t *sock, zlist_t **backlog);
+void vw_msg_backlog_destroy (zlist_t **backlog);
+
 #endif
