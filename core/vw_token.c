@@ -1,5 +1,6 @@
 /*  vw_token - see vw_token.h. */
 #include "vw_token.h"
+#include "vw_clock.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -35,7 +36,14 @@ vw_token_verify (const char *token, const uint8_t hash[VW_TOKEN_HASH_BYTES])
 void
 vw_id_new (char out[VW_ID_TEXT_LEN + 1])
 {
+    //  Time-ordered, like a UUIDv7: 48 bits of wall-clock milliseconds,
+    //  then 80 random bits. New rows land at the end of the id indexes
+    //  instead of on a random page each (fewer pages per commit), and ids
+    //  sort by creation.
     uint8_t raw[16];
-    randombytes_buf (raw, sizeof raw);
+    uint64_t ms = (uint64_t) vw_clock_wall_ms ();
+    for (int i = 0; i < 6; i++)
+        raw[i] = (uint8_t) (ms >> (40 - 8 * i));
+    randombytes_buf (raw + 6, sizeof raw - 6);
     sodium_bin2hex (out, VW_ID_TEXT_LEN + 1, raw, sizeof raw);
 }

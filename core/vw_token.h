@@ -27,7 +27,8 @@ void vw_token_hash (const char *token, uint8_t hash[VW_TOKEN_HASH_BYTES]);
 //  True when token's digest equals hash (constant time in the digest).
 bool vw_token_verify (const char *token, const uint8_t hash[VW_TOKEN_HASH_BYTES]);
 
-//  128 random bits as 32 lowercase hex characters + NUL (session and command ids).
+//  A session or command id: 32 lowercase hex characters + NUL, time-ordered
+//  like a UUIDv7 (48 bits of wall-clock ms, then 80 random bits).
 void vw_id_new (char out[VW_ID_TEXT_LEN + 1]);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "vw_clock.h"
 #include "vw_token.h"
 
 static int
@@ -77,6 +78,16 @@ test_ids (void **state)
     assert_int_equal (strlen (a), 32);
     assert_int_equal (strspn (a, "0123456789abcdef"), 32);
     assert_string_not_equal (a, b);
+    //  Time-ordered: the first 12 hex digits are the wall clock in ms.
+    int64_t now = 1764230000000;
+    vw_clock_set_fake (&now);
+    vw_id_new (a);
+    now++;
+    vw_id_new (b);
+    vw_clock_set_fake (NULL);
+    assert_memory_equal (a, "019ac44d6d80", 12);
+    assert_memory_equal (b, "019ac44d6d81", 12);
+    assert_true (strcmp (a, b) < 0);
 }
 
 int
