@@ -14,8 +14,10 @@ static const char *S_SQL_BY_KEY = "SELECT command_id FROM commands WHERE idempot
 static const char *S_SQL_INSERT =
     "INSERT INTO commands (command_id, agent_id, type, payload, priority, state, max_retries, "
     "timeout_ms, created_at, expires_at, created_by, idempotency_key, seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, "
-    "(SELECT coalesce (max (seq), 0) + 1 FROM commands)) RETURNING seq";
+    "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+//  Apart from the insert: RETURNING would cost an ephemeral table per row.
+//  The store is the only writer and this runs in its transaction.
+static const char *S_SQL_NEXT_SEQ = "SELECT coalesce (max (seq), 0) + 1 FROM commands";
 static const char *S_SQL_GET = "SELECT " S_COLUMNS " FROM commands WHERE command_id = ?1";
 static const char *S_SQL_LIST =
     "SELECT " S_COLUMNS " FROM commands WHERE seq < ?1 AND (?2 IS NULL OR agent_id = ?2) "
@@ -157,6 +159,14 @@ vw_command_rows_insert (vw_db_t *db, const vw_command_new_t *c, int64_t *seq, bo
         vw_result_fail (result, 409, "conflict", "agent '%.64s' is revoked", c->agent_id);
         return;
     }
+    stmt = vw_db_stmt (db, S_SQL_NEXT_SEQ);
+    if (!stmt)
+        return s_db_error (db, result);
+    rc = sqlite3_step (stmt);
+    int64_t next = rc == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 0;
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_ROW)
+        return s_db_error (db, result);
     stmt = vw_db_stmt (db, S_SQL_INSERT);
     if (!stmt)
         return s_db_error (db, result);
@@ -171,12 +181,12 @@ vw_command_rows_insert (vw_db_t *db, const vw_command_new_t *c, int64_t *seq, bo
     sqlite3_bind_int64 (stmt, 9, c->expires_at);
     vw_db_bind_text (stmt, 10, c->created_by);
     vw_db_bind_text (stmt, 11, c->idempotency_key);
+    sqlite3_bind_int64 (stmt, 12, next);
     rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64 (stmt, 0);
     sqlite3_reset (stmt);
-    if (rc != SQLITE_ROW)
+    if (rc != SQLITE_DONE)
         return s_db_error (db, result);
+    *seq = next;
     vw_command_rows_get (db, c->command_id, result);
     if (result->status == 200)
         result->status = 202;
