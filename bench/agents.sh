@@ -60,46 +60,11 @@ nofile=$(ulimit -Sn)
 [ "$nofile" = unlimited ] && nofile=1048576
 ((nofile >= N + 200)) || { echo "ulimit -n is $nofile (hard limit): too low for $N agents" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/vw-bench-agents.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/bench/lib.sh"
+bench_workdir agents
 
 hz=$(getconf CLK_TCK)
-now_ms() { # no fork: the machine is busy enough while agents connect
-  local t=${EPOCHREALTIME//[!0-9]/}
-  echo $((t / 1000))
-}
-port() { "$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-ticks() { # utime + stime of the whole process, in clock ticks
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }
-  # shellcheck disable=SC2086 # fields on purpose
-  set -- $s
-  echo $((${12} + ${13}))
-}
-busy() { # busy ticks of the whole machine (all CPUs), for the "rest" figures
-  local _ u n s irq sirq rest
-  read -r _ u n s _ _ irq sirq rest </proc/stat
-  echo $((u + n + s + irq + sirq))
-}
-median() { sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
-calc() { awk "BEGIN {printf \"%.${2:-1}f\", $1}"; }
-stop() { # SIGTERM, wait; sets rc to the exit status
-  rc=0
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" || rc=$?
-  local keep=() p
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
 
 # Admin socket client (ZeroMQ DEALER, requests pipelined).
 cat >"$work/admin.py" <<'EOF'

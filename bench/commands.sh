@@ -54,15 +54,8 @@ agent="$top/build-release/viworks-agent"
 load="$top/build-release/commands-load"
 
 ulimit -n 65536 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
-work=$(mktemp -d /tmp/vw-bench-commands.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/bench/lib.sh"
+bench_workdir commands
 
 # Secrets for the run, in the environment (the backend takes no secret as a
 # flag); commands-load signs its admin token with the same JWT_SECRET.
@@ -71,32 +64,7 @@ VIWORKS_ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '=+/')
 export JWT_SECRET VIWORKS_ADMIN_PASSWORD
 
 hz=$(getconf CLK_TCK)
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-ticks() { # utime + stime of a process, in clock ticks
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }
-  # shellcheck disable=SC2086 # fields on purpose
-  set -- $s
-  echo $((${12} + ${13}))
-}
-busy() { # busy ticks of the whole machine
-  local _ u n s irq sirq rest
-  read -r _ u n s _ _ irq sirq rest </proc/stat
-  echo $((u + n + s + irq + sirq))
-}
-median() { sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
-calc() { awk "BEGIN {printf \"%.${2:-1}f\", $1}"; }
 val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $out"; } # a key of the last commands-load line
-stop() { # SIGTERM, wait; sets rc to the exit status
-  rc=0
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" || rc=$?
-  local keep=() p
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
 
 # Runs commands-load MODE ARGS..., sets out (its key=value line) and the CPU
 # of the backend, the agent and the rest of the machine over the phase.

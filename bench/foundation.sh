@@ -6,6 +6,7 @@
 # Usage: bench/foundation.sh [runs]   (builds build-release/ if needed)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$top/bench/lib.sh"
 runs=${1:-9}
 bin="$top/build-release/viworks-backend"
 if [ ! -x "$bin" ]; then
@@ -14,9 +15,6 @@ if [ ! -x "$bin" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 pick_ports() { http=$(port); ws=$(port); admin=$(port); rm -rf "$work/data"; }
 start_backend() {

@@ -16,6 +16,7 @@
 # spins forever.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$top/bench/lib.sh"
 N=${1:-100000}
 runs=${2:-3}
 build=${VW_BUILD_DIR:-$top/build-release}
@@ -27,8 +28,6 @@ work=$(mktemp -d)
 pid=
 cleanup() { if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-now_ms() { date +%s%3N; }
 die() {
   echo "recovery.sh: $*" >&2
   [ -f "$work/log" ] && tail -n 20 "$work/log" >&2

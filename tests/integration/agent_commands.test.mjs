@@ -6,28 +6,14 @@
 // without running a program twice.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runAgent } from './lib/agent.mjs';
 import { startBackend, tempDir } from './lib/backend.mjs';
 import { ADMIN_PASSWORD, JWT_SECRET, claims, client, eventually, mintJwt } from './lib/api.mjs';
 
-const AGENT = process.env.VW_AGENT ?? path.resolve(import.meta.dirname, '../../../build-asan/viworks-agent');
 const ENV = { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET };
 const operator = mintJwt(claims('ops', 'operator', { ttl: 3600 }));
-
-function runAgent(b, id, token, args = []) {
-  const proc = spawn(AGENT, ['--url', b.wsUrl, '--id', id, '--log-format', 'text', ...args], {
-    env: { ...process.env, VIWORKS_AGENT_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal, log })));
-  return {
-    proc, exited, log: () => log,
-    async stop() { proc.kill('SIGTERM'); const r = await exited; assert.equal(r.code, 0, r.log); },
-  };
-}
 
 describe('viworks-agent runs commands', () => {
   let b, api, admin;
@@ -193,10 +179,12 @@ describe('at-least-once delivery with viworks-agent', () => {
       // executing command again with the same command_id.
       b2 = await startBackend({ env: ENV, cwd: b1.dir, ports: b1 });
       const api2 = client(b2);
+      // The agent reconnects with full-jitter backoff (each refused attempt
+      // while the new backend starts doubles the ceiling, up to 30 s).
       const c = await eventually(async () => {
         const x = (await api2.call('GET', `/commands/${id}`, { token: operator })).body;
         return x?.state === 'completed' && x;
-      }, { timeoutMs: 20000 });
+      }, { timeoutMs: 60000 });
       assert.equal(c.result.stdout, 'done\n');
       assert.ok(c.attempts >= 2, JSON.stringify(c));
       assert.equal(readFileSync(marker, 'utf8'), 'run\n');   // ran once

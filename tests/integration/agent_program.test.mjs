@@ -3,24 +3,14 @@
 // agent with its token, watch its status through GET /agents, stop it, revoke it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { AGENT, runAgent } from './lib/agent.mjs';
 import { startBackend, tempDir } from './lib/backend.mjs';
 import { ADMIN_PASSWORD, JWT_SECRET, client, eventually } from './lib/api.mjs';
 
-const AGENT = process.env.VW_AGENT ?? path.resolve(import.meta.dirname, '../../../build-asan/viworks-agent');
 const HB = 400;
-
-function runAgent(b, id, token, args = []) {
-  const proc = spawn(AGENT, ['--url', b.wsUrl, '--id', id, '--log-format', 'text', ...args], {
-    env: { ...process.env, VIWORKS_AGENT_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal, log })));
-  return { proc, exited, log: () => log };
-}
 
 describe('viworks-agent against the backend', () => {
   let b, api, admin;

@@ -1,0 +1,47 @@
+# Shared by the bench/*.sh scripts (sourced): clocks, ports, CPU ticks,
+# medians, and a work directory whose processes are stopped on exit.
+
+now_ms() { # no fork: the machine is busy enough during a run
+  local t=${EPOCHREALTIME//[!0-9]/}
+  echo $((t / 1000))
+}
+# A free loopback port (the backend may also pick its own with port 0).
+port() { "${py:-python3}" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+ticks() { # utime + stime of the whole process, in clock ticks
+  local s
+  s=$(<"/proc/$1/stat")
+  s=${s##*) }
+  # shellcheck disable=SC2086 # fields on purpose
+  set -- $s
+  echo $((${12} + ${13}))
+}
+busy() { # busy ticks of the whole machine (all CPUs), for the "rest" figures
+  local _ u n s irq sirq rest
+  read -r _ u n s _ _ irq sirq rest </proc/stat
+  echo $((u + n + s + irq + sirq))
+}
+median() { sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+calc() { awk "BEGIN {printf \"%.${2:-1}f\", $1}"; }
+
+# bench_workdir NAME: $work, a fresh directory removed on exit, and $pids,
+# the processes to stop (SIGTERM, then wait) on exit.
+bench_workdir() {
+  work=$(mktemp -d "/tmp/vw-bench-$1.XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+stop() { # SIGTERM, wait; sets rc to the exit status and forgets the pid
+  rc=0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" || rc=$?
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
