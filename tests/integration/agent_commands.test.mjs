@@ -61,6 +61,8 @@ describe('viworks-agent runs commands', () => {
       assert.equal(c.state, 'completed', JSON.stringify(c));
       assert.equal(c.result.stdout, 'hello $HOME\n');   // no shell
       assert.equal(c.result.exit_status, 0);
+      // Acked, then answered: both times recorded, in order.
+      assert.ok(c.started_at <= c.delivered_at && c.delivered_at <= c.finished_at, JSON.stringify(c));
 
       // A non-zero exit fails with the output kept.
       c = await finished(await submit({ agent_id: 'gw-types', type: 'exec', max_retries: 0, payload: { cmd: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 7'] } }));

@@ -169,7 +169,9 @@ describe('commands', () => {
     assert.equal(r.body.failure_reason, 'cancelled_by_user');
     const agent = await new ScriptedAgent(b.wsUrl, { agentId: 'cxl-1', token, policy: 'hold' }).connect();
     const running = await submit({ agent_id: 'cxl-1', type: 'ping' });
-    await until(running.body.command_id, (x) => x.state === 'executing');
+    // Acknowledged, no result: the ack's time is recorded while it runs.
+    const executing = await until(running.body.command_id, (x) => x.state === 'executing' && x.delivered_at);
+    assert.ok(executing.delivered_at >= executing.started_at, JSON.stringify(executing));
     r = await api.call('POST', `/commands/${running.body.command_id}/cancel`, { token: operator });
     assert.equal(r.status, 200);
     assert.equal(r.body.state, 'cancelled');
