@@ -23,18 +23,11 @@ typedef struct {
     int64_t conn;
     int64_t attempt;
     uint64_t timer;
-    int64_t delivered_at;  //  the ack's time, 0 before it
-    bool delivered_saved;  //  sent to the store on its own
 } s_flight_t;
 
 struct self_t {
     vw_actor_t *actor;
     zhashx_t *flights;  //  command_id -> s_flight_t (owned)
-    //  Acks of this pass whose time is not persisted yet: at the end of
-    //  the pass, each still in flight goes to the store on its own; one
-    //  whose result came in the same pass (a command that completes at
-    //  once) rides on the outcome instead, one store write less.
-    zlistx_t *acked;  //  command ids (owned)
     uint64_t sent, timeouts, late;
 };
 
@@ -78,8 +71,6 @@ s_outcome (self_t *self, s_flight_t *f, const char *outcome, const char *result,
     vw_msg_set_str (&msg->command_outcome.result, result);
     vw_msg_set_str (&msg->command_outcome.error, error);
     msg->command_outcome.conn = f->conn;
-    if (!f->delivered_saved)
-        msg->command_outcome.delivered_at = f->delivered_at;
     s_send (self, "scheduler", &msg);
     zhashx_delete (self->flights, f->command_id);
 }
@@ -128,24 +119,14 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     self->sent++;
 }
 
-//  End of a loop pass: the acks whose command is still in flight.
 static void
-s_flush (void *state, vw_actor_t *actor)
+s_fill_delivered (self_t *self, const char *command_id)
 {
-    self_t *self = (self_t *) state;
-    for (char *id = (char *) zlistx_first (self->acked); id;
-         id = (char *) zlistx_next (self->acked)) {
-        s_flight_t *f = (s_flight_t *) zhashx_lookup (self->flights, id);
-        if (!f || !f->delivered_at || f->delivered_saved)
-            continue;
-        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
-        vw_msg_set_str (&msg->command_update.command_id, id);
-        vw_msg_set_str (&msg->command_update.event, "delivered");
-        msg->command_update.ts = f->delivered_at;
-        s_send (self, "store", &msg);
-        f->delivered_saved = true;
-    }
-    zlistx_purge (self->acked);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_set_str (&msg->command_update.command_id, command_id);
+    vw_msg_set_str (&msg->command_update.event, "delivered");
+    msg->command_update.ts = vw_clock_wall_ms ();
+    s_send (self, "store", &msg);
 }
 
 static void
@@ -163,12 +144,8 @@ s_on_event (self_t *self, vw_msg_t *msg)
         }
         return;
     }
-    if (streq (e->kind, "ack")) {
-        if (!f->delivered_at) {
-            f->delivered_at = vw_clock_wall_ms ();
-            zlistx_add_end (self->acked, strdup (f->command_id));
-        }
-    }
+    if (streq (e->kind, "ack"))
+        s_fill_delivered (self, f->command_id);
     else if (streq (e->kind, "result"))
         s_outcome (self, f, e->status && streq (e->status, "completed") ? "completed" : "failed",
                    e->result, e->error);
@@ -210,8 +187,6 @@ s_create (vw_actor_t *actor, void *args)
     self->actor = actor;
     self->flights = zhashx_new ();
     zhashx_set_destructor (self->flights, s_flight_free);
-    self->acked = zlistx_new ();
-    zlistx_set_destructor (self->acked, (zlistx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -221,7 +196,6 @@ s_destroy (void **state_p)
     self_t *self = (self_t *) *state_p;
     if (self) {
         zhashx_destroy (&self->flights);
-        zlistx_destroy (&self->acked);
         free (self);
     }
     *state_p = NULL;
@@ -260,5 +234,4 @@ const vw_actor_class_t vw_executor_class = {
     .destroy = s_destroy,
     .handle = s_handle,
     .health = s_health,
-    .flush = s_flush,
 };

@@ -50,7 +50,6 @@ typedef struct {
     int64_t created_mono;  //  when submitted (or recovered), monotonic, for latency
     int64_t attempts;      //  dispatches so far
     int64_t failures;      //  failed attempts (timeouts and agent errors)
-    int64_t delivered_at;  //  the ack of this attempt, when the executor left it to us
     s_where_t where;
     uint64_t expiry_timer;
     uint64_t retry_timer;
@@ -128,7 +127,6 @@ s_update (self_t *self, const s_cmd_t *cmd, const char *event, void (*fill) (vw_
     vw_msg_set_str (&msg->command_update.event, event);
     msg->command_update.ts = vw_clock_wall_ms ();
     msg->command_update.failures = cmd->failures;
-    msg->command_update.delivered_at = cmd->delivered_at;
     if (fill)
         fill (msg, arg);
     s_send (self, "store", &msg);
@@ -197,7 +195,6 @@ s_pump (self_t *self)
         int64_t *conn = (int64_t *) zhashx_lookup (self->conns, cmd->agent_id);
         cmd->where = S_EXECUTING;
         cmd->attempts++;
-        cmd->delivered_at = 0;
         s_update (self, cmd, "executing", s_fill_executing, &cmd->attempts);
         vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);
         vw_msg_set_str (&d->command_dispatch.command_id, cmd->command_id);
@@ -429,7 +426,6 @@ s_on_outcome (self_t *self, vw_msg_t *msg)
     s_cmd_t *cmd = o->command_id ? (s_cmd_t *) zhashx_lookup (self->cmds, o->command_id) : NULL;
     if (!cmd || cmd->where != S_EXECUTING || !o->outcome)
         return;  //  cancelled or finished meanwhile
-    cmd->delivered_at = o->delivered_at;
     if (streq (o->outcome, "completed"))
         s_finish (self, cmd, "completed", NULL, o->result, NULL);
     else if (streq (o->outcome, "lost") || streq (o->outcome, "unsent")) {

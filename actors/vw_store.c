@@ -170,10 +170,10 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
         rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
     else if (streq (u->event, "retry"))
         rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason,
-                                    u->failures, u->delivered_at);
+                                    u->failures);
     else if (streq (u->event, "finish"))
         rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
-                                     u->result, u->error, u->failures, u->delivered_at, u->ts);
+                                     u->result, u->error, u->failures, u->ts);
     if (rc)
         vw_debug ("store", "command %s: '%s' not applied (finished already, or %s)",
                   u->command_id ? u->command_id : "?", u->event ? u->event : "?",

@@ -267,7 +267,6 @@
     F (command_update, INT, next_attempt_at, "retry: ms")                                          \
     F (command_update, INT, failures, "retry/finish: failed attempts so far")                      \
     F (command_update, INT, ts, "ms")                                                              \
-    F (command_update, INT, delivered_at, "retry/finish: ack time (ms) to record; 0: none")        \
     END (command_update)                                                                           \
     MSG (command_get, "edge/admin -> store: one command (answer: reply 200/404)")                  \
     F (command_get, STR, command_id, "command")                                                    \
@@ -334,7 +333,6 @@
     F (command_outcome, STR, result, "JSON value")                                                 \
     F (command_outcome, STR, error, "agent's error text")                                          \
     F (command_outcome, INT, conn, "the session the attempt went to")                              \
-    F (command_outcome, INT, delivered_at, "ack time (ms) not persisted yet; 0: none")             \
     END (command_outcome)                                                                          \
     MSG (stats_query,                                                                              \
          "edge/admin -> scheduler or store: figures for GET /statistics (answer: reply 200)")      \

@@ -28,16 +28,12 @@ static const char *S_SQL_EXECUTING =
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_DELIVERED =
     "UPDATE commands SET delivered_at = ?2 WHERE command_id = ?1 AND state = 'executing'";
-//  ?5 / ?8: the attempt's ack time when it was not written on its own
-//  (the executor folds it into the outcome of a command answered at once).
 static const char *S_SQL_RETRY =
     "UPDATE commands SET state = 'pending', next_attempt_at = ?2, failure_reason = ?3, "
-    "failures = ?4, delivered_at = coalesce (?5, delivered_at) "
-    "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+    "failures = ?4 WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_FINISH =
     "UPDATE commands SET state = ?2, failure_reason = ?3, result = ?4, error = ?5, "
-    "finished_at = ?6, next_attempt_at = NULL, failures = ?7, "
-    "delivered_at = coalesce (?8, delivered_at) "
+    "finished_at = ?6, next_attempt_at = NULL, failures = ?7 "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 //  The partial index walks the unfinished rows in seq order from `after`.
 //  Named, because without statistics the planner prefers the (state, ...)
@@ -276,7 +272,7 @@ vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms)
 
 int
 vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                       const char *failure_reason, int64_t failures, int64_t delivered_at)
+                       const char *failure_reason, int64_t failures)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RETRY);
     if (!stmt)
@@ -285,17 +281,13 @@ vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt
     sqlite3_bind_int64 (stmt, 2, next_attempt_at);
     vw_db_bind_text (stmt, 3, failure_reason);
     sqlite3_bind_int64 (stmt, 4, failures);
-    if (delivered_at > 0)
-        sqlite3_bind_int64 (stmt, 5, delivered_at);
-    else
-        sqlite3_bind_null (stmt, 5);
     return s_update (db, stmt);
 }
 
 int
 vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                         const char *failure_reason, const char *result_json, const char *error,
-                        int64_t failures, int64_t delivered_at, int64_t now_ms)
+                        int64_t failures, int64_t now_ms)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_FINISH);
     if (!stmt)
@@ -307,10 +299,6 @@ vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
     vw_db_bind_text (stmt, 5, error);
     sqlite3_bind_int64 (stmt, 6, now_ms);
     sqlite3_bind_int64 (stmt, 7, failures);
-    if (delivered_at > 0)
-        sqlite3_bind_int64 (stmt, 8, delivered_at);
-    else
-        sqlite3_bind_null (stmt, 8);
     return s_update (db, stmt);
 }
 

@@ -55,12 +55,11 @@ void vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state,
 int vw_command_rows_executing (vw_db_t *db, const char *command_id, int64_t attempt,
                                int64_t now_ms);
 int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms);
-//  delivered_at > 0 records the attempt's ack time too (0: leave it).
 int vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                           const char *failure_reason, int64_t failures, int64_t delivered_at);
+                           const char *failure_reason, int64_t failures);
 int vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                             const char *failure_reason, const char *result_json, const char *error,
-                            int64_t failures, int64_t delivered_at, int64_t now_ms);
+                            int64_t failures, int64_t now_ms);
 
 //  One unfinished command, as the recovery scan returns it. Strings are
 //  borrowed from SQLite (valid during the callback), NUL-terminated, with
