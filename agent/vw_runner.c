@@ -166,7 +166,14 @@ s_supervise (s_job_t *job, pid_t pid, s_stream_t *streams, vw_run_t *run)
         if (exited_at < 0) {
             int status = 0;
             pid_t got = waitpid (pid, &status, WNOHANG);
-            if (got == pid) {
+            if (got < 0 && errno == ECHILD) {
+                //  Reaped by someone else (SIGCHLD ignored, or a waitpid
+                //  (-1) elsewhere in the process): over, status unknown.
+                exited_at = now;
+                snprintf (run->error, sizeof run->error,
+                          "%s ended, but its exit status was collected elsewhere", job->argv[0]);
+            }
+            else if (got == pid) {
                 exited_at = now;
                 if (WIFEXITED (status))
                     run->exit_status = WEXITSTATUS (status);
@@ -290,12 +297,17 @@ s_thread (void *arg)
         vw_run_destroy (&run);
         owner->uncollected--;  //  lost for want of memory: nobody will collect it
     }
+    pthread_mutex_unlock (&owner->lock);
+    s_job_free (job);
+    //  Ring while still counted: vw_runner_destroy waits for every thread
+    //  to be done with the runner, the doorbell included (the owner may
+    //  free what the doorbell uses right after).
+    if (owner->wake)
+        owner->wake (owner->wake_arg);
+    pthread_mutex_lock (&owner->lock);
     owner->threads--;
     pthread_cond_broadcast (&owner->idle);
     pthread_mutex_unlock (&owner->lock);
-    s_job_free (job);
-    if (owner->wake)
-        owner->wake (owner->wake_arg);
     return NULL;
 }
 

@@ -43,7 +43,7 @@ typedef struct {
     size_t err_size;
     bool err_truncated;
     int64_t duration_ms;
-    char error[256];  //  non-empty: the program could not be started
+    char error[256];  //  non-empty: could not be started, or its status is unknown
 } vw_run_t;
 
 typedef void (vw_runner_wake_fn) (void *arg);

@@ -2516,6 +2516,9 @@ main (int argc, char **argv)
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
+    //  Programs are reaped by vw_runner: a parent that left SIGCHLD ignored
+    //  would have the kernel reap them first and hide their exit status.
+    signal (SIGCHLD, SIG_DFL);
 
     lws_set_log_level (vw_log_enabled (VW_LOG_DEBUG) ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
                        s_lws_log);
@@ -2570,6 +2573,9 @@ main (int argc, char **argv)
         }
     }
 
+    //  Programs still running are stopped first: their threads ring this
+    //  context's doorbell until they are gone.
+    vw_runner_destroy (&app.runner);
     s_context = NULL;
     for (uint32_t i = 0; i < app.count; i++)
         s_agent_cancel_timers (&app.agents[i]);

@@ -152,7 +152,8 @@ describe('viworks-agent runs commands', () => {
       // Dropped on every delivery: the agent reconnects, the command waits
       // for the next session, until cancelled.
       const before = (await api.call('GET', '/agents/gw-drop', { token: admin })).body.connect_count;
-      await eventually(async () => (await api.call('GET', '/agents/gw-drop', { token: admin })).body.connect_count >= before + 2, { timeoutMs: 10000 });
+      await eventually(async () => (await api.call('GET', '/agents/gw-drop', { token: admin })).body.connect_count >= before + 2, { timeoutMs: 20000 })
+        .catch((e) => { throw new Error(`${e.message}\nagent log:\n${drop.log().split('\n').slice(-25).join('\n')}\nbackend:\n${b.lines.slice(-25).join('\n')}`); });
       assert.ok(['pending', 'executing'].includes((await get(d)).state));
       assert.equal((await api.call('POST', `/commands/${d}/cancel`, { token: operator })).status, 200);
       assert.match(drop.log(), /dropping the connection \(--disconnect-fraction\)/);
