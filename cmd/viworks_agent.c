@@ -134,6 +134,7 @@ typedef struct {
     uint8_t give_up;    //  non-zero: stop with this exit code once closed
     bool heartbeat_queued;
     bool token_owned;
+    bool drop;  //  --disconnect-fraction: drop the connection after this frame
 } s_agent_t;
 
 typedef struct {
@@ -991,7 +992,7 @@ s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
         vw_info ("agent", "%s: command %s: dropping the connection (--disconnect-fraction)",
                  agent->id, msg->command_id);
         agent->backoff_exp = 0;  //  come back soon: this is a test
-        lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        agent->drop = true;      //  s_agent_receive closes it, no close frame
         return;
     }
     s_agent_ack (agent, msg->command_id);
@@ -1204,6 +1205,17 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
     vw_wire_msg_reset (&msg);
 }
 
+//  -1 (lws closes the connection at once, without a close frame) when a
+//  command asked for an injected disconnect.
+static int
+s_agent_dropping (s_agent_t *agent)
+{
+    if (!agent->drop)
+        return 0;
+    agent->drop = false;
+    return -1;
+}
+
 //  One piece of a message; whole messages are decoded from lws's buffer,
 //  split ones are gathered on the heap first.
 static int
@@ -1218,7 +1230,7 @@ s_agent_receive (s_agent_t *agent, struct lws *wsi, const void *in, size_t len)
     }
     if (last && !agent->rx) {
         s_agent_on_frame (agent, in, len);
-        return 0;
+        return s_agent_dropping (agent);
     }
     if (agent->rx_size + len > S_RX_MAX) {
         vw_warn ("agent", "%s: message over %d bytes from the server; closing", agent->id,
@@ -1244,7 +1256,7 @@ s_agent_receive (s_agent_t *agent, struct lws *wsi, const void *in, size_t len)
         agent->rx = NULL;
         agent->rx_size = 0;
     }
-    return 0;
+    return s_agent_dropping (agent);
 }
 
 //  --------------------------------------------------------------------------
