@@ -302,14 +302,23 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
     agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);
     self->connects++;
     s_persist (self, agent, "connect", hello);
-    s_presence (self, agent, false);
 
+    //  The welcome goes before the scheduler hears of the session: a
+    //  command it dispatches at once travels scheduler -> executor -> edge
+    //  behind the welcome through the broker, and the edge only sends
+    //  commands on a welcomed session (anything earlier would come back
+    //  "undeliverable" and leave the agent waiting for its next status
+    //  change). Batching sends a pass's messages per destination, in the
+    //  order destinations were first used: flush here so the welcome is
+    //  on its way before the presence is even queued.
     vw_msg_t *welcome = vw_msg_new (VW_MSG_ID_session_welcome);
     welcome->session_welcome.conn = hello->conn;
     vw_msg_set_str (&welcome->session_welcome.agent_id, agent->agent_id);
     vw_msg_set_str (&welcome->session_welcome.session_id, agent->session_id);
     welcome->session_welcome.heartbeat_interval_ms = self->config->heartbeat_interval_ms;
     s_send (self, "edge", &welcome);
+    vw_actor_flush_sends (self->actor);
+    s_presence (self, agent, false);
     vw_info ("registry", "agent '%s' online from %s (session %s)", agent->agent_id,
              hello->peer ? hello->peer : "?", agent->session_id);
     s_publish (self, "agent.online",
