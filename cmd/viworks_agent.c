@@ -587,12 +587,24 @@ s_cmd_find (s_agent_t *agent, const char *id)
     return NULL;
 }
 
+//  Takes a command off the table of running programs; its run is over.
+static void
+s_cmd_ran (s_cmd_t *cmd)
+{
+    s_app_t *app = cmd->agent->app;
+    for (size_t i = 0; cmd->run && i < app->running; i++)
+        if (app->runs[i] == cmd) {
+            app->runs[i] = app->runs[--app->running];
+            break;
+        }
+    cmd->run = 0;
+}
+
 //  Unlinks and frees a command (and its place among the running).
 static void
 s_cmd_forget (s_cmd_t *cmd)
 {
     s_agent_t *agent = cmd->agent;
-    s_app_t *app = agent->app;
     for (s_cmd_t **link = &agent->cmds; *link; link = &(*link)->next)
         if (*link == cmd) {
             *link = cmd->next;
@@ -600,11 +612,7 @@ s_cmd_forget (s_cmd_t *cmd)
         }
     if (cmd->state == S_CMD_DONE)
         agent->done--;
-    for (size_t i = 0; cmd->run && i < app->running; i++)
-        if (app->runs[i] == cmd) {
-            app->runs[i] = app->runs[--app->running];
-            break;
-        }
+    s_cmd_ran (cmd);
     s_cmd_destroy (&cmd);
 }
 
@@ -916,12 +924,7 @@ s_app_collect_runs (s_app_t *app)
             else {
                 char error[512];
                 json_t *result = s_run_result (run, extra, error, sizeof error);
-                for (size_t i = 0; i < app->running; i++)
-                    if (app->runs[i] == cmd) {
-                        app->runs[i] = app->runs[--app->running];
-                        break;
-                    }
-                cmd->run = 0;
+                s_cmd_ran (cmd);
                 s_cmd_finish (cmd, result, error[0] ? error : NULL);
             }
         }
@@ -2188,6 +2191,24 @@ s_app_parse_url (s_app_t *app)
     return 0;
 }
 
+//  Opens a file of secrets (tokens, a key) named by `option`; warns when
+//  other users may read it. NULL, with the reason on stderr, if it cannot.
+static FILE *
+s_open_secret (const char *path, const char *option)
+{
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        fprintf (stderr, "viworks-agent: cannot open %s '%s': %s\n", option, path,
+                 strerror (errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat (fileno (file), &st) == 0 && (st.st_mode & 077))
+        vw_warn ("agent", "%s %s is readable by other users (mode %03o); chmod 600 it", option,
+                 path, (unsigned) (st.st_mode & 0777));
+    return file;
+}
+
 //  Finds the agent a token-file line names, or NULL.
 static s_agent_t *
 s_app_agent_by_id (s_app_t *app, const char *id)
@@ -2209,16 +2230,9 @@ static int
 s_app_load_tokens (s_app_t *app)
 {
     const char *path = app->opt.token_file;
-    FILE *file = fopen (path, "r");
-    if (!file) {
-        fprintf (stderr, "viworks-agent: cannot open --token-file '%s': %s\n", path,
-                 strerror (errno));
+    FILE *file = s_open_secret (path, "--token-file");
+    if (!file)
         return -1;
-    }
-    struct stat st;
-    if (fstat (fileno (file), &st) == 0 && (st.st_mode & 077))
-        vw_warn ("agent", "token file %s is readable by other users (mode %03o); chmod 600 it",
-                 path, (unsigned) (st.st_mode & 0777));
     char *line = NULL;
     size_t cap = 0;
     unsigned lineno = 0, used = 0;
@@ -2352,16 +2366,9 @@ static int
 s_app_load_key (s_app_t *app)
 {
     const char *path = app->opt.key_file;
-    FILE *file = fopen (path, "r");
-    if (!file) {
-        fprintf (stderr, "viworks-agent: cannot open --key-file '%s': %s\n", path,
-                 strerror (errno));
+    FILE *file = s_open_secret (path, "--key-file");
+    if (!file)
         return -1;
-    }
-    struct stat st;
-    if (fstat (fileno (file), &st) == 0 && (st.st_mode & 077))
-        vw_warn ("agent", "key file %s is readable by other users (mode %03o); chmod 600 it", path,
-                 (unsigned) (st.st_mode & 0777));
     char line[256] = "";
     unsigned char seed[crypto_sign_SEEDBYTES];
     size_t len = 0;
