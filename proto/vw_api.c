@@ -91,8 +91,8 @@ const char *
 vw_api_agent_id (json_t *args, vw_api_error_t *err)
 {
     json_t *id = json_object_get (args, "agent_id");
-    if (!json_is_string (id) || !vw_wire_valid_name (json_string_value (id), 128)) {
-        s_fail (err, "field 'agent_id' is required: 1-128 characters of A-Z a-z 0-9 _ . : -");
+    if (!json_is_string (id) || !vw_wire_valid_id (json_string_value (id))) {
+        s_fail (err, "field 'agent_id' is required and must match " VW_ID_GRAMMAR);
         return NULL;
     }
     return json_string_value (id);

@@ -17,7 +17,6 @@
 #include <string.h>
 
 //  Lengths in bytes (SPEC §3 and vw_wire.h).
-#define S_AGENT_ID_MAX    128
 #define S_TOKEN_MAX       512
 #define S_VERSION_MAX     128
 #define S_HOSTNAME_MAX    255
@@ -358,6 +357,20 @@ s_name (json_t *root, const char *field, size_t maxlen, const char **out, vw_wir
     return 0;
 }
 
+//  A required agent id or username (vw_wire_valid_id).
+static int
+s_id (json_t *root, const char *field, const char **out, vw_wire_error_t *err)
+{
+    if (s_string (root, field, true, VW_ID_MAX, out, err))
+        return -1;
+    if (!vw_wire_valid_id (*out)) {
+        s_fail (err, "invalid_message", "field '%s' must match " VW_ID_GRAMMAR, field);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_int (json_t *root, const char *field, bool required, int64_t min, int64_t max, int64_t *out,
        vw_wire_error_t *err)
@@ -453,7 +466,7 @@ static int
 s_check_hello (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     json_t *root = msg->root;
-    if (s_name (root, "agent_id", S_AGENT_ID_MAX, &msg->agent_id, err) ||
+    if (s_id (root, "agent_id", &msg->agent_id, err) ||
         s_string (root, "token", false, S_TOKEN_MAX, &msg->token, err) ||
         s_string (root, "version", false, S_VERSION_MAX, &msg->version, err) ||
         s_string (root, "hostname", false, S_HOSTNAME_MAX, &msg->hostname, err))
@@ -869,6 +882,14 @@ vw_wire_valid_name (const char *s, size_t maxlen)
             return false;
     }
     return len > 0;
+}
+
+bool
+vw_wire_valid_id (const char *s)
+{
+    if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+        return false;
+    return vw_wire_valid_name (s, VW_ID_MAX);
 }
 
 //  --------------------------------------------------------------------------

@@ -137,4 +137,12 @@ json_t *vw_wire_telemetry_ack (int64_t seq);
 //  True if s is 1..maxlen characters of [A-Za-z0-9_.:-].
 bool vw_wire_valid_name (const char *s, size_t maxlen);
 
+//  The grammar of agent ids and usernames (SPEC §6):
+//  [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}. The first character being a letter
+//  or digit rules out "." and ".." and anything that looks like an option;
+//  no slash, no control character, nothing that needs percent-encoding.
+#define VW_ID_MAX     128
+#define VW_ID_GRAMMAR "[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+bool vw_wire_valid_id (const char *s);
+
 #endif

@@ -626,6 +626,27 @@ test_valid_name (void **state)
     assert_false (vw_wire_valid_name ("caf\xc3\xa9", 10));
 }
 
+//  The agent id / username grammar: [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}.
+static void
+test_valid_id (void **state)
+{
+    char longest[VW_ID_MAX + 2];
+    memset (longest, 'a', VW_ID_MAX);
+    longest[VW_ID_MAX] = 0;
+    assert_true (vw_wire_valid_id ("gw-01"));
+    assert_true (vw_wire_valid_id ("9.a_b:c-d"));
+    assert_true (vw_wire_valid_id ("a"));
+    assert_true (vw_wire_valid_id (longest));
+    longest[VW_ID_MAX] = 'a';
+    longest[VW_ID_MAX + 1] = 0;
+    assert_false (vw_wire_valid_id (longest));
+    const char *bad[] = {"",    ".",   "..",   "-rf",         "_x",    ":x",  "a/b", "a\\b",
+                         "a b", "a\n", "a%2f", "caf\xc3\xa9", "a\x7f", "a?b", "a#b", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_false (vw_wire_valid_id (bad[i]));
+    assert_false (vw_wire_valid_id (NULL));
+}
+
 //  --------------------------------------------------------------------------
 //  Validation rules, each through both formats
 
@@ -1647,6 +1668,7 @@ main (void)
         cmocka_unit_test (test_serialize_limits),
         cmocka_unit_test (test_type_names),
         cmocka_unit_test (test_valid_name),
+        cmocka_unit_test (test_valid_id),
         cmocka_unit_test (test_type_field),
         cmocka_unit_test (test_hello_rules),
         cmocka_unit_test (test_auth_rules),
