@@ -25,11 +25,16 @@
 #include <stdio.h>
 
 typedef struct {
-    char *config_file;      //  config            --config            (none)
-    char *http_addr;        //  http.addr         --http-addr         0.0.0.0
-    int http_port;          //  http.port         --http-port         8080  (0..65535, 0 = any)
-    char *ws_addr;          //  ws.addr           --ws-addr           0.0.0.0
-    int ws_port;            //  ws.port           --ws-port           8081
+    char *config_file;        //  config            --config            (none)
+    char *http_addr;          //  http.addr         --http-addr         0.0.0.0
+    int http_port;            //  http.port         --http-port         8080  (0..65535, 0 = any)
+    int64_t http_max_header;  //  http.max_header   --http-max-header   16KiB (fields; over: 431)
+    int64_t http_max_url;     //  http.max_url      --http-max-url      16KiB (target; over: 414)
+    int64_t http_max_body;    //  http.max_body     --http-max-body     1MiB  (over: 413)
+    int64_t http_request_timeout_ms;  //  http.request_timeout          10s   (then 408)
+    int64_t http_idle_timeout_ms;     //  http.idle_timeout             30s   (keep-alive)
+    char *ws_addr;                    //  ws.addr           --ws-addr           0.0.0.0
+    int ws_port;                      //  ws.port           --ws-port           8081
     int64_t ws_max_frame;   //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
     char *tls_cert;         //  tls.cert          --tls-cert          (none)
     char *tls_key;          //  tls.key           --tls-key           (none)

@@ -175,6 +175,14 @@ s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
     info.iface = addr && *addr && strcmp (addr, "0.0.0.0") && strcmp (addr, "::") ? addr : NULL;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (protocols == s_http_protocols) {
+        //  The HTTP API reads raw bytes (after TLS) and parses them itself
+        //  (vw_httpreq): lws's HTTP parser normalises encoded paths and
+        //  drops over-long headers without an answer.
+        info.options |= LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+        info.listen_accept_role = "raw-skt";
+        info.listen_accept_protocol = "http";
+    }
     if (!info.iface || !strchr (info.iface, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.keepalive_timeout = 30;

@@ -1,18 +1,27 @@
 /*  vw_http - the HTTP façade (SPEC §6) on the edge's "http" vhost.
 
-    Each connection has one s_session_t (lws per-session data), reused by
-    keep-alive requests. A request runs through one pipeline once its
-    headers (and body, if any) are in:
+    The vhost's connections are raw sockets: lws accepts them (and does
+    TLS), vw_httpreq parses HTTP/1.1 exactly and within limits, and this
+    file answers. Each connection has one s_session_t (lws per-session
+    data), reused by keep-alive requests, one request at a time: while a
+    request is being answered the connection is not read from (lws rx flow
+    control), and pipelined bytes wait in the session. A request runs
+    through one pipeline once its headers and body are in:
 
-        shutting down? -> rate limit per address -> size -> route (404/405)
+        malformed or over a limit? (400/408/413/414/431/505, then close)
+        -> shutting down? -> rate limit per address -> route (404/405)
         -> bearer token and role (401/403) -> rate limit per token
         -> JSON body (415/400) -> handler
+
+    Deadlines per connection (one lws_sul): a request whose head and body
+    are not in within http.request_timeout gets 408 and the connection
+    closes; an idle keep-alive connection closes after http.idle_timeout.
 
     A handler either answers at once or asks another actor through
     vw_pending and answers from the reply; the session only holds a
     pointer to the call, which is detached when the connection closes, so
     a late reply never touches a dead connection. Answers are written only
-    from LWS_CALLBACK_HTTP_WRITEABLE: first the headers, then the body.
+    from LWS_CALLBACK_RAW_WRITEABLE, a chunk at a time.
 
     Every error is {"error":{"code","message"}} with the right status, and
     every state change is audited (vw_edge_audit) with its outcome.
@@ -20,6 +29,7 @@
 #include "vw_api.h"
 #include "vw_clock.h"
 #include "vw_edge_int.h"
+#include "vw_httpreq.h"
 #include "vw_jwt.h"
 #include "vw_log.h"
 #include "vw_text.h"
@@ -30,10 +40,14 @@
 #include <sodium.h>
 #include <string.h>
 
-#define S_MAX_BODY     (1024 * 1024)
 #define S_CALL_TIMEOUT 5000
 #define S_JWT_SKEW_S   30
-#define S_MAX_ARGS     16
+//  Bytes written per writeable callback, so one large answer does not
+//  hold the loop (lws buffers what the socket does not take).
+#define S_WRITE_CHUNK (64 * 1024)
+//  Bytes read past a request while it is answered (pipelining); lws's flow
+//  control keeps it to about one read.
+#define S_PENDING_MAX (256 * 1024)
 
 typedef enum { S_ANYONE = 0, S_VIEWER, S_OPERATOR, S_ADMIN } s_role_t;
 
@@ -41,31 +55,29 @@ typedef struct s_call_t s_call_t;
 typedef struct s_session_t s_session_t;
 
 struct s_session_t {
+    //  The connection: kept across keep-alive requests.
     struct lws *wsi;
-    int method;  //  LWSHUMETH_*
-    char path[512];
     char peer[64];
-    //  query arguments, "key=value" split in place
-    char args_buf[2048];
-    const char *arg_key[S_MAX_ARGS];
-    const char *arg_val[S_MAX_ARGS];
-    int nargs;
+    vw_httpreq_t *req;  //  the request being read or answered
+    char *pending;      //  bytes after it (pipelining), not parsed yet
+    size_t pending_len;
+    lws_sorted_usec_list_t sul;  //  request (408) or idle deadline
+    bool busy;                   //  a request is in: answering it, not reading
+    bool close_after;            //  close once the answer is out
+    bool continue_sent;          //  "100 Continue" for this request
+    //  The request being answered.
+    int method;  //  LWSHUMETH_*, -1 for others
+    const char *path;
     //  authenticated caller
     char sub[128];
     s_role_t role;
-    //  request body
-    char *req_body;
-    size_t req_len;
-    bool req_too_large;
-    bool dispatched;  //  routed already (lws may still report a body's end)
     json_t *json;     //  parsed body of POST/PUT
     json_t *partial;  //  a multi-step answer being assembled
     //  response
     bool ready;
-    bool headers_sent;
     int status;
-    unsigned char *out;  //  LWS_PRE headroom + body
-    size_t out_len;
+    unsigned char *out;  //  LWS_PRE headroom + status line, fields and body
+    size_t out_len, out_off;
     char allow[64];
     char location[256];
     int retry_after;  //  seconds, for 429
@@ -107,32 +119,60 @@ vw_http_session_size (void)
     return sizeof (s_session_t);
 }
 
-//  Clears one request's state, keeping the connection's identity.
+//  Clears one request's state, keeping the connection's.
 static void
 s_reset (s_session_t *session)
 {
-    struct lws *wsi = session->wsi;
-    free (session->req_body);
     free (session->out);
     json_decref (session->json);
     json_decref (session->partial);
     if (session->call)
         session->call->session = NULL;
-    memset (session, 0, sizeof *session);
-    session->wsi = wsi;
+    size_t keep = offsetof (s_session_t, method);
+    memset ((char *) session + keep, 0, sizeof *session - keep);
+    session->busy = false;
+    session->continue_sent = false;
+    if (session->req)
+        vw_httpreq_reset (session->req);
 }
 
-//  Queues an answer; body (a JSON value) is consumed.
+//  Queues an answer: status line, fields and body (a JSON value, consumed).
 static void
 s_respond (s_session_t *session, int status, json_t *body)
 {
     char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref (body);
     size_t len = text ? strlen (text) : 0;
-    session->out = (unsigned char *) malloc (LWS_PRE + len + 1);
-    if (session->out && text)
-        memcpy (session->out + LWS_PRE, text, len);
-    session->out_len = session->out ? len : 0;
+    vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
+    if (!session->req || !session->req->keep_alive || edge->stopping)
+        session->close_after = true;
+    char head[1024];
+    int n = snprintf (head, sizeof head,
+                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                      "content-length: %zu\r\ncache-control: no-store\r\n%s",
+                      status, vw_httpreq_reason (status), len,
+                      session->close_after ? "connection: close\r\n" : "");
+    if (*session->allow)
+        n += snprintf (head + n, sizeof head - (size_t) n, "allow: %s\r\n", session->allow);
+    if (*session->location)
+        n += snprintf (head + n, sizeof head - (size_t) n, "location: %s\r\n", session->location);
+    if (session->retry_after)
+        n += snprintf (head + n, sizeof head - (size_t) n, "retry-after: %d\r\n",
+                       session->retry_after);
+    if (session->challenge && status == 401)
+        n += snprintf (head + n, sizeof head - (size_t) n, "www-authenticate: Bearer\r\n");
+    n += snprintf (head + n, sizeof head - (size_t) n, "\r\n");
+    free (session->out);
+    session->out = (unsigned char *) malloc (LWS_PRE + (size_t) n + len + 1);
+    session->out_len = session->out_off = 0;
+    if (session->out) {
+        memcpy (session->out + LWS_PRE, head, (size_t) n);
+        if (text)
+            memcpy (session->out + LWS_PRE + n, text, len);
+        session->out_len = (size_t) n + len;
+    }
+    else
+        session->close_after = true;
     free (text);
     session->status = status;
     session->ready = true;
@@ -179,8 +219,9 @@ static json_t *
 s_query_object (s_session_t *session)
 {
     json_t *args = json_object ();
-    for (int i = 0; i < session->nargs; i++)
-        json_object_set_new (args, session->arg_key[i], json_string (session->arg_val[i]));
+    const vw_httpreq_t *req = session->req;
+    for (int i = 0; i < req->nargs; i++)
+        json_object_set_new (args, req->arg_key[i], json_string (req->arg_val[i]));
     return args;
 }
 
@@ -190,24 +231,24 @@ s_api_error (s_session_t *session, const vw_api_error_t *err)
     s_error (session, err->status, err->code, "%s", err->message);
 }
 
-//  The {id} segment of /agents/{id}[/…].
-static void
-s_path_segment (const char *path, int index, char *out, size_t len)
+//  Path segment `index`, decoded (the {id} of /agents/{id} is 1). Routing
+//  made sure it exists.
+static const char *
+s_segment (s_session_t *session, int index)
 {
-    *out = 0;
-    const char *p = path;
-    for (int i = 0; i <= index && p; i++) {
-        p = strchr (p, '/');
-        if (p)
-            p++;
-    }
-    if (!p)
-        return;
-    size_t n = strcspn (p, "/");
-    if (n >= len)
-        n = len - 1;
-    memcpy (out, p, n);
-    out[n] = 0;
+    return session->req->segment[index];
+}
+
+//  An agent id or username from the path: false (answered 404) if it does
+//  not follow the grammar, so no such resource can exist.
+static bool
+s_id_segment (s_session_t *session, int index, const char *what)
+{
+    const char *id = s_segment (session, index);
+    if (vw_wire_valid_id (id))
+        return true;
+    s_error (session, 404, "not_found", "no %s '%.64s' (names match %s)", what, id, VW_ID_GRAMMAR);
+    return false;
 }
 
 //  --------------------------------------------------------------------------
@@ -413,8 +454,9 @@ s_get_agents (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_agent (vw_edge_t *edge, s_session_t *session)
 {
-    char id[160];
-    s_path_segment (session->path, 1, id, sizeof id);
+    if (!s_id_segment (session, 1, "agent"))
+        return;
+    const char *id = s_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&msg->agent_get.agent_id, id);
     s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
@@ -460,8 +502,9 @@ s_post_agents (vw_edge_t *edge, s_session_t *session)
 static void
 s_delete_agent (vw_edge_t *edge, s_session_t *session)
 {
-    char id[160];
-    s_path_segment (session->path, 1, id, sizeof id);
+    if (!s_id_segment (session, 1, "agent"))
+        return;
+    const char *id = s_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_revoke);
     vw_msg_set_str (&msg->agent_revoke.agent_id, id);
     s_call (edge, session, "registry", &msg, s_reply_audited, "agent.revoke", id);
@@ -475,8 +518,9 @@ s_put_maintenance (vw_edge_t *edge, s_session_t *session)
         s_error (session, 400, "bad_request", "field 'enabled' is required and must be a boolean");
         return;
     }
-    char id[160];
-    s_path_segment (session->path, 1, id, sizeof id);
+    if (!s_id_segment (session, 1, "agent"))
+        return;
+    const char *id = s_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_maintenance);
     vw_msg_set_str (&msg->agent_maintenance.agent_id, id);
     msg->agent_maintenance.enabled = json_is_true (enabled);
@@ -549,8 +593,7 @@ s_get_commands (vw_edge_t *edge, s_session_t *session)
 static void
 s_get_command (vw_edge_t *edge, s_session_t *session)
 {
-    char id[160];
-    s_path_segment (session->path, 1, id, sizeof id);
+    const char *id = s_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_get);
     vw_msg_set_str (&msg->command_get.command_id, id);
     s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
@@ -559,8 +602,7 @@ s_get_command (vw_edge_t *edge, s_session_t *session)
 static void
 s_cancel_command (vw_edge_t *edge, s_session_t *session)
 {
-    char id[160];
-    s_path_segment (session->path, 1, id, sizeof id);
+    const char *id = s_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_cancel);
     vw_msg_set_str (&msg->command_cancel.command_id, id);
     vw_msg_set_str (&msg->command_cancel.actor, session->sub);
@@ -654,37 +696,51 @@ static const s_route_t s_routes[] = {
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
 
-//  True if `path` matches `pattern`, where a "{name}" segment in the pattern
-//  matches one non-empty path segment.
+//  True if the request's decoded segments match `pattern`, where a
+//  "{name}" segment matches any one non-empty segment and every other
+//  segment must be equal. "/agents/x%2f..%2fgw-02" has the segments
+//  "agents" and an invalid one (refused by vw_httpreq before routing);
+//  nothing is normalised, so a path only ever names what it spells.
 static bool
-s_path_matches (const char *pattern, const char *path)
+s_path_matches (const char *pattern, const vw_httpreq_t *req)
 {
-    while (*pattern && *path) {
-        if (*pattern == '{') {
-            while (*pattern && *pattern != '}')
-                pattern++;
-            if (*pattern)
-                pattern++;
-            if (*path == '/')
-                return false;
-            while (*path && *path != '/')
-                path++;
-            continue;
-        }
-        if (*pattern++ != *path++)
+    const char *p = pattern + 1;
+    int index = 0;
+    while (*p) {
+        size_t n = strcspn (p, "/");
+        if (index >= req->nsegments)
             return false;
+        const char *segment = req->segment[index++];
+        if (*p == '{') {
+            if (!*segment)
+                return false;
+        }
+        else if (strlen (segment) != n || memcmp (segment, p, n) != 0)
+            return false;
+        p += n;
+        if (*p == '/')
+            p++;
     }
-    return *pattern == 0 && *path == 0;
+    return index == req->nsegments;
+}
+
+//  LWSHUMETH_* for a method name, -1 for methods no route uses.
+static int
+s_method_of (const char *name)
+{
+    for (int i = 0; i <= LWSHUMETH_HEAD; i++)
+        if (strcmp (name, s_method_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 //  Bearer token -> caller and role; false (answered 401) if missing or bad.
 static bool
 s_authenticate (vw_edge_t *edge, s_session_t *session)
 {
-    char header[VW_JWT_MAX_TOKEN + 64];
-    int n = lws_hdr_copy (session->wsi, header, sizeof header, WSI_TOKEN_HTTP_AUTHORIZATION);
+    const char *header = vw_httpreq_header (session->req, "authorization");
     session->challenge = true;
-    if (n <= 0) {
+    if (!header || !*header) {
         s_error (session, 401, "unauthorized", "an Authorization: Bearer token is required");
         return false;
     }
@@ -720,8 +776,9 @@ s_authenticate (vw_edge_t *edge, s_session_t *session)
 static bool
 s_parse_body (s_session_t *session)
 {
-    char type[128] = "";
-    lws_hdr_copy (session->wsi, type, sizeof type, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    const char *type = vw_httpreq_header (session->req, "content-type");
+    if (!type)
+        type = "";
     if (strncasecmp (type, "application/json", 16) != 0 ||
         (type[16] && type[16] != ';' && type[16] != ' ')) {
         s_error (session, 415, "unsupported_media_type",
@@ -729,12 +786,12 @@ s_parse_body (s_session_t *session)
         return false;
     }
     json_error_t jerr;
-    session->json = session->req_body ? json_loadb (session->req_body, session->req_len,
-                                                    JSON_REJECT_DUPLICATES, &jerr)
-                                      : NULL;
+    const vw_httpreq_t *req = session->req;
+    session->json =
+        req->body_len ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!session->json) {
         s_error (session, 400, "bad_request", "malformed JSON: %s",
-                 session->req_body ? jerr.text : "empty body");
+                 req->body_len ? jerr.text : "empty body");
         return false;
     }
     if (!json_is_object (session->json)) {
@@ -747,10 +804,8 @@ s_parse_body (s_session_t *session)
 static void
 s_dispatch (vw_edge_t *edge, s_session_t *session)
 {
-    const char *method = session->method >= 0 && session->method <= LWSHUMETH_HEAD
-                             ? s_method_names[session->method]
-                             : "?";
-    vw_debug ("edge", "%s %s from %s", method, session->path, session->peer);
+    const char *method = session->req->method;
+    vw_debug ("api", "%s %s from %s", method, session->path, session->peer);
     if (edge->stopping) {
         s_error (session, 503, "unavailable", "the server is shutting down");
         return;
@@ -762,14 +817,10 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
                  session->peer, session->retry_after);
         return;
     }
-    if (session->req_too_large) {
-        s_error (session, 413, "payload_too_large", "the request body is larger than 1 MiB");
-        return;
-    }
     char allow[64] = "";
     for (size_t i = 0; i < S_ROUTES; i++) {
         const s_route_t *route = &s_routes[i];
-        if (!s_path_matches (route->path, session->path))
+        if (!s_path_matches (route->path, session->req))
             continue;
         if (route->method == session->method) {
             if (route->role != S_ANYONE) {
@@ -800,71 +851,164 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
         s_error (session, 404, "not_found", "no resource at %s", session->path);
 }
 
-static int
-s_add_header (struct lws *wsi, const char *name, const char *value, unsigned char **p,
-              unsigned char *end)
+//  --------------------------------------------------------------------------
+//  The connection: reading requests, deadlines, writing answers
+
+static void s_on_deadline (lws_sorted_usec_list_t *sul);
+
+static void
+s_arm (s_session_t *session, int64_t ms)
 {
-    return lws_add_http_header_by_name (wsi, (const unsigned char *) name,
-                                        (const unsigned char *) value, (int) strlen (value), p,
-                                        end);
+    lws_sul_schedule (lws_get_context (session->wsi), 0, &session->sul, s_on_deadline,
+                      (lws_usec_t) ms * LWS_US_PER_MS);
 }
 
-//  Writes the headers, then (on the next writeable callback) the body.
+//  A request that could not be read answers and closes the connection
+//  (its framing is lost, so no further request can be found in it).
+static void
+s_refuse (s_session_t *session, int status, const char *code, const char *message)
+{
+    session->busy = true;
+    session->close_after = true;
+    lws_sul_cancel (&session->sul);
+    lws_rx_flow_control (session->wsi, 0);
+    vw_debug ("api", "%s: %d %s (%s)", session->peer, status, code, message);
+    s_error (session, status, code, "%s", message);
+}
+
+static void
+s_on_deadline (lws_sorted_usec_list_t *sul)
+{
+    s_session_t *session = lws_container_of (sul, s_session_t, sul);
+    if (session->busy)
+        return;  //  answering: the calls have deadlines of their own
+    if (session->req->started)
+        s_refuse (session, 408, "request_timeout",
+                  "the request was not received in time; the connection is closed");
+    else
+        lws_set_timeout (session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+//  Feeds received bytes to the parser until a request is complete; the
+//  rest waits in session->pending until that request is answered.
+static int
+s_consume (vw_edge_t *edge, s_session_t *session, const char *data, size_t len)
+{
+    while (len && !session->busy) {
+        bool started = session->req->started;
+        size_t used = 0;
+        vw_httpreq_state_t state = vw_httpreq_feed (session->req, data, len, &used);
+        data += used;
+        len -= used;
+        if (!started && session->req->started)
+            s_arm (session, edge->config->http_request_timeout_ms);
+        if (state == VW_HTTPREQ_ERROR) {
+            s_refuse (session, session->req->status, session->req->code, session->req->message);
+            return 0;  //  the rest is not read
+        }
+        if (state == VW_HTTPREQ_MORE) {
+            if (session->req->expect_continue && !session->continue_sent)
+                lws_callback_on_writable (session->wsi);
+            break;
+        }
+        //  A whole request: answer it before reading on.
+        session->busy = true;
+        lws_sul_cancel (&session->sul);
+        lws_rx_flow_control (session->wsi, 0);
+        session->method = s_method_of (session->req->method);
+        session->path = session->req->path;
+        s_dispatch (edge, session);
+    }
+    if (len) {
+        //  At most what lws read while we were answering; bounded by the
+        //  flow control above (one read's worth per request).
+        if (session->pending_len + len > S_PENDING_MAX)
+            return -1;
+        char *grown = (char *) realloc (session->pending, session->pending_len + len);
+        if (!grown)
+            return -1;
+        memcpy (grown + session->pending_len, data, len);
+        session->pending = grown;
+        session->pending_len += len;
+    }
+    return 0;
+}
+
+//  Writes the answer a chunk at a time; when it is out, the next request.
 //  Returns -1 to close the connection.
 static int
-s_write (struct lws *wsi, s_session_t *session)
+s_write (vw_edge_t *edge, s_session_t *session)
 {
+    if (session->req && session->req->expect_continue && !session->continue_sent &&
+        !session->ready) {
+        static const char s_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        unsigned char buf[LWS_PRE + sizeof s_continue];
+        memcpy (buf + LWS_PRE, s_continue, sizeof s_continue - 1);
+        session->continue_sent = true;
+        if (lws_write (session->wsi, buf + LWS_PRE, sizeof s_continue - 1, LWS_WRITE_RAW) < 0)
+            return -1;
+        return 0;
+    }
     if (!session->ready)
         return 0;
-    if (!session->headers_sent) {
-        unsigned char buf[LWS_PRE + 1024];
-        unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-        char retry[16];
-        snprintf (retry, sizeof retry, "%d", session->retry_after);
-        if (lws_add_http_common_headers (wsi, (unsigned int) session->status, "application/json",
-                                         session->out_len, &p, end) ||
-            (*session->allow && s_add_header (wsi, "allow:", session->allow, &p, end)) ||
-            (*session->location && s_add_header (wsi, "location:", session->location, &p, end)) ||
-            (session->retry_after && s_add_header (wsi, "retry-after:", retry, &p, end)) ||
-            (session->challenge && session->status == 401 &&
-             s_add_header (wsi, "www-authenticate:", "Bearer", &p, end)) ||
-            s_add_header (wsi, "cache-control:", "no-store", &p, end) ||
-            lws_finalize_write_http_header (wsi, start, &p, end))
-            return -1;
-        session->headers_sent = true;
-        if (session->out_len) {
-            lws_callback_on_writable (wsi);
-            return 0;
-        }
-    }
-    else if (session->out_len && lws_write (wsi, session->out + LWS_PRE, session->out_len,
-                                            LWS_WRITE_HTTP_FINAL) != (int) session->out_len)
+    size_t n = session->out_len - session->out_off;
+    if (n > S_WRITE_CHUNK)
+        n = S_WRITE_CHUNK;
+    if (n && lws_write (session->wsi, session->out + LWS_PRE + session->out_off, n,
+                        LWS_WRITE_RAW) != (int) n)
         return -1;
+    session->out_off += n;
+    if (session->out_off < session->out_len) {
+        lws_callback_on_writable (session->wsi);
+        return 0;
+    }
+    if (session->close_after)
+        return -1;
+    //  Keep-alive: the next request, perhaps already here.
     s_reset (session);
-    //  Keep-alive: wait for the next request, or close.
-    return lws_http_transaction_completed (wsi) ? -1 : 0;
+    lws_rx_flow_control (session->wsi, 1);
+    s_arm (session, edge->config->http_idle_timeout_ms);
+    if (session->pending_len) {
+        char *pending = session->pending;
+        size_t len = session->pending_len;
+        session->pending = NULL;
+        session->pending_len = 0;
+        int rc = s_consume (edge, session, pending, len);
+        free (pending);
+        return rc;
+    }
+    return 0;
 }
 
-//  Splits the query string into key/value pairs (lws has url-decoded them).
-static void
-s_read_args (struct lws *wsi, s_session_t *session)
+static int
+s_open (vw_edge_t *edge, struct lws *wsi, s_session_t *session)
 {
-    size_t used = 0;
-    for (int i = 0; session->nargs < S_MAX_ARGS; i++) {
-        char *frag = session->args_buf + used;
-        int n = lws_hdr_copy_fragment (wsi, frag, (int) (sizeof session->args_buf - used),
-                                       WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n <= 0)
-            break;
-        used += (size_t) n + 1;
-        char *eq = strchr (frag, '=');
-        if (eq)
-            *eq = 0;
-        session->arg_key[session->nargs] = frag;
-        session->arg_val[session->nargs++] = eq ? eq + 1 : "";
-        if (used >= sizeof session->args_buf)
-            break;
-    }
+    memset (session, 0, sizeof *session);
+    session->wsi = wsi;
+    lws_get_peer_simple (wsi, session->peer, sizeof session->peer);
+    vw_httpreq_limits_t limits = {.max_url = (size_t) edge->config->http_max_url,
+                                  .max_header = (size_t) edge->config->http_max_header,
+                                  .max_body = (size_t) edge->config->http_max_body};
+    session->req = vw_httpreq_new (&limits);
+    if (!session->req)
+        return -1;
+    s_arm (session, edge->config->http_idle_timeout_ms);
+    return 0;
+}
+
+static void
+s_close (vw_edge_t *edge, s_session_t *session)
+{
+    if (!session->wsi)
+        return;
+    lws_sul_cancel (&session->sul);
+    if (session->probe_id && edge && edge->probe)
+        vw_probe_cancel (edge->probe, session->probe_id);
+    s_reset (session);
+    vw_httpreq_destroy (&session->req);
+    free (session->pending);
+    session->pending = NULL;
+    session->wsi = NULL;
 }
 
 int
@@ -875,62 +1019,29 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
     vw_edge_t *edge = vw_edge_from_wsi (wsi);
 
     switch (reason) {
-        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            return 1;  //  no WebSocket upgrades here: agents use the ws port
-        case LWS_CALLBACK_HTTP: {
-            session->wsi = wsi;
-            s_reset (session);
-            char *uri = NULL;
-            int uri_len = 0;
-            session->method = lws_http_get_uri_and_method (wsi, &uri, &uri_len);
-            snprintf (session->path, sizeof session->path, "%.*s", (int) len, (const char *) in);
-            lws_get_peer_simple (wsi, session->peer, sizeof session->peer);
-            s_read_args (wsi, session);
-            //  A request with a body is routed once the body is complete.
-            char clen[24] = "";
-            lws_hdr_copy (wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-            if (strtoll (clen, NULL, 10) > 0 &&
-                (session->method == LWSHUMETH_POST || session->method == LWSHUMETH_PUT ||
-                 session->method == LWSHUMETH_PATCH))
+        case LWS_CALLBACK_RAW_ADOPT: return s_open (edge, wsi, session);
+        case LWS_CALLBACK_RAW_RX:
+            if (!session->req || !in)
                 return 0;
-            session->dispatched = true;
-            s_dispatch (edge, session);
-            return 0;
-        }
-        case LWS_CALLBACK_HTTP_BODY:
-            if (!in || !len)
-                return 0;
-            if (session->req_too_large || session->req_len + len > S_MAX_BODY) {
-                session->req_too_large = true;
-                return 0;
-            }
-            {
-                char *grown = (char *) realloc (session->req_body, session->req_len + len + 1);
+            if (session->busy && session->close_after)
+                return 0;  //  refused: the rest is not read
+            if (session->busy) {
+                //  lws delivers what it had buffered even with rx paused;
+                //  a client cannot push more than that past flow control.
+                if (session->pending_len + len > S_PENDING_MAX)
+                    return -1;
+                char *grown = (char *) realloc (session->pending, session->pending_len + len);
                 if (!grown)
                     return -1;
-                memcpy (grown + session->req_len, in, len);
-                session->req_body = grown;
-                session->req_len += len;
-                grown[session->req_len] = 0;
+                memcpy (grown + session->pending_len, in, len);
+                session->pending = grown;
+                session->pending_len += len;
+                return 0;
             }
-            return 0;
-        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-            if (!session->dispatched) {
-                session->dispatched = true;
-                s_dispatch (edge, session);
-            }
-            return 0;
-        case LWS_CALLBACK_HTTP_WRITEABLE: return s_write (wsi, session);
-        case LWS_CALLBACK_CLOSED_HTTP:
-        case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-            if (session && session->wsi) {
-                if (session->probe_id && edge && edge->probe)
-                    vw_probe_cancel (edge->probe, session->probe_id);
-                s_reset (session);
-                session->wsi = NULL;
-            }
-            return 0;
+            return s_consume (edge, session, (const char *) in, len);
+        case LWS_CALLBACK_RAW_WRITEABLE: return s_write (edge, session);
+        case LWS_CALLBACK_RAW_CLOSE: s_close (edge, session); return 0;
         default: break;
     }
-    return lws_callback_http_dummy (wsi, reason, user, in, len);
+    return 0;
 }
