@@ -378,13 +378,20 @@ vw_ws_close_all (vw_edge_t *self)
         s_close (conn, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
+//  The upgrade asks for exactly /ws/agent. lws hands us the target decoded
+//  and with dot segments folded; that can only ever name this one resource,
+//  but an encoded CR or LF ends lws's request line early ("/ws/agent%0ajunk"
+//  reads as "/ws/agent"), and then no HTTP version follows the target: so
+//  the version must be there, and no query either.
 static bool
 s_path_is_agent (struct lws *wsi)
 {
-    char uri[64];
-    if (lws_hdr_copy (wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+    char uri[64], version[16];
+    if (lws_hdr_copy (wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        lws_hdr_copy (wsi, version, sizeof version, WSI_TOKEN_HTTP) <= 0)
         return false;
-    return strcmp (uri, S_AGENT_PATH) == 0;
+    return strcmp (uri, S_AGENT_PATH) == 0 && strcmp (version, "HTTP/1.1") == 0 &&
+           lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_URI_ARGS) == 0;
 }
 
 int
