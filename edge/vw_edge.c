@@ -17,18 +17,19 @@
 static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len);
 
-//  The ZeroMQ bridge is a protocol of its own on the HTTP vhost.
 static struct lws_protocols s_http_protocols[] = {{"http", vw_http_callback, 0, 0, 0, NULL, 0},
-                                                  {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
                                                   {NULL, NULL, 0, 0, 0, NULL, 0}};
 
-//  First protocol is also the one used when an agent offers no subprotocol;
-//  the bridge rides on this vhost when the thread serves agents only.
+//  First protocol is also the one used when an agent offers no subprotocol.
 static struct lws_protocols s_ws_protocols[] = {
     {VW_WIRE_SUBPROTO_JSON, vw_ws_callback, 0, 0, 0, NULL, 0},
     {VW_WIRE_SUBPROTO_MSGPACK, vw_ws_callback, 0, 0, 0, NULL, 0},
-    {"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+//  The ZeroMQ bridge has a vhost of its own that listens nowhere: the HTTP
+//  vhost binds everything adopted on it to raw sockets.
+static struct lws_protocols s_zmq_protocols[] = {{"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
+                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 vw_edge_t *
 vw_edge_from_wsi (struct lws *wsi)
@@ -156,8 +157,7 @@ s_adopt_zmq_fd (vw_edge_t *self, zsock_t *sock)
     fd.filefd = dup (zsock_fd (sock));
     if (fd.filefd < 0)
         return -1;
-    struct lws_vhost *vhost = self->http_vhost ? self->http_vhost : self->ws_vhost;
-    if (!lws_adopt_descriptor_vhost (vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
+    if (!lws_adopt_descriptor_vhost (self->zmq_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
         return -1;  //  lws closed the fd
     return 0;
 }
@@ -183,6 +183,9 @@ s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
         info.listen_accept_role = "raw-skt";
         info.listen_accept_protocol = "http";
     }
+    //  Over TLS, offer HTTP/1.1 only: the API speaks nothing else, and
+    //  agents upgrade from HTTP/1.1.
+    info.alpn = "http/1.1";
     if (!info.iface || !strchr (info.iface, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.keepalive_timeout = 30;
@@ -323,7 +326,14 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
                              config->ws_addr, config->ws_port);
         return -1;
     }
-    if (s_adopt_zmq_fd (self, pipe) || s_adopt_zmq_fd (self, vw_actor_sock (self->actor))) {
+    struct lws_context_creation_info zinfo;
+    memset (&zinfo, 0, sizeof zinfo);
+    zinfo.vhost_name = "vw-zmq";
+    zinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    zinfo.protocols = s_zmq_protocols;
+    self->zmq_vhost = lws_create_vhost (self->context, &zinfo);
+    if (!self->zmq_vhost || s_adopt_zmq_fd (self, pipe) ||
+        s_adopt_zmq_fd (self, vw_actor_sock (self->actor))) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot bridge ZeroMQ into lws");
         return -1;
     }

@@ -24,6 +24,7 @@ typedef struct {
     struct lws_context *context;
     struct lws_vhost *http_vhost;
     struct lws_vhost *ws_vhost;
+    struct lws_vhost *zmq_vhost;  //  listens nowhere: the ZeroMQ bridge's fds
     vw_probe_t *probe;
     vw_pending_t *pending;       //  requests to other actors on behalf of clients
     vw_ratelimit_t *rl_address;  //  every HTTP request, per source address
