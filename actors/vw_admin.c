@@ -413,8 +413,11 @@ s_create (vw_actor_t *actor, void *args)
         zsock_set_linger (self->router, 0);
         zsock_set_sndtimeo (self->router, 0);
         if (zsock_bind (self->router, "%s", config->admin_endpoint) == -1) {
-            vw_actor_fail (actor, VW_EXIT_FAILURE, "cannot bind admin socket %s: %s",
-                           config->admin_endpoint, zmq_strerror (zmq_errno ()));
+            char reason[512];
+            vw_actor_fail (actor, VW_EXIT_FAILURE, "%s",
+                           vw_lifecycle_bind_reason (reason, sizeof reason, "the admin socket",
+                                                     config->admin_endpoint, zmq_errno (),
+                                                     "--admin-endpoint"));
             goto fail;
         }
         vw_actor_watch (actor, self->router, s_on_request);

@@ -242,11 +242,13 @@ s_route (self_t *self)
     free (sender);
 }
 
+//  On failure, the operator's reason (naming the flag) goes to reason.
 static int
-s_bind (zsock_t *sock, const char *endpoint)
+s_bind (zsock_t *sock, const char *endpoint, const char *what, const char *flag, char *reason,
+        size_t len)
 {
     if (zsock_bind (sock, "%s", endpoint) == -1) {
-        vw_error ("broker", "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        vw_lifecycle_bind_reason (reason, len, what, endpoint, zmq_errno (), flag);
         return -1;
     }
     return 0;
@@ -267,20 +269,24 @@ vw_broker_actor (zsock_t *pipe, void *args)
     zsock_set_rcvhwm (self.router, S_HWM);
     zsock_set_sndtimeo (self.router, 0);
     zsock_set_linger (self.router, 0);
-    int rc = s_bind (self.router, a->inproc_endpoint ? a->inproc_endpoint : VW_BROKER_INPROC);
+    char reason[512] = "";
+    int rc = s_bind (self.router, a->inproc_endpoint ? a->inproc_endpoint : VW_BROKER_INPROC,
+                     "actors", "internal endpoint", reason, sizeof reason);
     if (rc == 0 && a->tcp_endpoint)
-        rc = s_bind (self.router, a->tcp_endpoint);
+        rc = s_bind (self.router, a->tcp_endpoint, "remote actors", "--broker-bind", reason,
+                     sizeof reason);
     if (rc == 0 && a->events_endpoint) {
         self.pub = zsock_new (ZMQ_PUB);
         zsock_set_sndhwm (self.pub, 10000);
         zsock_set_linger (self.pub, 0);
-        rc = s_bind (self.pub, a->events_endpoint);
+        rc = s_bind (self.pub, a->events_endpoint, "the event stream", "--events-endpoint", reason,
+                     sizeof reason);
     }
     zsock_signal (pipe, 0);
     if (rc == 0)
         vw_lifecycle_ready (pipe);
     else {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "broker cannot bind its endpoints");
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s", reason);
         self.terminated = true;
     }
 

@@ -19,6 +19,7 @@
 #include "vw_probe.h"
 #include "vw_secret.h"
 #include "vw_db.h"
+#include "vw_tls.h"
 
 #include <libgen.h>
 
@@ -161,6 +162,18 @@ main (int argc, char **argv)
     s_running_t running[VW_ACTOR_COUNT];
     int nrunning = 0;
 
+    //  A TLS pair that cannot serve stops us before anything is created
+    //  (the edges check again: they can run on their own).
+    if (config->tls_cert && config->tls_key &&
+        (s_wanted (config->actors, "api") || s_wanted (config->actors, "edge"))) {
+        char err[600], warning[300];
+        if (vw_tls_check_files (config->tls_cert, config->tls_key, err, sizeof err, warning,
+                                sizeof warning)) {
+            vw_error ("main", "%s", err);
+            exit_code = VW_EXIT_USAGE;
+            goto shutdown;
+        }
+    }
     if (config->broker_bind && !vw_endpoint_is_loopback (config->broker_bind)) {
         vw_error ("main",
                   "broker endpoint %s is not loopback and CURVE is not configured; "

@@ -1,6 +1,7 @@
 /*  vw_lifecycle - see vw_lifecycle.h. */
 #include "vw_lifecycle.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,19 @@ vw_lifecycle_exited (zsock_t *pipe, const char *reason)
 {
     zsock_set_sndtimeo (pipe, 0);
     zstr_sendf (pipe, "EXITED %s", reason);
+}
+
+const char *
+vw_lifecycle_bind_reason (char *buf, size_t len, const char *what, const char *where, int err,
+                          const char *flags)
+{
+    char why[128];
+    snprintf (why, sizeof why, "%s", err ? zmq_strerror (err) : "unknown error");
+    //  "Address already in use" reads as part of our sentence
+    if (why[0] && !(why[1] && isupper ((unsigned char) why[1])))
+        why[0] = (char) tolower ((unsigned char) why[0]);
+    snprintf (buf, len, "cannot listen for %s on %s: %s (%s)", what, where, why, flags);
+    return buf;
 }
 
 int

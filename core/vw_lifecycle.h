@@ -28,6 +28,13 @@ void vw_lifecycle_failed (zsock_t *pipe, int exit_code, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 void vw_lifecycle_exited (zsock_t *pipe, const char *reason);
 
+//  The operator's message for a listener that cannot bind, naming the
+//  setting to change: "cannot listen for <what> on <where>: <why> (<flags>)"
+//  where why is errno `err`'s text in lower case, e.g. "address already in
+//  use" (ZeroMQ's own codes included). Returns buf.
+const char *vw_lifecycle_bind_reason (char *buf, size_t len, const char *what, const char *where,
+                                      int err, const char *flags);
+
 //  Waits up to timeout_ms for an actor's report. Returns 0 when READY;
 //  otherwise the reported exit code (VW_EXIT_FAILURE on timeout) with a
 //  reason in *reason (caller frees).

@@ -6,9 +6,14 @@
 #include "vw_keys.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
+#include "vw_tls.h"
 #include "vw_wire.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 //  How long agents get to see their close frame before the loop ends.
@@ -191,10 +196,84 @@ s_create_vhost (vw_edge_t *self, const char *name, const char *addr, int port,
     info.keepalive_timeout = 30;
     info.timeout_secs = 30;
     if (self->config->tls_cert && self->config->tls_key) {
+        //  lws 4.1 makes a vhost TLS only when its own creation info also
+        //  carries DO_SSL_GLOBAL_INIT (lws_context_init_server_ssl returns
+        //  early otherwise): without it both ports spoke plain HTTP. The
+        //  pair was checked in s_start; "" keeps lws's passphrase callback
+        //  off a NULL.
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = self->config->tls_cert;
         info.ssl_private_key_filepath = self->config->tls_key;
+        info.ssl_private_key_password = "";
+        //  lws also makes a client SSL_CTX per TLS vhost, found again at
+        //  destruction through an SSL_CTX ex_data index that is a process
+        //  global, set by each context's SSL init: with two contexts (api
+        //  and edge) the first one's lookup misses and its client context
+        //  (the system CA store) leaks. We never connect out: lws gets one
+        //  idle context of ours, which it does not free.
+        info.provided_client_ssl_ctx = self->tls_client_ctx;
     }
     return lws_create_vhost (self->context, &info);
+}
+
+//  Binds addr:port the way lws will (SO_REUSEADDR) and lets go at once:
+//  the errno of a failure, 0 when it would work or addr is not numeric
+//  (an interface name: lws resolves it). lws does not say why a bind
+//  failed, and for an address this host does not have it even creates the
+//  vhost and retries in the background: this is where the operator learns.
+static int
+s_listen_errno (const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    memset (&ss, 0, sizeof ss);
+    socklen_t sslen;
+    struct sockaddr_in *in4 = (struct sockaddr_in *) &ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+    bool any = !addr || !*addr || !strcmp (addr, "0.0.0.0") || !strcmp (addr, "::");
+    if (any || inet_pton (AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons ((uint16_t) port);
+        if (any)
+            in4->sin_addr.s_addr = htonl (INADDR_ANY);
+        sslen = sizeof *in4;
+    }
+    else if (inet_pton (AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons ((uint16_t) port);
+        sslen = sizeof *in6;
+    }
+    else
+        return 0;
+    int fd = socket (ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;  //  lws will say
+    int one = 1;
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int err = bind (fd, (struct sockaddr *) &ss, sslen) == 0 ? 0 : errno;
+    close (fd);
+    return err;
+}
+
+//  Creates a listening vhost, or fails start-up with the reason and the
+//  flags that set the address.
+static struct lws_vhost *
+s_listen (vw_edge_t *self, zsock_t *pipe, const char *name, const char *addr, int port,
+          struct lws_protocols *protocols, const char *what, const char *flags)
+{
+    char where[300];
+    snprintf (where, sizeof where, "%s:%d", addr ? addr : "0.0.0.0", port);
+    char reason[512];
+    int err = s_listen_errno (addr, port);
+    struct lws_vhost *vhost = err ? NULL : s_create_vhost (self, name, addr, port, protocols);
+    if (err)
+        vw_lifecycle_failed (
+            pipe, VW_EXIT_FAILURE, "%s",
+            vw_lifecycle_bind_reason (reason, sizeof reason, what, where, err, flags));
+    else if (!vhost)
+        vw_lifecycle_failed (
+            pipe, VW_EXIT_FAILURE, "cannot listen for %s on %s (%s)%s", what, where, flags,
+            self->config->tls_cert ? " or set up TLS there (see the lws error)" : "");
+    return vhost;
 }
 
 static void *
@@ -260,6 +339,21 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_lifecycle_failed (pipe, VW_EXIT_USAGE, "--tls-cert and --tls-key go together");
         return -1;
     }
+    if (config->tls_cert) {
+        char err[600], warning[300];
+        if (vw_tls_check_files (config->tls_cert, config->tls_key, err, sizeof err, warning,
+                                sizeof warning)) {
+            vw_lifecycle_failed (pipe, VW_EXIT_USAGE, "%s", err);
+            return -1;
+        }
+        if (*warning && (args->roles & VW_EDGE_API || !args->roles))
+            vw_warn ("edge", "%s", warning);
+        self->tls_client_ctx = SSL_CTX_new (TLS_client_method ());
+        if (!self->tls_client_ctx) {
+            vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot set up TLS (out of memory)");
+            return -1;
+        }
+    }
     self->roles = args->roles ? args->roles : VW_EDGE_API | VW_EDGE_AGENTS;
     self->cls = s_edge_class;
     self->cls.name = s_role_name (self->roles);
@@ -310,21 +404,16 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         return -1;
     }
     if (self->roles & VW_EDGE_API) {
-        self->http_vhost =
-            s_create_vhost (self, "http", config->http_addr, config->http_port, s_http_protocols);
-        if (!self->http_vhost) {
-            vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for HTTP on %s:%d",
-                                 config->http_addr, config->http_port);
+        self->http_vhost = s_listen (self, pipe, "http", config->http_addr, config->http_port,
+                                     s_http_protocols, "HTTP", "--http-port / --http-addr");
+        if (!self->http_vhost)
             return -1;
-        }
     }
-    if (self->roles & VW_EDGE_AGENTS)
-        self->ws_vhost =
-            s_create_vhost (self, "ws", config->ws_addr, config->ws_port, s_ws_protocols);
-    if ((self->roles & VW_EDGE_AGENTS) && !self->ws_vhost) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "cannot listen for agents on %s:%d",
-                             config->ws_addr, config->ws_port);
-        return -1;
+    if (self->roles & VW_EDGE_AGENTS) {
+        self->ws_vhost = s_listen (self, pipe, "ws", config->ws_addr, config->ws_port,
+                                   s_ws_protocols, "agents", "--ws-port / --ws-addr");
+        if (!self->ws_vhost)
+            return -1;
     }
     struct lws_context_creation_info zinfo;
     memset (&zinfo, 0, sizeof zinfo);
@@ -384,6 +473,7 @@ vw_edge_actor (zsock_t *pipe, void *args)
     vw_probe_destroy (&self->probe);
     if (self->context)
         lws_context_destroy (self->context);
+    SSL_CTX_free (self->tls_client_ctx);
     //  After the context: closing connections still reports to the registry
     //  and cancels pending HTTP calls.
     vw_pending_destroy (&self->pending);

@@ -25,6 +25,9 @@ typedef struct {
     struct lws_vhost *http_vhost;
     struct lws_vhost *ws_vhost;
     struct lws_vhost *zmq_vhost;  //  listens nowhere: the ZeroMQ bridge's fds
+    //  With TLS: an idle client SSL_CTX handed to lws for every vhost, so
+    //  lws makes (and fails to free, see vw_edge.c) none of its own.
+    SSL_CTX *tls_client_ctx;
     vw_probe_t *probe;
     vw_pending_t *pending;       //  requests to other actors on behalf of clients
     vw_ratelimit_t *rl_address;  //  every HTTP request, per source address

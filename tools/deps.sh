@@ -5,12 +5,13 @@ set -euo pipefail
 
 VW_RUNTIME_PKGS=(build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libwebsockets-dev libsqlite3-dev libmsgpack-dev
-  libsodium-dev libcmocka-dev libjansson-dev)
+  libsodium-dev libcmocka-dev libjansson-dev libssl-dev)
 # Test tools: curl for raw upgrades, clang + libclang-rt for libFuzzer and
 # LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
 # independent JWT implementation, pyzmq and websocket-client as independent
-# admin-socket, event-stream and agent clients.
-VW_TEST_PKGS=(curl clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml)
+# admin-socket, event-stream and agent clients; openssl makes the CA and
+# certificates of the TLS tests (curl checks HTTPS with them).
+VW_TEST_PKGS=(curl openssl ca-certificates clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
