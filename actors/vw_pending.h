@@ -7,6 +7,13 @@
     passes) the callback runs once with the reply, or with NULL for a
     timeout or a routing error. The callback owns ctx from then on.
 
+    A reply is a message of a reply kind (vw_msg_is_reply: reply, error,
+    agent_record, ...) that carries the request's rid and comes from the
+    actor the request was sent to, or an `error` from the broker naming
+    that actor as its target. Rids are per-actor counters, so a request
+    from another actor can carry the rid of one of ours: it is never taken
+    as the answer and goes on to the actor's handler.
+
     One vw_pending_t per actor; it uses the actor's timers.
 */
 #ifndef VW_PENDING_H
@@ -31,7 +38,8 @@ void vw_pending_destroy (vw_pending_t **self_p);
 int vw_pending_request (vw_pending_t *self, const char *to, vw_msg_t **msg_p, int timeout_ms,
                         vw_pending_fn *fn, void *ctx);
 
-//  True if msg answered one of our requests (the callback has run).
+//  True if msg answered one of our requests (the callback has run); false
+//  for anything else, which the caller handles as usual.
 bool vw_pending_handle (vw_pending_t *self, vw_msg_t *msg);
 
 size_t vw_pending_size (vw_pending_t *self);

@@ -339,4 +339,24 @@
     F (stats_query, INT, window_ms, "the window for rates and percentiles")                        \
     END (stats_query)
 
+/*  The messages that answer a request: they carry the request's rid back to
+    its sender. Everything else in the catalogue is a request or a one-way
+    message, and vw_pending never takes one as an answer, whatever its rid
+    (rids are per-actor counters, so another actor's request can carry the
+    rid of one of ours). broker_stats is both the question and the answer;
+    the answer is told apart by coming from the broker it was sent to.
+    Every "(answer: X)" in a message's description names one of these
+    (tests/unit/test_pending.c checks it). */
+#define VW_CATALOGUE_REPLIES(X)                                                                    \
+    X (pong)                                                                                       \
+    X (error)                                                                                      \
+    X (actor_joined)                                                                               \
+    X (broker_stats)                                                                               \
+    X (reply)                                                                                      \
+    X (agent_record)                                                                               \
+    X (user_record)                                                                                \
+    X (login_result)                                                                               \
+    X (command_inserted)                                                                           \
+    X (commands_page)
+
 #endif

@@ -92,6 +92,18 @@ vw_msg_name (vw_msg_id_t id)
     return desc ? desc->name : NULL;
 }
 
+bool
+vw_msg_is_reply (vw_msg_id_t id)
+{
+    switch (id) {
+#define VW_X_REPLY(name) case VW_MSG_ID_##name:
+        VW_CATALOGUE_REPLIES (VW_X_REPLY)
+#undef VW_X_REPLY
+        return true;
+        default: return false;
+    }
+}
+
 vw_msg_id_t
 vw_msg_id_from_name (const char *name, size_t len)
 {

@@ -84,6 +84,8 @@ void vw_msg_destroy (vw_msg_t **self_p);
 //  Name of a message ("ping"), NULL for an invalid id; and the reverse.
 const char *vw_msg_name (vw_msg_id_t id);
 vw_msg_id_t vw_msg_id_from_name (const char *name, size_t len);
+//  True for the kinds that answer a request (VW_CATALOGUE_REPLIES).
+bool vw_msg_is_reply (vw_msg_id_t id);
 
 //  Replaces an owned string field with a copy of value (NULL clears it).
 void vw_msg_set_str (char **field, const char *value);

@@ -1,0 +1,300 @@
+/*  test_auth - the auth actor (actors/vw_auth) driven with proto messages
+    through a real broker (vw_testbroker).
+
+    Test peers play "store" (answers user_count, user_get and user_insert
+    as each case decides) and "edge" (logins and user creation). Hashes the
+    test makes itself use libsodium's minimum Argon2id limits, to keep the
+    cases fast; auth verifies any valid crypto_pwhash string. Every wait is
+    a receive with a deadline; "nothing sent" is checked after a ping/pong
+    barrier.
+*/
+#include "vw_actors.h"
+#include "vw_config.h"
+#include "vw_testbroker.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_PASSWORD "correct horse battery"
+
+typedef struct {
+    vw_tb_t *tb;
+    vw_config_t *config;
+    vw_tb_peer_t *store, *edge;
+} t_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    f->config = vw_config_new_defaults ();
+    if (!f->tb || !f->config || sodium_init () < 0)
+        return -1;
+    f->store = vw_tb_peer (f->tb, "store");
+    f->edge = vw_tb_peer (f->tb, "edge");
+    return f->store && f->edge ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_tb_destroy (&f->tb);
+    vw_config_destroy (&f->config);
+    free (f);
+    return 0;
+}
+
+//  Starts auth; the store answers its first-start question with `users`.
+static void
+s_start (t_fixture_t *f, int users)
+{
+    char *reason = NULL;
+    int rc = vw_tb_start (f->tb, &vw_auth_class, f->config, &reason);
+    if (rc)
+        fail_msg ("auth did not start: %d %s", rc, reason ? reason : "");
+    vw_msg_t *count = vw_tb_expect (f->store, VW_MSG_ID_user_count, VW_TB_TIMEOUT_MS);
+    if (!count)
+        fail_msg ("the store got no user_count");
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->rid = count->rid;
+    reply->reply.status = 200;
+    reply->reply.json = zsys_sprintf ("{\"users\":%d}", users);
+    vw_msg_destroy (&count);
+    assert_int_equal (vw_tb_send (f->store, "auth", &reply), 0);
+}
+
+//  The store gets a user_insert; its hash must verify `password`.
+static vw_msg_t *
+s_expect_insert (t_fixture_t *f, const char *username, const char *role, const char *password)
+{
+    vw_msg_t *insert = vw_tb_expect (f->store, VW_MSG_ID_user_insert, VW_TB_TIMEOUT_MS);
+    if (!insert)
+        fail_msg ("the store got no user_insert");
+    assert_string_equal (insert->user_insert.username, username);
+    assert_string_equal (insert->user_insert.role, role);
+    const char *hash = insert->user_insert.password_hash;
+    assert_non_null (hash);
+    assert_int_equal (strncmp (hash, "$argon2id$", 10), 0);
+    assert_int_equal (crypto_pwhash_str_verify (hash, password, strlen (password)), 0);
+    assert_int_not_equal (crypto_pwhash_str_verify (hash, "wrong", 5), 0);
+    return insert;
+}
+
+static void
+s_store_replies (t_fixture_t *f, vw_msg_t **request_p, int64_t status, const char *code)
+{
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->rid = (*request_p)->rid;
+    reply->reply.status = status;
+    vw_msg_set_str (&reply->reply.code, code);
+    vw_msg_destroy (request_p);
+    assert_int_equal (vw_tb_send (f->store, "auth", &reply), 0);
+}
+
+//  The edge logs in; the store answers user_get with `record` (NULL: an
+//  error). Returns the edge's answer.
+typedef struct {
+    bool found, disabled;
+    const char *password;  //  hashed into the record
+    const char *role;
+} t_user_t;
+
+static vw_msg_t *
+s_login (t_fixture_t *f, const char *username, const char *password, const t_user_t *user)
+{
+    vw_msg_t *login = vw_msg_new (VW_MSG_ID_login);
+    vw_msg_set_str (&login->login.username, username);
+    vw_msg_set_str (&login->login.password, password);
+    uint64_t rid = vw_tb_ask (f->edge, "auth", &login);
+    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_user_get, VW_TB_TIMEOUT_MS);
+    if (!get)
+        fail_msg ("the store got no user_get");
+    assert_string_equal (get->user_get.username, username);
+    vw_msg_t *record;
+    if (user) {
+        record = vw_msg_new (VW_MSG_ID_user_record);
+        record->user_record.found = user->found;
+        record->user_record.disabled = user->disabled;
+        vw_msg_set_str (&record->user_record.username, username);
+        vw_msg_set_str (&record->user_record.role, user->role);
+        if (user->password) {
+            char hash[crypto_pwhash_STRBYTES];
+            assert_int_equal (crypto_pwhash_str (hash, user->password, strlen (user->password),
+                                                 crypto_pwhash_OPSLIMIT_MIN,
+                                                 crypto_pwhash_MEMLIMIT_MIN),
+                              0);
+            vw_msg_set_str (&record->user_record.password_hash, hash);
+        }
+    }
+    else {
+        record = vw_msg_new (VW_MSG_ID_error);
+        vw_msg_set_str (&record->error.code, "database_error");
+    }
+    record->rid = get->rid;
+    vw_msg_destroy (&get);
+    assert_int_equal (vw_tb_send (f->store, "auth", &record), 0);
+    vw_msg_t *answer = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
+    if (!answer)
+        fail_msg ("the edge got no answer to its login");
+    return answer;
+}
+
+static void
+s_expect_verdict (vw_msg_t **answer_p, bool ok, const char *role)
+{
+    vw_msg_t *answer = *answer_p;
+    assert_int_equal (answer->id, VW_MSG_ID_login_result);
+    assert_int_equal (answer->login_result.ok, ok);
+    if (role)
+        assert_string_equal (answer->login_result.role, role);
+    else
+        assert_null (answer->login_result.role);
+    vw_msg_destroy (answer_p);
+}
+
+//  --------------------------------------------------------------------------
+//  Cases
+
+//  No users yet: auth creates 'admin' with the configured password, and
+//  audits it.
+static void
+test_first_start_creates_admin (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    f->config->admin_password = strdup (S_PASSWORD);
+    s_start (f, 0);
+    vw_msg_t *insert = s_expect_insert (f, "admin", "admin", S_PASSWORD);
+    s_store_replies (f, &insert, 201, NULL);
+    vw_msg_t *audit = vw_tb_expect (f->store, VW_MSG_ID_audit, VW_TB_TIMEOUT_MS);
+    assert_non_null (audit);
+    assert_string_equal (audit->audit.action, "user.create");
+    assert_string_equal (audit->audit.target, "admin");
+    assert_string_equal (audit->audit.outcome, "success");
+    vw_msg_destroy (&audit);
+}
+
+//  Users exist: nothing is created.
+static void
+test_later_start_creates_nothing (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_start (f, 2);
+    assert_int_equal (vw_tb_sync (f->store, "auth"), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+}
+
+static void
+test_login_good_and_bad (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_start (f, 1);
+    t_user_t ops = {.found = true, .password = S_PASSWORD, .role = "operator"};
+    vw_msg_t *answer = s_login (f, "ops", S_PASSWORD, &ops);
+    s_expect_verdict (&answer, true, "operator");
+    answer = s_login (f, "ops", "not the password", &ops);
+    s_expect_verdict (&answer, false, NULL);
+    t_user_t nobody = {.found = false};
+    answer = s_login (f, "nobody", S_PASSWORD, &nobody);
+    s_expect_verdict (&answer, false, NULL);
+    t_user_t disabled = {.found = true, .disabled = true, .password = S_PASSWORD, .role = "admin"};
+    answer = s_login (f, "old", S_PASSWORD, &disabled);
+    s_expect_verdict (&answer, false, NULL);
+}
+
+//  The store cannot answer: a 503, not a verdict.
+static void
+test_login_store_error (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_start (f, 1);
+    vw_msg_t *answer = s_login (f, "ops", S_PASSWORD, NULL);
+    assert_int_equal (answer->id, VW_MSG_ID_reply);
+    assert_int_equal (answer->reply.status, 503);
+    assert_string_equal (answer->reply.code, "unavailable");
+    vw_msg_destroy (&answer);
+}
+
+//  user_create: hashed and inserted; the store's verdict is passed on.
+static void
+test_user_create (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_start (f, 1);
+    for (int round = 0; round < 2; round++) {
+        vw_msg_t *create = vw_msg_new (VW_MSG_ID_user_create);
+        vw_msg_set_str (&create->user_create.username, "viewer.one");
+        vw_msg_set_str (&create->user_create.password, S_PASSWORD);
+        vw_msg_set_str (&create->user_create.role, "viewer");
+        uint64_t rid = vw_tb_ask (f->edge, "auth", &create);
+        vw_msg_t *insert = s_expect_insert (f, "viewer.one", "viewer", S_PASSWORD);
+        s_store_replies (f, &insert, round ? 409 : 201, round ? "conflict" : NULL);
+        vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
+        assert_non_null (reply);
+        assert_int_equal (reply->reply.status, round ? 409 : 201);
+        if (round)
+            assert_string_equal (reply->reply.code, "conflict");
+        vw_msg_destroy (&reply);
+    }
+}
+
+//  Bad usernames, passwords and roles: 400 and nothing reaches the store.
+static void
+test_user_create_bad_input (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_start (f, 1);
+    const struct {
+        const char *username, *password, *role, *field;
+    } bad[] = {
+        {NULL, S_PASSWORD, "viewer", "'username'"},
+        {"", S_PASSWORD, "viewer", "'username'"},
+        {"has space", S_PASSWORD, "viewer", "'username'"},
+        {"a/b", S_PASSWORD, "viewer", "'username'"},
+        {"ok", "short", "viewer", "'password'"},
+        {"ok", NULL, "viewer", "'password'"},
+        {"ok", S_PASSWORD, "root", "'role'"},
+        {"ok", S_PASSWORD, NULL, "'role'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vw_msg_t *create = vw_msg_new (VW_MSG_ID_user_create);
+        vw_msg_set_str (&create->user_create.username, bad[i].username);
+        vw_msg_set_str (&create->user_create.password, bad[i].password);
+        vw_msg_set_str (&create->user_create.role, bad[i].role);
+        vw_msg_t *reply = vw_tb_call (f->edge, "auth", &create, VW_TB_TIMEOUT_MS);
+        assert_non_null (reply);
+        assert_int_equal (reply->reply.status, 400);
+        assert_string_equal (reply->reply.code, "bad_request");
+        assert_non_null (strstr (reply->reply.message, bad[i].field));
+        vw_msg_destroy (&reply);
+    }
+    vw_msg_t *stray = vw_msg_new (VW_MSG_ID_agent_get);
+    assert_true (vw_tb_ask (f->edge, "auth", &stray) != 0);
+    assert_int_equal (vw_tb_sync (f->edge, "auth"), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_first_start_creates_admin, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_later_start_creates_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_good_and_bad, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_store_error, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_user_create, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_user_create_bad_input, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,247 @@
+/*  test_executor - the executor actor (actors/vw_executor) driven with
+    proto messages through a real broker (vw_testbroker).
+
+    Test peers play "scheduler" (dispatches, aborts; gets the outcomes),
+    "edge" (gets command_send, reports the agent's ack/result and closes)
+    and "store" (gets the delivered update). The timeout case waits for the
+    executor's own timer through a receive with a deadline, never a sleep.
+*/
+#include "vw_actors.h"
+#include "vw_testbroker.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    vw_tb_t *tb;
+    vw_tb_peer_t *scheduler, *edge, *store;
+} t_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    if (!f->tb)
+        return -1;
+    f->scheduler = vw_tb_peer (f->tb, "scheduler");
+    f->edge = vw_tb_peer (f->tb, "edge");
+    f->store = vw_tb_peer (f->tb, "store");
+    if (!f->scheduler || !f->edge || !f->store)
+        return -1;
+    char *reason = NULL;
+    int rc = vw_tb_start (f->tb, &vw_executor_class, NULL, &reason);
+    if (rc) {
+        print_error ("executor did not start: %d %s\n", rc, reason ? reason : "");
+        free (reason);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_tb_destroy (&f->tb);
+    free (f);
+    return 0;
+}
+
+static void
+s_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms)
+{
+    vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);
+    vw_msg_set_str (&d->command_dispatch.command_id, id);
+    vw_msg_set_str (&d->command_dispatch.agent_id, "gw-1");
+    d->command_dispatch.conn = conn;
+    vw_msg_set_str (&d->command_dispatch.type, "ping");
+    vw_msg_set_str (&d->command_dispatch.payload, "{}");
+    d->command_dispatch.timeout_ms = timeout_ms;
+    d->command_dispatch.attempt = 1;
+    assert_int_equal (vw_tb_send (f->scheduler, "executor", &d), 0);
+}
+
+//  The edge is asked to write the command (type set) or a cancel (NULL).
+static void
+s_expect_send (t_fixture_t *f, const char *id, int64_t conn, const char *type)
+{
+    vw_msg_t *s = vw_tb_expect (f->edge, VW_MSG_ID_command_send, VW_TB_TIMEOUT_MS);
+    if (!s)
+        fail_msg ("the edge got no command_send");
+    assert_string_equal (s->command_send.command_id, id);
+    assert_int_equal (s->command_send.conn, conn);
+    if (type) {
+        assert_string_equal (s->command_send.type, type);
+        assert_string_equal (s->command_send.payload, "{}");
+        assert_int_equal (s->command_send.attempt, 1);
+    }
+    else
+        assert_null (s->command_send.type);
+    vw_msg_destroy (&s);
+}
+
+static void
+s_event (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const char *status)
+{
+    vw_msg_t *e = vw_msg_new (VW_MSG_ID_command_event);
+    e->command_event.conn = conn;
+    vw_msg_set_str (&e->command_event.agent_id, "gw-1");
+    vw_msg_set_str (&e->command_event.command_id, id);
+    vw_msg_set_str (&e->command_event.kind, kind);
+    vw_msg_set_str (&e->command_event.status, status);
+    if (status)
+        vw_msg_set_str (&e->command_event.result, "{\"pong\":true}");
+    assert_int_equal (vw_tb_send (f->edge, "executor", &e), 0);
+}
+
+static void
+s_expect_outcome (t_fixture_t *f, const char *id, const char *outcome, int64_t conn)
+{
+    vw_msg_t *o = vw_tb_expect (f->scheduler, VW_MSG_ID_command_outcome, VW_TB_TIMEOUT_MS);
+    if (!o)
+        fail_msg ("the scheduler got no outcome, wanted '%s'", outcome);
+    assert_string_equal (o->command_outcome.command_id, id);
+    assert_string_equal (o->command_outcome.outcome, outcome);
+    assert_int_equal (o->command_outcome.conn, conn);
+    vw_msg_destroy (&o);
+}
+
+//  Nothing more reaches any peer (after a barrier).
+static void
+s_expect_quiet (t_fixture_t *f)
+{
+    assert_int_equal (vw_tb_sync (f->edge, "executor"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+    assert_int_equal (vw_tb_kept (f->scheduler, VW_MSG_INVALID), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Cases
+
+//  dispatch -> command_send to the edge; ack -> delivered; result -> outcome.
+static void
+test_dispatch_ack_result (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-1", 7, 30000);
+    s_expect_send (f, "cmd-1", 7, "ping");
+    s_event (f, "cmd-1", 7, "ack", NULL);
+    vw_msg_t *u = vw_tb_expect (f->store, VW_MSG_ID_command_update, VW_TB_TIMEOUT_MS);
+    assert_non_null (u);
+    assert_string_equal (u->command_update.command_id, "cmd-1");
+    assert_string_equal (u->command_update.event, "delivered");
+    vw_msg_destroy (&u);
+    s_event (f, "cmd-1", 7, "result", "completed");
+    vw_msg_t *o = vw_tb_expect (f->scheduler, VW_MSG_ID_command_outcome, VW_TB_TIMEOUT_MS);
+    assert_non_null (o);
+    assert_string_equal (o->command_outcome.outcome, "completed");
+    assert_string_equal (o->command_outcome.result, "{\"pong\":true}");
+    vw_msg_destroy (&o);
+    //  A second result for it is late: the first word counts.
+    s_event (f, "cmd-1", 7, "result", "failed");
+    s_expect_quiet (f);
+}
+
+static void
+test_failed_result (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-2", 7, 30000);
+    s_expect_send (f, "cmd-2", 7, "ping");
+    s_event (f, "cmd-2", 7, "result", "failed");
+    s_expect_outcome (f, "cmd-2", "failed", 7);
+}
+
+//  No answer within timeout_ms: a cancel frame and outcome timeout.
+static void
+test_timeout (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-3", 8, 50);
+    s_expect_send (f, "cmd-3", 8, "ping");
+    s_expect_outcome (f, "cmd-3", "timeout", 8);
+    s_expect_send (f, "cmd-3", 8, NULL);
+}
+
+//  No session: unsent at once, nothing written.
+static void
+test_no_session_unsent (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-4", 0, 30000);
+    s_expect_outcome (f, "cmd-4", "unsent", 0);
+    s_expect_quiet (f);
+}
+
+//  The session closes: what was in flight on it is lost; the edge could not
+//  deliver: unsent; abort: a cancel frame and no outcome.
+static void
+test_closed_undeliverable_abort (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-5", 9, 30000);
+    s_dispatch (f, "cmd-6", 10, 30000);
+    s_dispatch (f, "cmd-7", 11, 30000);
+    s_expect_send (f, "cmd-5", 9, "ping");
+    s_expect_send (f, "cmd-6", 10, "ping");
+    s_expect_send (f, "cmd-7", 11, "ping");
+    vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+    closed->session_closed.conn = 9;
+    assert_int_equal (vw_tb_send (f->edge, "executor", &closed), 0);
+    s_expect_outcome (f, "cmd-5", "lost", 9);
+    s_event (f, "cmd-6", 10, "undeliverable", NULL);
+    s_expect_outcome (f, "cmd-6", "unsent", 10);
+    vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+    vw_msg_set_str (&abort->command_abort.command_id, "cmd-7");
+    assert_int_equal (vw_tb_send (f->scheduler, "executor", &abort), 0);
+    s_expect_send (f, "cmd-7", 11, NULL);
+    //  A result after the abort is ignored.
+    s_event (f, "cmd-7", 11, "result", "completed");
+    s_expect_quiet (f);
+}
+
+//  Only the session the attempt went to may answer; malformed messages and
+//  ones the executor does not serve are ignored.
+static void
+test_bad_input_ignored (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-8", 12, 30000);
+    s_expect_send (f, "cmd-8", 12, "ping");
+    s_event (f, "cmd-8", 99, "result", "completed");        //  another connection
+    s_event (f, "cmd-8", 12, NULL, NULL);                   //  no kind
+    s_event (f, "unknown", 12, "result", "completed");      //  not in flight
+    vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);  //  no ids
+    d->command_dispatch.conn = 12;
+    assert_int_equal (vw_tb_send (f->scheduler, "executor", &d), 0);
+    vw_msg_t *stray = vw_msg_new (VW_MSG_ID_login);
+    assert_true (vw_tb_ask (f->edge, "executor", &stray) != 0);
+    s_expect_quiet (f);
+    //  The real answer still counts.
+    s_event (f, "cmd-8", 12, "result", "completed");
+    s_expect_outcome (f, "cmd-8", "completed", 12);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_result, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_no_session_unsent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_closed_undeliverable_abort, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,406 @@
+/*  test_registry - the registry actor (actors/vw_registry) driven with
+    proto messages through a real broker (vw_testbroker).
+
+    Test peers play "edge" (hellos, challenge answers, closes, operator
+    requests; gets welcomes, rejects, challenges, kicks), "store" (answers
+    the credential look-ups and operator writes; gets agent_state) and
+    "scheduler" (gets agent_presence). Only today's main flows are covered:
+    token and Ed25519 checks, refusals, close, revoke, disconnect. Every
+    wait is a receive with a deadline; "nothing sent" is checked after a
+    ping/pong barrier.
+*/
+#include "vw_actors.h"
+#include "vw_config.h"
+#include "vw_testbroker.h"
+#include "vw_token.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TOKEN "secret-token-of-gw-1"
+
+typedef struct {
+    vw_tb_t *tb;
+    vw_config_t *config;
+    vw_tb_peer_t *edge, *store, *scheduler;
+} t_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    f->config = vw_config_new_defaults ();
+    if (!f->tb || !f->config || sodium_init () < 0)
+        return -1;
+    f->edge = vw_tb_peer (f->tb, "edge");
+    f->store = vw_tb_peer (f->tb, "store");
+    f->scheduler = vw_tb_peer (f->tb, "scheduler");
+    if (!f->edge || !f->store || !f->scheduler)
+        return -1;
+    char *reason = NULL;
+    int rc = vw_tb_start (f->tb, &vw_registry_class, f->config, &reason);
+    if (rc) {
+        print_error ("registry did not start: %d %s\n", rc, reason ? reason : "");
+        free (reason);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_tb_destroy (&f->tb);
+    vw_config_destroy (&f->config);
+    free (f);
+    return 0;
+}
+
+static void
+s_hello (t_fixture_t *f, int64_t conn, const char *agent_id, const char *token)
+{
+    vw_msg_t *h = vw_msg_new (VW_MSG_ID_session_hello);
+    h->session_hello.conn = conn;
+    vw_msg_set_str (&h->session_hello.agent_id, agent_id);
+    vw_msg_set_str (&h->session_hello.token, token);
+    vw_msg_set_str (&h->session_hello.version, "1.0.0");
+    vw_msg_set_str (&h->session_hello.hostname, "host-1");
+    vw_msg_set_str (&h->session_hello.peer, "127.0.0.1");
+    assert_int_equal (vw_tb_send (f->edge, "registry", &h), 0);
+}
+
+typedef struct {
+    bool found, revoked;
+    const char *token;          //  its digest goes in the record
+    const uint8_t *public_key;  //  32 bytes or NULL
+} t_record_t;
+
+//  The store gets the look-up for agent_id and answers with the record.
+static void
+s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
+{
+    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
+    if (!lookup)
+        fail_msg ("the store got no agent_lookup");
+    assert_string_equal (lookup->agent_lookup.agent_id, agent_id);
+    vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
+    record->rid = lookup->rid;
+    vw_msg_destroy (&lookup);
+    vw_msg_set_str (&record->agent_record.agent_id, agent_id);
+    record->agent_record.found = rec.found;
+    record->agent_record.revoked = rec.revoked;
+    if (rec.token) {
+        uint8_t hash[VW_TOKEN_HASH_BYTES];
+        vw_token_hash (rec.token, hash);
+        vw_msg_set_bin (&record->agent_record.token_hash, hash, sizeof hash);
+    }
+    if (rec.public_key)
+        vw_msg_set_bin (&record->agent_record.public_key, rec.public_key, 32);
+    assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
+}
+
+//  The edge gets a welcome for conn; returns the session id (caller frees).
+static char *
+s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
+{
+    vw_msg_t *w = vw_tb_expect (f->edge, VW_MSG_ID_session_welcome, VW_TB_TIMEOUT_MS);
+    if (!w)
+        fail_msg ("the edge got no welcome");
+    assert_int_equal (w->session_welcome.conn, conn);
+    assert_string_equal (w->session_welcome.agent_id, agent_id);
+    assert_non_null (w->session_welcome.session_id);
+    assert_int_equal (w->session_welcome.heartbeat_interval_ms, f->config->heartbeat_interval_ms);
+    char *session = strdup (w->session_welcome.session_id);
+    vw_msg_destroy (&w);
+    //  The scheduler hears the agent can take commands on that connection.
+    vw_msg_t *p = vw_tb_expect (f->scheduler, VW_MSG_ID_agent_presence, VW_TB_TIMEOUT_MS);
+    if (!p)
+        fail_msg ("the scheduler got no presence");
+    assert_string_equal (p->agent_presence.agent_id, agent_id);
+    assert_true (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.conn, conn);
+    vw_msg_destroy (&p);
+    //  The store is told to persist the connect.
+    vw_msg_t *s = vw_tb_expect (f->store, VW_MSG_ID_agent_state, VW_TB_TIMEOUT_MS);
+    if (!s)
+        fail_msg ("the store got no agent_state");
+    assert_string_equal (s->agent_state.agent_id, agent_id);
+    assert_string_equal (s->agent_state.event, "connect");
+    assert_string_equal (s->agent_state.session_id, session);
+    vw_msg_destroy (&s);
+    return session;
+}
+
+static void
+s_expect_reject (t_fixture_t *f, int64_t conn, int64_t close_code, const char *code)
+{
+    vw_msg_t *r = vw_tb_expect (f->edge, VW_MSG_ID_session_reject, VW_TB_TIMEOUT_MS);
+    if (!r)
+        fail_msg ("the edge got no reject");
+    assert_int_equal (r->session_reject.conn, conn);
+    assert_int_equal (r->session_reject.close_code, close_code);
+    assert_string_equal (r->session_reject.code, code);
+    vw_msg_destroy (&r);
+    //  Nobody was told the agent is there.
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+    assert_int_equal (vw_tb_kept (f->scheduler, VW_MSG_ID_agent_presence), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_state), 0);
+}
+
+//  --------------------------------------------------------------------------
+//  Cases
+
+static void
+test_hello_good_token_welcomed (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 5, "gw-1", S_TOKEN);
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    char *session = s_expect_welcome (f, 5, "gw-1");
+
+    //  The connection closes: offline for the scheduler and the store.
+    vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+    closed->session_closed.conn = 5;
+    vw_msg_set_str (&closed->session_closed.agent_id, "gw-1");
+    vw_msg_set_str (&closed->session_closed.session_id, session);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
+    vw_msg_t *p = vw_tb_expect (f->scheduler, VW_MSG_ID_agent_presence, VW_TB_TIMEOUT_MS);
+    assert_non_null (p);
+    assert_false (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.conn, 0);
+    vw_msg_destroy (&p);
+    vw_msg_t *s = vw_tb_expect (f->store, VW_MSG_ID_agent_state, VW_TB_TIMEOUT_MS);
+    assert_non_null (s);
+    assert_string_equal (s->agent_state.event, "disconnect");
+    vw_msg_destroy (&s);
+    free (session);
+}
+
+static void
+test_hello_bad_token_rejected (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 6, "gw-1", "not-the-token");
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    s_expect_reject (f, 6, 4401, "unauthorized");
+    //  The credentials are cached: the good token now needs no look-up.
+    s_hello (f, 7, "gw-1", S_TOKEN);
+    free (s_expect_welcome (f, 7, "gw-1"));
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_lookup), 0);
+}
+
+static void
+test_hello_unknown_or_revoked_rejected (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 8, "gw-unknown", S_TOKEN);
+    s_store_answers_lookup (f, "gw-unknown", (t_record_t){.found = false});
+    s_expect_reject (f, 8, 4401, "unauthorized");
+    s_hello (f, 9, "gw-revoked", S_TOKEN);
+    s_store_answers_lookup (f, "gw-revoked",
+                            (t_record_t){.found = true, .revoked = true, .token = S_TOKEN});
+    s_expect_reject (f, 9, 4401, "unauthorized");
+}
+
+//  The store cannot answer: 1013, try again later.
+static void
+test_hello_store_error_unavailable (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 10, "gw-1", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
+    assert_non_null (lookup);
+    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
+    err->rid = lookup->rid;
+    vw_msg_set_str (&err->error.code, "database_error");
+    vw_msg_destroy (&lookup);
+    assert_int_equal (vw_tb_send (f->store, "registry", &err), 0);
+    s_expect_reject (f, 10, 1013, "unavailable");
+}
+
+//  A look-alike of the store's answer, sent by the edge with the rid of the
+//  look-up, is not taken as the answer (vw_pending matches the peer).
+static void
+test_hello_answer_from_the_wrong_peer_ignored (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 11, "gw-1", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
+    assert_non_null (lookup);
+    vw_msg_t *forged = vw_msg_new (VW_MSG_ID_agent_record);
+    forged->rid = lookup->rid;
+    forged->agent_record.found = true;
+    vw_msg_set_str (&forged->agent_record.agent_id, "gw-1");
+    vw_msg_destroy (&lookup);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &forged), 0);
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_reject), 0);
+}
+
+//  An agent with a public key is challenged; a good signature is welcomed,
+//  a bad one rejected.
+static void
+test_hello_ed25519_challenge (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair (pk, sk);
+    for (int round = 0; round < 2; round++) {
+        bool good = round == 1;
+        int64_t conn = 20 + round;
+        s_hello (f, conn, "gw-key", S_TOKEN);
+        if (round == 0)
+            s_store_answers_lookup (
+                f, "gw-key", (t_record_t){.found = true, .token = S_TOKEN, .public_key = pk});
+        vw_msg_t *c = vw_tb_expect (f->edge, VW_MSG_ID_session_challenge, VW_TB_TIMEOUT_MS);
+        if (!c)
+            fail_msg ("the edge got no challenge");
+        assert_int_equal (c->session_challenge.conn, conn);
+        uint8_t nonce[32];
+        size_t len = 0;
+        assert_int_equal (sodium_base642bin (nonce, sizeof nonce, c->session_challenge.nonce,
+                                             strlen (c->session_challenge.nonce), NULL, &len, NULL,
+                                             sodium_base64_VARIANT_ORIGINAL),
+                          0);
+        assert_int_equal (len, 32);
+        vw_msg_destroy (&c);
+        uint8_t signed_msg[32 + 6];
+        memcpy (signed_msg, nonce, 32);
+        memcpy (signed_msg + 32, "gw-key", 6);
+        if (!good)
+            signed_msg[0] ^= 1;  //  signs something else
+        uint8_t sig[crypto_sign_BYTES];
+        crypto_sign_detached (sig, NULL, signed_msg, sizeof signed_msg, sk);
+        char b64[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64 (b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+        vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
+        auth->session_auth.conn = conn;
+        vw_msg_set_str (&auth->session_auth.agent_id, "gw-key");
+        vw_msg_set_str (&auth->session_auth.signature, b64);
+        assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+        if (good)
+            free (s_expect_welcome (f, conn, "gw-key"));
+        else
+            s_expect_reject (f, conn, 4401, "unauthorized");
+    }
+}
+
+//  Operator requests: revoke goes through the store and kicks the session;
+//  disconnect of an agent without a session is 404.
+static void
+test_revoke_and_disconnect (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 30, "gw-1", S_TOKEN);
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome (f, 30, "gw-1"));
+
+    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
+    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-1");
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
+    vw_msg_t *fwd = vw_tb_expect (f->store, VW_MSG_ID_agent_revoke, VW_TB_TIMEOUT_MS);
+    assert_non_null (fwd);
+    assert_string_equal (fwd->agent_revoke.agent_id, "gw-1");
+    vw_msg_t *done = vw_msg_new (VW_MSG_ID_reply);
+    done->rid = fwd->rid;
+    done->reply.status = 204;
+    vw_msg_destroy (&fwd);
+    assert_int_equal (vw_tb_send (f->store, "registry", &done), 0);
+    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
+    assert_non_null (reply);
+    assert_int_equal (reply->reply.status, 204);
+    vw_msg_destroy (&reply);
+    vw_msg_t *kick = vw_tb_expect (f->edge, VW_MSG_ID_session_kick, VW_TB_TIMEOUT_MS);
+    assert_non_null (kick);
+    assert_int_equal (kick->session_kick.conn, 30);
+    assert_int_equal (kick->session_kick.close_code, 4401);
+    vw_msg_destroy (&kick);
+    //  The scheduler fails its commands.
+    bool revoked_seen = false;
+    vw_msg_t *p;
+    while (!revoked_seen &&
+           (p = vw_tb_expect (f->scheduler, VW_MSG_ID_agent_presence, VW_TB_TIMEOUT_MS))) {
+        revoked_seen = p->agent_presence.revoked;
+        vw_msg_destroy (&p);
+    }
+    assert_true (revoked_seen);
+    //  Whatever else the revoke sent (offline presence, state) is done with.
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    vw_tb_peer_t *peers[] = {f->edge, f->store, f->scheduler};
+    for (int i = 0; i < 3; i++) {
+        vw_tb_kept (peers[i], VW_MSG_INVALID);
+        vw_tb_forget (peers[i]);
+    }
+    //  A revoked agent's hello is refused without asking the store again.
+    s_hello (f, 31, "gw-1", S_TOKEN);
+    s_expect_reject (f, 31, 4401, "unauthorized");
+
+    vw_msg_t *disconnect = vw_msg_new (VW_MSG_ID_agent_disconnect);
+    vw_msg_set_str (&disconnect->agent_disconnect.agent_id, "gw-1");
+    reply = vw_tb_call (f->edge, "registry", &disconnect, VW_TB_TIMEOUT_MS);
+    assert_non_null (reply);
+    assert_int_equal (reply->reply.status, 404);
+    assert_string_equal (reply->reply.code, "not_found");
+    vw_msg_destroy (&reply);
+}
+
+//  Malformed or stale input changes nothing and gets no answer.
+static void
+test_bad_input_ignored (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    //  A hello without an agent id.
+    s_hello (f, 40, NULL, S_TOKEN);
+    //  An answer to a challenge nobody sent.
+    vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
+    auth->session_auth.conn = 41;
+    vw_msg_set_str (&auth->session_auth.signature, "AAAA");
+    assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+    //  Frames and a close from a session that does not exist.
+    vw_msg_t *seen = vw_msg_new (VW_MSG_ID_session_seen);
+    vw_msg_set_str (&seen->session_seen.agent_id, "gw-1");
+    vw_msg_set_str (&seen->session_seen.session_id, "nope");
+    vw_msg_set_str (&seen->session_seen.status, "online");
+    assert_int_equal (vw_tb_send (f->edge, "registry", &seen), 0);
+    vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+    closed->session_closed.conn = 42;
+    assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
+    //  A message the registry does not serve.
+    vw_msg_t *stray = vw_msg_new (VW_MSG_ID_command_submit);
+    assert_true (vw_tb_ask (f->edge, "registry", &stray) != 0);
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    assert_int_equal (vw_tb_kept (f->scheduler, VW_MSG_INVALID), 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_unknown_or_revoked_rejected, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_store_error_unavailable, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_answer_from_the_wrong_peer_ignored, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_ed25519_challenge, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,278 @@
+/*  vw_testbroker - see vw_testbroker.h. */
+#include "vw_testbroker.h"
+#include "vw_broker.h"
+#include "vw_clock.h"
+#include "vw_lifecycle.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_MAX_ACTORS 8
+#define S_MAX_PEERS  8
+
+struct vw_tb_peer_t {
+    char name[VW_ADDR_MAX];
+    zsock_t *sock;
+    zlist_t *backlog;  //  messages of a bundle not yet read
+    zlistx_t *kept;    //  received, not yet expected
+    uint64_t rid;
+};
+
+struct vw_tb_t {
+    char endpoint[96];
+    char events[96];
+    vw_broker_args_t args;
+    zactor_t *broker;
+    zactor_t *actors[S_MAX_ACTORS];
+    int nactors;
+    vw_tb_peer_t *peers[S_MAX_PEERS];
+    int npeers;
+    zsock_t *subs[S_MAX_PEERS];
+    int nsubs;
+};
+
+void
+vw_tb_fresh_endpoint (char *buf, size_t size, const char *what)
+{
+    static int counter;
+    snprintf (buf, size, "inproc://vw-tb-%d-%s-%d", (int) getpid (), what, ++counter);
+}
+
+vw_tb_t *
+vw_tb_new (void)
+{
+    vw_tb_t *self = (vw_tb_t *) zmalloc (sizeof (vw_tb_t));
+    vw_tb_fresh_endpoint (self->endpoint, sizeof self->endpoint, "broker");
+    vw_tb_fresh_endpoint (self->events, sizeof self->events, "events");
+    self->args.inproc_endpoint = self->endpoint;
+    self->args.events_endpoint = self->events;
+    self->broker = zactor_new (vw_broker_actor, &self->args);
+    char *reason = NULL;
+    int rc = self->broker ? vw_lifecycle_await (self->broker, VW_TB_TIMEOUT_MS, &reason) : -1;
+    if (rc) {
+        fprintf (stderr, "vw_testbroker: the broker did not start: %d %s\n", rc,
+                 reason ? reason : "");
+        free (reason);
+        vw_tb_destroy (&self);
+    }
+    return self;
+}
+
+static void
+s_peer_destroy (vw_tb_peer_t **peer_p)
+{
+    vw_tb_peer_t *peer = *peer_p;
+    if (!peer)
+        return;
+    vw_tb_forget (peer);
+    zlistx_destroy (&peer->kept);
+    vw_msg_backlog_destroy (&peer->backlog);
+    zsock_destroy (&peer->sock);
+    free (peer);
+    *peer_p = NULL;
+}
+
+void
+vw_tb_destroy (vw_tb_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vw_tb_t *self = *self_p;
+    while (self->nactors)
+        zactor_destroy (&self->actors[--self->nactors]);
+    while (self->npeers)
+        s_peer_destroy (&self->peers[--self->npeers]);
+    while (self->nsubs)
+        zsock_destroy (&self->subs[--self->nsubs]);
+    zactor_destroy (&self->broker);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+vw_tb_endpoint (vw_tb_t *self)
+{
+    return self->endpoint;
+}
+
+int
+vw_tb_start (vw_tb_t *self, const vw_actor_class_t *cls, void *args, char **reason)
+{
+    assert (self->nactors < S_MAX_ACTORS);
+    //  vw_actor_task reads its args before it reports; they may then go.
+    vw_actor_args_t actor_args = {cls, self->endpoint, args};
+    zactor_t *actor = zactor_new (vw_actor_task, &actor_args);
+    if (!actor)
+        return VW_EXIT_FAILURE;
+    char *why = NULL;
+    int rc = vw_lifecycle_await (actor, VW_TB_TIMEOUT_MS, &why);
+    self->actors[self->nactors++] = actor;
+    if (reason)
+        *reason = why;
+    else
+        free (why);
+    return rc;
+}
+
+vw_tb_peer_t *
+vw_tb_peer (vw_tb_t *self, const char *name)
+{
+    assert (self->npeers < S_MAX_PEERS && strlen (name) < VW_ADDR_MAX);
+    vw_tb_peer_t *peer = (vw_tb_peer_t *) zmalloc (sizeof (vw_tb_peer_t));
+    snprintf (peer->name, sizeof peer->name, "%s", name);
+    peer->kept = zlistx_new ();
+    peer->sock = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (peer->sock, name);
+    zsock_set_linger (peer->sock, 0);
+    self->peers[self->npeers++] = peer;
+    if (zsock_connect (peer->sock, "%s", self->endpoint))
+        return NULL;
+    vw_msg_t *join = vw_msg_new (VW_MSG_ID_actor_join);
+    vw_msg_set_str (&join->actor_join.actor, name);
+    join->actor_join.pid = getpid ();
+    vw_msg_t *joined = vw_tb_call (peer, VW_BROKER_ADDRESS, &join, VW_TB_TIMEOUT_MS);
+    bool ok = joined && joined->id == VW_MSG_ID_actor_joined;
+    vw_msg_destroy (&joined);
+    return ok ? peer : NULL;
+}
+
+zsock_t *
+vw_tb_events (vw_tb_t *self, const char *prefix)
+{
+    assert (self->nsubs < S_MAX_PEERS);
+    zsock_t *sub = zsock_new_sub (self->events, prefix);
+    if (sub)
+        self->subs[self->nsubs++] = sub;
+    return sub;
+}
+
+int
+vw_tb_send (vw_tb_peer_t *peer, const char *to, vw_msg_t **msg_p)
+{
+    return vw_msg_send (msg_p, peer->sock, to);
+}
+
+uint64_t
+vw_tb_ask (vw_tb_peer_t *peer, const char *to, vw_msg_t **msg_p)
+{
+    //  Far from the actors' own counters, so a test sees whose rid is whose.
+    uint64_t rid = (*msg_p)->rid = 1000000 + ++peer->rid;
+    if (vw_tb_send (peer, to, msg_p)) {
+        vw_msg_destroy (msg_p);
+        return 0;
+    }
+    return rid;
+}
+
+//  Reads one message that has arrived or arrives before the deadline.
+static vw_msg_t *
+s_read (vw_tb_peer_t *peer, int64_t deadline)
+{
+    if (peer->backlog && zlist_size (peer->backlog))
+        return vw_msg_recv_one (peer->sock, &peer->backlog);
+    while (true) {
+        int64_t left = deadline - vw_clock_mono_ms ();
+        if (left < 0)
+            left = 0;
+        zmq_pollitem_t item = {zsock_resolve (peer->sock), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (&item, 1, (long) left);
+        if (rc == -1 && zmq_errno () == EINTR)
+            continue;
+        if (rc <= 0)
+            return NULL;
+        vw_msg_t *msg = vw_msg_recv_one (peer->sock, &peer->backlog);
+        if (msg)
+            return msg;
+        if (vw_clock_mono_ms () >= deadline)
+            return NULL;
+    }
+}
+
+typedef bool (s_match_fn) (const vw_msg_t *msg, uint64_t arg);
+
+static bool
+s_match_kind (const vw_msg_t *msg, uint64_t id)
+{
+    return id == VW_MSG_INVALID || msg->id == (vw_msg_id_t) id;
+}
+
+static bool
+s_match_rid (const vw_msg_t *msg, uint64_t rid)
+{
+    return msg->rid == rid;
+}
+
+static vw_msg_t *
+s_expect (vw_tb_peer_t *peer, s_match_fn *match, uint64_t arg, int timeout_ms)
+{
+    for (vw_msg_t *msg = (vw_msg_t *) zlistx_first (peer->kept); msg;
+         msg = (vw_msg_t *) zlistx_next (peer->kept))
+        if (match (msg, arg))
+            return (vw_msg_t *) zlistx_detach_cur (peer->kept);
+    int64_t deadline = vw_clock_mono_ms () + timeout_ms;
+    vw_msg_t *msg;
+    while ((msg = s_read (peer, deadline))) {
+        if (match (msg, arg))
+            return msg;
+        zlistx_add_end (peer->kept, msg);
+    }
+    return NULL;
+}
+
+vw_msg_t *
+vw_tb_recv (vw_tb_peer_t *peer, int timeout_ms)
+{
+    return s_expect (peer, s_match_kind, VW_MSG_INVALID, timeout_ms);
+}
+
+vw_msg_t *
+vw_tb_expect (vw_tb_peer_t *peer, vw_msg_id_t id, int timeout_ms)
+{
+    return s_expect (peer, s_match_kind, (uint64_t) id, timeout_ms);
+}
+
+vw_msg_t *
+vw_tb_expect_rid (vw_tb_peer_t *peer, uint64_t rid, int timeout_ms)
+{
+    return s_expect (peer, s_match_rid, rid, timeout_ms);
+}
+
+vw_msg_t *
+vw_tb_call (vw_tb_peer_t *peer, const char *to, vw_msg_t **msg_p, int timeout_ms)
+{
+    uint64_t rid = vw_tb_ask (peer, to, msg_p);
+    return rid ? vw_tb_expect_rid (peer, rid, timeout_ms) : NULL;
+}
+
+int
+vw_tb_sync (vw_tb_peer_t *peer, const char *to)
+{
+    vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
+    vw_msg_t *pong = vw_tb_call (peer, to, &ping, VW_TB_TIMEOUT_MS);
+    bool ok = pong && pong->id == VW_MSG_ID_pong;
+    vw_msg_destroy (&pong);
+    return ok ? 0 : -1;
+}
+
+size_t
+vw_tb_kept (vw_tb_peer_t *peer, vw_msg_id_t id)
+{
+    vw_msg_t *msg;
+    while ((msg = s_read (peer, 0)))
+        zlistx_add_end (peer->kept, msg);
+    size_t n = 0;
+    for (msg = (vw_msg_t *) zlistx_first (peer->kept); msg;
+         msg = (vw_msg_t *) zlistx_next (peer->kept))
+        if (s_match_kind (msg, (uint64_t) id))
+            n++;
+    return n;
+}
+
+void
+vw_tb_forget (vw_tb_peer_t *peer)
+{
+    vw_msg_t *msg;
+    while ((msg = (vw_msg_t *) zlistx_detach (peer->kept, NULL)))
+        vw_msg_destroy (&msg);
+}
