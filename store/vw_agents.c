@@ -126,7 +126,7 @@ vw_agents_create (vw_db_t *db, const char *agent_id, const char *labels_json,
     }
     else if (extended == SQLITE_CONSTRAINT_PRIMARYKEY)
         vw_result_fail (result, 409, "conflict", "agent '%.64s' already exists", agent_id);
-    else if (rc == SQLITE_CONSTRAINT)
+    else if ((rc & 0xff) == SQLITE_CONSTRAINT)  //  rc may be an extended code
         //  The schema's CHECKs: labels not an object, key not 32 bytes.
         vw_result_fail (result, 400, "bad_request", "agent '%.64s' refused by the schema: %s",
                         agent_id, sqlite3_errmsg (vw_db_handle (db)));

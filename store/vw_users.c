@@ -43,7 +43,7 @@ vw_users_insert (vw_db_t *db, const char *username, const char *password_hash, c
                                  "created_at", (json_int_t) now_ms));
     else if (extended == SQLITE_CONSTRAINT_PRIMARYKEY)
         vw_result_fail (result, 409, "conflict", "user '%.64s' already exists", username);
-    else if (rc == SQLITE_CONSTRAINT)
+    else if ((rc & 0xff) == SQLITE_CONSTRAINT)  //  rc may be an extended code
         vw_result_fail (result, 400, "bad_request", "user refused by the schema: %s",
                         sqlite3_errmsg (vw_db_handle (db)));
     else
