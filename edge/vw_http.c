@@ -315,8 +315,11 @@ s_health_done (void *arg, const vw_probe_result_t *result)
         json_object_set_new (actors, e->name, json_string (e->up ? "up" : "down"));
         if (!e->up)
             ok = false;
+        //  The store's detail names the cause: disk_full, read_only, error.
         if (strcmp (e->name, "store") == 0 && e->up)
-            database = e->healthy ? "ok" : "error";
+            database = e->healthy                               ? "ok"
+                       : *e->detail && strcmp (e->detail, "ok") ? e->detail
+                                                                : "error";
     }
     if (strcmp (database, "ok") != 0)
         ok = false;
