@@ -116,3 +116,39 @@ describe('the admin password', () => {
     assert.match(r.stderr, /postgres:\/\/db\/x/);
   });
 });
+
+// Sends raw bytes and resolves when the server closes (or after 5 s).
+function raw(port, text) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(text));
+    let got = '';
+    sock.on('data', (d) => { got += d; });
+    const timer = setTimeout(() => sock.destroy(), 5000);
+    sock.on('close', () => { clearTimeout(timer); resolve(got); });
+    sock.on('error', () => {});
+  });
+}
+
+describe('connection-level log lines name the peer and the path', () => {
+  let b;
+  after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
+
+  it('a refused upgrade and a connection lws gives up on', async () => {
+    b = await startBackend({ env: { JWT_SECRET } });
+    const upgrade = (path, proto = 'Sec-WebSocket-Protocol: viworks.v1.json\r\n') =>
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${proto}\r\n`;
+    await raw(b.ws, upgrade('/not-agents'));
+    await eventually(() => b.lines.some((l) => /refused a WebSocket upgrade from 127\.0\.0\.1 for \/not-agents: only \/ws\/agent is served here/.test(l)));
+    await raw(b.http, upgrade('/ws/agent', ''));  //  (lws itself refuses an unknown subprotocol)
+    await eventually(() => b.lines.some((l) => /refused a WebSocket upgrade from 127\.0\.0\.1 for \/ws\/agent: agents use the agent port/.test(l)));
+    // lws's own echo of those refusals is not logged as a warning.
+    assert.ok(!b.lines.some((l) => /"level":"warn".*denied connection/.test(l)), b.lines.join('\n'));
+    // Headers beyond lws's buffer: lws's complaint, then the edge's line with the peer.
+    await raw(b.http, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70000)}\r\n\r\n`);
+    const line = await eventually(() => b.lines.find((l) => /lws closed the connection from 127\.0\.0\.1/.test(l)));
+    const lwsLine = b.lines.findIndex((l) => /"component":"lws"/.test(l));
+    assert.ok(lwsLine >= 0 && lwsLine < b.lines.indexOf(line), b.lines.join('\n'));
+    assert.match(JSON.parse(line).msg, /after: .+/);
+  });
+});
