@@ -807,8 +807,15 @@ vw_db_retry_writes (vw_db_t *self)
     //  that changes nothing.
     char sql[48];
     snprintf (sql, sizeof sql, "PRAGMA user_version = %d", self->schema_version);
-    if (vw_db_begin (self) != 0)
-        s_record_write_error (self);
+    //  Another connection holding the write lock is no news about the
+    //  disk: do not wait for it, and keep the verdict.
+    sqlite3_busy_timeout (self->handle, 0);
+    int begun = vw_db_begin (self);
+    sqlite3_busy_timeout (self->handle, VW_DB_BUSY_TIMEOUT_MS);
+    if (begun != 0) {
+        if ((sqlite3_extended_errcode (self->handle) & 0xff) != SQLITE_BUSY)
+            s_record_write_error (self);
+    }
     else if (sqlite3_exec (self->handle, sql, NULL, NULL, NULL) != SQLITE_OK) {
         s_record_write_error (self);
         self->in_tx = false;

@@ -1020,8 +1020,15 @@ s_check_failed_commit (fixture_t *fx, int rc, int sys_errno, vw_db_writes_t expe
         assert_non_null (strstr (vw_db_write_error (db), "full"));
     //  Still failing: the retry says so and changes nothing
     assert_int_equal (vw_db_retry_writes (db), expected);
-    //  Space is back: the retry notices without any other write
+    //  Space is back but another connection holds the write lock: the
+    //  retry neither waits for it nor changes the verdict
     s_fault_rc = 0;
+    sqlite3 *other = s_raw_open (path);
+    s_exec_ok (other, "BEGIN IMMEDIATE");
+    assert_int_equal (vw_db_retry_writes (db), expected);
+    s_exec_ok (other, "ROLLBACK");
+    sqlite3_close (other);
+    //  Space is back: the retry notices without any other write
     assert_int_equal (vw_db_retry_writes (db), VW_DB_WRITES_OK);
     assert_string_equal (vw_db_write_error (db), "");
     assert_int_equal (s_insert_user (db, "kept"), 0);
