@@ -217,7 +217,15 @@ main (int argc, char **argv)
             args_left[nargs++] = argv[i];
     }
     int rc = args_left ? vw_config_load (&config, nargs, args_left, stdout, stderr) : -1;
+    bool help = false;
+    for (int i = 1; i < nargs && args_left; i++)
+        help = help || strcmp (args_left[i], "--help") == 0 || strcmp (args_left[i], "-h") == 0;
     free (args_left);
+    if (rc == 1 && help)
+        printf ("\nCommand (runs instead of the backend, with the same settings):\n"
+                "  %s  give the user 'admin' a new password (VIWORKS_ADMIN_PASSWORD,\n"
+                "                          or a generated one printed here) and exit\n",
+                S_RESET_FLAG);
     if (rc == 1)
         return VW_EXIT_OK;
     if (rc != 0)

@@ -114,6 +114,9 @@ describe('the admin password', () => {
     const r = await run(['--reset-admin-password'], { cwd: tempDir(), env: { DATABASE_URL: 'postgres://db/x' } });
     assert.equal(r.code, 3);
     assert.match(r.stderr, /postgres:\/\/db\/x/);
+    const help = await run(['--help'], { cwd: tempDir() });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--reset-admin-password/);
   });
 });
 
