@@ -19,6 +19,7 @@
 */
 #include "vw_actors.h"
 #include "vw_keys.h"
+#include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_pending.h"
 
@@ -354,10 +355,12 @@ s_on_admin_created (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, 
                       ? reply->reply.message
                       : (why ? why : "no answer"));
     else if (*self->generated)
-        vw_warn ("auth",
-                 "created user 'admin' with generated password '%s' (shown once; set "
-                 "VIWORKS_ADMIN_PASSWORD to choose it)",
-                 self->generated);
+        //  Its own line after "ready", not lost among the start-up lines.
+        vw_lifecycle_notice ("auth",
+                             "ADMIN PASSWORD: created user 'admin' with generated password '%s' "
+                             "(shown once; set VIWORKS_ADMIN_PASSWORD to choose it, "
+                             "viworks-backend --reset-admin-password to replace it)",
+                             self->generated);
     else
         vw_info ("auth", "created user 'admin' with the password from VIWORKS_ADMIN_PASSWORD");
     sodium_memzero (self->generated, sizeof self->generated);

@@ -34,7 +34,16 @@ typedef struct {
     zlistx_t *deferred;  //  replies waiting for the commit (vw_msg_t *)
     uint64_t commits;
     uint64_t commit_failures;
+    //  A run of failed commits (a full or read-only disk fails every one):
+    //  logged when it starts, then at most every S_FAILURE_LOG_MS with the
+    //  count of those not logged, and once when writes land again.
+    uint64_t failing;           //  failed commits in the current run (0 = none)
+    uint64_t failing_unlogged;  //  of those, not logged yet
+    int64_t failing_since_ms;
+    int64_t failing_logged_ms;
 } self_t;
+
+#define S_FAILURE_LOG_MS 10000
 
 //  A reply from a result; the result's body is consumed.
 static vw_msg_t *
@@ -440,6 +449,58 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
     }
 }
 
+static const char *
+s_writes_text (vw_db_writes_t state)
+{
+    switch (state) {
+        case VW_DB_DISK_FULL: return "the disk is full";
+        case VW_DB_READ_ONLY: return "the database or its disk is read-only";
+        default: return "database error";
+    }
+}
+
+//  Logs the start of a run of failed commits, then one line per
+//  S_FAILURE_LOG_MS with the count of the failures in between, and the end
+//  of the run. `attempt` is true after a commit (false after the health
+//  check's retry, which is not counted as a failure of its own).
+static void
+s_note_writes (self_t *self, bool attempt)
+{
+    vw_db_writes_t state = vw_db_writes (self->db);
+    int64_t now = vw_clock_mono_ms ();
+    if (state == VW_DB_WRITES_OK) {
+        if (self->failing)
+            vw_info ("store",
+                     "writes land again after %llu failed commit(s) in %lld s (%llu of them "
+                     "not logged)",
+                     (unsigned long long) self->failing,
+                     (long long) ((now - self->failing_since_ms) / 1000),
+                     (unsigned long long) self->failing_unlogged);
+        self->failing = self->failing_unlogged = 0;
+        return;
+    }
+    if (!attempt)
+        return;
+    if (self->failing++ == 0) {
+        self->failing_since_ms = self->failing_logged_ms = now;
+        self->failing_unlogged = 0;
+        vw_error ("store",
+                  "commit failed: %s (%s); changes are refused with 503 until the database "
+                  "takes writes again",
+                  s_writes_text (state), vw_db_write_error (self->db));
+    }
+    else if (now - self->failing_logged_ms >= S_FAILURE_LOG_MS) {
+        vw_error ("store", "commit failed: %s (%s); %llu similar line(s) not logged in %lld s",
+                  s_writes_text (state), vw_db_write_error (self->db),
+                  (unsigned long long) self->failing_unlogged,
+                  (long long) ((now - self->failing_logged_ms) / 1000));
+        self->failing_logged_ms = now;
+        self->failing_unlogged = 0;
+    }
+    else
+        self->failing_unlogged++;
+}
+
 //  Once per loop pass: commit, then release the replies that waited for it.
 static void
 s_flush (void *state, vw_actor_t *actor)
@@ -450,10 +511,9 @@ s_flush (void *state, vw_actor_t *actor)
     bool ok = vw_db_commit (self->db) == 0;
     if (ok)
         self->commits++;
-    else {
+    else
         self->commit_failures++;
-        vw_error ("store", "commit failed: %s", sqlite3_errmsg (vw_db_handle (self->db)));
-    }
+    s_note_writes (self, true);
     vw_msg_t *reply;
     while ((reply = (vw_msg_t *) zlistx_detach (self->deferred, NULL))) {
         if (!ok) {
@@ -478,8 +538,14 @@ static void
 s_health (void *state, bool *healthy, char *detail, size_t len)
 {
     self_t *self = (self_t *) state;
-    *healthy = vw_db_ping (self->db) == 0;
-    snprintf (detail, len, "%s", *healthy ? "ok" : "error");
+    //  A database that refused its last commit is not healthy even when it
+    //  reads fine; with no traffic, the retry is what notices space came
+    //  back.
+    bool readable = vw_db_ping (self->db) == 0;
+    vw_db_writes_t writes = vw_db_retry_writes (self->db);
+    s_note_writes (self, false);
+    *healthy = readable && writes == VW_DB_WRITES_OK;
+    snprintf (detail, len, "%s", readable ? vw_db_writes_name (writes) : "error");
 }
 
 const vw_actor_class_t vw_store_class = {

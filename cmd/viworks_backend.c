@@ -18,8 +18,10 @@
 #include "vw_log.h"
 #include "vw_probe.h"
 #include "vw_secret.h"
+#include "vw_audit.h"
 #include "vw_db.h"
 #include "vw_tls.h"
+#include "vw_users.h"
 
 #include <libgen.h>
 
@@ -122,12 +124,108 @@ s_check_actor_list (const char *list)
     return 0;
 }
 
+#define S_RESET_FLAG "--reset-admin-password"
+
+//  viworks-backend --reset-admin-password [settings]: gives the user
+//  `admin` a new password (VIWORKS_ADMIN_PASSWORD, or a generated one
+//  printed on stdout), makes it an enabled admin (creating it if missing),
+//  audits the change and exits. Works beside a running backend (SQLite
+//  locking); logins use the new password at once.
+static int
+s_reset_admin_password (const vw_config_t *config)
+{
+    char *path = vw_db_path_from_url (config->database_url);
+    if (!path) {
+        vw_error ("main", "DATABASE_URL '%s' is not a SQLite URL or path", config->database_url);
+        return VW_EXIT_DATABASE;
+    }
+    char generated[32] = "";
+    const char *password = config->admin_password;
+    if (password && *password && (strlen (password) < 8 || strlen (password) > 1024)) {
+        vw_error ("main", "VIWORKS_ADMIN_PASSWORD must be 8 to 1024 characters");
+        free (path);
+        return VW_EXIT_USAGE;
+    }
+    if (!password || !*password) {
+        uint8_t raw[15];
+        randombytes_buf (raw, sizeof raw);
+        sodium_bin2base64 (generated, sizeof generated, raw, sizeof raw,
+                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        password = generated;
+    }
+    char hash[crypto_pwhash_STRBYTES];
+    vw_db_status_t status;
+    char err[512];
+    vw_db_t *db = NULL;
+    int code = VW_EXIT_OK;
+    int created = -1;
+    if (crypto_pwhash_str (hash, password, strlen (password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        vw_error ("main", "cannot hash the password (out of memory)");
+        code = VW_EXIT_FAILURE;
+    }
+    else if (!(db = vw_db_open (path, false, &status, err, sizeof err))) {
+        vw_error ("main", "%s", err);
+        code = status == VW_DB_ERR_TOO_NEW ? VW_EXIT_SCHEMA : VW_EXIT_DATABASE;
+    }
+    else if (vw_db_begin (db) ||
+             (created = vw_users_reset_admin (db, "admin", hash, vw_clock_wall_ms ())) < 0 ||
+             vw_audit_append (db, vw_clock_wall_ms (), "system", "cli", "user.password_reset",
+                              "admin", "success", S_RESET_FLAG) ||
+             vw_db_commit (db)) {
+        vw_error ("main", "cannot reset the admin password in %s: %s", path,
+                  *vw_db_write_error (db) ? vw_db_write_error (db)
+                                          : sqlite3_errmsg (vw_db_handle (db)));
+        code = VW_EXIT_DATABASE;
+    }
+    else {
+        vw_info ("main", "%s in %s",
+                 created ? "created the user 'admin' with a new password"
+                         : "gave the user 'admin' a new password",
+                 path);
+        if (*generated)
+            printf ("ADMIN PASSWORD: user 'admin' now has the generated password '%s'\n",
+                    generated);
+        else
+            printf ("ADMIN PASSWORD: user 'admin' now has the password in "
+                    "VIWORKS_ADMIN_PASSWORD\n");
+        fflush (stdout);
+    }
+    if (db && vw_db_in_tx (db))
+        vw_db_commit (db);
+    vw_db_close (&db);
+    sodium_memzero (generated, sizeof generated);
+    sodium_memzero (hash, sizeof hash);
+    free (path);
+    return code;
+}
+
 int
 main (int argc, char **argv)
 {
     int64_t t0 = vw_clock_mono_ms ();
     vw_config_t *config = NULL;
-    int rc = vw_config_load (&config, argc, argv, stdout, stderr);
+    //  --reset-admin-password is a command, not a setting: taken off the
+    //  arguments before the settings are read.
+    bool reset_admin = false;
+    char **args_left = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    int nargs = 0;
+    for (int i = 0; i < argc && args_left; i++) {
+        if (i > 0 && strcmp (argv[i], S_RESET_FLAG) == 0)
+            reset_admin = true;
+        else
+            args_left[nargs++] = argv[i];
+    }
+    int rc = args_left ? vw_config_load (&config, nargs, args_left, stdout, stderr) : -1;
+    bool help = false;
+    for (int i = 1; i < nargs && args_left; i++)
+        help = help || strcmp (args_left[i], "--help") == 0 || strcmp (args_left[i], "-h") == 0;
+    free (args_left);
+    if (rc == 1 && help)
+        printf ("\nCommand (runs instead of the backend, with the same settings):\n"
+                "  %s  give the user 'admin' a new password (VIWORKS_ADMIN_PASSWORD,\n"
+                "                          or a generated one printed here) and exit\n",
+                S_RESET_FLAG);
     if (rc == 1)
         return VW_EXIT_OK;
     if (rc != 0)
@@ -142,6 +240,11 @@ main (int argc, char **argv)
         vw_error ("main", "libsodium cannot initialise");
         vw_config_destroy (&config);
         return VW_EXIT_FAILURE;
+    }
+    if (reset_admin) {
+        int code = s_reset_admin_password (config);
+        vw_config_destroy (&config);
+        return code;
     }
 
     //  Signals: blocked everywhere (threads inherit the mask), read here.
@@ -265,6 +368,7 @@ main (int argc, char **argv)
     }
     vw_info ("main", "viworks-backend %s ready in %lld ms (%d actors)", VW_VERSION,
              (long long) (vw_clock_mono_ms () - t0), nrunning);
+    vw_lifecycle_release_notices ();  //  e.g. the generated admin password
 
     //  Supervise: wait for a signal, log any actor that stops on its own.
     for (bool stop = false; !stop;) {
@@ -305,6 +409,9 @@ main (int argc, char **argv)
     }
 
 shutdown:;
+    //  A first start that failed after creating the admin user still shows
+    //  its password.
+    vw_lifecycle_release_notices ();
     s_watchdog_t watchdog = {{-1, -1}, 0, 0, false};
     s_watchdog_start (&watchdog, config->shutdown_timeout_ms);
     //  Reverse start order: the edge stops taking work first, the store

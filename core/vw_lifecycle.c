@@ -1,7 +1,9 @@
 /*  vw_lifecycle - see vw_lifecycle.h. */
 #include "vw_lifecycle.h"
+#include "vw_log.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,4 +76,57 @@ vw_lifecycle_await (zactor_t *actor, int timeout_ms, char **reason)
     *reason = strdup (why);
     zstr_free (&report);
     return code;
+}
+
+#define S_NOTICES 4
+
+static pthread_mutex_t s_notice_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool s_notices_released;
+static int s_notice_count;
+static struct {
+    char component[32];
+    char text[1024];
+} s_notices[S_NOTICES];
+
+//  Overwrites text in a way the compiler does not drop.
+static void
+s_wipe (char *text, size_t len)
+{
+    volatile char *p = text;
+    while (len--)
+        *p++ = 0;
+}
+
+void
+vw_lifecycle_notice (const char *component, const char *fmt, ...)
+{
+    char text[1024];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    pthread_mutex_lock (&s_notice_lock);
+    bool hold = !s_notices_released && s_notice_count < S_NOTICES;
+    if (hold) {
+        snprintf (s_notices[s_notice_count].component, sizeof s_notices[0].component, "%s",
+                  component);
+        memcpy (s_notices[s_notice_count++].text, text, sizeof text);
+    }
+    pthread_mutex_unlock (&s_notice_lock);
+    if (!hold)
+        vw_warn (component, "%s", text);
+    s_wipe (text, sizeof text);
+}
+
+void
+vw_lifecycle_release_notices (void)
+{
+    pthread_mutex_lock (&s_notice_lock);
+    for (int i = 0; i < s_notice_count; i++) {
+        vw_warn (s_notices[i].component, "%s", s_notices[i].text);
+        s_wipe (s_notices[i].text, sizeof s_notices[i].text);
+    }
+    s_notice_count = 0;
+    s_notices_released = true;
+    pthread_mutex_unlock (&s_notice_lock);
 }

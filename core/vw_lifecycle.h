@@ -35,6 +35,17 @@ void vw_lifecycle_exited (zsock_t *pipe, const char *reason);
 const char *vw_lifecycle_bind_reason (char *buf, size_t len, const char *what, const char *where,
                                       int err, const char *flags);
 
+//  Operator notices: lines that must not drown in the start-up log (the
+//  generated admin password). Logged at warn level by `component`, but
+//  held until the backend is ready and then written right after the
+//  "ready" line; once ready, written at once. The held copy is wiped
+//  after writing. At most 4 are held (more are written at once).
+void vw_lifecycle_notice (const char *component, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  The backend is ready, or will not be: writes the held notices and
+//  writes every later one at once.
+void vw_lifecycle_release_notices (void);
+
 //  Waits up to timeout_ms for an actor's report. Returns 0 when READY;
 //  otherwise the reported exit code (VW_EXIT_FAILURE on timeout) with a
 //  reason in *reason (caller frees).

@@ -21,14 +21,16 @@
 
 static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len);
+static int s_ws_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len);
 
 static struct lws_protocols s_http_protocols[] = {{"http", vw_http_callback, 0, 0, 0, NULL, 0},
                                                   {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 //  First protocol is also the one used when an agent offers no subprotocol.
 static struct lws_protocols s_ws_protocols[] = {
-    {VW_WIRE_SUBPROTO_JSON, vw_ws_callback, 0, 0, 0, NULL, 0},
-    {VW_WIRE_SUBPROTO_MSGPACK, vw_ws_callback, 0, 0, 0, NULL, 0},
+    {VW_WIRE_SUBPROTO_JSON, s_ws_entry, 0, 0, 0, NULL, 0},
+    {VW_WIRE_SUBPROTO_MSGPACK, s_ws_entry, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 //  The ZeroMQ bridge has a vhost of its own that listens nowhere: the HTTP
@@ -139,6 +141,32 @@ s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Who a connection-level message is about. lws 4.1's log callback gets
+//  no connection (lws_log_cx came with 4.3), so its complaints ("Ran out
+//  of header data space", ...) name no peer. Each thread notes the last
+//  warning or error lws logged during the current service pass; lws closes
+//  the connection it complains about in the same pass, on the same thread,
+//  and the edge then logs one more line naming the peer (and the path when
+//  the request got that far) with the complaint. Every accepted connection
+//  carries its peer for that (lws's opaque user data; the socket is closed
+//  before lws reports the destruction). Upgrades the edge refuses are
+//  logged with peer and path too, at most S_REFUSALS_PER_S lines a second
+//  per thread, the rest counted.
+
+#define S_REFUSALS_PER_S 10
+
+typedef struct {
+    char peer[48];
+    char path[96];
+} s_wsi_note_t;
+
+static __thread char s_complaint[256];
+static __thread bool s_refused;  //  the edge refused an upgrade in this pass
+static __thread int64_t s_refusal_second;
+static __thread int s_refusals_logged;
+static __thread int s_refusals_dropped;
+
 static void
 s_lws_log (int level, const char *line)
 {
@@ -147,10 +175,104 @@ s_lws_log (int level, const char *line)
     size_t n = strlen (text);
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = 0;
+    //  lws's echo of a refusal the edge logged already is only noise.
+    if (s_refused && strstr (text, "denied connection"))
+        level = LLL_DEBUG;
+    if (level == LLL_ERR || level == LLL_WARN)
+        snprintf (s_complaint, sizeof s_complaint, "%s", text);
     vw_log (level == LLL_ERR    ? VW_LOG_ERROR
             : level == LLL_WARN ? VW_LOG_WARN
                                 : VW_LOG_DEBUG,
             "lws", "%s", text);
+}
+
+static void s_log_refusal (const char *component, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_log_refusal (const char *component, const char *fmt, ...)
+{
+    int64_t second = vw_clock_mono_ms () / 1000;
+    if (second != s_refusal_second) {
+        if (s_refusals_dropped)
+            vw_info (component, "%d more refused connection(s) not logged", s_refusals_dropped);
+        s_refusal_second = second;
+        s_refusals_logged = s_refusals_dropped = 0;
+    }
+    if (s_refusals_logged++ >= S_REFUSALS_PER_S) {
+        s_refusals_dropped++;
+        return;
+    }
+    va_list args;
+    va_start (args, fmt);
+    vw_logv (VW_LOG_INFO, component, fmt, args);
+    va_end (args);
+}
+
+//  Notes, logs and forgets per-connection context around the real
+//  callback (vw_ws_callback; the HTTP API reads raw bytes and answers
+//  every refusal itself, see vw_http.c).
+static int
+s_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len,
+         lws_callback_function *inner)
+{
+    s_wsi_note_t *note = (s_wsi_note_t *) lws_get_opaque_user_data (wsi);
+    switch (reason) {
+        case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+            note = (s_wsi_note_t *) calloc (1, sizeof *note);
+            if (note) {
+                lws_get_peer_simple (wsi, note->peer, sizeof note->peer);
+                lws_set_opaque_user_data (wsi, note);
+            }
+            break;
+        case LWS_CALLBACK_HTTP:
+            if (note)
+                snprintf (note->path, sizeof note->path, "%.*s", (int) len, (const char *) in);
+            break;
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+            char path[96] = "";
+            lws_hdr_copy (wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+            if (note)
+                snprintf (note->path, sizeof note->path, "%s", path);
+            int rc = inner (wsi, reason, user, in, len);
+            if (rc) {
+                s_refused = true;
+                vw_edge_t *edge = vw_edge_from_wsi (wsi);
+                const char *why = strcmp (path, "/ws/agent") ? "only /ws/agent is served here"
+                                  : edge && edge->stopping   ? "shutting down"
+                                                           : "too many attempts from this address";
+                s_log_refusal (edge ? edge->cls.name : "edge",
+                               "refused a WebSocket upgrade from %s for %s: %s",
+                               note ? note->peer : "?", *path ? path : "?", why);
+            }
+            return rc;
+        }
+        case LWS_CALLBACK_WSI_DESTROY: {
+            int rc = inner (wsi, reason, user, in, len);
+            if (*s_complaint) {
+                vw_edge_t *edge = vw_edge_from_wsi (wsi);
+                vw_warn (edge ? edge->cls.name : "edge",
+                         "lws closed the connection from %s (%s) after: %s",
+                         note && *note->peer ? note->peer : "an unknown peer",
+                         note && *note->path ? note->path : "no complete request", s_complaint);
+                *s_complaint = 0;
+            }
+            s_refused = false;
+            if (note) {
+                lws_set_opaque_user_data (wsi, NULL);
+                free (note);
+            }
+            return rc;
+        }
+        default: break;
+    }
+    return inner (wsi, reason, user, in, len);
+}
+
+static int
+s_ws_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    return s_entry (wsi, reason, user, in, len, vw_ws_callback);
 }
 
 //  Adopts a duplicate of a ZeroMQ socket's ZMQ_FD into the lws loop: lws
@@ -459,6 +581,8 @@ vw_edge_actor (zsock_t *pipe, void *args)
             //  Blocks until an fd wakes it or the next lws_sul is due.
             if (lws_service (self->context, 0) < 0)
                 break;
+            *s_complaint = 0;  //  a complaint belongs to its service pass
+            s_refused = false;
         }
         if (!self->stopping)
             vw_lifecycle_exited (pipe, "lws service loop failed");

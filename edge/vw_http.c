@@ -356,8 +356,11 @@ s_health_done (void *arg, const vw_probe_result_t *result)
         json_object_set_new (actors, e->name, json_string (e->up ? "up" : "down"));
         if (!e->up)
             ok = false;
+        //  The store's detail names the cause: disk_full, read_only, error.
         if (strcmp (e->name, "store") == 0 && e->up)
-            database = e->healthy ? "ok" : "error";
+            database = e->healthy                               ? "ok"
+                       : *e->detail && strcmp (e->detail, "ok") ? e->detail
+                                                                : "error";
     }
     if (strcmp (database, "ok") != 0)
         ok = false;
@@ -815,6 +818,13 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
         session->retry_after = (int) ((retry_ms + 999) / 1000);
         s_error (session, 429, "rate_limited", "too many requests from %s; retry in %d s",
                  session->peer, session->retry_after);
+        return;
+    }
+    if (vw_httpreq_header (session->req, "upgrade")) {
+        vw_info ("api", "refused a WebSocket upgrade from %s for %s: agents use the agent port",
+                 session->peer, session->path);
+        s_error (session, 404, "not_found",
+                 "this is the HTTP API: agents open their WebSocket on the agent port (/ws/agent)");
         return;
     }
     char allow[64] = "";

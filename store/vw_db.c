@@ -42,6 +42,8 @@ struct vw_db_t {
     } cache[S_STMT_CACHE];
     int cached;
     bool in_tx;
+    vw_db_writes_t writes;  //  verdict of the last commit
+    char write_error[256];  //  its message when it failed
 };
 
 //  --------------------------------------------------------------------------
@@ -694,16 +696,135 @@ vw_db_begin (vw_db_t *self)
     return 0;
 }
 
+//  Classifies a failed write from SQLite's extended code and the OS errno
+//  behind it.
+static vw_db_writes_t
+s_classify (int rc, int sys_errno)
+{
+    int primary = rc & 0xff;
+    if (primary == SQLITE_FULL ||
+        (primary == SQLITE_IOERR && (sys_errno == ENOSPC || sys_errno == EDQUOT)))
+        return VW_DB_DISK_FULL;
+    if (primary == SQLITE_READONLY ||
+        (primary == SQLITE_IOERR &&
+         (sys_errno == EROFS || sys_errno == EACCES || sys_errno == EPERM)) ||
+        (primary == SQLITE_CANTOPEN && (sys_errno == EROFS || sys_errno == EACCES)))
+        return VW_DB_READ_ONLY;
+    return VW_DB_WRITE_ERROR;
+}
+
+//  The OS error behind the last failed call. SQLite records it only for
+//  errors raised while a statement runs, not for those of the commit that
+//  ends it; then the VFS's own last error (errno for the unix VFS) is the
+//  best there is, read at once.
+static int
+s_system_errno (sqlite3 *handle)
+{
+    int sys_errno = sqlite3_system_errno (handle);
+    sqlite3_vfs *vfs = NULL;
+    if (!sys_errno &&
+        sqlite3_file_control (handle, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK && vfs &&
+        vfs->xGetLastError)
+        sys_errno = vfs->xGetLastError (vfs, 0, NULL);
+    return sys_errno;
+}
+
 int
 vw_db_commit (vw_db_t *self)
 {
     if (!self->in_tx)
         return 0;
     self->in_tx = false;
-    if (sqlite3_exec (self->handle, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-        return 0;
-    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+    int rc, sys_errno = 0;
+    if (sqlite3_get_autocommit (self->handle)) {
+        //  SQLite already rolled the transaction back after one of its
+        //  statements failed (SQLITE_FULL, SQLITE_IOERR, ... may do that):
+        //  the most recent error is the cause.
+        rc = sqlite3_extended_errcode (self->handle);
+        sys_errno = s_system_errno (self->handle);
+        if ((rc & 0xff) == SQLITE_OK || (rc & 0xff) == SQLITE_ROW || (rc & 0xff) == SQLITE_DONE)
+            rc = SQLITE_ABORT;
+        snprintf (self->write_error, sizeof self->write_error, "%s (rolled back by SQLite)",
+                  sqlite3_errstr (rc));
+    }
+    else {
+        rc = sqlite3_exec (self->handle, "COMMIT", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            self->writes = VW_DB_WRITES_OK;
+            self->write_error[0] = 0;
+            return 0;
+        }
+        sys_errno = s_system_errno (self->handle);
+        //  The COMMIT's own error, before a ROLLBACK replaces it (and
+        //  after SQLITE_FULL there may be no transaction left to roll back).
+        rc = sqlite3_extended_errcode (self->handle);
+        snprintf (self->write_error, sizeof self->write_error, "%s", sqlite3_errmsg (self->handle));
+    }
+    self->writes = s_classify (rc, sys_errno);
+    if (!sqlite3_get_autocommit (self->handle))
+        sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
     return -1;
+}
+
+vw_db_writes_t
+vw_db_writes (vw_db_t *self)
+{
+    return self->writes;
+}
+
+const char *
+vw_db_writes_name (vw_db_writes_t state)
+{
+    switch (state) {
+        case VW_DB_WRITES_OK: return "ok";
+        case VW_DB_DISK_FULL: return "disk_full";
+        case VW_DB_READ_ONLY: return "read_only";
+        default: return "error";
+    }
+}
+
+const char *
+vw_db_write_error (vw_db_t *self)
+{
+    return self->write_error;
+}
+
+//  Records the most recent error on the handle as the write verdict.
+static void
+s_record_write_error (vw_db_t *self)
+{
+    self->writes =
+        s_classify (sqlite3_extended_errcode (self->handle), sqlite3_system_errno (self->handle));
+    snprintf (self->write_error, sizeof self->write_error, "%s", sqlite3_errmsg (self->handle));
+}
+
+vw_db_writes_t
+vw_db_retry_writes (vw_db_t *self)
+{
+    if (self->writes == VW_DB_WRITES_OK || self->in_tx)
+        return self->writes;
+    //  Rewriting the schema version dirties the header page: a real write
+    //  that changes nothing.
+    char sql[48];
+    snprintf (sql, sizeof sql, "PRAGMA user_version = %d", self->schema_version);
+    //  Another connection holding the write lock is no news about the
+    //  disk: do not wait for it, and keep the verdict.
+    sqlite3_busy_timeout (self->handle, 0);
+    int begun = vw_db_begin (self);
+    sqlite3_busy_timeout (self->handle, VW_DB_BUSY_TIMEOUT_MS);
+    if (begun != 0) {
+        if ((sqlite3_extended_errcode (self->handle) & 0xff) != SQLITE_BUSY)
+            s_record_write_error (self);
+    }
+    else if (sqlite3_exec (self->handle, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        s_record_write_error (self);
+        self->in_tx = false;
+        if (!sqlite3_get_autocommit (self->handle))
+            sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+    }
+    else
+        vw_db_commit (self);
+    return self->writes;
 }
 
 bool

@@ -94,4 +94,25 @@ int vw_db_begin (vw_db_t *self);
 int vw_db_commit (vw_db_t *self);
 bool vw_db_in_tx (vw_db_t *self);
 
+//  Whether the last commit landed, and if not, why: what /health shows as
+//  "database" and the store logs. A failed commit sets it, the next
+//  successful one clears it.
+typedef enum {
+    VW_DB_WRITES_OK = 0,
+    VW_DB_DISK_FULL,   //  SQLITE_FULL, or ENOSPC/EDQUOT under an I/O error
+    VW_DB_READ_ONLY,   //  SQLITE_READONLY*, or EROFS/EACCES/EPERM under an I/O error
+    VW_DB_WRITE_ERROR  //  anything else
+} vw_db_writes_t;
+vw_db_writes_t vw_db_writes (vw_db_t *self);
+//  "ok", "disk_full", "read_only", "error".
+const char *vw_db_writes_name (vw_db_writes_t state);
+//  The failed COMMIT's own message (not a ROLLBACK's that followed it),
+//  e.g. "database or disk is full"; "" while writes are ok. Borrowed.
+const char *vw_db_write_error (vw_db_t *self);
+//  While writes are failing: tries a minimal write transaction, so that a
+//  database with no traffic notices that space came back. Returns the
+//  state after the attempt. Does nothing (returns the state) when writes
+//  are ok or a transaction is open.
+vw_db_writes_t vw_db_retry_writes (vw_db_t *self);
+
 #endif

@@ -6,6 +6,10 @@
 static const char *S_SQL_COUNT = "SELECT count(*) FROM users";
 static const char *S_SQL_INSERT =
     "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+static const char *S_SQL_RESET =
+    "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, 'admin', ?3) "
+    "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, "
+    "role = 'admin', disabled = 0";
 static const char *S_SQL_GET =
     "SELECT password_hash, role, disabled FROM users WHERE username = ?1";
 
@@ -69,4 +73,24 @@ vw_users_get (vw_db_t *db, const char *username, vw_user_record_t *out)
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+vw_users_reset_admin (vw_db_t *db, const char *username, const char *password_hash, int64_t now_ms)
+{
+    vw_user_record_t before;
+    if (vw_users_get (db, username, &before))
+        return -1;
+    memset (before.password_hash, 0, sizeof before.password_hash);
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RESET);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, username, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, 2, password_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 3, now_ms);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    return before.found ? 0 : 1;
 }

@@ -23,6 +23,12 @@ typedef struct {
     bool disabled;
 } vw_user_record_t;
 
+//  Recovery (viworks-backend --reset-admin-password): gives `username` this
+//  password hash and makes it an enabled admin, creating it if missing.
+//  1 created, 0 updated, -1 on a database error.
+int vw_users_reset_admin (vw_db_t *db, const char *username, const char *password_hash,
+                          int64_t now_ms);
+
 //  -1 on a database error.
 int vw_users_get (vw_db_t *db, const char *username, vw_user_record_t *out);
 

@@ -128,6 +128,11 @@ describe('TLS on both ports', () => {
       { timeoutMs: 10000 });
     await agent.stop();
   });
+
+  it('stops in order with exit 0 (under ASan: no TLS state of either lws context leaks)', async () => {
+    const r = await b.stop();
+    assert.equal(r.code, 0, b.lines.slice(-20).join('\n'));
+  });
 });
 
 describe('a TLS pair that cannot serve stops the start', () => {

@@ -605,7 +605,9 @@ test_bind_failure_is_reported (void **state)
     int rc = vw_lifecycle_await (broker, S_TIMEOUT_MS, &reason);
     assert_int_equal (rc, VW_EXIT_FAILURE);
     assert_non_null (reason);
-    assert_non_null (strstr (reason, "cannot listen"));
+    //  The operator's sentence: what, where, why
+    assert_non_null (strstr (reason, "cannot listen for actors on"));
+    assert_non_null (strstr (reason, endpoint));
     assert_non_null (strstr (reason, "address already in use"));
     free (reason);
     zactor_destroy (&broker);

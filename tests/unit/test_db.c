@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -828,6 +829,243 @@ test_memory_database (void **state)
     assert_null (db);
 }
 
+//  --------------------------------------------------------------------------
+//  Failing writes. A VFS over the default one whose xWrite fails with
+//  s_fault_rc (and whose last OS error is s_fault_errno) while s_fault_rc
+//  is set: SQLite sees a full or read-only disk at the real place, the WAL
+//  write of a COMMIT. It is registered as the default VFS for these cases.
+
+static sqlite3_vfs *s_real_vfs;
+static sqlite3_vfs s_fault_vfs;
+static int s_fault_rc;
+static int s_fault_errno;
+
+typedef struct {
+    sqlite3_file base;
+    sqlite3_file *real;  //  follows this struct in the same allocation
+} s_fault_file_t;
+
+#define S_REAL(f) (((s_fault_file_t *) (f))->real)
+
+static int
+s_f_close (sqlite3_file *f)
+{
+    int rc = S_REAL (f)->pMethods ? S_REAL (f)->pMethods->xClose (S_REAL (f)) : SQLITE_OK;
+    return rc;
+}
+static int
+s_f_read (sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    return S_REAL (f)->pMethods->xRead (S_REAL (f), buf, n, off);
+}
+static int
+s_f_write (sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    if (s_fault_rc)
+        return s_fault_rc;
+    return S_REAL (f)->pMethods->xWrite (S_REAL (f), buf, n, off);
+}
+static int
+s_f_truncate (sqlite3_file *f, sqlite3_int64 size)
+{
+    return S_REAL (f)->pMethods->xTruncate (S_REAL (f), size);
+}
+static int
+s_f_sync (sqlite3_file *f, int flags)
+{
+    return S_REAL (f)->pMethods->xSync (S_REAL (f), flags);
+}
+static int
+s_f_size (sqlite3_file *f, sqlite3_int64 *size)
+{
+    return S_REAL (f)->pMethods->xFileSize (S_REAL (f), size);
+}
+static int
+s_f_lock (sqlite3_file *f, int level)
+{
+    return S_REAL (f)->pMethods->xLock (S_REAL (f), level);
+}
+static int
+s_f_unlock (sqlite3_file *f, int level)
+{
+    return S_REAL (f)->pMethods->xUnlock (S_REAL (f), level);
+}
+static int
+s_f_reserved (sqlite3_file *f, int *out)
+{
+    return S_REAL (f)->pMethods->xCheckReservedLock (S_REAL (f), out);
+}
+static int
+s_f_control (sqlite3_file *f, int op, void *arg)
+{
+    return S_REAL (f)->pMethods->xFileControl (S_REAL (f), op, arg);
+}
+static int
+s_f_sector (sqlite3_file *f)
+{
+    return S_REAL (f)->pMethods->xSectorSize (S_REAL (f));
+}
+static int
+s_f_device (sqlite3_file *f)
+{
+    return S_REAL (f)->pMethods->xDeviceCharacteristics (S_REAL (f));
+}
+static int
+s_f_shm_map (sqlite3_file *f, int page, int size, int extend, void volatile **out)
+{
+    return S_REAL (f)->pMethods->xShmMap (S_REAL (f), page, size, extend, out);
+}
+static int
+s_f_shm_lock (sqlite3_file *f, int offset, int n, int flags)
+{
+    return S_REAL (f)->pMethods->xShmLock (S_REAL (f), offset, n, flags);
+}
+static void
+s_f_shm_barrier (sqlite3_file *f)
+{
+    S_REAL (f)->pMethods->xShmBarrier (S_REAL (f));
+}
+static int
+s_f_shm_unmap (sqlite3_file *f, int del)
+{
+    return S_REAL (f)->pMethods->xShmUnmap (S_REAL (f), del);
+}
+
+static const sqlite3_io_methods s_fault_io = {
+    2,          s_f_close,   s_f_read,     s_f_write,       s_f_truncate,  s_f_sync,
+    s_f_size,   s_f_lock,    s_f_unlock,   s_f_reserved,    s_f_control,   s_f_sector,
+    s_f_device, s_f_shm_map, s_f_shm_lock, s_f_shm_barrier, s_f_shm_unmap, NULL,
+    NULL};
+
+static int
+s_fault_open (sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out_flags)
+{
+    s_fault_file_t *f = (s_fault_file_t *) file;
+    f->real = (sqlite3_file *) (f + 1);
+    memset (f->real, 0, (size_t) s_real_vfs->szOsFile);
+    int rc = s_real_vfs->xOpen (s_real_vfs, name, f->real, flags, out_flags);
+    f->base.pMethods = rc == SQLITE_OK ? &s_fault_io : NULL;
+    return rc;
+}
+
+static int
+s_fault_last_error (sqlite3_vfs *vfs, int n, char *buf)
+{
+    return s_fault_rc ? s_fault_errno : s_real_vfs->xGetLastError (s_real_vfs, n, buf);
+}
+
+static void
+s_fault_vfs_install (void)
+{
+    sqlite3_vfs_unregister (&s_fault_vfs);  //  left by a failed case
+    s_real_vfs = sqlite3_vfs_find ("unix");
+    assert_non_null (s_real_vfs);
+    s_fault_vfs = *s_real_vfs;
+    s_fault_vfs.iVersion = s_real_vfs->iVersion;
+    s_fault_vfs.szOsFile = (int) sizeof (s_fault_file_t) + s_real_vfs->szOsFile;
+    s_fault_vfs.zName = "vw-fault";
+    s_fault_vfs.pNext = NULL;
+    s_fault_vfs.xOpen = s_fault_open;
+    s_fault_vfs.xGetLastError = s_fault_last_error;
+    assert_int_equal (sqlite3_vfs_register (&s_fault_vfs, 1), SQLITE_OK);
+    s_fault_rc = 0;
+}
+
+static void
+s_fault_vfs_remove (void)
+{
+    sqlite3_vfs_unregister (&s_fault_vfs);
+    s_fault_rc = 0;
+}
+
+static int
+s_insert_user (vw_db_t *db, const char *name)
+{
+    char sql[200];
+    snprintf (sql, sizeof sql,
+              "INSERT INTO users (username, password_hash, role, created_at) "
+              "VALUES ('%s', 'h', 'viewer', 1)",
+              name);
+    if (vw_db_begin (db))
+        return -1;
+    return sqlite3_exec (vw_db_handle (db), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+//  Runs a commit that fails with rc/errno and checks the verdict, that the
+//  error is the COMMIT's own, and that nothing landed; then lets writes
+//  through again and checks the verdict clears (by the retry, with no
+//  traffic) and a write lands.
+static void
+s_check_failed_commit (fixture_t *fx, int rc, int sys_errno, vw_db_writes_t expected,
+                       const char *name)
+{
+    char path[256];
+    s_path (fx, "viworks.db", path, sizeof (path));
+    s_fault_vfs_install ();
+    vw_db_t *db = s_open_ok (path, false);
+    assert_int_equal (vw_db_writes (db), VW_DB_WRITES_OK);
+    assert_string_equal (vw_db_write_error (db), "");
+
+    assert_int_equal (s_insert_user (db, "lost"), 0);
+    s_fault_rc = rc;
+    s_fault_errno = sys_errno;
+    assert_int_equal (vw_db_commit (db), -1);
+    assert_false (vw_db_in_tx (db));
+    assert_int_equal (vw_db_writes (db), expected);
+    assert_string_equal (vw_db_writes_name (vw_db_writes (db)), name);
+    //  The COMMIT's error, not the ROLLBACK's "no transaction is active"
+    assert_null (strstr (vw_db_write_error (db), "no transaction"));
+    assert_string_not_equal (vw_db_write_error (db), "");
+    if (rc == SQLITE_FULL)
+        assert_non_null (strstr (vw_db_write_error (db), "full"));
+    //  Still failing: the retry says so and changes nothing
+    assert_int_equal (vw_db_retry_writes (db), expected);
+    //  Space is back but another connection holds the write lock: the
+    //  retry neither waits for it nor changes the verdict
+    s_fault_rc = 0;
+    sqlite3 *other = s_raw_open (path);
+    s_exec_ok (other, "BEGIN IMMEDIATE");
+    assert_int_equal (vw_db_retry_writes (db), expected);
+    s_exec_ok (other, "ROLLBACK");
+    sqlite3_close (other);
+    //  Space is back: the retry notices without any other write
+    assert_int_equal (vw_db_retry_writes (db), VW_DB_WRITES_OK);
+    assert_string_equal (vw_db_write_error (db), "");
+    assert_int_equal (s_insert_user (db, "kept"), 0);
+    assert_int_equal (vw_db_commit (db), 0);
+    assert_int_equal (
+        s_int (vw_db_handle (db), "SELECT count(*) FROM users WHERE username = 'lost'"), 0);
+    assert_int_equal (
+        s_int (vw_db_handle (db), "SELECT count(*) FROM users WHERE username = 'kept'"), 1);
+    assert_int_equal (vw_db_ping (db), 0);
+    vw_db_close (&db);
+    s_fault_vfs_remove ();
+}
+
+static void
+test_commit_on_a_full_disk (void **state)
+{
+    s_check_failed_commit (*state, SQLITE_FULL, ENOSPC, VW_DB_DISK_FULL, "disk_full");
+}
+
+static void
+test_commit_on_a_full_disk_as_io_error (void **state)
+{
+    s_check_failed_commit (*state, SQLITE_IOERR_WRITE, ENOSPC, VW_DB_DISK_FULL, "disk_full");
+}
+
+static void
+test_commit_on_a_read_only_disk (void **state)
+{
+    s_check_failed_commit (*state, SQLITE_IOERR_WRITE, EROFS, VW_DB_READ_ONLY, "read_only");
+}
+
+static void
+test_commit_on_another_io_error (void **state)
+{
+    s_check_failed_commit (*state, SQLITE_IOERR_WRITE, EIO, VW_DB_WRITE_ERROR, "error");
+}
+
 int
 main (void)
 {
@@ -848,6 +1086,11 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_ping_and_close_twice, s_setup, s_teardown),
         cmocka_unit_test (test_memory_database),
+        cmocka_unit_test_setup_teardown (test_commit_on_a_full_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_commit_on_a_full_disk_as_io_error, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_commit_on_a_read_only_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_commit_on_another_io_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name ("vw_db", tests, NULL, NULL);
 }
