@@ -161,6 +161,12 @@ describe('agents, auth and audit', () => {
     agent = new Agent(b.wsUrl, { agentId: 'bad id with spaces', token });
     await assert.rejects(agent.connect(), (e) => e.code === 4400);
     assert.equal(agent.messages[0].code, 'invalid_message');
+    // A hello without its token is malformed (4400), not a bad token (4401): SPEC §3 hello has agent_id and token.
+    agent = new Agent(b.wsUrl, { agentId: 'gw-bad', token: undefined });
+    await assert.rejects(agent.connect(), (e) => e.code === 4400);
+    assert.deepEqual(agent.messages.map((m) => m.type), ['error']);
+    assert.equal(agent.messages[0].code, 'invalid_message');
+    assert.match(agent.messages[0].message, /'token'/);
     assert.equal((await agentStatus('gw-bad')).status, 'offline');
   });
 

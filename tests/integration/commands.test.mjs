@@ -73,6 +73,17 @@ describe('commands', () => {
       r = await submit(body);
       assert.equal(r.status, 400, JSON.stringify(body));
     }
+    // Strict types (SPEC §6): an integer field takes a JSON integer only, and the 400 names the field.
+    for (const [field, value] of [['timeout_ms', '30000'], ['max_retries', '3'], ['expires_in_ms', '60000'],
+      ['timeout_ms', 30000.5], ['timeout_ms', true], ['priority', 1]]) {
+      r = await submit({ agent_id: 'val-1', type: 'ping', [field]: value });
+      assert.equal(r.status, 400, `${field}: ${JSON.stringify(value)}`);
+      assert.equal(r.body.error.code, 'bad_request');
+      assert.match(r.body.error.message, new RegExp(`'${field}'`));
+    }
+    // Query strings still carry integers as decimal text.
+    assert.equal((await api.call('GET', '/commands?agent_id=val-1&limit=10', { token: viewer })).status, 200);
+    assert.equal((await api.call('GET', '/commands?limit=ten', { token: viewer })).status, 400);
     assert.equal((await submit({ agent_id: 'nobody', type: 'ping' })).status, 404);
     assert.equal((await submit({ agent_id: 'val-1', type: 'ping' }, viewer)).status, 403);
     const list = await api.call('GET', '/commands?agent_id=val-1', { token: viewer });
