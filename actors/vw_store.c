@@ -170,7 +170,7 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
         rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
     else if (streq (u->event, "retry"))
         rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason,
-                                    u->failures);
+                                    u->error, u->failures);
     else if (streq (u->event, "finish"))
         rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
                                      u->result, u->error, u->failures, u->ts);

@@ -263,7 +263,7 @@
     F (command_update, STR, state, "finish: completed, failed, cancelled")                         \
     F (command_update, STR, failure_reason, "retry/finish")                                        \
     F (command_update, STR, result, "finish: JSON value")                                          \
-    F (command_update, STR, error, "finish: agent's error text")                                   \
+    F (command_update, STR, error, "retry/finish: the failed attempt's error text")                \
     F (command_update, INT, next_attempt_at, "retry: ms")                                          \
     F (command_update, INT, failures, "retry/finish: failed attempts so far")                      \
     F (command_update, INT, ts, "ms")                                                              \
@@ -296,6 +296,8 @@
     F (agent_presence, BOOL, dispatchable, "online or degraded, not in maintenance")               \
     F (agent_presence, INT, conn, "edge connection of the session, 0 if none")                     \
     F (agent_presence, BOOL, revoked, "the agent was revoked")                                     \
+    F (agent_presence, STR, capabilities,                                                          \
+       "with a session: JSON array of the command types its hello listed; absent if none given")   \
     END (agent_presence)                                                                           \
     MSG (command_dispatch, "scheduler -> executor: send this attempt")                             \
     F (command_dispatch, STR, command_id, "command")                                               \

@@ -134,7 +134,7 @@ describe('agents, auth and audit', () => {
     const token = await createAgent('gw-hello', { labels: { site: 'ams' } });
     for (const protocol of ['viworks.v1.json', 'viworks.v1.msgpack']) {
       if (protocol.endsWith('msgpack')) continue;   // msgpack handshake is covered below by viworks-agent
-      const agent = await new Agent(b.wsUrl, { agentId: 'gw-hello', token, protocol, extra: { labels: { rack: 'r7' } } }).connect();
+      const agent = await new Agent(b.wsUrl, { agentId: 'gw-hello', token, protocol, extra: { labels: { rack: 'r7' }, capabilities: ['exec'] } }).connect();
       assert.match(agent.welcome.session_id, /^[0-9a-f]{32}$/);
       assert.equal(agent.welcome.heartbeat_interval_ms, HB);
       assert.ok(Math.abs(agent.welcome.server_time - Date.now()) < 5000);

@@ -137,6 +137,11 @@ describe('commands', () => {
     const token = await agentWithToken('retry-1');
     const agent = await new ScriptedAgent(b.wsUrl, { agentId: 'retry-1', token, policy: 'fail' }).connect();
     const r = await submit({ agent_id: 'retry-1', type: 'ping', max_retries: 2 });
+    // While a retry waits (1 s backoff), the failed attempt's error is on the command already.
+    const waiting = await until(r.body.command_id, (x) => x.failures === 1 && x.state === 'pending');
+    assert.equal(waiting.error, 'it broke');
+    assert.equal(waiting.failure_reason, 'agent_error');
+    assert.ok(waiting.next_attempt_at > Date.now() - 5000, JSON.stringify(waiting));
     const c = await until(r.body.command_id, (x) => x.state === 'failed', { timeoutMs: 10000 });
     assert.equal(c.failure_reason, 'agent_error');
     assert.equal(c.attempts, 3);
