@@ -168,7 +168,7 @@ s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *h
         s->connected_at = s->last_seen;
         vw_msg_set_str (&s->hostname, hello->hostname);
         vw_msg_set_str (&s->version, hello->version);
-        vw_msg_set_str (&s->labels, hello->labels);
+        vw_msg_set_str (&s->reported_labels, hello->labels);
         vw_msg_set_str (&s->capabilities, hello->capabilities);
     }
     s_send (self, "store", &msg);

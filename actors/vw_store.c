@@ -366,7 +366,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             if (!s->agent_id || !s->event || vw_db_begin (self->db) ||
                 vw_agents_apply_state (self->db, s->agent_id, s->event, s->status, s->session_id,
                                        s->connected_at, s->last_seen, s->hostname, s->version,
-                                       s->labels, s->capabilities))
+                                       s->reported_labels, s->capabilities))
                 vw_warn ("store", "agent state for '%s' not saved: %s",
                          s->agent_id ? s->agent_id : "?", sqlite3_errmsg (vw_db_handle (self->db)));
             break;

@@ -138,7 +138,8 @@
     F (agent_state, INT, last_seen, "ms since epoch")                                              \
     F (agent_state, STR, hostname, "on connect")                                                   \
     F (agent_state, STR, version, "on connect")                                                    \
-    F (agent_state, STR, labels, "on connect: JSON object reported by the agent")                  \
+    F (agent_state, STR, reported_labels,                                                          \
+       "on connect: the hello's labels (JSON object), never the operator's")                       \
     F (agent_state, STR, capabilities, "on connect: JSON array")                                   \
     END (agent_state)                                                                              \
     MSG (agent_create, "edge/admin -> store: register an agent (answer: reply 201 or 409)")        \
