@@ -5,7 +5,10 @@
     after the commit), then queued in vw_cmdqueue: priority, FIFO inside a
     priority, a global in-flight limit and a per-agent limit. An agent takes
     commands while the registry says it is dispatchable (online or degraded,
-    not in maintenance). Each dispatch goes to the executor, which reports
+    not in maintenance), and only commands of the types its session's hello
+    listed (the registry passes the capabilities with its presence; another
+    type fails at once, agent_error, without being sent or retried). Each
+    dispatch goes to the executor, which reports
     how the attempt ended: completed; failed or timed out (retried after
     1 s, 2 s, 4 s … capped at 60 s, ±20 % jitter, while retries remain);
     or lost with the connection (queued again in its place, not a failure).
