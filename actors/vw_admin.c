@@ -189,7 +189,7 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
     vw_api_error_t err = {400, "bad_request", ""};
     vw_msg_t *msg = NULL;
     if (streq (op, "agents.list")) {
-        if ((msg = vw_api_agent_list (args, &err)))
+        if ((msg = vw_api_agent_list_json (args, &err)))
             s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
     }
     else if (streq (op, "agents.get") || streq (op, "agents.revoke") ||
@@ -231,7 +231,7 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
         }
     }
     else if (streq (op, "commands.list")) {
-        if ((msg = vw_api_command_list (args, &err)))
+        if ((msg = vw_api_command_list_json (args, &err)))
             s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
     }
     else if (streq (op, "commands.get") || streq (op, "commands.cancel")) {

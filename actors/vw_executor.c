@@ -22,6 +22,7 @@ typedef struct {
     char *agent_id;
     int64_t conn;
     int64_t attempt;
+    int64_t timeout_ms;
     uint64_t timer;
 } s_flight_t;
 
@@ -85,7 +86,9 @@ s_on_timeout (void *arg, uint64_t id)
     vw_info ("executor", "command %s on '%s' timed out (attempt %lld)", f->command_id, f->agent_id,
              (long long) f->attempt);
     s_cancel_frame (self, f);
-    s_outcome (self, f, "timeout", NULL, NULL);
+    char error[96];
+    snprintf (error, sizeof error, "no result within %lld ms", (long long) f->timeout_ms);
+    s_outcome (self, f, "timeout", NULL, error);
 }
 
 static void
@@ -100,6 +103,7 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     f->agent_id = strdup (d->agent_id);
     f->conn = d->conn;
     f->attempt = d->attempt;
+    f->timeout_ms = d->timeout_ms;
     zhashx_update (self->flights, f->command_id, f);
     if (!f->conn) {
         s_outcome (self, f, "unsent", NULL, NULL);
@@ -146,9 +150,13 @@ s_on_event (self_t *self, vw_msg_t *msg)
     }
     if (streq (e->kind, "ack"))
         s_fill_delivered (self, f->command_id);
+    else if (streq (e->kind, "result") && e->status && streq (e->status, "completed"))
+        s_outcome (self, f, "completed", e->result, NULL);
     else if (streq (e->kind, "result"))
-        s_outcome (self, f, e->status && streq (e->status, "completed") ? "completed" : "failed",
-                   e->result, e->error);
+        //  Every failed attempt carries a message, the agent's if it gave one.
+        s_outcome (self, f, "failed", e->result,
+                   e->error && *e->error ? e->error
+                                         : "the agent reported failure without a message");
     else if (streq (e->kind, "undeliverable"))
         s_outcome (self, f, "unsent", NULL, NULL);
 }

@@ -49,6 +49,7 @@ struct s_agent_t {
     vw_agent_state_t model;
     vw_agent_status_t status;  //  last persisted and published
     char session_id[VW_ID_TEXT_LEN + 1];
+    char *capabilities;    //  the session's hello capabilities (JSON array), NULL if none
     int64_t conn;          //  edge connection of the session, 0 if none
     uint64_t timer;        //  next status deadline
     uint64_t stale_timer;  //  drop from memory after stale_after offline
@@ -98,6 +99,7 @@ s_agent_free (void **item)
     s_agent_t *agent = (s_agent_t *) *item;
     if (agent) {
         free (agent->agent_id);
+        free (agent->capabilities);
         free (agent);
     }
     *item = NULL;
@@ -166,20 +168,24 @@ s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *h
         s->connected_at = s->last_seen;
         vw_msg_set_str (&s->hostname, hello->hostname);
         vw_msg_set_str (&s->version, hello->version);
-        vw_msg_set_str (&s->labels, hello->labels);
+        vw_msg_set_str (&s->reported_labels, hello->labels);
         vw_msg_set_str (&s->capabilities, hello->capabilities);
     }
     s_send (self, "store", &msg);
 }
 
 //  Tells the scheduler whether the agent takes commands now (online or
-//  degraded, not in maintenance) and on which connection.
+//  degraded, not in maintenance), on which connection, and which command
+//  types the session said it takes (the registry owns sessions: the
+//  scheduler learns capabilities only from here).
 static void
 s_presence (self_t *self, s_agent_t *agent, bool revoked)
 {
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_presence);
     vw_msg_set_str (&msg->agent_presence.agent_id, agent->agent_id);
     msg->agent_presence.conn = agent->conn;
+    if (agent->conn)
+        vw_msg_set_str (&msg->agent_presence.capabilities, agent->capabilities);
     msg->agent_presence.dispatchable =
         agent->conn && (agent->status == VW_AGENT_ONLINE || agent->status == VW_AGENT_DEGRADED);
     msg->agent_presence.revoked = revoked;
@@ -297,6 +303,8 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
     agent->stale_timer = 0;
     vw_id_new (agent->session_id);
     agent->conn = hello->conn;
+    free (agent->capabilities);
+    agent->capabilities = hello->capabilities ? strdup (hello->capabilities) : NULL;
     vw_agent_state_connect (&agent->model, vw_clock_mono_ms (),
                             self->config->heartbeat_interval_ms);
     agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);

@@ -5,7 +5,10 @@
     after the commit), then queued in vw_cmdqueue: priority, FIFO inside a
     priority, a global in-flight limit and a per-agent limit. An agent takes
     commands while the registry says it is dispatchable (online or degraded,
-    not in maintenance). Each dispatch goes to the executor, which reports
+    not in maintenance), and only commands of the types its session's hello
+    listed (the registry passes the capabilities with its presence; another
+    type fails at once, agent_error, without being sent or retried). Each
+    dispatch goes to the executor, which reports
     how the attempt ended: completed; failed or timed out (retried after
     1 s, 2 s, 4 s … capped at 60 s, ±20 % jitter, while retries remain);
     or lost with the connection (queued again in its place, not a failure).
@@ -41,6 +44,12 @@ typedef struct self_t self_t;
 
 typedef enum { S_QUEUED, S_EXECUTING, S_WAITING } s_where_t;
 
+//  An agent's session as the registry last described it.
+typedef struct {
+    int64_t conn;          //  edge connection
+    json_t *capabilities;  //  the command types its hello listed; NULL: it listed none
+} s_session_t;
+
 //  One allocation per command: the record and its (immutable) strings.
 typedef struct {
     self_t *owner;
@@ -61,8 +70,8 @@ struct self_t {
     vw_actor_t *actor;
     vw_pending_t *pending;
     vw_cmdqueue_t *queue;
-    zhashx_t *cmds;   //  command_id (the record's own) -> s_cmd_t (owned): all unfinished
-    zhashx_t *conns;  //  agent_id -> int64_t * (edge connection of its session)
+    zhashx_t *cmds;      //  command_id (the record's own) -> s_cmd_t (owned): all unfinished
+    zhashx_t *sessions;  //  agent_id -> s_session_t (owned): its session, per the registry
     bool loaded;
     bool stopping;          //  destroying: requests that end now are not sent again
     int64_t load_started;   //  monotonic, for the "recovered" line
@@ -94,6 +103,53 @@ s_cmd_free (void **item)
         free (cmd);
     }
     *item = NULL;
+}
+
+static void
+s_session_free (void **item)
+{
+    s_session_t *session = (s_session_t *) *item;
+    if (session) {
+        json_decref (session->capabilities);
+        free (session);
+    }
+    *item = NULL;
+}
+
+//  Whether the session takes commands of this type: any type if its hello
+//  listed no capabilities, else only those listed. If not, `why` says so.
+static bool
+s_session_takes (const s_session_t *session, const char *agent_id, const char *type, char *why,
+                 size_t len)
+{
+    if (!session->capabilities)
+        return true;
+    size_t i;
+    json_t *cap;
+    json_array_foreach (session->capabilities, i, cap)
+    {
+        if (json_is_string (cap) && streq (json_string_value (cap), type))
+            return true;
+    }
+    //  "... (capabilities in its hello: a, b, c)", the list cut short with
+    //  "…" if it does not fit.
+    int n = snprintf (why, len,
+                      "agent '%s' does not support command type '%s' (capabilities in its hello: ",
+                      agent_id, type);
+    size_t used = n > 0 && (size_t) n < len ? (size_t) n : len - 1;
+    json_array_foreach (session->capabilities, i, cap)
+    {
+        const char *name = json_is_string (cap) ? json_string_value (cap) : "?";
+        if (used + strlen (name) + 16 >= len) {
+            used += (size_t) snprintf (why + used, len - used, "%s…", i ? ", " : "");
+            break;
+        }
+        used += (size_t) snprintf (why + used, len - used, "%s%s", i ? ", " : "", name);
+    }
+    if (!json_array_size (session->capabilities) && used + 8 < len)
+        used += (size_t) snprintf (why + used, len - used, "none");
+    snprintf (why + used, len - used, ")");
+    return false;
 }
 
 static void
@@ -192,14 +248,24 @@ s_pump (self_t *self)
     void *data;
     while (vw_cmdqueue_next (self->queue, &data)) {
         s_cmd_t *cmd = (s_cmd_t *) data;
-        int64_t *conn = (int64_t *) zhashx_lookup (self->conns, cmd->agent_id);
+        s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, cmd->agent_id);
         cmd->where = S_EXECUTING;
         cmd->attempts++;
         s_update (self, cmd, "executing", s_fill_executing, &cmd->attempts);
+        char why[512];
+        if (session && !s_session_takes (session, cmd->agent_id, cmd->type, why, sizeof why)) {
+            //  The agent said it does not take this type: the attempt fails
+            //  here, and at once for good (a retry would meet the same
+            //  session). Counted as an attempt and a failure.
+            vw_info ("scheduler", "command %s: %s", cmd->command_id, why);
+            cmd->failures++;
+            s_finish (self, cmd, "failed", "agent_error", NULL, why);
+            continue;
+        }
         vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);
         vw_msg_set_str (&d->command_dispatch.command_id, cmd->command_id);
         vw_msg_set_str (&d->command_dispatch.agent_id, cmd->agent_id);
-        d->command_dispatch.conn = conn ? *conn : 0;
+        d->command_dispatch.conn = session ? session->conn : 0;
         vw_msg_set_str (&d->command_dispatch.type, cmd->type);
         vw_msg_set_str (&d->command_dispatch.payload, cmd->payload);
         d->command_dispatch.timeout_ms = cmd->timeout_ms;
@@ -408,7 +474,7 @@ s_on_retry_due (void *arg, uint64_t id)
 
 typedef struct {
     int64_t next;
-    const char *reason;
+    const char *reason, *error;
 } s_retry_t;
 
 static void
@@ -417,6 +483,7 @@ s_fill_retry (vw_msg_t *msg, void *arg)
     const s_retry_t *r = (const s_retry_t *) arg;
     msg->command_update.next_attempt_at = r->next;
     vw_msg_set_str (&msg->command_update.failure_reason, r->reason);
+    vw_msg_set_str (&msg->command_update.error, r->error);
 }
 
 static void
@@ -437,9 +504,9 @@ s_on_outcome (self_t *self, vw_msg_t *msg)
         cmd->where = S_QUEUED;
         s_publish_state (self, cmd, "pending", NULL);
         //  That session is gone: wait for the registry's word on the next.
-        int64_t *conn = (int64_t *) zhashx_lookup (self->conns, cmd->agent_id);
-        if (conn && *conn == o->conn) {
-            zhashx_delete (self->conns, cmd->agent_id);
+        s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, cmd->agent_id);
+        if (session && session->conn == o->conn) {
+            zhashx_delete (self->sessions, cmd->agent_id);
             vw_cmdqueue_set_dispatchable (self->queue, cmd->agent_id, false);
         }
     }
@@ -450,7 +517,7 @@ s_on_outcome (self_t *self, vw_msg_t *msg)
             s_finish (self, cmd, "failed", reason, o->result, o->error);
         else {
             int64_t delay = vw_cmdqueue_backoff_ms ((int) cmd->failures, vw_cmdqueue_jitter ());
-            s_retry_t r = {vw_clock_wall_ms () + delay, reason};
+            s_retry_t r = {vw_clock_wall_ms () + delay, reason, o->error};
             vw_cmdqueue_done (self->queue, cmd->command_id);
             cmd->where = S_WAITING;
             self->retried++;
@@ -553,12 +620,17 @@ s_on_presence (self_t *self, vw_msg_t *msg)
     if (!p->agent_id)
         return;
     if (p->conn) {
-        int64_t *conn = (int64_t *) malloc (sizeof (int64_t));
-        *conn = p->conn;
-        zhashx_update (self->conns, p->agent_id, conn);
+        s_session_t *session = (s_session_t *) zmalloc (sizeof (s_session_t));
+        session->conn = p->conn;
+        json_t *caps = p->capabilities ? json_loads (p->capabilities, 0, NULL) : NULL;
+        if (json_is_array (caps))
+            session->capabilities = caps;
+        else
+            json_decref (caps);
+        zhashx_update (self->sessions, p->agent_id, session);
     }
     else
-        zhashx_delete (self->conns, p->agent_id);
+        zhashx_delete (self->sessions, p->agent_id);
     vw_cmdqueue_set_dispatchable (self->queue, p->agent_id, p->dispatchable && p->conn);
     if (p->revoked) {
         //  A revoked agent's unfinished commands fail now (a one-off walk,
@@ -737,13 +809,6 @@ s_on_stats (self_t *self, vw_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Actor
 
-static void
-s_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
@@ -758,13 +823,13 @@ s_create (vw_actor_t *actor, void *args)
     zhashx_set_key_duplicator (self->cmds, NULL);
     zhashx_set_key_destructor (self->cmds, NULL);
     zhashx_set_destructor (self->cmds, s_cmd_free);
-    self->conns = zhashx_new ();
-    zhashx_set_destructor (self->conns, s_free);
+    self->sessions = zhashx_new ();
+    zhashx_set_destructor (self->sessions, s_session_free);
     if (!self->queue) {
         vw_actor_fail (actor, 1, "scheduler: bad concurrency limits");
         vw_pending_destroy (&self->pending);
         zhashx_destroy (&self->cmds);
-        zhashx_destroy (&self->conns);
+        zhashx_destroy (&self->sessions);
         free (self);
         return NULL;
     }
@@ -783,7 +848,7 @@ s_destroy (void **state_p)
         vw_pending_destroy (&self->pending);
         vw_cmdqueue_destroy (&self->queue, NULL);
         zhashx_destroy (&self->cmds);
-        zhashx_destroy (&self->conns);
+        zhashx_destroy (&self->sessions);
         free (self);
     }
     *state_p = NULL;

@@ -179,7 +179,7 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
         rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
     else if (streq (u->event, "retry"))
         rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason,
-                                    u->failures);
+                                    u->error, u->failures);
     else if (streq (u->event, "finish"))
         rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
                                      u->result, u->error, u->failures, u->ts);
@@ -375,7 +375,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             if (!s->agent_id || !s->event || vw_db_begin (self->db) ||
                 vw_agents_apply_state (self->db, s->agent_id, s->event, s->status, s->session_id,
                                        s->connected_at, s->last_seen, s->hostname, s->version,
-                                       s->labels, s->capabilities))
+                                       s->reported_labels, s->capabilities))
                 vw_warn ("store", "agent state for '%s' not saved: %s",
                          s->agent_id ? s->agent_id : "?", sqlite3_errmsg (vw_db_handle (self->db)));
             break;

@@ -57,10 +57,13 @@ s_opt_string (json_t *args, const char *key, size_t max, const char **out, vw_ap
     return true;
 }
 
-//  An optional integer in [lo, hi], as a JSON integer or a decimal string.
+//  An optional integer in [lo, hi]. From a JSON object (a REST body, the
+//  admin socket's args) only a JSON integer will do (SPEC §6: "30000" is
+//  refused); from the REST query string, where every value is a string, a
+//  decimal string.
 static bool
-s_opt_int (json_t *args, const char *key, int64_t lo, int64_t hi, int64_t def, int64_t *out,
-           vw_api_error_t *err)
+s_opt_int (json_t *args, const char *key, bool query, int64_t lo, int64_t hi, int64_t def,
+           int64_t *out, vw_api_error_t *err)
 {
     json_t *value = json_object_get (args, key);
     *out = def;
@@ -72,14 +75,15 @@ s_opt_int (json_t *args, const char *key, int64_t lo, int64_t hi, int64_t def, i
         v = json_integer_value (value);
         ok = true;
     }
-    else if (json_is_string (value) && json_string_length (value)) {
+    else if (query && json_is_string (value) && json_string_length (value)) {
         char *end = NULL;
         errno = 0;
         v = strtoll (json_string_value (value), &end, 10);
         ok = !*end && !errno;
     }
     if (!ok || v < lo || v > hi) {
-        s_fail (err, "field '%s' must be an integer from %lld to %lld", key, (long long) lo,
+        s_fail (err, "field '%s' must be %s from %lld to %lld", key,
+                query ? "a decimal integer" : "a JSON integer (not a string)", (long long) lo,
                 (long long) hi);
         return false;
     }
@@ -144,8 +148,8 @@ vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1], vw_api_err
     return msg;
 }
 
-vw_msg_t *
-vw_api_agent_list (json_t *args, vw_api_error_t *err)
+static vw_msg_t *
+s_agent_list (json_t *args, bool query, vw_api_error_t *err)
 {
     static const char *const allowed[] = {"status", "label", "limit", "cursor", NULL};
     const char *status, *label, *cursor;
@@ -153,7 +157,7 @@ vw_api_agent_list (json_t *args, vw_api_error_t *err)
     if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "status", 16, &status, err) ||
         !s_opt_string (args, "label", 400, &label, err) ||
         !s_opt_string (args, "cursor", 400, &cursor, err) ||
-        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err))
+        !s_opt_int (args, "limit", query, 1, 1000, 100, &limit, err))
         return NULL;
     if (status && strcmp (status, "online") && strcmp (status, "degraded") &&
         strcmp (status, "maintenance") && strcmp (status, "offline")) {
@@ -176,6 +180,18 @@ vw_api_agent_list (json_t *args, vw_api_error_t *err)
     msg->agent_list.limit = limit;
     vw_msg_set_str (&msg->agent_list.cursor, cursor);
     return msg;
+}
+
+vw_msg_t *
+vw_api_agent_list (json_t *query, vw_api_error_t *err)
+{
+    return s_agent_list (query, true, err);
+}
+
+vw_msg_t *
+vw_api_agent_list_json (json_t *args, vw_api_error_t *err)
+{
+    return s_agent_list (args, false, err);
 }
 
 vw_msg_t *
@@ -209,9 +225,9 @@ vw_api_audit_list (json_t *args, vw_api_error_t *err)
     if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "action", 64, &action, err) ||
         !s_opt_string (args, "actor", 128, &actor, err) ||
         !s_opt_string (args, "cursor", 32, &cursor, err) ||
-        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err) ||
-        !s_opt_int (args, "from", 0, INT64_MAX, 0, &from, err) ||
-        !s_opt_int (args, "to", 0, INT64_MAX, 0, &to, err))
+        !s_opt_int (args, "limit", true, 1, 1000, 100, &limit, err) ||
+        !s_opt_int (args, "from", true, 0, INT64_MAX, 0, &from, err) ||
+        !s_opt_int (args, "to", true, 0, INT64_MAX, 0, &to, err))
         return NULL;
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_audit_list);
     vw_msg_set_str (&msg->audit_list.action, action);
@@ -267,9 +283,10 @@ vw_api_command_submit (json_t *args, const struct vw_commands_t *commands, const
     int64_t timeout_ms, max_retries, expires_in_ms;
     if (!s_opt_string (args, "priority", 16, &priority, err) ||
         !s_opt_string (args, "idempotency_key", 128, &key, err) ||
-        !s_opt_int (args, "timeout_ms", 100, 86400000, 30000, &timeout_ms, err) ||
-        !s_opt_int (args, "max_retries", 0, 10, 3, &max_retries, err) ||
-        !s_opt_int (args, "expires_in_ms", 1, 30LL * 86400000, 86400000, &expires_in_ms, err))
+        !s_opt_int (args, "timeout_ms", false, 100, 86400000, 30000, &timeout_ms, err) ||
+        !s_opt_int (args, "max_retries", false, 0, 10, 3, &max_retries, err) ||
+        !s_opt_int (args, "expires_in_ms", false, 1, 30LL * 86400000, 86400000, &expires_in_ms,
+                    err))
         return NULL;
     int prio = 1;
     if (priority) {
@@ -303,8 +320,8 @@ vw_api_command_submit (json_t *args, const struct vw_commands_t *commands, const
     return msg;
 }
 
-vw_msg_t *
-vw_api_command_list (json_t *args, vw_api_error_t *err)
+static vw_msg_t *
+s_command_list (json_t *args, bool query, vw_api_error_t *err)
 {
     static const char *const allowed[] = {"agent_id", "state", "limit", "cursor", NULL};
     const char *agent, *state, *cursor;
@@ -312,7 +329,7 @@ vw_api_command_list (json_t *args, vw_api_error_t *err)
     if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "agent_id", 128, &agent, err) ||
         !s_opt_string (args, "state", 16, &state, err) ||
         !s_opt_string (args, "cursor", 32, &cursor, err) ||
-        !s_opt_int (args, "limit", 1, 1000, 100, &limit, err))
+        !s_opt_int (args, "limit", query, 1, 1000, 100, &limit, err))
         return NULL;
     if (state && strcmp (state, "pending") && strcmp (state, "executing") &&
         strcmp (state, "completed") && strcmp (state, "failed") && strcmp (state, "cancelled")) {
@@ -326,4 +343,16 @@ vw_api_command_list (json_t *args, vw_api_error_t *err)
     msg->command_list.limit = limit;
     vw_msg_set_str (&msg->command_list.cursor, cursor);
     return msg;
+}
+
+vw_msg_t *
+vw_api_command_list (json_t *query, vw_api_error_t *err)
+{
+    return s_command_list (query, true, err);
+}
+
+vw_msg_t *
+vw_api_command_list_json (json_t *args, vw_api_error_t *err)
+{
+    return s_command_list (args, false, err);
 }

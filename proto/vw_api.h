@@ -6,6 +6,14 @@
     query string turned into an object of strings, or the admin op's args),
     checks every field, and builds the proto message to send — or fills
     *err with the status, code and a message naming the field.
+
+    Types are strict (SPEC §6): in a JSON object an integer field takes a
+    JSON integer only ("30000" is a 400 naming the field), a string field a
+    string only. The one exception is the REST query string, where every
+    value arrives as a string: the list requests read it through their
+    query form (vw_api_agent_list, vw_api_command_list, vw_api_audit_list),
+    which parses integers written in decimal; the admin socket's args, which
+    are JSON, go through the _json forms.
 */
 #ifndef VW_API_H
 #define VW_API_H
@@ -26,9 +34,13 @@ typedef struct {
 vw_msg_t *vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1],
                                vw_api_error_t *err);
 
-//  agents.list / GET /agents {status?, label? "k:v", limit? 1..1000, cursor?}.
-//  Integers may be JSON integers or decimal strings (query strings).
-vw_msg_t *vw_api_agent_list (json_t *args, vw_api_error_t *err);
+//  GET /agents?status=&label=k:v&limit=&cursor= (limit 1..1000): query is
+//  the query string as an object of strings; limit is a decimal integer.
+vw_msg_t *vw_api_agent_list (json_t *query, vw_api_error_t *err);
+
+//  agents.list (admin socket): the same from JSON args; limit must be a
+//  JSON integer.
+vw_msg_t *vw_api_agent_list_json (json_t *args, vw_api_error_t *err);
 
 //  An agent id argument (agents.get, revoke, disconnect, maintenance).
 const char *vw_api_agent_id (json_t *args, vw_api_error_t *err);
@@ -36,8 +48,9 @@ const char *vw_api_agent_id (json_t *args, vw_api_error_t *err);
 //  users.create / POST /users {"username", "password", "role"}.
 vw_msg_t *vw_api_user_create (json_t *args, vw_api_error_t *err);
 
-//  GET /audit {action?, actor?, from?, to?, limit?, cursor?}.
-vw_msg_t *vw_api_audit_list (json_t *args, vw_api_error_t *err);
+//  GET /audit?action=&actor=&from=&to=&limit=&cursor= (the query string;
+//  integers in decimal).
+vw_msg_t *vw_api_audit_list (json_t *query, vw_api_error_t *err);
 
 struct vw_commands_t;
 
@@ -49,8 +62,13 @@ struct vw_commands_t;
 vw_msg_t *vw_api_command_submit (json_t *args, const struct vw_commands_t *commands,
                                  const char *created_by, vw_api_error_t *err);
 
-//  commands.list / GET /commands {agent_id?, state?, limit?, cursor?}.
-vw_msg_t *vw_api_command_list (json_t *args, vw_api_error_t *err);
+//  GET /commands?agent_id=&state=&limit=&cursor= (the query string; limit
+//  in decimal).
+vw_msg_t *vw_api_command_list (json_t *query, vw_api_error_t *err);
+
+//  commands.list (admin socket): the same from JSON args; limit must be a
+//  JSON integer.
+vw_msg_t *vw_api_command_list_json (json_t *args, vw_api_error_t *err);
 
 //  Refuses keys other than `allowed` (NULL-terminated): a typo must not be
 //  silently ignored. true if all keys are known.

@@ -138,7 +138,8 @@
     F (agent_state, INT, last_seen, "ms since epoch")                                              \
     F (agent_state, STR, hostname, "on connect")                                                   \
     F (agent_state, STR, version, "on connect")                                                    \
-    F (agent_state, STR, labels, "on connect: JSON object reported by the agent")                  \
+    F (agent_state, STR, reported_labels,                                                          \
+       "on connect: the hello's labels (JSON object), never the operator's")                       \
     F (agent_state, STR, capabilities, "on connect: JSON array")                                   \
     END (agent_state)                                                                              \
     MSG (agent_create, "edge/admin -> store: register an agent (answer: reply 201 or 409)")        \
@@ -263,7 +264,7 @@
     F (command_update, STR, state, "finish: completed, failed, cancelled")                         \
     F (command_update, STR, failure_reason, "retry/finish")                                        \
     F (command_update, STR, result, "finish: JSON value")                                          \
-    F (command_update, STR, error, "finish: agent's error text")                                   \
+    F (command_update, STR, error, "retry/finish: the failed attempt's error text")                \
     F (command_update, INT, next_attempt_at, "retry: ms")                                          \
     F (command_update, INT, failures, "retry/finish: failed attempts so far")                      \
     F (command_update, INT, ts, "ms")                                                              \
@@ -296,6 +297,8 @@
     F (agent_presence, BOOL, dispatchable, "online or degraded, not in maintenance")               \
     F (agent_presence, INT, conn, "edge connection of the session, 0 if none")                     \
     F (agent_presence, BOOL, revoked, "the agent was revoked")                                     \
+    F (agent_presence, STR, capabilities,                                                          \
+       "with a session: JSON array of the command types its hello listed; absent if none given")   \
     END (agent_presence)                                                                           \
     MSG (command_dispatch, "scheduler -> executor: send this attempt")                             \
     F (command_dispatch, STR, command_id, "command")                                               \

@@ -467,7 +467,7 @@ s_check_hello (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     json_t *root = msg->root;
     if (s_id (root, "agent_id", &msg->agent_id, err) ||
-        s_string (root, "token", false, S_TOKEN_MAX, &msg->token, err) ||
+        s_string (root, "token", true, S_TOKEN_MAX, &msg->token, err) ||
         s_string (root, "version", false, S_VERSION_MAX, &msg->version, err) ||
         s_string (root, "hostname", false, S_HOSTNAME_MAX, &msg->hostname, err))
         return -1;

@@ -68,7 +68,7 @@ typedef struct {
     json_t *root;  //  owned: the whole validated frame
 
     const char *agent_id;  //  hello (required, 1..128 of [A-Za-z0-9_.:-])
-    const char *token;     //  hello (optional string, <= 512 bytes)
+    const char *token;     //  hello (required string, 1..512 bytes)
     const char *version;   //  hello (optional, <= 128 bytes)
     const char *hostname;  //  hello (optional, <= 255 bytes)
     json_t *capabilities;  //  hello (optional array of strings, <= 64 items)

@@ -6,7 +6,8 @@
 
 #define S_COLUMNS                                                                                  \
     "agent_id, status, hostname, version, labels, capabilities, connected_at, last_seen, "         \
-    "session_id, created_at, maintenance, revoked_at, connect_count, disconnect_count"
+    "session_id, created_at, maintenance, revoked_at, connect_count, disconnect_count, "           \
+    "reported_labels"
 
 static const char *S_SQL_RESET =
     "UPDATE agents SET status = 'offline', session_id = NULL, last_seen = "
@@ -26,7 +27,7 @@ static const char *S_SQL_CREDENTIALS =
 static const char *S_SQL_CONNECT =
     "UPDATE agents SET status = ?2, session_id = ?3, connected_at = ?4, last_seen = ?5, "
     "hostname = coalesce(?6, hostname), version = coalesce(?7, version), "
-    "labels = json_patch (labels, coalesce(?8, '{}')), "
+    "reported_labels = coalesce(?8, '{}'), "
     "capabilities = coalesce(?9, capabilities), connect_count = connect_count + 1 "
     "WHERE agent_id = ?1";
 static const char *S_SQL_DISCONNECT =
@@ -63,6 +64,7 @@ s_agent_object (sqlite3_stmt *stmt)
     json_object_set_new (agent, "hostname", vw_db_json_text (stmt, 2));
     json_object_set_new (agent, "version", vw_db_json_text (stmt, 3));
     json_object_set_new (agent, "labels", s_json_column (stmt, 4, json_object ()));
+    json_object_set_new (agent, "reported_labels", s_json_column (stmt, 14, json_object ()));
     json_object_set_new (agent, "capabilities", s_json_column (stmt, 5, json_array ()));
     json_object_set_new (agent, "connected_at", vw_db_json_int (stmt, 6));
     json_object_set_new (agent, "last_seen", vw_db_json_int (stmt, 7));
@@ -212,7 +214,7 @@ vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t
 int
 vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, const char *status,
                        const char *session_id, int64_t connected_at, int64_t last_seen,
-                       const char *hostname, const char *version, const char *labels_json,
+                       const char *hostname, const char *version, const char *reported_labels_json,
                        const char *capabilities_json)
 {
     sqlite3_stmt *stmt;
@@ -226,7 +228,7 @@ vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, con
         sqlite3_bind_int64 (stmt, 5, last_seen);
         vw_db_bind_text (stmt, 6, hostname);
         vw_db_bind_text (stmt, 7, version);
-        vw_db_bind_text (stmt, 8, labels_json);
+        vw_db_bind_text (stmt, 8, reported_labels_json);
         vw_db_bind_text (stmt, 9, capabilities_json);
     }
     else if (strcmp (event, "disconnect") == 0) {

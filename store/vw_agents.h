@@ -44,11 +44,13 @@ int vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentia
 
 //  Live state from the registry. event: "connect" (all fields, counts a
 //  connection), "disconnect" (offline, no session, counts a disconnection)
-//  or "status" (status and last_seen). -1 on a database error.
+//  or "status" (status and last_seen). -1 on a database error. On connect
+//  the hello's labels replace reported_labels (NULL: none); the operator's
+//  labels, which targeting and label= filters read, are never touched.
 int vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, const char *status,
                            const char *session_id, int64_t connected_at, int64_t last_seen,
-                           const char *hostname, const char *version, const char *labels_json,
-                           const char *capabilities_json);
+                           const char *hostname, const char *version,
+                           const char *reported_labels_json, const char *capabilities_json);
 
 //  DELETE /agents/{id}: 204, or 404 (also for an agent already revoked).
 void vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t *result);

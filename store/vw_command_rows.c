@@ -30,7 +30,7 @@ static const char *S_SQL_DELIVERED =
     "UPDATE commands SET delivered_at = ?2 WHERE command_id = ?1 AND state = 'executing'";
 static const char *S_SQL_RETRY =
     "UPDATE commands SET state = 'pending', next_attempt_at = ?2, failure_reason = ?3, "
-    "failures = ?4 WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+    "failures = ?4, error = ?5 WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_FINISH =
     "UPDATE commands SET state = ?2, failure_reason = ?3, result = ?4, error = ?5, "
     "finished_at = ?6, next_attempt_at = NULL, failures = ?7 "
@@ -272,7 +272,7 @@ vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms)
 
 int
 vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                       const char *failure_reason, int64_t failures)
+                       const char *failure_reason, const char *error, int64_t failures)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RETRY);
     if (!stmt)
@@ -281,6 +281,7 @@ vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt
     sqlite3_bind_int64 (stmt, 2, next_attempt_at);
     vw_db_bind_text (stmt, 3, failure_reason);
     sqlite3_bind_int64 (stmt, 4, failures);
+    vw_db_bind_text (stmt, 5, error);
     return s_update (db, stmt);
 }
 

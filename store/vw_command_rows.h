@@ -51,12 +51,14 @@ void vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state,
 //  not in a state that allows the change (already finished). `attempts`
 //  counts dispatches (executing); `failures` the failed attempts (timeouts
 //  and agent errors: what uses up max_retries and sets the backoff), written
-//  with each retry and with the end.
+//  with each retry and with the end. A retry records the failed attempt's
+//  error text (NULL: none), so the row shows the last attempt's error while
+//  retries remain.
 int vw_command_rows_executing (vw_db_t *db, const char *command_id, int64_t attempt,
                                int64_t now_ms);
 int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms);
 int vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                           const char *failure_reason, int64_t failures);
+                           const char *failure_reason, const char *error, int64_t failures);
 int vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                             const char *failure_reason, const char *result_json, const char *error,
                             int64_t failures, int64_t now_ms);

@@ -197,6 +197,15 @@ static const char *const s_migrations[] = {
     "                           AND failure_reason IN ('timeout', 'agent_error'));\n"
     "CREATE INDEX commands_unfinished_seq ON commands (seq)\n"
     "    WHERE state IN ('pending', 'executing');\n",
+
+    //  3: the labels an agent reports in its hello are kept apart from the
+    //  operator's (SPEC §6 reported_labels), so an agent cannot move itself
+    //  into a fan-out: targeting and label= filters read `labels` only.
+    //  Rows from before keep `labels` as they are (hellos were merged into
+    //  them and cannot be told apart now); reported_labels fills at the
+    //  agent's next hello.
+    ("ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '{}'\n"
+     "    CHECK (json_valid (reported_labels) AND json_type (reported_labels) = 'object');\n"),
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

@@ -139,6 +139,12 @@ def admin_refuses_bad_requests_without_dying():
     assert r["ok"] is False and "agent_id" in r["error"]["message"], r
     r = B.req("agents.create", {"agent_id": "x", "colour": "red"})
     assert r["ok"] is False and "colour" in r["error"]["message"], r
+    # Strict types: the admin socket's args are JSON, so integers are JSON integers (SPEC §6).
+    for op, args, field in [("agents.list", {"limit": "10"}, "limit"), ("commands.list", {"limit": "10"}, "limit"),
+                            ("commands.submit", {"agent_id": "x", "type": "ping", "timeout_ms": "30000"}, "timeout_ms")]:
+        r = B.req(op, args)
+        assert r["ok"] is False and r["error"]["code"] == "bad_request" and f"'{field}'" in r["error"]["message"], (op, r)
+    assert B.req("agents.list", {"limit": 10})["ok"] is True
     assert B.req("ping")["ok"] is True
 
 

@@ -101,6 +101,31 @@ describe('viworks-agent runs commands', () => {
     } finally { await agent.stop(); }
   });
 
+  it('fails at once, without retries, a command whose type the agent does not list in its capabilities', async () => {
+    const token = await register('gw-noexec');
+    const agent = runAgent(b, 'gw-noexec', token);   // no --allow-exec: exec is not claimed
+    try {
+      await online('gw-noexec');
+      const caps = (await api.call('GET', '/agents/gw-noexec', { token: admin })).body.capabilities;
+      assert.ok(!caps.includes('exec') && caps.includes('ping'), JSON.stringify(caps));
+      const started = Date.now();
+      const c = await finished(await submit({ agent_id: 'gw-noexec', type: 'exec', payload: { cmd: '/bin/echo' } }));
+      assert.equal(c.state, 'failed', JSON.stringify(c));
+      assert.equal(c.failure_reason, 'agent_error');
+      assert.equal(c.attempts, 1);
+      assert.equal(c.max_retries, 3);
+      assert.match(c.error, /agent 'gw-noexec' does not support command type 'exec' \(capabilities in its hello: .*ping/);
+      // No backoff was waited (the first retry alone would take 0.8 s or more).
+      assert.ok(Date.now() - started < 800, `took ${Date.now() - started} ms`);
+      assert.equal(c.delivered_at, null);
+      // The agent never saw it; a type it does list still runs.
+      const p = await finished(await submit({ agent_id: 'gw-noexec', type: 'ping' }));
+      assert.equal(p.state, 'completed');
+      assert.ok(agent.log().includes(p.command_id), 'the agent logs the commands it gets');
+      assert.ok(!agent.log().includes(c.command_id));
+    } finally { await agent.stop(); }
+  });
+
   it('runs a command submitted while it was offline once it connects', async () => {
     const token = await register('gw-late');
     const id = await submit({ agent_id: 'gw-late', type: 'ping' });

@@ -31,7 +31,8 @@ describe('viworks-agent against the backend', () => {
       const agent = runAgent(b, id, r.body.token, ['--format', format, '--label', 'site=lab', '--hostname', 'gw.lab']);
       const a = await eventually(async () => { const x = await status(id); return x.status === 'online' && x; });
       assert.equal(a.hostname, 'gw.lab');
-      assert.deepEqual(a.labels, { site: 'lab' });
+      assert.deepEqual(a.reported_labels, { site: 'lab' });   // --label: reported, not the operator's
+      assert.deepEqual(a.labels, {});
       const listed = await api.call('GET', '/agents?status=online', { token: admin });
       assert.ok(listed.body.agents.some((x) => x.agent_id === id));
       // Several heartbeat intervals later it is still online (heartbeats arrive).

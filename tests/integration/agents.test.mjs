@@ -105,7 +105,7 @@ describe('agents, auth and audit', () => {
     assert.equal(r.body.status, 'offline');
     assert.deepEqual(r.body.labels, { site: 'ams' });
     assert.equal(JSON.stringify(r.body).includes('token'), false, 'the token is never shown again');
-    for (const key of ['agent_id', 'status', 'hostname', 'version', 'labels', 'capabilities', 'connected_at', 'last_seen', 'session_id', 'created_at'])
+    for (const key of ['agent_id', 'status', 'hostname', 'version', 'labels', 'reported_labels', 'capabilities', 'connected_at', 'last_seen', 'session_id', 'created_at'])
       assert.ok(key in r.body, key);
     r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-reg' } });
     assert.equal(r.status, 409);
@@ -134,7 +134,7 @@ describe('agents, auth and audit', () => {
     const token = await createAgent('gw-hello', { labels: { site: 'ams' } });
     for (const protocol of ['viworks.v1.json', 'viworks.v1.msgpack']) {
       if (protocol.endsWith('msgpack')) continue;   // msgpack handshake is covered below by viworks-agent
-      const agent = await new Agent(b.wsUrl, { agentId: 'gw-hello', token, protocol, extra: { labels: { rack: 'r7' } } }).connect();
+      const agent = await new Agent(b.wsUrl, { agentId: 'gw-hello', token, protocol, extra: { labels: { rack: 'r7' }, capabilities: ['exec'] } }).connect();
       assert.match(agent.welcome.session_id, /^[0-9a-f]{32}$/);
       assert.equal(agent.welcome.heartbeat_interval_ms, HB);
       assert.ok(Math.abs(agent.welcome.server_time - Date.now()) < 5000);
@@ -143,12 +143,41 @@ describe('agents, auth and audit', () => {
       assert.equal(a.hostname, 'gw-hello.test');
       assert.equal(a.version, '1.0.0');
       assert.deepEqual(a.capabilities, ['exec']);
-      assert.deepEqual(a.labels, { site: 'ams', rack: 'r7' });
+      assert.deepEqual(a.labels, { site: 'ams' });              // the operator's
+      assert.deepEqual(a.reported_labels, { rack: 'r7' });     // the hello's, kept apart
       const online = await api.call('GET', '/agents?status=online', { token: admin });
       assert.ok(online.body.agents.some((x) => x.agent_id === 'gw-hello'));
       await agent.close();
       await eventually(async () => (await agentStatus('gw-hello')).status === 'offline');
     }
+  });
+
+  it('keeps the labels an agent reports apart from the operator\'s: it cannot steer targeting', async () => {
+    const token = await createAgent('gw-steer', { labels: { site: 'ams' } });
+    const agent = await new Agent(b.wsUrl, { agentId: 'gw-steer', token, extra: { labels: { site: 'fra', role: 'x' } } }).connect();
+    const a = await eventually(async () => { const x = await agentStatus('gw-steer'); return x.status === 'online' && x; });
+    assert.deepEqual(a.labels, { site: 'ams' });
+    assert.deepEqual(a.reported_labels, { site: 'fra', role: 'x' });
+    const ids = async (q) => (await api.call('GET', `/agents?${q}`, { token: admin })).body.agents.map((x) => x.agent_id);
+    assert.ok((await ids('label=site:ams')).includes('gw-steer'));
+    assert.ok(!(await ids('label=site:fra')).includes('gw-steer'));
+    assert.ok(!(await ids('label=role:x')).includes('gw-steer'));
+    // A fan-out on the reported label matches nothing; on the operator's, the agent.
+    let r = await api.call('POST', '/commands', { token: admin, body: { target: { labels: { site: 'fra' } }, type: 'ping' } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.deepEqual(r.body.commands, []);
+    r = await api.call('POST', '/commands', { token: admin, body: { target: { labels: { site: 'ams', role: 'x' } }, type: 'ping' } });
+    assert.deepEqual(r.body.commands, []);
+    r = await api.call('POST', '/commands', { token: admin, body: { target: { labels: { site: 'ams' } }, type: 'ping' } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.ok(r.body.commands.some((c) => c.agent_id === 'gw-steer'), JSON.stringify(r.body));
+    // A later hello replaces what was reported and still leaves the operator's labels alone.
+    await agent.close();
+    const again = await new Agent(b.wsUrl, { agentId: 'gw-steer', token, extra: { labels: { site: 'lis' } } }).connect();
+    const c = await eventually(async () => { const x = await agentStatus('gw-steer'); return x.session_id === again.welcome.session_id && x; });
+    assert.deepEqual(c.labels, { site: 'ams' });
+    assert.deepEqual(c.reported_labels, { site: 'lis' });
+    await again.close();
   });
 
   it('refuses bad tokens, unknown agents and malformed hellos (4401 / 4400)', async () => {
@@ -161,6 +190,12 @@ describe('agents, auth and audit', () => {
     agent = new Agent(b.wsUrl, { agentId: 'bad id with spaces', token });
     await assert.rejects(agent.connect(), (e) => e.code === 4400);
     assert.equal(agent.messages[0].code, 'invalid_message');
+    // A hello without its token is malformed (4400), not a bad token (4401): SPEC §3 hello has agent_id and token.
+    agent = new Agent(b.wsUrl, { agentId: 'gw-bad', token: undefined });
+    await assert.rejects(agent.connect(), (e) => e.code === 4400);
+    assert.deepEqual(agent.messages.map((m) => m.type), ['error']);
+    assert.equal(agent.messages[0].code, 'invalid_message');
+    assert.match(agent.messages[0].message, /'token'/);
     assert.equal((await agentStatus('gw-bad')).status, 'offline');
   });
 

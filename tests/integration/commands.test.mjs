@@ -73,6 +73,17 @@ describe('commands', () => {
       r = await submit(body);
       assert.equal(r.status, 400, JSON.stringify(body));
     }
+    // Strict types (SPEC §6): an integer field takes a JSON integer only, and the 400 names the field.
+    for (const [field, value] of [['timeout_ms', '30000'], ['max_retries', '3'], ['expires_in_ms', '60000'],
+      ['timeout_ms', 30000.5], ['timeout_ms', true], ['priority', 1]]) {
+      r = await submit({ agent_id: 'val-1', type: 'ping', [field]: value });
+      assert.equal(r.status, 400, `${field}: ${JSON.stringify(value)}`);
+      assert.equal(r.body.error.code, 'bad_request');
+      assert.match(r.body.error.message, new RegExp(`'${field}'`));
+    }
+    // Query strings still carry integers as decimal text.
+    assert.equal((await api.call('GET', '/commands?agent_id=val-1&limit=10', { token: viewer })).status, 200);
+    assert.equal((await api.call('GET', '/commands?limit=ten', { token: viewer })).status, 400);
     assert.equal((await submit({ agent_id: 'nobody', type: 'ping' })).status, 404);
     assert.equal((await submit({ agent_id: 'val-1', type: 'ping' }, viewer)).status, 403);
     const list = await api.call('GET', '/commands?agent_id=val-1', { token: viewer });
@@ -126,6 +137,11 @@ describe('commands', () => {
     const token = await agentWithToken('retry-1');
     const agent = await new ScriptedAgent(b.wsUrl, { agentId: 'retry-1', token, policy: 'fail' }).connect();
     const r = await submit({ agent_id: 'retry-1', type: 'ping', max_retries: 2 });
+    // While a retry waits (1 s backoff), the failed attempt's error is on the command already.
+    const waiting = await until(r.body.command_id, (x) => x.failures === 1 && x.state === 'pending');
+    assert.equal(waiting.error, 'it broke');
+    assert.equal(waiting.failure_reason, 'agent_error');
+    assert.ok(waiting.next_attempt_at > Date.now() - 5000, JSON.stringify(waiting));
     const c = await until(r.body.command_id, (x) => x.state === 'failed', { timeoutMs: 10000 });
     assert.equal(c.failure_reason, 'agent_error');
     assert.equal(c.attempts, 3);

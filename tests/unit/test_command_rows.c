@@ -134,9 +134,13 @@ test_transitions (void **state)
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), -1);  //  not executing
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 1, 100), 0);
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 110), 0);
-    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "timeout", 1), 0);
+    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "agent_error", "disk full", 1), 0);
     vw_command_rows_get (f->db, "t1", &r);
     assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
+    //  The failed attempt's error shows while retries remain.
+    assert_string_equal (json_string_value (json_object_get (r.body, "failure_reason")),
+                         "agent_error");
+    assert_string_equal (json_string_value (json_object_get (r.body, "error")), "disk full");
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 1);
     assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 1);
     assert_int_equal (json_integer_value (json_object_get (r.body, "next_attempt_at")), 2100);
@@ -156,6 +160,7 @@ test_transitions (void **state)
     assert_int_equal (json_integer_value (json_object_get (r.body, "started_at")), 100);
     assert_int_equal (json_integer_value (json_object_get (r.body, "finished_at")), 2300);
     assert_true (json_is_true (json_object_get (json_object_get (r.body, "result"), "pong")));
+    assert_true (json_is_null (json_object_get (r.body, "error")));
     json_decref (r.body);
     //  The schema refuses unknown states and reasons.
     s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
@@ -164,7 +169,7 @@ test_transitions (void **state)
     assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 1),
                       -1);
     //  ... and a negative count of failures.
-    assert_int_equal (vw_command_rows_retry (f->db, "t2", 10, "timeout", -1), -1);
+    assert_int_equal (vw_command_rows_retry (f->db, "t2", 10, "timeout", NULL, -1), -1);
     assert_int_equal (
         vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL, NULL, 0, 1),
         0);
@@ -175,7 +180,7 @@ test_transitions (void **state)
     for (int attempt = 1; attempt <= 2; attempt++) {
         assert_int_equal (vw_command_rows_executing (f->db, "t3", attempt, 10 * attempt), 0);
         assert_int_equal (
-            vw_command_rows_retry (f->db, "t3", 100 * attempt, "agent_error", attempt), 0);
+            vw_command_rows_retry (f->db, "t3", 100 * attempt, "agent_error", NULL, attempt), 0);
     }
     assert_int_equal (vw_command_rows_executing (f->db, "t3", 3, 300), 0);
     assert_int_equal (
@@ -228,9 +233,9 @@ test_recovery_scan (void **state)
     //  r3 lost its first dispatch with the connection (no failure), r4 and
     //  r5 were never sent.
     vw_command_rows_executing (f->db, "r0", 1, 10);
-    vw_command_rows_retry (f->db, "r0", 2000, "timeout", 1);
+    vw_command_rows_retry (f->db, "r0", 2000, "timeout", NULL, 1);
     vw_command_rows_executing (f->db, "r0", 2, 2000);
-    vw_command_rows_retry (f->db, "r0", 6000, "agent_error", 2);
+    vw_command_rows_retry (f->db, "r0", 6000, "agent_error", NULL, 2);
     vw_command_rows_executing (f->db, "r1", 1, 20);
     vw_command_rows_executing (f->db, "r2", 1, 30);
     vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 40);

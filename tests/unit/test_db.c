@@ -579,6 +579,8 @@ test_constraints_reject_bad_rows (void **state)
         //  JSON columns
         {"UPDATE agents SET labels = '[\"not\",\"an object\"]'", SQLITE_CONSTRAINT_CHECK},
         {"UPDATE agents SET labels = '{broken'", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE agents SET reported_labels = '[]'", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE agents SET reported_labels = NULL", SQLITE_CONSTRAINT_NOTNULL},
         {"UPDATE agents SET capabilities = '{}'", SQLITE_CONSTRAINT_CHECK},
         {"UPDATE commands SET payload = 'not json'", SQLITE_CONSTRAINT_CHECK},
         {"UPDATE commands SET result = '{'", SQLITE_CONSTRAINT_CHECK},
@@ -751,6 +753,7 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (raw, "DROP INDEX commands_unfinished_seq; "
                     "ALTER TABLE commands DROP COLUMN failures; "
+                    "ALTER TABLE agents DROP COLUMN reported_labels; "
                     "PRAGMA user_version = 1;");
     s_insert_agent (raw, "gw-01");
     s_exec_ok (raw, "INSERT INTO commands (command_id, agent_id, type, priority, state, attempts, "
@@ -767,7 +770,7 @@ test_migration_2_upgrades_a_version_1_file (void **state)
 
     db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
-    assert_int_equal (vw_db_migrations_applied (db), 1);
+    assert_int_equal (vw_db_migrations_applied (db), VW_DB_SCHEMA_VERSION - 1);
     assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
     struct {
         const char *id;
@@ -789,6 +792,36 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     char check[32];
     s_text (handle, "PRAGMA integrity_check", check, sizeof (check));
     assert_string_equal (check, "ok");
+    vw_db_close (&db);
+}
+
+//  A version-2 file gets reported_labels, empty; the operator's labels
+//  (which then held the hellos' too) stay as they were.
+static void
+test_migration_3_upgrades_a_version_2_file (void **state)
+{
+    fixture_t *fx = *state;
+    char path[256];
+    s_path (fx, "viworks.db", path, sizeof (path));
+    vw_db_t *db = s_open_ok (path, false);
+    vw_db_close (&db);
+    sqlite3 *raw = s_raw_open (path);
+    s_exec_ok (raw, "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
+    s_exec_ok (raw, "INSERT INTO agents (agent_id, token_hash, labels, created_at) VALUES "
+                    "('gw-01', x'00ff', '{\"site\":\"ams\"}', 1)");
+    sqlite3_close (raw);
+
+    db = s_open_ok (path, false);
+    sqlite3 *handle = vw_db_handle (db);
+    assert_int_equal (vw_db_migrations_applied (db), 1);
+    assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
+    char text[64];
+    s_text (handle, "SELECT labels || ' ' || reported_labels FROM agents", text, sizeof (text));
+    assert_string_equal (text, "{\"site\":\"ams\"} {}");
+    //  The new column's CHECK holds for rows written from now on.
+    assert_int_equal (
+        sqlite3_exec (handle, "UPDATE agents SET reported_labels = '[1]'", NULL, NULL, NULL),
+        SQLITE_CONSTRAINT_CHECK);
     vw_db_close (&db);
 }
 
@@ -1082,6 +1115,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_constraints_reject_bad_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idempotency_key_is_unique, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_recovery_scan_uses_its_index, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_migration_3_upgrades_a_version_2_file, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_migration_2_upgrades_a_version_1_file, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_ping_and_close_twice, s_setup, s_teardown),

@@ -193,12 +193,12 @@ test_round_trip_hello (void **state)
     }
     json_decref (tree);
 
-    //  Only agent_id is required; optional fields absent are NULL.
-    tree = s_tree ("{\"type\":\"hello\",\"agent_id\":\"a\"}");
+    //  Only agent_id and token are required; optional fields absent are NULL.
+    tree = s_tree ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\"}");
     s_round_trip (tree, VW_WIRE_HELLO, msgs);
     for (int i = 0; i < 2; i++) {
         assert_string_equal (msgs[i].agent_id, "a");
-        assert_null (msgs[i].token);
+        assert_string_equal (msgs[i].token, "t");
         assert_null (msgs[i].version);
         assert_null (msgs[i].hostname);
         assert_null (msgs[i].capabilities);
@@ -669,9 +669,18 @@ test_type_field (void **state)
 static void
 test_hello_rules (void **state)
 {
-    s_accepts ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"extra\":{\"x\":[1]}}", VW_WIRE_HELLO);
-    s_accepts ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"token\":null,\"labels\":null}",
+    s_accepts ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"token\":\"t\",\"extra\":{\"x\":[1]}}",
                VW_WIRE_HELLO);
+    s_accepts ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"token\":\"t\",\"labels\":null}",
+               VW_WIRE_HELLO);
+    //  The token is required (SPEC §3): a hello without one is malformed
+    //  (4400), not a bad token (4401).
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"gw-01\"}", "invalid_message",
+               "field 'token' is required and must be a string");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"token\":null}", "invalid_message",
+               "field 'token' is required and must be a string");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"gw-01\",\"token\":\"\"}", "invalid_message",
+               "'token'");
     s_rejects ("{\"type\":\"hello\"}", "invalid_message",
                "field 'agent_id' is required and must be a string");
     s_rejects ("{\"type\":\"hello\",\"agent_id\":null}", "invalid_message", "'agent_id'");
@@ -683,7 +692,7 @@ test_hello_rules (void **state)
 
     char text[1024];
     char *s = s_repeat ('a', 128);
-    snprintf (text, sizeof text, "{\"type\":\"hello\",\"agent_id\":\"%s\"}", s);
+    snprintf (text, sizeof text, "{\"type\":\"hello\",\"agent_id\":\"%s\",\"token\":\"t\"}", s);
     s_accepts (text, VW_WIRE_HELLO);
     free (s);
     s = s_repeat ('a', 129);
@@ -692,7 +701,7 @@ test_hello_rules (void **state)
     free (s);
 
     s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":1}", "invalid_message",
-               "field 'token' must be a string");
+               "field 'token' is required and must be a string");
     s = s_repeat ('t', 512);
     snprintf (text, sizeof text, "{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"%s\"}", s);
     s_accepts (text, VW_WIRE_HELLO);
@@ -702,30 +711,33 @@ test_hello_rules (void **state)
     s_rejects (text, "invalid_message", "'token'");
     free (s);
     s = s_repeat ('v', 129);
-    snprintf (text, sizeof text, "{\"type\":\"hello\",\"agent_id\":\"a\",\"version\":\"%s\"}", s);
+    snprintf (text, sizeof text,
+              "{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"version\":\"%s\"}", s);
     s_rejects (text, "invalid_message", "'version'");
     free (s);
     s = s_repeat ('h', 256);
-    snprintf (text, sizeof text, "{\"type\":\"hello\",\"agent_id\":\"a\",\"hostname\":\"%s\"}", s);
+    snprintf (text, sizeof text,
+              "{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"hostname\":\"%s\"}", s);
     s_rejects (text, "invalid_message", "'hostname'");
     free (s);
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"version\":[]}", "invalid_message",
-               "'version'");
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"hostname\":false}", "invalid_message",
-               "'hostname'");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"version\":[]}",
+               "invalid_message", "'version'");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"hostname\":false}",
+               "invalid_message", "'hostname'");
 
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"capabilities\":\"exec\"}",
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"capabilities\":\"exec\"}",
                "invalid_message", "'capabilities'");
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"capabilities\":[\"exec\",2]}",
-               "invalid_message", "capabilities[1]");
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"labels\":[]}", "invalid_message",
-               "'labels'");
-    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"labels\":{\"site\":1}}", "invalid_message",
-               "labels: value of 'site'");
+    s_rejects (
+        "{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"capabilities\":[\"exec\",2]}",
+        "invalid_message", "capabilities[1]");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"labels\":[]}",
+               "invalid_message", "'labels'");
+    s_rejects ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\",\"labels\":{\"site\":1}}",
+               "invalid_message", "labels: value of 'site'");
 
     //  64 capabilities and labels are fine, 65 are not.
     for (int n = 64; n <= 65; n++) {
-        json_t *tree = s_tree ("{\"type\":\"hello\",\"agent_id\":\"a\"}");
+        json_t *tree = s_tree ("{\"type\":\"hello\",\"agent_id\":\"a\",\"token\":\"t\"}");
         json_t *caps = json_array ();
         for (int i = 0; i < n; i++)
             json_array_append_new (caps, json_string ("cap"));

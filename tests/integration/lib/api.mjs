@@ -43,6 +43,10 @@ export function client(b) {
   return { call, login };
 }
 
+// The built-in command types (SPEC §5): what a test agent claims by default,
+// since the backend fails at once a command whose type the hello did not list.
+export const BUILTIN_TYPES = ['ping', 'exec', 'restart_service', 'update_config', 'collect_logs', 'upgrade'];
+
 // An agent session: resolves when welcomed (or rejects with the close).
 export class Agent {
   constructor(url, { agentId, token, protocol = 'viworks.v1.json', extra = {} }) {
@@ -60,7 +64,7 @@ export class Agent {
       }));
       ws.once('open', () => ws.send(JSON.stringify({
         type: 'hello', agent_id: this.agentId, token: this.token, version: '1.0.0',
-        hostname: `${this.agentId}.test`, capabilities: ['exec'], ...this.extra,
+        hostname: `${this.agentId}.test`, capabilities: BUILTIN_TYPES, ...this.extra,
       })));
       ws.on('message', (data) => {
         const msg = JSON.parse(data.toString());
