@@ -35,6 +35,7 @@
 
     Connection attempts are rate-limited per source address (SPEC §6).
 */
+#include "vw_broker.h"
 #include "vw_clock.h"
 #include "vw_edge_int.h"
 #include "vw_log.h"
@@ -215,7 +216,9 @@ bool
 vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg)
 {
     const char *code = msg->error.code, *target = msg->error.target;
-    if (!self->ws_vhost || !code || strcmp (code, "actor_busy") != 0 || !target ||
+    //  Only the broker says who is busy.
+    if (!self->ws_vhost || strcmp (msg->peer, VW_BROKER_ADDRESS) != 0 || !code ||
+        strcmp (code, "actor_busy") != 0 || !target ||
         (strcmp (target, "registry") != 0 && strcmp (target, "executor") != 0))
         return false;
     char busy[64];
