@@ -5,7 +5,8 @@
     vw_wire in the connection's subprotocol format, and answered through a
     per-connection output queue written only from
     LWS_CALLBACK_SERVER_WRITEABLE. A close is queued like a frame: the
-    queue drains, then the close frame carries the code and reason.
+    queue drains, then the close frame carries the code and reason; a
+    connection that has not taken both within S_GIVE_UP_GRACE_S is cut.
 
     Back-pressure. The output queue (vw_outq) holds at most ws.out_max
     bytes: an agent that does not read what it is sent while more comes
@@ -46,7 +47,9 @@
 
 #define S_HELLO_DEADLINE_MS 10000
 #define S_AGENT_PATH        "/ws/agent"
-//  An agent closed for not reading gets this long to take the close frame.
+//  A connection being closed gets this long to take what is queued and the
+//  close frame; then it is cut (an agent that does not read would otherwise
+//  keep it open).
 #define S_GIVE_UP_GRACE_S 5
 //  How long reading stops when the broker refuses what agents feed it.
 #define S_BUSY_PAUSE_MS 100
@@ -139,8 +142,8 @@ s_send (vw_ws_conn_t *conn, json_t *message)
             conn->edge->ws_out_nomem++;
             vw_error ("edge", "out of memory building a frame for agent '%s'; closing with 1013",
                       conn->agent_id ? conn->agent_id : "-");
+            s_give_up (conn, 1013, "server out of memory");
         }
-        s_give_up (conn, 1013, "server out of memory");
         return;
     }
     if (vw_wire_serialize (conn->format, message, &data, &size) == 0)
@@ -246,6 +249,7 @@ s_close (vw_ws_conn_t *conn, int code, const char *reason)
     conn->close_code = code;
     snprintf (conn->close_reason, sizeof conn->close_reason, "%s", reason);
     lws_callback_on_writable (conn->wsi);
+    lws_set_timeout (conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, S_GIVE_UP_GRACE_S);
 }
 
 static void
