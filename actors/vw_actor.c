@@ -46,6 +46,7 @@ struct vw_actor_t {
     vw_actor_batch_fn *on_batch;  //  told when a pass's first send waits
     void *on_batch_arg;
     uint64_t bundles_sent, batched_msgs;
+    uint64_t send_failures;  //  sends the socket refused (see vw_actor_send_failures)
 };
 
 vw_actor_t *
@@ -131,6 +132,12 @@ vw_actor_timers (vw_actor_t *self)
     return self->timers;
 }
 
+uint64_t
+vw_actor_send_failures (vw_actor_t *self)
+{
+    return self->send_failures;
+}
+
 bool
 vw_actor_terminated (vw_actor_t *self)
 {
@@ -190,6 +197,7 @@ vw_actor_flush_sends (vw_actor_t *self)
         s_batch_t *batch = &self->batch[i];
         if (batch->count == 1) {
             if (vw_msg_send (&batch->first, self->sock, batch->to)) {
+                self->send_failures++;
                 vw_warn (self->cls->name, "cannot send '%s' to '%s': %s",
                          vw_msg_name (batch->first->id), batch->to, zmq_strerror (zmq_errno ()));
                 vw_msg_destroy (&batch->first);
@@ -202,6 +210,7 @@ vw_actor_flush_sends (vw_actor_t *self)
         bundle->bundle.msgs.data = (uint8_t *) batch->msgs.data;
         bundle->bundle.msgs.size = batch->msgs.size;
         if (vw_msg_send (&bundle, self->sock, batch->to)) {
+            self->send_failures++;
             vw_warn (self->cls->name, "cannot send %lld message(s) to '%s': %s",
                      (long long) batch->count, batch->to, zmq_strerror (zmq_errno ()));
             vw_msg_destroy (&bundle);
@@ -233,6 +242,7 @@ vw_actor_send (vw_actor_t *self, const char *to, vw_msg_t **msg_p)
     }
     if (vw_msg_send (msg_p, self->sock, to) == 0)
         return 0;
+    self->send_failures++;
     vw_warn (self->cls->name, "cannot send '%s' to '%s': %s", vw_msg_name ((*msg_p)->id), to,
              zmq_strerror (zmq_errno ()));
     return -1;

@@ -83,6 +83,11 @@ void vw_actor_set_batching (vw_actor_t *self, bool on, vw_actor_batch_fn *fn, vo
 
 //  Sends what waits (bundled per destination).
 void vw_actor_flush_sends (vw_actor_t *self);
+//  How many sends (or batches) the actor's socket has refused so far: its
+//  queue to the broker is full (the broker is behind) or the broker is gone.
+//  An actor fed from outside (the edge) stops reading its sources when this
+//  grows.
+uint64_t vw_actor_send_failures (vw_actor_t *self);
 //  Sends a reply to `request`'s sender with `request`'s rid.
 int vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p);
 //  A fresh request id (never 0), unique within this actor.

@@ -36,6 +36,7 @@ typedef struct {
     char *ws_addr;                    //  ws.addr           --ws-addr           0.0.0.0
     int ws_port;                      //  ws.port           --ws-port           8081
     int64_t ws_max_frame;   //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
+    int64_t ws_out_max;     //  ws.out_max        --ws-out-max        8MiB  (size, 64KiB..1GiB)
     char *tls_cert;         //  tls.cert          --tls-cert          (none)
     char *tls_key;          //  tls.key           --tls-key           (none)
     char *admin_endpoint;   //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or

@@ -434,16 +434,31 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_challenge:
         case VW_MSG_ID_session_kick: vw_ws_on_registry (self, *msg_p); return;
         case VW_MSG_ID_command_send: vw_ws_on_command_send (self, *msg_p); return;
+        case VW_MSG_ID_error:
+            //  actor_busy for an actor agents feed: back-pressure (vw_ws.c).
+            if (vw_ws_on_refused (self, *msg_p))
+                return;
+            break;
         default: break;
     }
     vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
              (*msg_p)->peer);
 }
 
+//  The agent side's back-pressure counters in the pong's detail.
+static void
+s_health (void *state, bool *healthy, char *detail, size_t detail_len)
+{
+    vw_edge_t *self = (vw_edge_t *) state;
+    if (self->ws_vhost)
+        vw_ws_health (self, detail, detail_len);
+}
+
 static const vw_actor_class_t s_edge_class = {
     .name = "edge",
     .create = s_create,
     .handle = s_handle,
+    .health = s_health,
 };
 
 //  The actor name of a thread serving `roles`.

@@ -44,6 +44,16 @@ typedef struct {
     bool done;                         //  leave the service loop
     vw_ws_conn_t *ws_conns;            //  every open agent session (for shutdown)
     int ws_count;
+    //  Back-pressure (vw_ws.c): agents closed for not reading (ws.out_max)
+    //  or for lack of memory; reading from agents paused while actors they
+    //  feed are busy.
+    uint64_t ws_overflows;
+    uint64_t ws_out_nomem;
+    uint64_t ws_rx_pauses;
+    bool ws_rx_paused;
+    int64_t ws_resume_ms;       //  monotonic: read again from then on
+    int64_t ws_busy_logged_ms;  //  last warning about busy actors
+    uint64_t ws_send_failures;  //  vw_actor_send_failures last seen
 } vw_edge_t;
 
 //  The edge that owns a wsi's context.
@@ -71,5 +81,10 @@ int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *use
 size_t vw_ws_session_size (void);
 //  Closes every agent session with 1001 (going away) as part of shutdown.
 void vw_ws_close_all (vw_edge_t *self);
+//  An `error` from the broker: if it says an actor agents feed is busy,
+//  stops reading from agents for a while and returns true.
+bool vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg);
+//  The agent side's counters, for the edge's pong detail.
+void vw_ws_health (vw_edge_t *self, char *detail, size_t len);
 
 #endif

@@ -5,7 +5,24 @@
     vw_wire in the connection's subprotocol format, and answered through a
     per-connection output queue written only from
     LWS_CALLBACK_SERVER_WRITEABLE. A close is queued like a frame: the
-    queue drains, then the close frame carries the code and reason.
+    queue drains, then the close frame carries the code and reason; a
+    connection that has not taken both within S_GIVE_UP_GRACE_S is cut.
+
+    Back-pressure. The output queue (vw_outq) holds at most ws.out_max
+    bytes: an agent that does not read what it is sent while more comes
+    (commands, error frames for what it sends) would otherwise grow the
+    server without limit. When a frame would pass the bound, the queue is
+    dropped, the overflow is logged and counted, and the connection is
+    closed with 1008; if the close frame cannot be written (the agent still
+    does not read) the connection is cut S_GIVE_UP_GRACE_S later. Commands
+    that were in flight on it go back to the queue when the session ends
+    (session_closed), as for any disconnect. A failed allocation closes
+    with 1013 the same way instead of dropping a frame. In the other
+    direction, when the broker refuses a message for the registry or the
+    executor (actor_busy) or the edge's own socket cannot take one, the edge
+    stops reading from every agent connection (lws_rx_flow_control) for
+    S_BUSY_PAUSE_MS, and again while refusals continue: the agents' frames
+    wait in their TCP windows instead of being dropped.
 
     Handshake: a valid hello goes to the registry as session_hello with the
     connection's id; the registry answers session_welcome, session_reject
@@ -19,22 +36,25 @@
 
     Connection attempts are rate-limited per source address (SPEC §6).
 */
+#include "vw_broker.h"
 #include "vw_clock.h"
 #include "vw_edge_int.h"
 #include "vw_log.h"
+#include "vw_outq.h"
 #include "vw_wire.h"
 
 #include <string.h>
 
 #define S_HELLO_DEADLINE_MS 10000
 #define S_AGENT_PATH        "/ws/agent"
-
-typedef struct s_frame_t {
-    struct s_frame_t *next;
-    size_t len;
-    bool binary;
-    unsigned char data[];  //  LWS_PRE headroom, then the payload
-} s_frame_t;
+//  A connection being closed gets this long to take what is queued and the
+//  close frame; then it is cut (an agent that does not read would otherwise
+//  keep it open).
+#define S_GIVE_UP_GRACE_S 5
+//  How long reading stops when the broker refuses what agents feed it.
+#define S_BUSY_PAUSE_MS 100
+//  At most one warning about busy actors this often.
+#define S_BUSY_LOG_MS 10000
 
 struct vw_ws_conn_t {
     int64_t id;  //  key in edge->conns, named in session_* messages
@@ -52,7 +72,8 @@ struct vw_ws_conn_t {
     unsigned char *rx;
     size_t rx_len;
     //  outgoing frames, then the close
-    s_frame_t *out_head, *out_tail;
+    vw_outq_t *out;
+    bool discard;    //  given up on (overflow): queue nothing more
     int close_code;  //  0 = none queued
     char close_reason[64];
     uint64_t hello_timer;
@@ -64,22 +85,50 @@ vw_ws_session_size (void)
     return sizeof (vw_ws_conn_t);
 }
 
+//  Gives up on a connection whose output cannot be queued: what waits is
+//  dropped, nothing more is queued, the close goes out if the agent ever
+//  reads again, and the connection is cut S_GIVE_UP_GRACE_S later if not.
+static void
+s_give_up (vw_ws_conn_t *conn, int code, const char *reason)
+{
+    vw_outq_clear (conn->out);
+    conn->discard = true;
+    if (!conn->close_code) {
+        conn->close_code = code;
+        snprintf (conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    }
+    lws_callback_on_writable (conn->wsi);
+    lws_set_timeout (conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, S_GIVE_UP_GRACE_S);
+}
+
 static void
 s_queue_frame (vw_ws_conn_t *conn, const uint8_t *data, size_t len, bool binary)
 {
-    s_frame_t *frame = (s_frame_t *) malloc (sizeof (s_frame_t) + LWS_PRE + len);
-    if (!frame)
+    if (conn->discard)
         return;
-    frame->next = NULL;
-    frame->len = len;
-    frame->binary = binary;
-    memcpy (frame->data + LWS_PRE, data, len);
-    if (conn->out_tail)
-        conn->out_tail->next = frame;
-    else
-        conn->out_head = frame;
-    conn->out_tail = frame;
-    lws_callback_on_writable (conn->wsi);
+    size_t queued = vw_outq_bytes (conn->out), frames = vw_outq_size (conn->out);
+    int rc = vw_outq_push (conn->out, data, len, binary);
+    if (rc == 0) {
+        lws_callback_on_writable (conn->wsi);
+        return;
+    }
+    vw_edge_t *edge = conn->edge;
+    const char *agent = conn->agent_id ? conn->agent_id : "-";
+    if (rc == VW_OUTQ_FULL) {
+        edge->ws_overflows++;
+        vw_warn ("edge",
+                 "agent '%s' from %s does not read: %zu bytes in %zu frames queued, %zu more "
+                 "would pass ws.out_max (%zu); closing with 1008 (%llu closed so far)",
+                 agent, conn->peer, queued, frames, len, vw_outq_max (conn->out),
+                 (unsigned long long) edge->ws_overflows);
+        s_give_up (conn, 1008, "output queue overflow: not reading");
+    }
+    else {
+        edge->ws_out_nomem++;
+        vw_error ("edge", "out of memory queueing %zu bytes for agent '%s'; closing with 1013", len,
+                  agent);
+        s_give_up (conn, 1013, "server out of memory");
+    }
 }
 
 //  Sends a protocol message (consumed) in the connection's format.
@@ -88,10 +137,108 @@ s_send (vw_ws_conn_t *conn, json_t *message)
 {
     uint8_t *data = NULL;
     size_t size = 0;
+    if (!message) {
+        if (!conn->discard) {
+            conn->edge->ws_out_nomem++;
+            vw_error ("edge", "out of memory building a frame for agent '%s'; closing with 1013",
+                      conn->agent_id ? conn->agent_id : "-");
+            s_give_up (conn, 1013, "server out of memory");
+        }
+        return;
+    }
     if (vw_wire_serialize (conn->format, message, &data, &size) == 0)
         s_queue_frame (conn, data, size, conn->format == VW_WIRE_MSGPACK);
+    else if (!conn->discard) {
+        conn->edge->ws_out_nomem++;
+        vw_error ("edge", "cannot encode a '%s' frame for agent '%s'; closing with 1013",
+                  json_string_value (json_object_get (message, "type")),
+                  conn->agent_id ? conn->agent_id : "-");
+        s_give_up (conn, 1013, "server out of memory");
+    }
     free (data);
     json_decref (message);
+}
+
+//  Agents' frames feed the registry and the executor; when either (or the
+//  edge's own socket) refuses, stop reading from every agent for a while.
+static void
+s_rx_flow_all (vw_edge_t *edge, int enable)
+{
+    for (vw_ws_conn_t *conn = edge->ws_conns; conn; conn = conn->next)
+        lws_rx_flow_control (conn->wsi, enable);
+}
+
+static void
+s_on_resume (void *arg, uint64_t id)
+{
+    vw_edge_t *edge = (vw_edge_t *) arg;
+    int64_t left = edge->ws_resume_ms - vw_clock_mono_ms ();
+    if (left > 0 && !edge->stopping) {
+        vw_timers_add (vw_actor_timers (edge->actor), left, s_on_resume, edge);
+        return;
+    }
+    edge->ws_rx_paused = false;
+    s_rx_flow_all (edge, 1);
+    vw_debug ("edge", "reading from agents resumed");
+}
+
+static void
+s_pause_reading (vw_edge_t *edge, const char *busy)
+{
+    int64_t now = vw_clock_mono_ms ();
+    edge->ws_resume_ms = now + S_BUSY_PAUSE_MS;
+    if (edge->ws_rx_paused || edge->stopping)
+        return;
+    edge->ws_rx_paused = true;
+    edge->ws_rx_pauses++;
+    s_rx_flow_all (edge, 0);
+    vw_timers_add (vw_actor_timers (edge->actor), S_BUSY_PAUSE_MS, s_on_resume, edge);
+    vw_edge_kick (edge);
+    if (!edge->ws_busy_logged_ms || now - edge->ws_busy_logged_ms >= S_BUSY_LOG_MS) {
+        edge->ws_busy_logged_ms = now;
+        vw_warn ("edge",
+                 "%s is not keeping up: reading from %d agent connection(s) paused for %d ms "
+                 "(%llu pauses so far)",
+                 busy, edge->ws_count, S_BUSY_PAUSE_MS, (unsigned long long) edge->ws_rx_pauses);
+    }
+}
+
+//  The edge's own socket refused a send since we last looked: the broker
+//  itself is behind.
+static void
+s_check_send_failures (vw_edge_t *edge)
+{
+    uint64_t failures = vw_actor_send_failures (edge->actor);
+    if (failures != edge->ws_send_failures) {
+        edge->ws_send_failures = failures;
+        s_pause_reading (edge, "the broker");
+    }
+}
+
+bool
+vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg)
+{
+    const char *code = msg->error.code, *target = msg->error.target;
+    //  Only the broker says who is busy.
+    if (!self->ws_vhost || strcmp (msg->peer, VW_BROKER_ADDRESS) != 0 || !code ||
+        strcmp (code, "actor_busy") != 0 || !target ||
+        (strcmp (target, "registry") != 0 && strcmp (target, "executor") != 0))
+        return false;
+    char busy[64];
+    snprintf (busy, sizeof busy, "the %s", target);
+    s_pause_reading (self, busy);
+    return true;
+}
+
+void
+vw_ws_health (vw_edge_t *self, char *detail, size_t len)
+{
+    snprintf (detail, len,
+              "%d agent connection(s); %llu closed for not reading (ws.out_max), %llu for lack of "
+              "memory; reading paused %llu time(s) (busy actors)%s",
+              self->ws_count, (unsigned long long) self->ws_overflows,
+              (unsigned long long) self->ws_out_nomem, (unsigned long long) self->ws_rx_pauses,
+              self->ws_rx_paused ? "; paused now" : "");
 }
 
 static void
@@ -102,6 +249,7 @@ s_close (vw_ws_conn_t *conn, int code, const char *reason)
     conn->close_code = code;
     snprintf (conn->close_reason, sizeof conn->close_reason, "%s", reason);
     lws_callback_on_writable (conn->wsi);
+    lws_set_timeout (conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, S_GIVE_UP_GRACE_S);
 }
 
 static void
@@ -290,12 +438,7 @@ s_free (vw_ws_conn_t *conn)
     if (conn->edge && conn->hello_timer)
         vw_timers_cancel (vw_actor_timers (conn->edge->actor), conn->hello_timer);
     s_unlink (conn);
-    while (conn->out_head) {
-        s_frame_t *next = conn->out_head->next;
-        free (conn->out_head);
-        conn->out_head = next;
-    }
-    conn->out_tail = NULL;
+    vw_outq_destroy (&conn->out);
     free (conn->rx);
     conn->rx = NULL;
 }
@@ -374,6 +517,11 @@ vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg)
 void
 vw_ws_close_all (vw_edge_t *self)
 {
+    //  Read again if paused: the close handshake needs the agents' answers.
+    if (self->ws_rx_paused) {
+        self->ws_rx_paused = false;
+        s_rx_flow_all (self, 1);
+    }
     for (vw_ws_conn_t *conn = self->ws_conns; conn; conn = conn->next)
         s_close (conn, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
@@ -419,6 +567,11 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
         case LWS_CALLBACK_ESTABLISHED: {
             memset (conn, 0, sizeof *conn);
+            conn->out = vw_outq_new ((size_t) edge->config->ws_out_max, LWS_PRE);
+            if (!conn->out) {
+                vw_error ("edge", "out of memory for an agent connection: refused");
+                return -1;
+            }
             conn->wsi = wsi;
             conn->edge = edge;
             conn->id = ++edge->next_conn;
@@ -435,6 +588,8 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             edge->ws_count++;
             conn->hello_timer = vw_timers_add (vw_actor_timers (edge->actor), S_HELLO_DEADLINE_MS,
                                                s_on_hello_deadline, conn);
+            if (edge->ws_rx_paused)
+                lws_rx_flow_control (wsi, 0);  //  resumed with the others
             vw_edge_kick (edge);
             vw_debug ("edge", "agent connection from %s (%s)", conn->peer,
                       conn->format == VW_WIRE_MSGPACK ? "msgpack" : "json");
@@ -462,22 +617,21 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 conn->rx = NULL;
                 conn->rx_len = 0;
             }
+            s_check_send_failures (edge);
             vw_edge_kick (edge);
             return 0;
         }
 
         case LWS_CALLBACK_SERVER_WRITEABLE: {
-            s_frame_t *frame = conn->out_head;
-            if (frame) {
-                conn->out_head = frame->next;
-                if (!conn->out_head)
-                    conn->out_tail = NULL;
-                int n = lws_write (wsi, frame->data + LWS_PRE, frame->len,
-                                   frame->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-                free (frame);
+            size_t size = 0;
+            bool binary = false;
+            unsigned char *payload = vw_outq_front (conn->out, &size, &binary);
+            if (payload) {
+                int n = lws_write (wsi, payload, size, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+                vw_outq_pop (conn->out);
                 if (n < 0)
                     return -1;
-                if (conn->out_head || conn->close_code)
+                if (vw_outq_size (conn->out) || conn->close_code)
                     lws_callback_on_writable (wsi);
                 return 0;
             }

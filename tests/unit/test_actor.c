@@ -664,6 +664,42 @@ test_abort_destroy_without_reading (void **state)
     s_expect_log_end (f);
 }
 
+//  Sends the socket refuses are counted (the edge stops reading from agents
+//  when the count grows). A DEALER whose broker is not there queues up to
+//  its HWM (200,000 messages), then refuses: directly, and on a flush of a
+//  batch.
+static void
+test_send_failures_counted (void **state)
+{
+    static const vw_actor_class_t cls = {.name = "refusals"};
+    vw_actor_t *actor = vw_actor_new (NULL, &cls, "inproc://test-actor-nobody-binds-this");
+    assert_non_null (actor);
+    assert_int_equal (vw_actor_send_failures (actor), 0);
+    int sent = 0;
+    for (; sent < 1000000; sent++) {
+        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_ping);
+        if (vw_actor_send (actor, "nobody", &msg)) {
+            vw_msg_destroy (&msg);
+            break;
+        }
+    }
+    assert_true (sent >= 1000 && sent < 1000000);  //  refused at the HWM, not before
+    assert_int_equal (vw_actor_send_failures (actor), 1);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_ping);
+    assert_int_not_equal (vw_actor_send (actor, "nobody", &msg), 0);
+    vw_msg_destroy (&msg);
+    assert_int_equal (vw_actor_send_failures (actor), 2);
+    //  Batched: the send waits and succeeds; the flush is refused.
+    vw_actor_set_batching (actor, true, NULL, NULL);
+    msg = vw_msg_new (VW_MSG_ID_ping);
+    assert_int_equal (vw_actor_send (actor, "nobody", &msg), 0);
+    assert_null (msg);
+    assert_int_equal (vw_actor_send_failures (actor), 2);
+    vw_actor_flush_sends (actor);
+    assert_int_equal (vw_actor_send_failures (actor), 3);
+    vw_actor_destroy (&actor);
+}
+
 //  --------------------------------------------------------------------------
 //  vw_lifecycle, with scripted threads
 
@@ -771,6 +807,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_watch_added_by_handler, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_reports_exited, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_destroy_without_reading, s_setup, s_teardown),
+        cmocka_unit_test (test_send_failures_counted),
     };
     int failed = cmocka_run_group_tests_name ("vw_lifecycle", lifecycle_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name ("vw_actor", tests, NULL, NULL);

@@ -42,6 +42,7 @@ static const expected_option_t s_expected[] = {
     {"ws.addr", "--ws-addr", "VIWORKS_WS_ADDR", NULL, "0.0.0.0"},
     {"ws.port", "--ws-port", "VIWORKS_WS_PORT", NULL, "8081"},
     {"ws.max_frame", "--ws-max-frame", "VIWORKS_WS_MAX_FRAME", NULL, "1MiB"},
+    {"ws.out_max", "--ws-out-max", "VIWORKS_WS_OUT_MAX", NULL, "8MiB"},
     {"tls.cert", "--tls-cert", "VIWORKS_TLS_CERT", NULL, "none"},
     {"tls.key", "--tls-key", "VIWORKS_TLS_KEY", NULL, "none"},
     {"admin.endpoint", "--admin-endpoint", "VIWORKS_ADMIN_ENDPOINT", NULL, "tcp://127.0.0.1:5555"},
@@ -209,6 +210,7 @@ s_assert_defaults (const vw_config_t *config)
     assert_string_equal (config->ws_addr, "0.0.0.0");
     assert_int_equal (config->ws_port, 8081);
     assert_int_equal (config->ws_max_frame, 1024 * 1024);
+    assert_int_equal (config->ws_out_max, 8 * 1024 * 1024);
     assert_null (config->tls_cert);
     assert_null (config->tls_key);
     assert_string_equal (config->admin_endpoint, "tcp://127.0.0.1:5555");
@@ -500,6 +502,7 @@ test_file_sets_every_type (void **state)
                               "    addr = 10.0.0.1\n"
                               "    port = 9443\n"
                               "    max_frame = 64KiB\n"
+                              "    out_max = 1MiB\n"
                               "tls\n"
                               "    cert = /etc/vw/cert.pem\n"
                               "    key = /etc/vw/key.pem\n"
@@ -538,6 +541,7 @@ test_file_sets_every_type (void **state)
     assert_string_equal (config->ws_addr, "10.0.0.1");
     assert_int_equal (config->ws_port, 9443);
     assert_int_equal (config->ws_max_frame, 64 * 1024);
+    assert_int_equal (config->ws_out_max, 1024 * 1024);
     assert_string_equal (config->tls_cert, "/etc/vw/cert.pem");
     assert_string_equal (config->tls_key, "/etc/vw/key.pem");
     assert_null (config->admin_endpoint);
@@ -612,6 +616,7 @@ test_env_sets_values (void **state)
 {
     setenv ("VIWORKS_HEALTH_TIMEOUT", "2s", 1);
     setenv ("VIWORKS_WS_MAX_FRAME", "2MiB", 1);
+    setenv ("VIWORKS_WS_OUT_MAX", "256KiB", 1);
     setenv ("VIWORKS_ADMIN_ENDPOINT", "ipc:///tmp/vw-admin", 1);
     setenv ("VIWORKS_EVENTS_ENDPOINT", "OFF", 1);
     setenv ("VIWORKS_TLS_CERT", "", 1);  //  empty: unset
@@ -620,6 +625,7 @@ test_env_sets_values (void **state)
     assert_int_equal (run.rc, 0);
     assert_int_equal (run.config->health_timeout_ms, 2000);
     assert_int_equal (run.config->ws_max_frame, 2 * 1024 * 1024);
+    assert_int_equal (run.config->ws_out_max, 256 * 1024);
     assert_string_equal (run.config->admin_endpoint, "ipc:///tmp/vw-admin");
     assert_null (run.config->events_endpoint);
     assert_null (run.config->tls_cert);
@@ -628,6 +634,7 @@ test_env_sets_values (void **state)
     s_run_done (&run);
     unsetenv ("VIWORKS_HEALTH_TIMEOUT");
     unsetenv ("VIWORKS_WS_MAX_FRAME");
+    unsetenv ("VIWORKS_WS_OUT_MAX");
     unsetenv ("VIWORKS_ADMIN_ENDPOINT");
     unsetenv ("VIWORKS_EVENTS_ENDPOINT");
     unsetenv ("VIWORKS_TLS_CERT");
@@ -759,6 +766,8 @@ static const error_case_t s_error_cases[] = {
     {{"--ws-max-frame", "1TiB"}, .expect = "(expected a size like 512, 64KiB, 1MiB)\n"},
     {{"--ws-max-frame", "512"},
      .expect = "'512' for --ws-max-frame (expected a size in 1KiB..64MiB)\n"},
+    {{"--ws-out-max", "1KiB"},
+     .expect = "'1KiB' for --ws-out-max (expected a size in 64KiB..1GiB)\n"},
     {{"--actors", "a,,b"}, .expect = "'a,,b' for --actors"},
     {{"--http-addr="}, .expect = "'' for --http-addr (expected a non-empty value)\n"},
     {{"--http-port", "1\n2"}, .expect = "'1?2' for --http-port"},
