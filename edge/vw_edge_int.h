@@ -63,6 +63,9 @@ void vw_edge_audit (vw_edge_t *self, const char *actor, const char *source, cons
 //  start and keeps it up to date; token_table pushes are merged here.
 void vw_edge_tokens_start (vw_edge_t *self);
 void vw_edge_on_token_table (vw_edge_t *self, vw_msg_t *msg);
+//  Drains what the broker already delivered (pushes first) before a token
+//  is checked against the table.
+void vw_edge_tokens_catch_up (vw_edge_t *self);
 
 //  vw_ws.c
 //  A session_* message from the registry for one of our connections.

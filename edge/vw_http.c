@@ -778,6 +778,7 @@ s_authenticate (vw_edge_t *edge, s_session_t *session)
         return false;
     }
     //  Signed and in time; now: is its user live, and the token not revoked?
+    vw_edge_tokens_catch_up (edge);
     vw_tokens_verdict_t verdict =
         edge->tokens ? vw_tokens_check (edge->tokens, &claims) : VW_TOKENS_NOT_READY;
     if (verdict == VW_TOKENS_NOT_READY) {

@@ -238,3 +238,15 @@ vw_edge_on_token_table (vw_edge_t *edge, vw_msg_t *msg)
     if (vw_tokens_apply (edge->tokens, t->full, t->users, t->denied, vw_clock_wall_ms () / 1000))
         vw_warn (edge->cls.name, "malformed token table from '%s' ignored", msg->peer);
 }
+
+void
+vw_edge_tokens_catch_up (vw_edge_t *edge)
+{
+    //  A push may wait behind this request in the broker socket (a change
+    //  made through the admin socket or another edge a moment ago, whose
+    //  client already heard "done"): take it in before judging a token.
+    if (zsock_events (vw_actor_sock (edge->actor)) & ZMQ_POLLIN) {
+        vw_actor_drain (edge->actor, 4096);
+        vw_edge_kick (edge);
+    }
+}
