@@ -73,7 +73,7 @@ vw_users_insert (vw_db_t *db, const char *username, const char *password_hash, c
                                  (json_int_t) gen));
     else if (extended == SQLITE_CONSTRAINT_PRIMARYKEY)
         vw_result_fail (result, 409, "conflict", "user '%.128s' already exists", username);
-    else if (rc == SQLITE_CONSTRAINT)
+    else if ((rc & 0xff) == SQLITE_CONSTRAINT)
         vw_result_fail (result, 400, "bad_request", "user refused by the schema: %s",
                         sqlite3_errmsg (vw_db_handle (db)));
     else
@@ -125,7 +125,7 @@ vw_users_update (vw_db_t *db, const char *username, const char *password_hash, c
     int rc = sqlite3_step (stmt);
     int changed = sqlite3_changes (vw_db_handle (db));
     sqlite3_reset (stmt);
-    if (rc == SQLITE_CONSTRAINT) {
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
         vw_result_fail (result, 400, "bad_request", "change refused by the schema: %s",
                         sqlite3_errmsg (vw_db_handle (db)));
         return;
@@ -196,6 +196,10 @@ void
 vw_users_deny (vw_db_t *db, const char *jti, const char *username, int64_t exp_s, int64_t now_s,
                vw_result_t *result)
 {
+    if (!jti || !*jti) {
+        vw_result_fail (result, 400, "bad_request", "a token id must not be empty");
+        return;
+    }
     sqlite3_stmt *prune = vw_db_stmt (db, S_SQL_PRUNE);
     if (!prune) {
         s_db_fail (db, result);
@@ -209,14 +213,12 @@ vw_users_deny (vw_db_t *db, const char *jti, const char *username, int64_t exp_s
         s_db_fail (db, result);
         return;
     }
-    sqlite3_bind_text (stmt, 1, jti ? jti : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text (stmt, 1, jti, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text (stmt, 2, username ? username : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64 (stmt, 3, exp_s);
     rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
-    if (rc == SQLITE_CONSTRAINT)
-        vw_result_fail (result, 400, "bad_request", "a token id must not be empty");
-    else if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE)
         s_db_fail (db, result);
     else
         vw_result_ok (result, 204, NULL);
