@@ -140,6 +140,17 @@ describe('users and tokens', () => {
     assert.equal((await api.call('POST', '/auth/logout')).status, 401);
   });
 
+  it('logging out a token without a jti ends all of its user\'s tokens', async () => {
+    const login = await createUser('nojti-user');
+    const { gen } = payloadOf(login);
+    const bare = mintJwt(claims('nojti-user', 'viewer', { gen }));  // no jti
+    assert.equal((await whoami(bare)).status, 200);
+    assert.equal((await api.call('POST', '/auth/logout', { token: bare })).status, 204);
+    assert.equal((await whoami(bare)).status, 401);
+    assert.equal((await whoami(login)).status, 401);
+    assert.equal((await whoami(await api.login('nojti-user', PASSWORD))).status, 200);
+  });
+
   it('a user may change their own password only; bad changes are 400 and change nothing', async () => {
     const self = await createUser('self-user', 'operator');
     let r = await api.call('PUT', '/users/self-user', { token: self, body: { role: 'admin' } });
