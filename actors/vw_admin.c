@@ -23,6 +23,7 @@
 #include "vw_pending.h"
 #include "vw_probe.h"
 #include "vw_text.h"
+#include "vw_wire.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -46,6 +47,7 @@ typedef struct {
     char action[32];  //  audit action, or ""
     char target[160];
     char token[VW_TOKEN_TEXT_LEN + 1];  //  agents.create: shown once
+    int64_t ttl_s;                      //  tokens.issue
 } s_waiting_t;
 
 //  Sends `body` (consumed) as the reply to the request whose routing frames
@@ -159,6 +161,49 @@ s_forward (self_t *self, zmsg_t **envelope_p, const char *source, const char *to
     }
 }
 
+//  tokens.issue: the auth actor said whether (and with which generation
+//  and role) a token may be minted for the subject; mint it.
+static void
+s_on_grant (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_waiting_t *w = (s_waiting_t *) ctx;
+    json_t *grant =
+        reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 200 && reply->reply.json
+            ? json_loads (reply->reply.json, 0, NULL)
+            : NULL;
+    const char *role = json_string_value (json_object_get (grant, "role"));
+    json_t *gen = json_object_get (grant, "gen");
+    json_t *answer;
+    char *token = NULL;
+    if (role && json_is_integer (gen)) {
+        int64_t now = vw_clock_wall_ms () / 1000;
+        token = vw_jwt_sign_gen ((const uint8_t *) self->config->jwt_secret,
+                                 strlen (self->config->jwt_secret), w->target, role, now,
+                                 now + w->ttl_s, NULL, json_integer_value (gen));
+        answer =
+            token ? s_ok (json_pack ("{s:s, s:s, s:s, s:I}", "access_token", token, "token_type",
+                                     "Bearer", "role", role, "expires_in", (json_int_t) w->ttl_s))
+                  : s_error ("internal", "cannot sign the token");
+    }
+    else if (reply && reply->id == VW_MSG_ID_reply && reply->reply.code)
+        answer = s_error (reply->reply.code,
+                          reply->reply.message ? reply->reply.message : reply->reply.code);
+    else
+        answer = s_error ("unavailable", why ? why : "the auth actor did not answer");
+    s_audit (self, w->source, "token.issue", w->target, token ? "success" : "failure",
+             token
+                 ? role
+                 : json_string_value (json_object_get (json_object_get (answer, "error"), "code")));
+    free (token);
+    json_decref (grant);
+    if (w->envelope)
+        s_send_reply (self, &w->envelope, answer);
+    else
+        json_decref (answer);
+    free (w);
+}
+
 static void
 s_actors_done (void *arg, const vw_probe_result_t *result)
 {
@@ -260,7 +305,31 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
             s_forward (self, envelope_p, source, "auth", &msg, "user.create", user, NULL);
         }
     }
+    //  users.list, users.get, users.update, users.delete (issue 8): the
+    //  auth actor owns users; changes end the user's tokens at once.
+    else if (streq (op, "users.list")) {
+        if ((msg = vw_api_user_list_json (args, &err)))
+            s_forward (self, envelope_p, source, "auth", &msg, NULL, NULL, NULL);
+    }
+    else if (streq (op, "users.get") || streq (op, "users.delete")) {
+        static const char *const allowed[] = {"username", NULL};
+        const char *name = vw_api_only (args, allowed, &err) ? vw_api_username (args, &err) : NULL;
+        if (name && streq (op, "users.get") && (msg = vw_api_user_show (name, &err)))
+            s_forward (self, envelope_p, source, "auth", &msg, NULL, NULL, NULL);
+        else if (name && streq (op, "users.delete") && (msg = vw_api_user_delete (name, &err)))
+            s_forward (self, envelope_p, source, "auth", &msg, "user.delete", name, NULL);
+    }
+    else if (streq (op, "users.update")) {
+        const char *name = vw_api_username (args, &err);
+        json_t *changes = name ? json_deep_copy (args) : NULL;
+        json_object_del (changes, "username");
+        if (name && (msg = vw_api_user_update (name, changes, &err)))
+            s_forward (self, envelope_p, source, "auth", &msg, "user.update", name, NULL);
+        json_decref (changes);
+    }
     else if (streq (op, "tokens.issue")) {
+        //  The subject must be a live, enabled user (docs/decisions.md): the
+        //  token carries their generation and ends with their other tokens.
         static const char *const allowed[] = {"sub", "role", "ttl_s", NULL};
         json_t *sub = json_object_get (args, "sub");
         json_t *role = json_object_get (args, "role");
@@ -269,33 +338,34 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
         int64_t ttl_s = json_is_integer (ttl) ? json_integer_value (ttl) : 3600;
         if (!vw_api_only (args, allowed, &err))
             ;
-        else if (!json_is_string (sub) || !json_string_length (sub) ||
-                 json_string_length (sub) > 127)
+        else if (!json_is_string (sub) || !vw_wire_valid_id (json_string_value (sub)))
             snprintf (err.message, sizeof err.message,
-                      "field 'sub' is required: a string of 1-127 characters");
-        else if (!r || (strcmp (r, "admin") && strcmp (r, "operator") && strcmp (r, "viewer")))
+                      "field 'sub' is required: the name of a user (" VW_ID_GRAMMAR ")");
+        else if (role &&
+                 (!r || (strcmp (r, "admin") && strcmp (r, "operator") && strcmp (r, "viewer"))))
             snprintf (err.message, sizeof err.message,
-                      "field 'role' is required: one of admin, operator, viewer");
+                      "field 'role' must be one of admin, operator, viewer (at most the user's; "
+                      "default: the user's)");
         else if ((ttl && !json_is_integer (ttl)) || ttl_s < 60 || ttl_s > 366 * 86400)
             snprintf (err.message, sizeof err.message,
                       "field 'ttl_s' must be an integer from 60 to 31622400");
         else if (!self->config->jwt_secret)
             snprintf (err.message, sizeof err.message, "no JWT secret is configured");
         else {
-            int64_t now = vw_clock_wall_ms () / 1000;
-            char *token = vw_jwt_sign ((const uint8_t *) self->config->jwt_secret,
-                                       strlen (self->config->jwt_secret), json_string_value (sub),
-                                       r, now, now + ttl_s, NULL);
-            s_audit (self, source, "token.issue", json_string_value (sub),
-                     token ? "success" : "failure", r);
-            if (token)
-                s_send_reply (
-                    self, envelope_p,
-                    s_ok (json_pack ("{s:s, s:s, s:I}", "access_token", token, "token_type",
-                                     "Bearer", "expires_in", (json_int_t) ttl_s)));
-            else
-                s_send_reply (self, envelope_p, s_error ("internal", "cannot sign the token"));
-            free (token);
+            s_waiting_t *w = (s_waiting_t *) zmalloc (sizeof (s_waiting_t));
+            w->self = self;
+            w->envelope = *envelope_p;
+            *envelope_p = NULL;
+            snprintf (w->source, sizeof w->source, "%s", source ? source : "");
+            snprintf (w->target, sizeof w->target, "%s", json_string_value (sub));
+            w->ttl_s = ttl_s;
+            msg = vw_msg_new (VW_MSG_ID_token_grant);
+            vw_msg_set_str (&msg->token_grant.username, json_string_value (sub));
+            vw_msg_set_str (&msg->token_grant.role, r);
+            if (vw_pending_request (self->pending, "auth", &msg, 5000, s_on_grant, w)) {
+                vw_msg_destroy (&msg);
+                s_on_grant (self, self->actor, w, NULL, "the auth actor is not reachable");
+            }
         }
     }
     else if (streq (op, "stats")) {

@@ -384,7 +384,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             if (!s_begin (self, msg, &result))
                 break;
             vw_users_insert (self->db, msg->user_insert.username, msg->user_insert.password_hash,
-                             msg->user_insert.role, now, &result);
+                             msg->user_insert.role, msg->user_insert.gen, now, &result);
             s_answer_durable (self, msg, &result);
             break;
         case VW_MSG_ID_user_count: {
@@ -405,12 +405,39 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                 vw_msg_set_str (&record->user_record.password_hash, user.password_hash);
                 vw_msg_set_str (&record->user_record.role, user.role);
                 record->user_record.disabled = user.disabled;
+                record->user_record.gen = user.gen;
             }
             sodium_memzero (&user, sizeof user);
             if (vw_actor_reply (self->actor, msg, &record))
                 vw_msg_destroy (&record);
             break;
         }
+        //  Users and token revocation (issue 8): asked by the auth actor.
+        case VW_MSG_ID_user_save:
+            if (!s_begin (self, msg, &result))
+                break;
+            vw_users_update (self->db, msg->user_save.username, msg->user_save.password_hash,
+                             msg->user_save.role, msg->user_save.set_disabled,
+                             msg->user_save.disabled, msg->user_save.gen, &result);
+            s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_user_remove:
+            if (!s_begin (self, msg, &result))
+                break;
+            vw_users_delete (self->db, msg->user_remove.username, &result);
+            s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_token_deny:
+            if (!s_begin (self, msg, &result))
+                break;
+            vw_users_deny (self->db, msg->token_deny.jti, msg->token_deny.username,
+                           msg->token_deny.exp, now / 1000, &result);
+            s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_users_load:
+            vw_users_load (self->db, msg->users_load.now_s, &result);
+            s_answer (self, msg, &result);
+            break;
         case VW_MSG_ID_audit: {
             const vw_audit_msg_t *a = &msg->audit;
             if (vw_db_begin (self->db) ||

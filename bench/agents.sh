@@ -98,8 +98,18 @@ if op == "register":  # register N PREFIX FILE: token file "agent_id token"
     with os.fdopen(fd, "w") as f:
         f.writelines(lines)
 elif op == "token":  # token: an admin access token for the HTTP API
-    send("tokens.issue", {"sub": "bench", "role": "admin", "ttl_s": 3600})
-    print(recv()["access_token"])
+    # tokens.issue needs a live user; the first start makes admin just after
+    # "ready", so ask again while it is not there yet.
+    import time
+    for _ in range(100):
+        send("tokens.issue", {"sub": "admin", "role": "admin", "ttl_s": 3600})
+        reply = json.loads(sock.recv_multipart()[-1])
+        if reply.get("ok") or reply["error"]["code"] not in ("not_found", "unavailable"):
+            break
+        time.sleep(0.1)
+    if not reply.get("ok"):
+        sys.exit("admin error: %s" % reply.get("error"))
+    print(reply["data"]["access_token"])
 elif op == "online":  # online: how many agents the backend lists as online
     count, cursor = 0, None
     while True:

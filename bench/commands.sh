@@ -58,7 +58,7 @@ ulimit -n 65536 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
 bench_workdir commands
 
 # Secrets for the run, in the environment (the backend takes no secret as a
-# flag); commands-load signs its admin token with the same JWT_SECRET.
+# flag); commands-load logs in as admin with VIWORKS_ADMIN_PASSWORD.
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/')
 VIWORKS_ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '=+/')
 export JWT_SECRET VIWORKS_ADMIN_PASSWORD

@@ -16,8 +16,9 @@
     flight on each, driven by one epoll loop; responses are read by their
     Content-Length. A 429 or 503 is sent again on the same connection after
     10 ms (and counted); any other unexpected status counts as rejected. The
-    bearer token is an admin JWT minted here with the backend's JWT_SECRET
-    (taken from the environment, as the backend does).
+    bearer token is the admin user's, from POST /auth/token with
+    VIWORKS_ADMIN_PASSWORD (taken from the environment, as the backend
+    does): a token must name a live user (issue 8).
 
     Completion is observed on the backend's event stream (ZeroMQ SUB on
     --events, topic command.state, SPEC §7) by a second thread, which stamps
@@ -40,7 +41,6 @@
     and how late sends were against the schedule (a send is late when every
     connection is busy, or the loop woke late).
 */
-#include "vw_jwt.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -188,6 +188,38 @@ s_request_once (uint16_t port, const char *token, const char *method, const char
     free (buf);
     close (fd);
     return status;
+}
+
+static int s_request (uint16_t port, const char *token, const char *method, const char *path,
+                      const char *body, char **body_p);
+
+//  The admin user's token. The first start makes `admin` just after
+//  "ready": 401 until then.
+static char *
+s_login (uint16_t port, const char *password)
+{
+    json_t *request = json_pack ("{s:s, s:s}", "username", "admin", "password", password);
+    char *body = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    char *token = NULL;
+    int status = -1;
+    for (int i = 0; i < 100 && !token; i++) {
+        char *answer = NULL;
+        status = s_request (port, "-", "POST", "/auth/token", body, &answer);
+        json_t *json = status == 200 && answer ? json_loads (answer, 0, NULL) : NULL;
+        const char *text = json_string_value (json_object_get (json, "access_token"));
+        token = text ? strdup (text) : NULL;
+        json_decref (json);
+        free (answer);
+        if (!token && status != 401)
+            break;
+        if (!token)
+            s_sleep_ms (100);
+    }
+    free (body);
+    if (!token)
+        fprintf (stderr, "commands-load: cannot log in as admin (status %d)\n", status);
+    return token;
 }
 
 //  The same, sent again after 100 ms on 429 or 503 (for up to 30 s).
@@ -899,7 +931,7 @@ s_usage (void)
              "--prefix X --count C [--conns 48]\n"
              "       commands-load rate --http-port P --events EP --agents N --prefix X "
              "--rate R --seconds S [--conns 32]\n"
-             "(JWT_SECRET: the backend's token signing secret)\n");
+             "(VIWORKS_ADMIN_PASSWORD: the password of the backend's admin user)\n");
     return 2;
 }
 
@@ -960,14 +992,12 @@ main (int argc, char **argv)
     if (optind != argc - 1 || !opt.port || !opt.agents || (reg && !opt.out) ||
         (!reg && !opt.events) || (sat && !opt.count) || (rate && (!opt.rate || !opt.seconds)))
         return s_usage ();
-    const char *secret = getenv ("JWT_SECRET");
-    if (!secret || !*secret) {
-        fprintf (stderr, "commands-load: JWT_SECRET is not set\n");
+    const char *password = getenv ("VIWORKS_ADMIN_PASSWORD");
+    if (!password || !*password) {
+        fprintf (stderr, "commands-load: VIWORKS_ADMIN_PASSWORD is not set\n");
         return 2;
     }
-    int64_t now = (int64_t) time (NULL);
-    char *token = vw_jwt_sign ((const uint8_t *) secret, strlen (secret), "bench", "admin", now,
-                               now + 86400, NULL);
+    char *token = s_login (opt.port, password);
     if (!token)
         return 1;
     opt.token = token;

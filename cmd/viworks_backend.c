@@ -16,6 +16,7 @@
 #include "vw_edge.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
+#include "vw_token.h"
 #include "vw_probe.h"
 #include "vw_secret.h"
 #include "vw_audit.h"
@@ -169,7 +170,8 @@ s_reset_admin_password (const vw_config_t *config)
         code = status == VW_DB_ERR_TOO_NEW ? VW_EXIT_SCHEMA : VW_EXIT_DATABASE;
     }
     else if (vw_db_begin (db) ||
-             (created = vw_users_reset_admin (db, "admin", hash, vw_clock_wall_ms ())) < 0 ||
+             (created = vw_users_reset_admin (db, "admin", hash, vw_token_gen_new (0),
+                                              vw_clock_wall_ms ())) < 0 ||
              vw_audit_append (db, vw_clock_wall_ms (), "system", "cli", "user.password_reset",
                               "admin", "success", S_RESET_FLAG) ||
              vw_db_commit (db)) {

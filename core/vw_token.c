@@ -47,3 +47,15 @@ vw_id_new (char out[VW_ID_TEXT_LEN + 1])
     randombytes_buf (raw + 6, sizeof raw - 6);
     sodium_bin2hex (out, VW_ID_TEXT_LEN + 1, raw, sizeof raw);
 }
+
+int64_t
+vw_token_gen_new (int64_t old)
+{
+    int64_t gen;
+    do {
+        uint64_t r;
+        randombytes_buf (&r, sizeof r);
+        gen = (int64_t) (r & ((UINT64_C (1) << 53) - 1));
+    } while (gen == 0 || gen == old);
+    return gen;
+}

@@ -31,4 +31,9 @@ bool vw_token_verify (const char *token, const uint8_t hash[VW_TOKEN_HASH_BYTES]
 //  like a UUIDv7 (48 bits of wall-clock ms, then 80 random bits).
 void vw_id_new (char out[VW_ID_TEXT_LEN + 1]);
 
+//  A user's new token generation (the JWT "gen" claim): random, 53 bits
+//  (exact in any JSON reader), never 0 (what users had before
+//  generations) nor `old`.
+int64_t vw_token_gen_new (int64_t old);
+
 #endif

@@ -7,6 +7,7 @@
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_tls.h"
+#include "vw_tokens.h"
 #include "vw_wire.h"
 
 #include <arpa/inet.h>
@@ -439,6 +440,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             if (vw_ws_on_refused (self, *msg_p))
                 return;
             break;
+        case VW_MSG_ID_token_table: vw_edge_on_token_table (self, *msg_p); return;
         default: break;
     }
     vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
@@ -570,6 +572,8 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         return -1;
     }
     if (self->http_vhost)
+        vw_edge_tokens_start (self);  //  tokens get 503 until the table is in
+    if (self->http_vhost)
         vw_info (self->cls.name, "HTTP API on %s:%d%s", config->http_addr,
                  lws_get_vhost_listen_port (self->http_vhost), config->tls_cert ? " (TLS)" : "");
     if (self->ws_vhost)
@@ -613,6 +617,7 @@ vw_edge_actor (zsock_t *pipe, void *args)
     if (self->context)
         lws_context_destroy (self->context);
     SSL_CTX_free (self->tls_client_ctx);
+    vw_tokens_destroy (&self->tokens);  //  before pending: a late sync sees none
     //  After the context: closing connections still reports to the registry
     //  and cancels pending HTTP calls.
     vw_pending_destroy (&self->pending);

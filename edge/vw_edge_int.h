@@ -15,6 +15,7 @@
 #include "vw_ratelimit.h"
 
 typedef struct vw_ws_conn_t vw_ws_conn_t;
+typedef struct vw_tokens_t vw_tokens_t;
 
 typedef struct {
     const vw_config_t *config;
@@ -54,6 +55,7 @@ typedef struct {
     int64_t ws_resume_ms;       //  monotonic: read again from then on
     int64_t ws_busy_logged_ms;  //  last warning about busy actors
     uint64_t ws_send_failures;  //  vw_actor_send_failures last seen
+    vw_tokens_t *tokens;        //  api edges: who may hold a token (vw_tokens.c)
 } vw_edge_t;
 
 //  The edge that owns a wsi's context.
@@ -70,6 +72,14 @@ size_t vw_http_session_size (void);
 //  Sends an audit row to the store (fire and forget).
 void vw_edge_audit (vw_edge_t *self, const char *actor, const char *source, const char *action,
                     const char *target, const char *outcome, const char *detail);
+
+//  vw_tokens.c: an api edge asks the auth actor for the token table at
+//  start and keeps it up to date; token_table pushes are merged here.
+void vw_edge_tokens_start (vw_edge_t *self);
+void vw_edge_on_token_table (vw_edge_t *self, vw_msg_t *msg);
+//  Drains what the broker already delivered (pushes first) before a token
+//  is checked against the table.
+void vw_edge_tokens_catch_up (vw_edge_t *self);
 
 //  vw_ws.c
 //  A session_* message from the registry for one of our connections.

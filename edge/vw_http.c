@@ -34,6 +34,7 @@
 #include "vw_log.h"
 #include "vw_text.h"
 #include "vw_token.h"
+#include "vw_tokens.h"
 #include "vw_wire.h"
 
 #include <jansson.h>
@@ -71,8 +72,10 @@ struct s_session_t {
     //  authenticated caller
     char sub[128];
     s_role_t role;
-    json_t *json;     //  parsed body of POST/PUT
-    json_t *partial;  //  a multi-step answer being assembled
+    char jti[80];       //  the bearer token's, for POST /auth/logout
+    int64_t token_exp;  //  seconds
+    json_t *json;       //  parsed body of POST/PUT
+    json_t *partial;    //  a multi-step answer being assembled
     //  response
     bool ready;
     int status;
@@ -402,9 +405,9 @@ s_token_reply (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *
     }
     int64_t now = vw_clock_wall_ms () / 1000;
     int64_t ttl = edge->config->token_ttl_ms / 1000;
-    char *token =
-        vw_jwt_sign ((const uint8_t *) edge->config->jwt_secret, strlen (edge->config->jwt_secret),
-                     r->username, r->role, now, now + ttl, NULL);
+    char *token = vw_jwt_sign_gen ((const uint8_t *) edge->config->jwt_secret,
+                                   strlen (edge->config->jwt_secret), r->username, r->role, now,
+                                   now + ttl, NULL, r->gen);
     if (!token) {
         s_error (session, 500, "internal", "cannot sign a token");
         return;
@@ -545,6 +548,78 @@ s_post_users (vw_edge_t *edge, s_session_t *session)
     char user[160];
     snprintf (user, sizeof user, "%s", msg->user_create.username);
     s_call (edge, session, "auth", &msg, s_reply_audited, "user.create", user);
+}
+
+//  GET/PUT/DELETE /users/{name}, GET /users, POST /auth/logout (issue 8).
+//  The auth actor owns users: it answers, and pushes the change to every
+//  api edge's token table before it does, so the old tokens are refused
+//  by the time the client hears 200 or 204.
+
+static void
+s_get_users (vw_edge_t *edge, s_session_t *session)
+{
+    s_query (edge, session, "auth", vw_api_user_list);
+}
+
+static void
+s_get_user (vw_edge_t *edge, s_session_t *session)
+{
+    if (!s_id_segment (session, 1, "user"))
+        return;
+    const char *name = s_segment (session, 1);
+    vw_api_error_t err;
+    vw_msg_t *msg = vw_api_user_show (name, &err);
+    if (msg)
+        s_call (edge, session, "auth", &msg, s_reply_plain, NULL, NULL);
+    else
+        s_api_error (session, &err);
+}
+
+static void
+s_put_user (vw_edge_t *edge, s_session_t *session)
+{
+    if (!s_id_segment (session, 1, "user"))
+        return;
+    const char *name = s_segment (session, 1);
+    //  Below admin, only one's own password.
+    if (session->role < S_ADMIN &&
+        (strcmp (name, session->sub) != 0 || json_object_size (session->json) != 1 ||
+         !json_object_get (session->json, "password"))) {
+        s_error (session, 403, "forbidden",
+                 "PUT /users/{name} needs the admin role, except to change one's own password");
+        return;
+    }
+    vw_api_error_t err;
+    vw_msg_t *msg = vw_api_user_update (name, session->json, &err);
+    if (msg)
+        s_call (edge, session, "auth", &msg, s_reply_audited, "user.update", name);
+    else
+        s_api_error (session, &err);
+}
+
+static void
+s_delete_user (vw_edge_t *edge, s_session_t *session)
+{
+    if (!s_id_segment (session, 1, "user"))
+        return;
+    const char *name = s_segment (session, 1);
+    vw_api_error_t err;
+    vw_msg_t *msg = vw_api_user_delete (name, &err);
+    if (msg)
+        s_call (edge, session, "auth", &msg, s_reply_audited, "user.delete", name);
+    else
+        s_api_error (session, &err);
+}
+
+static void
+s_post_logout (vw_edge_t *edge, s_session_t *session)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_token_revoke);
+    vw_msg_set_str (&msg->token_revoke.username, session->sub);
+    if (*session->jti)
+        vw_msg_set_str (&msg->token_revoke.jti, session->jti);
+    msg->token_revoke.exp = session->token_exp;
+    s_call (edge, session, "auth", &msg, s_reply_audited, "auth.logout", session->sub);
 }
 
 static void
@@ -690,6 +765,11 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_DELETE, "/agents/{id}", S_ADMIN, false, s_delete_agent},
     {LWSHUMETH_PUT, "/agents/{id}/maintenance", S_OPERATOR, true, s_put_maintenance},
     {LWSHUMETH_POST, "/users", S_ADMIN, true, s_post_users},
+    {LWSHUMETH_GET, "/users", S_ADMIN, false, s_get_users},
+    {LWSHUMETH_GET, "/users/{name}", S_ADMIN, false, s_get_user},
+    {LWSHUMETH_PUT, "/users/{name}", S_VIEWER, true, s_put_user},
+    {LWSHUMETH_DELETE, "/users/{name}", S_ADMIN, false, s_delete_user},
+    {LWSHUMETH_POST, "/auth/logout", S_VIEWER, false, s_post_logout},
     {LWSHUMETH_POST, "/commands", S_OPERATOR, true, s_post_commands},
     {LWSHUMETH_GET, "/commands", S_VIEWER, false, s_get_commands},
     {LWSHUMETH_GET, "/commands/{id}", S_VIEWER, false, s_get_command},
@@ -759,6 +839,23 @@ s_authenticate (vw_edge_t *edge, s_session_t *session)
         s_error (session, 401, "unauthorized", "bad token: %s", vw_jwt_status_text (status));
         return false;
     }
+    //  Signed and in time; now: is its user live, and the token not revoked?
+    vw_edge_tokens_catch_up (edge);
+    vw_tokens_verdict_t verdict =
+        edge->tokens ? vw_tokens_check (edge->tokens, &claims) : VW_TOKENS_NOT_READY;
+    if (verdict == VW_TOKENS_NOT_READY) {
+        session->challenge = false;
+        session->retry_after = 1;
+        s_error (session, 503, "unavailable", "the server is starting: %s",
+                 vw_tokens_verdict_text (verdict));
+        return false;
+    }
+    if (verdict != VW_TOKENS_OK) {
+        s_error (session, 401, "unauthorized", "bad token: %s", vw_tokens_verdict_text (verdict));
+        return false;
+    }
+    snprintf (session->jti, sizeof session->jti, "%s", claims.jti);
+    session->token_exp = claims.exp;
     session->challenge = false;
     snprintf (session->sub, sizeof session->sub, "%s", claims.sub);
     session->role = strcmp (claims.role, "admin") == 0      ? S_ADMIN

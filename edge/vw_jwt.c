@@ -27,7 +27,7 @@
 #define S_SUB_MAX     127
 #define S_JTI_MAX     79
 #define S_JTI_RANDOM  16    //  bytes of randomness in a generated jti
-#define S_PAYLOAD_MAX 2048  //  worst case: 127 + 79 bytes escaped 6x each
+#define S_PAYLOAD_MAX 2100  //  worst case: 127 + 79 bytes escaped 6x each, gen
 #define S_HEADER_JSON "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 static const char *s_roles[] = {"admin", "operator", "viewer"};
@@ -184,6 +184,13 @@ char *
 vw_jwt_sign (const uint8_t *key, size_t keylen, const char *sub, const char *role, int64_t iat_s,
              int64_t exp_s, const char *jti)
 {
+    return vw_jwt_sign_gen (key, keylen, sub, role, iat_s, exp_s, jti, -1);
+}
+
+char *
+vw_jwt_sign_gen (const uint8_t *key, size_t keylen, const char *sub, const char *role,
+                 int64_t iat_s, int64_t exp_s, const char *jti, int64_t gen)
+{
     if ((!key && keylen > 0) || !sub || !role)
         return NULL;
     size_t sub_len = strlen (sub);
@@ -220,6 +227,10 @@ vw_jwt_sign (const uint8_t *key, size_t keylen, const char *sub, const char *rol
     s_buf_puts (&payload, ",\"jti\":");
     if (s_buf_put_json_string (&payload, jti))
         return NULL;
+    if (gen >= 0) {
+        s_buf_puts (&payload, ",\"gen\":");
+        s_buf_put_int (&payload, gen);
+    }
     s_buf_puts (&payload, "}");
     if (payload.overflow)
         return NULL;
@@ -337,6 +348,13 @@ s_claims_parse (json_t *payload, vw_jwt_claims_t *claims)
             return VW_JWT_BAD_CLAIMS;
         claims->nbf = json_integer_value (nbf);
         claims->has_nbf = true;
+    }
+    json_t *gen = json_object_get (payload, "gen");
+    if (gen) {
+        if (!json_is_integer (gen) || json_integer_value (gen) < 0)
+            return VW_JWT_BAD_CLAIMS;
+        claims->gen = json_integer_value (gen);
+        claims->has_gen = true;
     }
     json_t *jti = json_object_get (payload, "jti");
     if (jti && s_claim_string (jti, claims->jti, S_JTI_MAX, true))

@@ -2,7 +2,8 @@
 
     Tokens are HMAC-SHA256 (libsodium) over "header.payload", base64url
     without padding, with the claims of SPEC §6: sub, role (admin, operator
-    or viewer), exp (required), iat, optional nbf and jti. Any alg other than
+    or viewer), exp (required), iat, optional nbf and jti, and our optional
+    "gen" (a non-negative integer: the user's token generation). Any alg other than
     exactly "HS256" is refused before the signature is looked at ("none"
     above all), and no token whose signature fails is ever accepted.
 
@@ -40,6 +41,8 @@ typedef struct {
     bool has_iat;
     bool has_nbf;
     char jti[80];  //  empty when the token has none
+    int64_t gen;   //  the user's token generation ("gen"); 0 when absent
+    bool has_gen;
 } vw_jwt_claims_t;
 
 //  Returns a new token (caller frees) signed with key, or NULL when an
@@ -50,6 +53,13 @@ typedef struct {
 //  is generated (128 random bits, base64url). Keys of any length are valid.
 char *vw_jwt_sign (const uint8_t *key, size_t keylen, const char *sub, const char *role,
                    int64_t iat_s, int64_t exp_s, const char *jti);
+
+//  The same, with the user's token generation as a last claim "gen" when
+//  gen >= 0: {"sub","role","iat","exp","jti","gen"}, again as PyJWT writes
+//  that dict. The API's tokens carry it; the edge refuses a token whose
+//  generation is not its user's current one (see edge/vw_tokens.h).
+char *vw_jwt_sign_gen (const uint8_t *key, size_t keylen, const char *sub, const char *role,
+                       int64_t iat_s, int64_t exp_s, const char *jti, int64_t gen);
 
 //  Verifies token at time now_s, allowing skew_s seconds of clock skew for
 //  exp, nbf and iat (a negative skew counts as 0). Fills *claims (if not

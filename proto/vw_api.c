@@ -206,13 +206,116 @@ vw_api_user_create (json_t *args, vw_api_error_t *err)
             s_fail (err, "field '%s' is required and must be a string", names[i]);
             return NULL;
         }
+    if (!vw_wire_valid_id (json_string_value (json_object_get (args, "username")))) {
+        s_fail (err, "field 'username' must match " VW_ID_GRAMMAR);
+        return NULL;
+    }
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_create);
-    //  Length and alphabet rules live with the hashing, in the auth actor.
+    //  Password and role rules live with the hashing, in the auth actor.
     vw_msg_set_str (&msg->user_create.username,
                     json_string_value (json_object_get (args, "username")));
     vw_msg_set_str (&msg->user_create.password,
                     json_string_value (json_object_get (args, "password")));
     vw_msg_set_str (&msg->user_create.role, json_string_value (json_object_get (args, "role")));
+    return msg;
+}
+
+static bool
+s_username_ok (const char *username, vw_api_error_t *err)
+{
+    if (username && vw_wire_valid_id (username))
+        return true;
+    s_fail (err, "the username must match " VW_ID_GRAMMAR);
+    return false;
+}
+
+const char *
+vw_api_username (json_t *args, vw_api_error_t *err)
+{
+    json_t *name = json_object_get (args, "username");
+    if (!json_is_string (name) || !vw_wire_valid_id (json_string_value (name))) {
+        s_fail (err, "field 'username' is required and must match " VW_ID_GRAMMAR);
+        return NULL;
+    }
+    return json_string_value (name);
+}
+
+static vw_msg_t *
+s_user_list (json_t *args, bool query, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    const char *cursor;
+    int64_t limit;
+    if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "cursor", 200, &cursor, err) ||
+        !s_opt_int (args, "limit", query, 1, 1000, 100, &limit, err))
+        return NULL;
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_list);
+    msg->user_list.limit = limit;
+    vw_msg_set_str (&msg->user_list.cursor, cursor);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_user_list (json_t *query, vw_api_error_t *err)
+{
+    return s_user_list (query, true, err);
+}
+
+vw_msg_t *
+vw_api_user_list_json (json_t *args, vw_api_error_t *err)
+{
+    return s_user_list (args, false, err);
+}
+
+vw_msg_t *
+vw_api_user_show (const char *username, vw_api_error_t *err)
+{
+    if (!s_username_ok (username, err))
+        return NULL;
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_show);
+    vw_msg_set_str (&msg->user_show.username, username);
+    return msg;
+}
+
+vw_msg_t *
+vw_api_user_update (const char *username, json_t *args, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"role", "password", "disabled", NULL};
+    if (!s_username_ok (username, err) || !vw_api_only (args, allowed, err))
+        return NULL;
+    json_t *role = json_object_get (args, "role");
+    json_t *password = json_object_get (args, "password");
+    json_t *disabled = json_object_get (args, "disabled");
+    const char *r = json_string_value (role);
+    size_t plen = json_is_string (password) ? json_string_length (password) : 0;
+    if (!role && !password && !disabled)
+        s_fail (err, "give at least one of 'role', 'password' and 'disabled'");
+    else if (role &&
+             (!r || (strcmp (r, "admin") && strcmp (r, "operator") && strcmp (r, "viewer"))))
+        s_fail (err, "field 'role' must be one of admin, operator, viewer");
+    else if (password && (plen < 8 || plen > 1024))
+        s_fail (err, "field 'password' must be a string of 8 to 1024 characters");
+    else if (disabled && !json_is_boolean (disabled))
+        s_fail (err, "field 'disabled' must be a boolean");
+    else {
+        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_update);
+        vw_msg_set_str (&msg->user_update.username, username);
+        vw_msg_set_str (&msg->user_update.role, r);
+        vw_msg_set_str (&msg->user_update.password, json_string_value (password));
+        msg->user_update.set_disabled = disabled != NULL;
+        msg->user_update.disabled = json_is_true (disabled);
+        return msg;
+    }
+    return NULL;
+}
+
+vw_msg_t *
+vw_api_user_delete (const char *username, vw_api_error_t *err)
+{
+    if (!s_username_ok (username, err))
+        return NULL;
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_user_delete);
+    vw_msg_set_str (&msg->user_delete.username, username);
     return msg;
 }
 

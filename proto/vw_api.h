@@ -48,6 +48,22 @@ const char *vw_api_agent_id (json_t *args, vw_api_error_t *err);
 //  users.create / POST /users {"username", "password", "role"}.
 vw_msg_t *vw_api_user_create (json_t *args, vw_api_error_t *err);
 
+//  Users (issue 8). A username must match VW_ID_GRAMMAR (400 otherwise).
+//  GET /users?limit=&cursor= (the query string) and users.list {limit?
+//  1..1000, cursor?} (JSON).
+vw_msg_t *vw_api_user_list (json_t *query, vw_api_error_t *err);
+vw_msg_t *vw_api_user_list_json (json_t *args, vw_api_error_t *err);
+//  users.get / GET /users/{name}.
+vw_msg_t *vw_api_user_show (const char *username, vw_api_error_t *err);
+//  users.update / PUT /users/{name} {"role"?, "password"?, "disabled"?}: at
+//  least one; role one of admin, operator, viewer; password 8-1024
+//  characters; disabled a boolean.
+vw_msg_t *vw_api_user_update (const char *username, json_t *args, vw_api_error_t *err);
+//  users.delete / DELETE /users/{name}.
+vw_msg_t *vw_api_user_delete (const char *username, vw_api_error_t *err);
+//  The "username" argument of the admin socket's users.* ops.
+const char *vw_api_username (json_t *args, vw_api_error_t *err);
+
 //  GET /audit?action=&actor=&from=&to=&limit=&cursor= (the query string;
 //  integers in decimal).
 vw_msg_t *vw_api_audit_list (json_t *query, vw_api_error_t *err);

@@ -181,6 +181,7 @@
     F (user_insert, STR, username, "user name")                                                    \
     F (user_insert, STR, password_hash, "crypto_pwhash_str output")                                \
     F (user_insert, STR, role, "admin, operator or viewer")                                        \
+    F (user_insert, INT, gen, "token generation the user starts with (random, drawn by auth)")     \
     END (user_insert)                                                                              \
     MSG (user_count, "auth -> store: how many users exist (answer: reply 200 {\"users\":n})")      \
     F (user_count, BOOL, all, "count every user (reserved; always true)")                          \
@@ -194,6 +195,7 @@
     F (user_record, STR, password_hash, "crypto_pwhash_str output")                                \
     F (user_record, STR, role, "admin, operator or viewer")                                        \
     F (user_record, BOOL, disabled, "disabled users cannot log in")                                \
+    F (user_record, INT, gen, "token generation: tokens carry it, a change draws a new one")       \
     END (user_record)                                                                              \
     MSG (login, "edge -> auth: check a user's password (answer: login_result)")                    \
     F (login, STR, username, "user name")                                                          \
@@ -203,7 +205,63 @@
     F (login_result, BOOL, ok, "password correct and user enabled")                                \
     F (login_result, STR, username, "user name")                                                   \
     F (login_result, STR, role, "role when ok")                                                    \
+    F (login_result, INT, gen, "when ok: the token generation to sign into the token")             \
     END (login_result)                                                                             \
+    /*  User management and token revocation (issue 8): edge/admin -> auth   */                    \
+    /*  (the owner of users) -> store; auth pushes token_table to api edges. */                    \
+    MSG (user_list, "edge/admin -> auth: a page of users by name (answer: reply 200)")             \
+    F (user_list, INT, limit, "page size 1..1000")                                                 \
+    F (user_list, STR, cursor, "opaque cursor from the previous page, or absent")                  \
+    END (user_list)                                                                                \
+    MSG (user_show, "edge/admin -> auth: one user, never its hash (answer: reply 200 or 404)")     \
+    F (user_show, STR, username, "user name")                                                      \
+    END (user_show)                                                                                \
+    MSG (user_update, "edge/admin -> auth: change role, password, disabled (answer: reply 200)")   \
+    F (user_update, STR, username, "user name")                                                    \
+    F (user_update, STR, role, "new role, or absent")                                              \
+    F (user_update, STR, password, "new password in clear, or absent")                             \
+    F (user_update, BOOL, set_disabled, "true when disabled is given")                             \
+    F (user_update, BOOL, disabled, "new disabled flag (with set_disabled)")                       \
+    END (user_update)                                                                              \
+    MSG (user_delete, "edge/admin -> auth: delete a user (answer: reply 204 or 404)")              \
+    F (user_delete, STR, username, "user name")                                                    \
+    END (user_delete)                                                                              \
+    MSG (user_save, "auth -> store: persist a user change (answer: reply 200 user+gen, 404)")      \
+    F (user_save, STR, username, "user name")                                                      \
+    F (user_save, STR, password_hash, "new hash, or absent")                                       \
+    F (user_save, STR, role, "new role, or absent")                                                \
+    F (user_save, BOOL, set_disabled, "true when disabled is given")                               \
+    F (user_save, BOOL, disabled, "new disabled flag")                                             \
+    F (user_save, INT, gen, "the new token generation")                                            \
+    END (user_save)                                                                                \
+    MSG (user_remove, "auth -> store: delete a user row (answer: reply 204 or 404)")               \
+    F (user_remove, STR, username, "user name")                                                    \
+    END (user_remove)                                                                              \
+    MSG (users_load, "auth -> store: every user and live denied jti (answer: reply 200)")          \
+    F (users_load, INT, now_s, "denied entries with exp <= now_s are left out")                    \
+    END (users_load)                                                                               \
+    MSG (token_revoke, "edge -> auth: POST /auth/logout, deny this token (answer: reply 204)")     \
+    F (token_revoke, STR, username, "the token's sub")                                             \
+    F (token_revoke, STR, jti, "the token's jti (absent: every token of the user ends)")           \
+    F (token_revoke, INT, exp, "the token's exp, seconds: kept on the deny-list until then")       \
+    END (token_revoke)                                                                             \
+    MSG (token_deny, "auth -> store: persist a denied jti until exp (answer: reply 204)")          \
+    F (token_deny, STR, jti, "token id")                                                           \
+    F (token_deny, STR, username, "the token's sub")                                               \
+    F (token_deny, INT, exp, "seconds since the epoch")                                            \
+    END (token_deny)                                                                               \
+    MSG (token_grant, "admin -> auth: may a token be minted for this user? (answer: reply 200)")   \
+    F (token_grant, STR, username, "the token's sub: a live, enabled user")                        \
+    F (token_grant, STR, role, "requested role, at most the user's; absent: the user's")           \
+    END (token_grant)                                                                              \
+    MSG (token_sync, "api edge -> auth: send me the whole table (auth pushes a full token_table)") \
+    F (token_sync, BOOL, full, "always true")                                                      \
+    END (token_sync)                                                                               \
+    MSG (token_table, "auth -> api edges: who may hold tokens; full, or a change to merge")        \
+    F (token_table, BOOL, full, "replace the whole table (else merge)")                            \
+    F (token_table, STR, users, "JSON object: name -> [gen, role, disabled], or null: deleted")    \
+    F (token_table, STR, denied, "JSON object: jti -> exp (seconds)")                              \
+    END (token_table)                                                                              \
     /*  Audit log: anyone -> store. */                                                             \
     MSG (audit, "append an audit_logs row (no answer)")                                            \
     F (audit, INT, ts, "ms since epoch")                                                           \

@@ -206,6 +206,19 @@ static const char *const s_migrations[] = {
     //  agent's next hello.
     ("ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '{}'\n"
      "    CHECK (json_valid (reported_labels) AND json_type (reported_labels) = 'object');\n"),
+    //  4: token revocation (issue 8). Every user has a token generation,
+    //  signed into their tokens as the "gen" claim; a change of password or
+    //  role, disabling or deletion draws a new one (at random, so a user
+    //  deleted and created again never matches an old token). Rows written
+    //  before keep 0, which is what a token without "gen" carries. Logged
+    //  out tokens are kept by jti until their exp (seconds).
+    "ALTER TABLE users ADD COLUMN token_gen INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE token_denylist (\n"
+    "    jti      TEXT NOT NULL PRIMARY KEY CHECK (jti <> ''),\n"
+    "    username TEXT NOT NULL,\n"
+    "    exp      INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX token_denylist_exp ON token_denylist (exp);\n",
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

@@ -5,7 +5,7 @@
             prints a new token; no JTI means a random one
         jwt_tool verify KEY TOKEN NOW [SKEW]
             prints the status text, then "status=<name>"; on success also
-            sub=, role=, exp=, iat=, nbf=, jti= lines (iat/nbf when present)
+            sub=, role=, exp=, iat=, nbf=, jti=, gen= lines (iat/nbf/gen when present)
 
     KEY is used as raw bytes. Exits 0 on success, 1 when signing fails or
     the token is refused, 2 on bad usage.
@@ -21,7 +21,7 @@
 static int
 s_usage (void)
 {
-    fprintf (stderr, "usage: jwt_tool sign KEY SUB ROLE IAT EXP [JTI]\n"
+    fprintf (stderr, "usage: jwt_tool sign KEY SUB ROLE IAT EXP [JTI [GEN]]\n"
                      "       jwt_tool verify KEY TOKEN NOW [SKEW]\n");
     return 2;
 }
@@ -42,11 +42,13 @@ static int
 s_sign (int argc, char **argv)
 {
     int64_t iat, exp;
-    if (argc < 7 || argc > 8 || s_parse_int (argv[5], &iat) || s_parse_int (argv[6], &exp))
+    int64_t gen = -1;
+    if (argc < 7 || argc > 9 || s_parse_int (argv[5], &iat) || s_parse_int (argv[6], &exp) ||
+        (argc == 9 && (s_parse_int (argv[8], &gen) || gen < 0)))
         return s_usage ();
     const char *key = argv[2];
-    char *token = vw_jwt_sign ((const uint8_t *) key, strlen (key), argv[3], argv[4], iat, exp,
-                               argc == 8 ? argv[7] : NULL);
+    char *token = vw_jwt_sign_gen ((const uint8_t *) key, strlen (key), argv[3], argv[4], iat, exp,
+                                   argc >= 8 ? argv[7] : NULL, gen);
     if (!token) {
         fprintf (stderr, "jwt_tool: cannot sign these claims\n");
         return 1;
@@ -76,6 +78,8 @@ s_verify (int argc, char **argv)
     if (claims.has_nbf)
         printf ("nbf=%" PRId64 "\n", claims.nbf);
     printf ("jti=%s\n", claims.jti);
+    if (claims.has_gen)
+        printf ("gen=%" PRId64 "\n", claims.gen);
     return 0;
 }
 

@@ -156,18 +156,64 @@ def admin_actors_status_round_trips():
     assert all(a["status"] == "up" and a["latency_us"] >= 0 for a in r["data"]["actors"].values())
 
 
+def issued(sub="admin", role=None, ttl_s=600):
+    """tokens.issue for a user; the first start's admin is made just after
+    "ready", so wait until the auth actor knows them."""
+    args = {"sub": sub, "ttl_s": ttl_s, **({"role": role} if role else {})}
+    end = time.time() + 5
+    while True:
+        r = B.req("tokens.issue", args)
+        if r["ok"] or r["error"]["code"] not in ("not_found", "unavailable") or time.time() > end:
+            assert r["ok"], r
+            return r["data"]["access_token"]
+        time.sleep(0.02)
+
+
 def admin_tokens_issue_works_on_the_rest_api():
-    r = B.req("tokens.issue", {"sub": "ops-script", "role": "viewer", "ttl_s": 600})
-    assert r["ok"], r
-    token = r["data"]["access_token"]
+    token = issued("admin", "viewer")
     status, body = B.rest("GET", "/agents", token)
     assert status == 200, (status, body)
     status, _ = B.rest("POST", "/agents", token, {"agent_id": "nope"})
     assert status == 403
-    for bad in [{"sub": "x"}, {"sub": "x", "role": "god"}, {"sub": "", "role": "admin"},
+    for bad in [{"sub": "x", "role": "god"}, {"sub": "", "role": "admin"}, {"sub": "a/b"},
                 {"sub": "x", "role": "admin", "ttl_s": 5}]:
         r = B.req("tokens.issue", bad)
         assert r["ok"] is False and r["error"]["code"] == "bad_request", (bad, r)
+    # The subject must be a live user, the role at most theirs (docs/decisions.md).
+    r = B.req("tokens.issue", {"sub": "nobody-here", "role": "viewer"})
+    assert r["ok"] is False and r["error"]["code"] == "not_found", r
+    assert B.req("users.create", {"username": "py-viewer", "password": "py-password-2", "role": "viewer"})["ok"]
+    r = B.req("tokens.issue", {"sub": "py-viewer", "role": "admin"})
+    assert r["ok"] is False and r["error"]["code"] == "forbidden", r
+    r = B.req("tokens.issue", {"sub": "py-viewer"})
+    assert r["ok"] and r["data"]["role"] == "viewer", r
+    assert B.rest("GET", "/agents", r["data"]["access_token"])[0] == 200
+
+
+def admin_users_ops_end_tokens():
+    assert B.req("users.create", {"username": "py-ops", "password": "py-password-3", "role": "operator"})["ok"]
+    token = issued("py-ops")
+    assert B.rest("GET", "/agents", token)[0] == 200
+    listed = B.req("users.list", {"limit": 1000})
+    assert listed["ok"], listed
+    names = [u["username"] for u in listed["data"]["users"]]
+    assert "py-ops" in names and names == sorted(names), names
+    assert "hash" not in json.dumps(listed) and "argon2" not in json.dumps(listed)
+    got = B.req("users.get", {"username": "py-ops"})
+    assert got["ok"] and got["data"]["role"] == "operator" and got["data"]["disabled"] is False, got
+    assert B.req("users.get", {"username": "nobody-here"})["error"]["code"] == "not_found"
+    assert B.req("users.get", {"username": "a/b"})["error"]["code"] == "bad_request"
+    assert B.req("users.update", {"username": "py-ops"})["error"]["code"] == "bad_request"
+    assert B.req("users.update", {"username": "py-ops", "disabled": 1})["error"]["code"] == "bad_request"
+    assert B.rest("GET", "/agents", token)[0] == 200, "refused changes change nothing"
+    r = B.req("users.update", {"username": "py-ops", "role": "viewer"})
+    assert r["ok"] and r["data"]["role"] == "viewer", r
+    assert B.rest("GET", "/agents", token)[0] == 401, "a role change ends the tokens at once"
+    token = issued("py-ops")
+    assert B.req("users.delete", {"username": "py-ops"}) == {"ok": True, "data": None}
+    assert B.rest("GET", "/agents", token)[0] == 401, "a deletion ends the tokens at once"
+    assert B.req("users.delete", {"username": "py-ops"})["error"]["code"] == "not_found"
+    assert B.req("tokens.issue", {"sub": "py-ops"})["error"]["code"] == "not_found"
 
 
 def admin_agents_and_users_ops_with_events():
@@ -228,12 +274,13 @@ def admin_log_level_changes_at_run_time():
 
 
 def admin_changes_are_audited_as_admin_socket():
-    token = B.req("tokens.issue", {"sub": "auditor", "role": "admin"})["data"]["access_token"]
+    token = issued("admin", "admin")
     status, body = B.rest("GET", "/audit?actor=admin-socket&limit=1000", token)
     assert status == 200, body
     actions = {(e["action"], e["outcome"]) for e in body["entries"]}
     for a in [("agent.create", "success"), ("agent.create", "failure"), ("agent.disconnect", "success"),
-              ("agent.revoke", "success"), ("user.create", "success"), ("token.issue", "success")]:
+              ("agent.revoke", "success"), ("user.create", "success"), ("token.issue", "success"),
+              ("user.update", "success"), ("user.delete", "success")]:
         assert a in actions, (a, actions)
     assert all(e["source"].startswith("127.0.0.1") for e in body["entries"]), body["entries"][:3]
 

@@ -10,10 +10,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runAgent } from './lib/agent.mjs';
 import { startBackend, tempDir } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, claims, client, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, client, eventually, userToken } from './lib/api.mjs';
 
 const ENV = { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET };
-const operator = mintJwt(claims('ops', 'operator', { ttl: 3600 }));
+let operator;  // a user each backend creates (a token must name a live user)
 
 describe('viworks-agent runs commands', () => {
   let b, api, admin;
@@ -22,6 +22,7 @@ describe('viworks-agent runs commands', () => {
     b = await startBackend({ env: ENV });
     api = client(b);
     admin = await eventually(async () => (await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    operator = await userToken(api, admin, 'ops', 'operator');
   });
   after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
 
@@ -191,6 +192,7 @@ describe('at-least-once delivery with viworks-agent', () => {
     const b1 = await startBackend({ env: ENV });
     const api1 = client(b1);
     const admin = await eventually(async () => (await api1.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    operator = await userToken(api1, admin, 'ops', 'operator');
     const token = (await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-once' } })).body.token;
     const marker = path.join(tempDir('vw-once-'), 'runs');
     const agent = runAgent(b1, 'gw-once', token, ['--allow-exec', '/bin/sh']);

@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startBackend } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, Agent, claims, client, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, Agent, claims, client, eventually, mintJwt, tokenClaims, userToken } from './lib/api.mjs';
 
 const ENV = { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET };
 const HB = 300;   // heartbeat interval for these tests, ms
@@ -71,14 +71,21 @@ describe('agents, auth and audit', () => {
       assert.equal(r.status, 401, name);
       assert.equal(r.body.error.code, 'unauthorized', name);
     }
-    // A token minted independently with the right secret works.
-    const r = await api.call('GET', '/agents', { token: mintJwt(claims('script', 'viewer')) });
+    // A token minted independently with the right secret and claims (a live
+    // user, their generation) works.
+    const { gen } = tokenClaims(admin);
+    let r = await api.call('GET', '/agents', { token: mintJwt(claims('admin', 'viewer', { gen })) });
     assert.equal(r.status, 200);
+    // Not for a subject that is no user, nor with a stale generation.
+    r = await api.call('GET', '/agents', { token: mintJwt(claims('script', 'viewer')) });
+    assert.equal(r.status, 401);
+    r = await api.call('GET', '/agents', { token: mintJwt(claims('admin', 'viewer', { gen: gen + 1 })) });
+    assert.equal(r.status, 401);
   });
 
   it('enforces roles: viewer reads, operator sets maintenance, admin manages (403)', async () => {
-    const viewer = mintJwt(claims('vera', 'viewer'));
-    const operator = mintJwt(claims('otto', 'operator'));
+    const viewer = await userToken(api, admin, 'vera', 'viewer');
+    const operator = await userToken(api, admin, 'otto', 'operator');
     await createAgent('gw-roles');
     assert.equal((await api.call('GET', '/agents/gw-roles', { token: viewer })).status, 200);
     let r = await api.call('POST', '/agents', { token: viewer, body: { agent_id: 'gw-x' } });
@@ -348,7 +355,11 @@ describe('rate limits', () => {
       '--ratelimit-token-rate', '1', '--ratelimit-token-burst', '3'] });
     try {
       const api = client(b);
-      const token = mintJwt(claims('flood', 'viewer'));
+      // One login (the address budget is small): wait for the first start's
+      // admin in the log, then mint this user's tokens by hand.
+      await eventually(() => b.lines.some((l) => l.includes("created user 'admin'")));
+      const { gen } = tokenClaims(await api.login());
+      const token = mintJwt(claims('admin', 'viewer', { gen, jti: 'flood' }));
       const statuses = [];
       for (let i = 0; i < 5; i++) statuses.push((await api.call('GET', '/agents', { token })).status);
       assert.deepEqual(statuses.slice(0, 3), [200, 200, 200]);
@@ -358,7 +369,7 @@ describe('rate limits', () => {
       assert.equal(r.body.error.code, 'rate_limited');
       assert.ok(Number(r.headers.get('retry-after')) >= 1);
       // A different token still works until the address limit runs out.
-      const other = mintJwt(claims('other', 'viewer'));
+      const other = mintJwt(claims('admin', 'viewer', { gen, jti: 'other' }));
       r = await api.call('GET', '/agents', { token: other });
       assert.equal(r.status, 200);
       let limited = false;

@@ -16,7 +16,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { startBackend } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, Agent, claims, client, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, Agent, client, eventually, userToken } from './lib/api.mjs';
 
 const OUT_MAX = 256 * 1024;   // --ws-out-max for these backends
 const MiB = 1024 * 1024;
@@ -24,7 +24,6 @@ const MiB = 1024 * 1024;
 // small so RSS measures what is live, not what was recently freed.
 const ASAN = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=4'].filter(Boolean).join(':');
 const ENV = { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET, ASAN_OPTIONS: ASAN };
-const operator = mintJwt(claims('ops', 'operator', { ttl: 3600 }));
 
 // Resident and peak resident memory of a process, in bytes.
 function memory(pid) {
@@ -50,6 +49,7 @@ function setup(args) {
     t.b = await startBackend({ env: ENV, args: ['--ws-out-max', String(OUT_MAX), ...args] });
     t.api = client(t.b);
     t.admin = await eventually(async () => (await t.api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    t.operator = await userToken(t.api, t.admin, 'ops', 'operator');
   });
   after(async () => {
     // A clean stop: closing sessions with queued output must neither crash
@@ -64,12 +64,12 @@ function setup(args) {
     return r.body.token;
   };
   t.submit = async (body) => {
-    const r = await t.api.call('POST', '/commands', { token: operator, body });
+    const r = await t.api.call('POST', '/commands', { token: t.operator, body });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     return r.body.command_id;
   };
   // One command at a time: a list would carry every payload in one answer.
-  t.get = async (id) => (await t.api.call('GET', `/commands/${id}`, { token: operator })).body;
+  t.get = async (id) => (await t.api.call('GET', `/commands/${id}`, { token: t.operator })).body;
   t.completed = (id) => eventually(async () => { const c = await t.get(id); return c.state === 'completed' && c; }, { timeoutMs: 20000, stepMs: 50 });
   // The backend's word that it gave up on `agent`: the parsed log line.
   t.overflow = async (agent, nth) => {

@@ -5,11 +5,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBackend } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, Agent, claims, client, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, Agent, client, eventually, userToken } from './lib/api.mjs';
 
 const ENV = { VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, JWT_SECRET };
-const operator = mintJwt(claims('ops', 'operator', { ttl: 3600 }));
-const viewer = mintJwt(claims('view', 'viewer', { ttl: 3600 }));
+// Tokens of users each backend creates (a token must name a live user).
+let operator, viewer;
+async function makeUsers(api, admin) {
+  operator = await userToken(api, admin, 'ops', 'operator');
+  viewer = await userToken(api, admin, 'view', 'viewer');
+}
 
 // An agent that records commands and answers as its `policy` says:
 // 'complete' | 'fail' | 'hold' (never answers) | function (msg) -> policy.
@@ -45,6 +49,7 @@ describe('commands', () => {
     b = await startBackend({ env: ENV, args: ['--max-per-agent', '2'] });
     api = client(b);
     admin = await eventually(async () => (await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    await makeUsers(api, admin);
   });
   after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
 
@@ -264,6 +269,7 @@ describe('durability', () => {
     const b1 = await startBackend({ env: ENV });
     const api1 = client(b1);
     const admin = await eventually(async () => (await api1.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    await makeUsers(api1, admin);
     const token = (await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'dur-f' } })).body.token;
     await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'dur-off' } });
     const agent = await new ScriptedAgent(b1.wsUrl, { agentId: 'dur-f', token, policy: 'fail' }).connect();
@@ -305,6 +311,7 @@ describe('durability', () => {
     const b1 = await startBackend({ env: ENV });
     const api1 = client(b1);
     const admin = await eventually(async () => (await api1.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
+    await makeUsers(api1, admin);
     const token = (await api1.call('POST', '/agents', { token: admin, body: { agent_id: 'dur-1' } })).body.token;
     const agent = await new ScriptedAgent(b1.wsUrl, { agentId: 'dur-1', token }).connect();
     const accepted = [];

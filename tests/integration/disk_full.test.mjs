@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { openSync, writeSync, closeSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startBackend, tempDir } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, claims, client, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, client, eventually } from './lib/api.mjs';
 
 function tryMount(dir) {
   if (process.getuid?.() !== 0) return 'not root';
@@ -46,10 +46,9 @@ describe('a full disk', () => {
         env: { JWT_SECRET, VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD, DATABASE_URL: `sqlite://${path.join(mnt, 'viworks.db')}` },
       });
       const api = client(b);
-      const admin = mintJwt(claims('admin', 'admin'));
       assert.equal((await api.call('GET', '/health')).status, 200);
       // The admin user is created (first start) before the disk fills.
-      await eventually(async () => (await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).status === 200);
+      const admin = await eventually(async () => (await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
 
       const filler = path.join(mnt, 'filler');
       fill(filler);

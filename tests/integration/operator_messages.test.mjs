@@ -82,6 +82,8 @@ describe('the admin password', () => {
     const api = client(b);
     const login = async (password) => (await api.call('POST', '/auth/token', { body: { username: 'admin', password } })).status;
     await eventually(async () => (await login('first-password-1')) === 200);
+    const before = (await api.call('POST', '/auth/token', { body: { username: 'admin', password: 'first-password-1' } })).body.access_token;
+    assert.equal((await api.call('GET', '/agents', { token: before })).status, 200);
 
     // Generated: printed on stdout, the old one stops working at once.
     let r = await run(['--reset-admin-password'], { cwd: b.dir, env: { VIWORKS_ADMIN_PASSWORD: '' } });
@@ -90,6 +92,9 @@ describe('the admin password', () => {
     assert.ok(generated, r.stdout);
     assert.equal(await login('first-password-1'), 401);
     assert.equal(await login(generated), 200);
+    // The running backend follows the database from that login on: tokens
+    // issued before the reset are refused.
+    assert.equal((await api.call('GET', '/agents', { token: before })).status, 401);
 
     // Chosen through the environment (never printed).
     r = await run(['--reset-admin-password'], { cwd: b.dir, env: { VIWORKS_ADMIN_PASSWORD: 'chosen-password-2' } });

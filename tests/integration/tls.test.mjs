@@ -11,7 +11,7 @@ import https from 'node:https';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { startBackend, runBackend, freePorts, tempDir } from './lib/backend.mjs';
-import { JWT_SECRET, claims, eventually, mintJwt } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, eventually } from './lib/api.mjs';
 import { runAgent } from './lib/agent.mjs';
 
 function curl(args) {
@@ -73,10 +73,13 @@ describe('TLS on both ports', () => {
     makeCa(dir, 'other-ca');
     pair = makeServerCert(dir, 'ca', 'server');
     ca = readFileSync(caPem);
-    b = await startBackend({ env: { JWT_SECRET }, args: ['--tls-cert', pair.cert, '--tls-key', pair.key] });
+    b = await startBackend({ env: { JWT_SECRET, VIWORKS_ADMIN_PASSWORD: ADMIN_PASSWORD }, args: ['--tls-cert', pair.cert, '--tls-key', pair.key] });
     httpsUrl = `https://127.0.0.1:${b.http}`;
     wssUrl = `wss://127.0.0.1:${b.ws}/ws/agent`;
-    admin = mintJwt(claims('admin', 'admin'));
+    // Tokens name a live user: log in over HTTPS (the admin user is created
+    // just after "ready").
+    admin = await eventually(async () => (await httpsCall(`${httpsUrl}/auth/token`, {
+      method: 'POST', ca, body: { username: 'admin', password: ADMIN_PASSWORD } })).body?.access_token);
   });
   after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
 

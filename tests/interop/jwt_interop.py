@@ -53,8 +53,9 @@ def tool(*args):
     return res.returncode, res.stdout.decode("utf-8"), res.stderr.decode("utf-8", "replace")
 
 
-def tool_sign(key, sub, role, iat, exp, jti=None):
+def tool_sign(key, sub, role, iat, exp, jti=None, gen=None):
     args = ["sign", key, sub, role, iat, exp] + ([jti] if jti is not None else [])
+    args += [gen] if gen is not None else []
     rc, out, err = tool(*args)
     if rc != 0:
         raise RuntimeError("jwt_tool sign failed: %s" % err.strip())
@@ -219,6 +220,24 @@ def main():
                   jwt.decode(mine, key, algorithms=["HS256"])["sub"] == sub)
         except Exception as e:
             check("tool->pyjwt decode sub=%r" % sub[:12], False, repr(e))
+
+    # The API's tokens carry the user's token generation as "gen" (issue 8).
+    for gen in (0, 1, 9007199254740991):
+        mine = tool_sign("secret", "alice", "operator", NOW - 10, NOW + 3600, "j-gen", gen)
+        theirs = py_token("secret", {"sub": "alice", "role": "operator", "iat": NOW - 10,
+                                     "exp": NOW + 3600, "jti": "j-gen", "gen": gen})
+        check("byte-exact gen=%d" % gen, mine == theirs, "\n  ours   %s\n  pyjwt  %s" % (mine, theirs))
+        try:
+            check("tool->pyjwt gen=%d" % gen,
+                  jwt.decode(mine, "secret", algorithms=["HS256"])["gen"] == gen)
+        except Exception as e:
+            check("tool->pyjwt gen=%d" % gen, False, repr(e))
+        rc, got, fields = tool_verify("secret", theirs)
+        check("pyjwt->tool gen=%d" % gen, rc == 0 and fields.get("gen") == str(gen), (got, fields))
+    for bad in (-1, "7", 1.5):
+        t = py_token("secret", {"sub": "alice", "role": "viewer", "exp": NOW + 60, "gen": bad})
+        rc, got, _ = tool_verify("secret", t)
+        check("pyjwt->tool gen=%r refused" % (bad,), rc != 0 and got == "bad_claims", got)
 
     t = tool_sign("secret", "alice", "admin", NOW - 10, NOW + 3600)
     expect_raises("tool->pyjwt wrong key refused", jwt.InvalidSignatureError,

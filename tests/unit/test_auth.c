@@ -1,7 +1,7 @@
 /*  test_auth - the auth actor (actors/vw_auth) driven with proto messages
     through a real broker (vw_testbroker).
 
-    Test peers play "store" (answers user_count, user_get and user_insert
+    Test peers play "store" (answers users_load, user_get and user_insert
     as each case decides) and "edge" (logins and user creation). Hashes the
     test makes itself use libsodium's minimum Argon2id limits, to keep the
     cases fast; auth verifies any valid crypto_pwhash string. Every wait is
@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,8 @@ s_teardown (void **state)
     return 0;
 }
 
-//  Starts auth; the store answers its first-start question with `users`.
+//  Starts auth; the store answers its load of the users (and of the
+//  logged-out tokens) with `users` users.
 static void
 s_start (t_fixture_t *f, int users)
 {
@@ -63,14 +65,22 @@ s_start (t_fixture_t *f, int users)
     int rc = vw_tb_start (f->tb, &vw_auth_class, f->config, &reason);
     if (rc)
         fail_msg ("auth did not start: %d %s", rc, reason ? reason : "");
-    vw_msg_t *count = vw_tb_expect (f->store, VW_MSG_ID_user_count, VW_TB_TIMEOUT_MS);
-    if (!count)
-        fail_msg ("the store got no user_count");
+    vw_msg_t *load = vw_tb_expect (f->store, VW_MSG_ID_users_load, VW_TB_TIMEOUT_MS);
+    if (!load)
+        fail_msg ("the store got no users_load");
+    json_t *list = json_array ();
+    for (int i = 0; i < users; i++)
+        json_array_append_new (
+            list, json_pack ("{s:s, s:s, s:b, s:I, s:I}", "username", i ? "operator-1" : "admin",
+                             "role", i ? "operator" : "admin", "disabled", 0, "created_at",
+                             (json_int_t) 1, "gen", (json_int_t) (i + 1)));
+    json_t *body = json_pack ("{s:o, s:{}}", "users", list, "denied");
     vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->rid = count->rid;
+    reply->rid = load->rid;
     reply->reply.status = 200;
-    reply->reply.json = zsys_sprintf ("{\"users\":%d}", users);
-    vw_msg_destroy (&count);
+    reply->reply.json = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    vw_msg_destroy (&load);
     assert_int_equal (vw_tb_send (f->store, "auth", &reply), 0);
 }
 

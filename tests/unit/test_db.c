@@ -751,7 +751,9 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     vw_db_close (&db);
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (raw, "DROP INDEX commands_unfinished_seq; "
+    s_exec_ok (raw, "DROP TABLE token_denylist; "  //  migration 4
+                    "ALTER TABLE users DROP COLUMN token_gen; "
+                    "DROP INDEX commands_unfinished_seq; "
                     "ALTER TABLE commands DROP COLUMN failures; "
                     "ALTER TABLE agents DROP COLUMN reported_labels; "
                     "PRAGMA user_version = 1;");
@@ -806,14 +808,15 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_t *db = s_open_ok (path, false);
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (raw, "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
+    s_exec_ok (raw, "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
+                    "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
     s_exec_ok (raw, "INSERT INTO agents (agent_id, token_hash, labels, created_at) VALUES "
                     "('gw-01', x'00ff', '{\"site\":\"ams\"}', 1)");
     sqlite3_close (raw);
 
     db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
-    assert_int_equal (vw_db_migrations_applied (db), 1);
+    assert_int_equal (vw_db_migrations_applied (db), 2);  //  3 and 4
     assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
     char text[64];
     s_text (handle, "SELECT labels || ' ' || reported_labels FROM agents", text, sizeof (text));

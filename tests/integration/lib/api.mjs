@@ -47,6 +47,18 @@ export function client(b) {
 // since the backend fails at once a command whose type the hello did not list.
 export const BUILTIN_TYPES = ['ping', 'exec', 'restart_service', 'update_config', 'collect_logs', 'upgrade'];
 
+// A token must name a live user (issue 8): creates `username` with `role`
+// as the admin (an existing one is fine) and logs in as them.
+export async function userToken(api, adminToken, username, role, password = `pw-${username}-for-tests`) {
+  const r = await api.call('POST', '/users', { token: adminToken, body: { username, password, role } });
+  if (r.status !== 201 && r.status !== 409) throw new Error(`create user ${username}: ${r.status} ${JSON.stringify(r.body)}`);
+  return api.login(username, password);
+}
+
+// The claims of a token (no check), e.g. its user's generation "gen", to
+// mint further tokens for that user by hand.
+export const tokenClaims = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+
 // An agent session: resolves when welcomed (or rejects with the close).
 export class Agent {
   constructor(url, { agentId, token, protocol = 'viworks.v1.json', extra = {} }) {
