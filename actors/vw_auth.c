@@ -248,6 +248,21 @@ s_reply_error (self_t *self, const s_job_t *job, int status, const char *code, c
     s_send_to (self, job, &reply);
 }
 
+//  Passes the store's `reply` on to the job's requester (the strings are
+//  taken over), or 503 when the store did not answer.
+static void
+s_forward_reply (self_t *self, const s_job_t *job, vw_msg_t *reply)
+{
+    if (!reply || reply->id != VW_MSG_ID_reply) {
+        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
+        return;
+    }
+    vw_msg_t *forward = vw_msg_new (VW_MSG_ID_reply);
+    forward->reply = reply->reply;
+    memset (&reply->reply, 0, sizeof reply->reply);
+    s_send_to (self, job, &forward);
+}
+
 static bool
 s_valid_username (const char *name)
 {
@@ -381,6 +396,14 @@ s_push (self_t *self, const char *name, const s_user_t *user, const char *jti, i
     free (denied_text);
 }
 
+//  A user that is gone: out of the table, and out of the edges' copies.
+static void
+s_forget_user (self_t *self, const char *name)
+{
+    zhashx_delete (self->users, name);
+    s_push (self, name, NULL, NULL, 0);
+}
+
 static void
 s_token_sync (self_t *self, vw_msg_t *msg)
 {
@@ -428,14 +451,8 @@ s_on_inserted (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const
     s_job_t *job = (s_job_t *) arg;
     if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 201 && reply->reply.json)
         s_user_changed (self, job, reply);
-    else if (reply && reply->id == VW_MSG_ID_reply) {
-        vw_msg_t *forward = vw_msg_new (VW_MSG_ID_reply);
-        forward->reply = reply->reply;  //  take the strings over
-        memset (&reply->reply, 0, sizeof reply->reply);
-        s_send_to (self, job, &forward);
-    }
     else
-        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
+        s_forward_reply (self, job, reply);
     s_job_destroy (&job);
 }
 
@@ -799,18 +816,11 @@ s_on_saved (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const ch
     s_job_t *job = (s_job_t *) arg;
     if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 200 && reply->reply.json)
         s_user_changed (self, job, reply);
-    else if (reply && reply->id == VW_MSG_ID_reply) {
-        if (reply->reply.status == 404 && job->username) {
-            zhashx_delete (self->users, job->username);  //  gone meanwhile
-            s_push (self, job->username, NULL, NULL, 0);
-        }
-        vw_msg_t *forward = vw_msg_new (VW_MSG_ID_reply);
-        forward->reply = reply->reply;
-        memset (&reply->reply, 0, sizeof reply->reply);
-        s_send_to (self, job, &forward);
+    else {
+        if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 404 && job->username)
+            s_forget_user (self, job->username);  //  gone meanwhile
+        s_forward_reply (self, job, reply);
     }
-    else
-        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
     s_job_destroy (&job);
 }
 
@@ -893,18 +903,10 @@ s_on_removed (void *state, vw_actor_t *actor, void *arg, vw_msg_t *reply, const 
 {
     self_t *self = (self_t *) state;
     s_job_t *job = (s_job_t *) arg;
-    if (reply && reply->id == VW_MSG_ID_reply) {
-        if (reply->reply.status == 204 || reply->reply.status == 404) {
-            zhashx_delete (self->users, job->username);
-            s_push (self, job->username, NULL, NULL, 0);
-        }
-        vw_msg_t *forward = vw_msg_new (VW_MSG_ID_reply);
-        forward->reply = reply->reply;
-        memset (&reply->reply, 0, sizeof reply->reply);
-        s_send_to (self, job, &forward);
-    }
-    else
-        s_reply_error (self, job, 503, "unavailable", "the store did not answer");
+    if (reply && reply->id == VW_MSG_ID_reply &&
+        (reply->reply.status == 204 || reply->reply.status == 404))
+        s_forget_user (self, job->username);
+    s_forward_reply (self, job, reply);
     s_job_destroy (&job);
 }
 
