@@ -239,9 +239,9 @@ s_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
             if (rc) {
                 s_refused = true;
                 vw_edge_t *edge = vw_edge_from_wsi (wsi);
-                const char *why = strcmp (path, "/ws/agent") ? "only /ws/agent is served here"
-                                  : edge && edge->stopping   ? "shutting down"
-                                                           : "too many attempts from this address";
+                const char *why = vw_ws_refusal ();
+                if (!why)
+                    why = "refused";
                 s_log_refusal (edge ? edge->cls.name : "edge",
                                "refused a WebSocket upgrade from %s for %s: %s",
                                note ? note->peer : "?", *path ? path : "?", why);

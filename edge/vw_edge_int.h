@@ -89,6 +89,9 @@ void vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg);
 int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 size_t vw_ws_session_size (void);
+//  Why this thread's last upgrade was refused (a static sentence), once;
+//  NULL when it gave none.
+const char *vw_ws_refusal (void);
 //  Closes every agent session with 1001 (going away) as part of shutdown.
 void vw_ws_close_all (vw_edge_t *self);
 //  An `error` from the broker: if it says an actor agents feed is busy,

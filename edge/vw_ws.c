@@ -542,6 +542,46 @@ s_path_is_agent (struct lws *wsi)
            lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_URI_ARGS) == 0;
 }
 
+//  Answers an upgrade we refuse with an HTTP status and the JSON error
+//  shape (SPEC §6), then lets lws close the connection (returns 1 for the
+//  filter callback). The answer is small: lws sends it at once.
+static __thread const char *s_refusal;
+
+const char *
+vw_ws_refusal (void)
+{
+    const char *why = s_refusal;
+    s_refusal = NULL;
+    return why;
+}
+
+static int
+s_refuse_upgrade (struct lws *wsi, int status, const char *code, const char *message,
+                  int retry_after_s)
+{
+    s_refusal = message;
+    char body[256];
+    int len = snprintf (body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                        message);
+    unsigned char buf[LWS_PRE + 512];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    char retry[16];
+    snprintf (retry, sizeof retry, "%d", retry_after_s);
+    if (lws_add_http_common_headers (wsi, (unsigned int) status, "application/json",
+                                     (lws_filepos_t) len, &p, end) ||
+        (retry_after_s > 0 && lws_add_http_header_by_name (
+                                  wsi, (const unsigned char *) "retry-after:",
+                                  (const unsigned char *) retry, (int) strlen (retry), &p, end)) ||
+        lws_add_http_header_by_name (wsi, (const unsigned char *) "connection:",
+                                     (const unsigned char *) "close", 5, &p, end) ||
+        lws_finalize_http_header (wsi, &p, end) || p + len >= end)
+        return 1;
+    memcpy (p, body, (size_t) len);
+    p += len;
+    lws_write (wsi, start, (size_t) (p - start), LWS_WRITE_HTTP_FINAL);
+    return 1;
+}
+
 int
 vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -551,8 +591,11 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     switch (reason) {
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
             //  Only /ws/agent upgrades; refuse while shutting down.
-            if (!s_path_is_agent (wsi) || edge->stopping)
-                return 1;
+            if (!s_path_is_agent (wsi))
+                return s_refuse_upgrade (wsi, 404, "not_found",
+                                         "agents connect to /ws/agent (HTTP/1.1, no query)", 0);
+            if (edge->stopping)
+                return s_refuse_upgrade (wsi, 503, "unavailable", "the server is shutting down", 1);
             //  A flood of connection attempts from one address is throttled
             //  before it costs a session (SPEC §6: hellos per address).
             char peer[64] = "";
@@ -560,7 +603,9 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             int64_t retry_ms = 0;
             if (!vw_ratelimit_take (edge->rl_hello, peer, 1, vw_clock_mono_ms (), &retry_ms)) {
                 vw_debug ("edge", "agent connection from %s throttled", peer);
-                return 1;
+                return s_refuse_upgrade (wsi, 429, "rate_limited",
+                                         "too many connection attempts from this address",
+                                         (int) ((retry_ms + 999) / 1000));
             }
             return 0;
         }

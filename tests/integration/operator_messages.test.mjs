@@ -148,7 +148,7 @@ describe('connection-level log lines name the peer and the path', () => {
       `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${proto}\r\n`;
     await raw(b.ws, upgrade('/not-agents'));
-    await eventually(() => b.lines.some((l) => /refused a WebSocket upgrade from 127\.0\.0\.1 for \/not-agents: only \/ws\/agent is served here/.test(l)));
+    await eventually(() => b.lines.some((l) => /refused a WebSocket upgrade from 127\.0\.0\.1 for \/not-agents: agents connect to \/ws\/agent/.test(l)));
     // The API port answers an upgrade itself (JSON 404) and logs it.
     const answer = await raw(b.http, upgrade('/ws/agent', ''), /\}\}$/);
     assert.match(answer, /^HTTP\/1\.1 404 Not Found\r\n/);
