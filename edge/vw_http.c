@@ -150,12 +150,16 @@ s_respond (s_session_t *session, int status, json_t *body)
     vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
     if (!session->req || !session->req->keep_alive || edge->stopping)
         session->close_after = true;
+    //  204 has no body, and no Content-Length either (RFC 9110 §8.6).
+    if (status == 204)
+        len = 0;
     char head[1024];
-    int n = snprintf (head, sizeof head,
-                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                      "content-length: %zu\r\ncache-control: no-store\r\n%s",
-                      status, vw_httpreq_reason (status), len,
-                      session->close_after ? "connection: close\r\n" : "");
+    int n = snprintf (head, sizeof head, "HTTP/1.1 %d %s\r\n", status, vw_httpreq_reason (status));
+    if (status != 204)
+        n += snprintf (head + n, sizeof head - (size_t) n,
+                       "content-type: application/json\r\ncontent-length: %zu\r\n", len);
+    n += snprintf (head + n, sizeof head - (size_t) n, "cache-control: no-store\r\n%s",
+                   session->close_after ? "connection: close\r\n" : "");
     if (*session->allow)
         n += snprintf (head + n, sizeof head - (size_t) n, "allow: %s\r\n", session->allow);
     if (*session->location)

@@ -213,6 +213,18 @@ describe('the HTTP front door', () => {
     assert.equal(rs[1].headers.connection, 'close');
   });
 
+  it('answers 204 with neither a body nor Content-Length', async () => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-gone' } });
+    assert.equal(r.status, 201);
+    const rs = await raw(b.http, req('DELETE', '/agents/gw-gone') + req('GET', '/agents/gw-01', { connection: 'close' }), { count: 2 });
+    assert.equal(rs[0].status, 204);
+    assert.equal(rs[0].reason, 'No Content');
+    assert.equal(rs[0].headers['content-length'], undefined);
+    assert.equal(rs[0].headers['content-type'], undefined);
+    assert.equal(rs[1].status, 200, 'the next answer follows the fields at once');
+    assert.equal(rs[1].body.agent_id, 'gw-01');
+  });
+
   it('takes an encoded slash in a query value as a character', async () => {
     const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-rack', labels: { site: 'ams/rack-1' } } });
     assert.equal(r.status, 201);
