@@ -406,6 +406,16 @@ s_parse_semantics (vw_httpreq_t *self)
     if (lengths > 1 || tes > 1)
         return s_fail (self, 400, "bad_request", "%s is given more than once",
                        lengths > 1 ? "Content-Length" : "Transfer-Encoding");
+    //  Fields that hold one value, which a proxy in front might take from
+    //  another copy than we would: refused rather than guessed.
+    static const char *const singletons[] = {"authorization", "content-type", "expect", NULL};
+    for (int k = 0; singletons[k]; k++) {
+        int copies = 0;
+        for (int i = 0; i < self->nfields; i++)
+            if (strcasecmp (self->field[i].name, singletons[k]) == 0 && ++copies > 1)
+                return s_fail (self, 400, "bad_request", "%s is given more than once",
+                               self->field[i].name);
+    }
     if (length && te)
         return s_fail (self, 400, "bad_request",
                        "Content-Length and Transfer-Encoding must not be combined");
@@ -430,12 +440,15 @@ s_parse_semantics (vw_httpreq_t *self)
         self->has_body = declared > 0;
         self->state = S_BODY;
     }
-    const char *connection = vw_httpreq_header (self, "connection");
-    self->keep_alive = self->version_minor >= 1;
-    if (connection && s_has_token (connection, "close"))
-        self->keep_alive = false;
-    else if (connection && s_has_token (connection, "keep-alive"))
-        self->keep_alive = true;
+    //  Connection is a list, perhaps over several fields; "close"
+    //  anywhere wins.
+    bool close = false, keep = false;
+    for (int i = 0; i < self->nfields; i++)
+        if (strcasecmp (self->field[i].name, "connection") == 0) {
+            close = close || s_has_token (self->field[i].value, "close");
+            keep = keep || s_has_token (self->field[i].value, "keep-alive");
+        }
+    self->keep_alive = !close && (self->version_minor >= 1 || keep);
     const char *expect = vw_httpreq_header (self, "expect");
     if (expect) {
         if (strcasecmp (expect, "100-continue") != 0)

@@ -391,6 +391,38 @@ test_chunk_extensions_and_trailers (void **state)
 #undef S_CHUNKED
 }
 
+//  Connection is a list over every Connection field ("close" wins); fields
+//  that hold one value are refused when given twice, as a proxy in front
+//  might read the other copy.
+static void
+test_connection_and_singletons (void **state)
+{
+    vw_httpreq_t *req =
+        s_parse_ok ("GET /x HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.1\r\nConnection: foo\r\nConnection: bar, Close\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n");
+    assert_true (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.0\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.1\r\nX-A: 1\r\nX-A: 2\r\n\r\n");
+    assert_true (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    S_FAILS ("GET /x HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n", 400,
+             "more than once");
+    S_FAILS ("POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 2\r\n\r\n{}",
+             400, "more than once");
+    S_FAILS ("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
+             "Content-Length: 2\r\n\r\n{}",
+             400, "more than once");
+}
+
 //  After a large request the connection does not keep large buffers: an
 //  idle keep-alive connection holds a few KiB, whatever it sent before.
 static void
@@ -452,6 +484,7 @@ main (void)
         cmocka_unit_test (test_query_encoded_slash),
         cmocka_unit_test (test_chunk_extensions_and_trailers),
         cmocka_unit_test (test_reset_releases_large_buffers),
+        cmocka_unit_test (test_connection_and_singletons),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
