@@ -15,7 +15,9 @@
 
     Deadlines per connection (one lws_sul): a request whose head and body
     are not in within http.request_timeout gets 408 and the connection
-    closes; an idle keep-alive connection closes after http.idle_timeout.
+    closes; an idle keep-alive connection closes after http.idle_timeout,
+    and so does one whose client stops taking its answer (no chunk of it
+    goes out for http.idle_timeout).
 
     A handler either answers at once or asks another actor through
     vw_pending and answers from the reply; the session only holds a
@@ -139,6 +141,8 @@ s_reset (s_session_t *session)
         vw_httpreq_reset (session->req);
 }
 
+static void s_arm (s_session_t *session, int64_t ms);
+
 //  Queues an answer: status line, fields and body (a JSON value, consumed).
 static void
 s_respond (s_session_t *session, int status, json_t *body)
@@ -149,12 +153,16 @@ s_respond (s_session_t *session, int status, json_t *body)
     vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
     if (!session->req || !session->req->keep_alive || edge->stopping)
         session->close_after = true;
+    //  204 has no body, and no Content-Length either (RFC 9110 §8.6).
+    if (status == 204)
+        len = 0;
     char head[1024];
-    int n = snprintf (head, sizeof head,
-                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                      "content-length: %zu\r\ncache-control: no-store\r\n%s",
-                      status, vw_httpreq_reason (status), len,
-                      session->close_after ? "connection: close\r\n" : "");
+    int n = snprintf (head, sizeof head, "HTTP/1.1 %d %s\r\n", status, vw_httpreq_reason (status));
+    if (status != 204)
+        n += snprintf (head + n, sizeof head - (size_t) n,
+                       "content-type: application/json\r\ncontent-length: %zu\r\n", len);
+    n += snprintf (head + n, sizeof head - (size_t) n, "cache-control: no-store\r\n%s",
+                   session->close_after ? "connection: close\r\n" : "");
     if (*session->allow)
         n += snprintf (head + n, sizeof head - (size_t) n, "allow: %s\r\n", session->allow);
     if (*session->location)
@@ -164,13 +172,20 @@ s_respond (s_session_t *session, int status, json_t *body)
                        session->retry_after);
     if (session->challenge && status == 401)
         n += snprintf (head + n, sizeof head - (size_t) n, "www-authenticate: Bearer\r\n");
+    //  An HTTP/1.0 client keeps the connection only when told so.
+    if (!session->close_after && session->req->version_minor == 0)
+        n += snprintf (head + n, sizeof head - (size_t) n, "connection: keep-alive\r\n");
     n += snprintf (head + n, sizeof head - (size_t) n, "\r\n");
+    //  The answer to HEAD has the fields of the body it does not carry
+    //  (RFC 9110 §9.3.2): a body would be read as the next answer.
+    if (session->method == LWSHUMETH_HEAD)
+        len = 0;
     free (session->out);
     session->out = (unsigned char *) malloc (LWS_PRE + (size_t) n + len + 1);
     session->out_len = session->out_off = 0;
     if (session->out) {
         memcpy (session->out + LWS_PRE, head, (size_t) n);
-        if (text)
+        if (len)
             memcpy (session->out + LWS_PRE + n, text, len);
         session->out_len = (size_t) n + len;
     }
@@ -179,6 +194,8 @@ s_respond (s_session_t *session, int status, json_t *body)
     free (text);
     session->status = status;
     session->ready = true;
+    //  The client has http.idle_timeout to take each chunk of it.
+    s_arm (session, edge->config->http_idle_timeout_ms);
     lws_callback_on_writable (session->wsi);
 }
 
@@ -987,8 +1004,17 @@ static void
 s_on_deadline (lws_sorted_usec_list_t *sul)
 {
     s_session_t *session = lws_container_of (sul, s_session_t, sul);
-    if (session->busy)
-        return;  //  answering: the calls have deadlines of their own
+    if (session->busy) {
+        //  Waiting for an actor: the calls have deadlines of their own.
+        //  Writing: the client did not take a chunk of its answer in time
+        //  (it does not read, and would hold the answer and the
+        //  connection for ever).
+        if (session->ready) {
+            vw_debug ("api", "%s: the answer was not read in time; closing", session->peer);
+            lws_set_timeout (session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+        return;
+    }
     if (session->req->started)
         s_refuse (session, 408, "request_timeout",
                   "the request was not received in time; the connection is closed");
@@ -1066,6 +1092,7 @@ s_write (vw_edge_t *edge, s_session_t *session)
         return -1;
     session->out_off += n;
     if (session->out_off < session->out_len) {
+        s_arm (session, edge->config->http_idle_timeout_ms);  //  it is reading: more time
         lws_callback_on_writable (session->wsi);
         return 0;
     }

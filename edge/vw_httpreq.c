@@ -12,6 +12,7 @@ enum {
     S_HEAD = 0,
     S_BODY,           //  Content-Length bytes
     S_CHUNK_SIZE,     //  hex digits of a chunk-size line
+    S_CHUNK_BWS,      //  spaces after the digits: a ';' or the CR must follow
     S_CHUNK_EXT,      //  ";ext…" up to the CR
     S_CHUNK_SIZE_LF,  //  the LF after the size line's CR
     S_CHUNK_DATA,
@@ -23,10 +24,14 @@ enum {
 };
 
 //  Method, two spaces and "HTTP/1.1" around the target.
-#define S_LINE_EXTRA  32
-#define S_METHOD_MAX  16
-#define S_EXT_MAX     256
-#define S_KEEP_BYTES  (64 * 1024)
+#define S_LINE_EXTRA 32
+#define S_METHOD_MAX 16
+#define S_EXT_MAX    256
+//  Buffers kept across keep-alive requests: enough for a usual head (a
+//  bearer token) and a small body. More would stay allocated on every idle
+//  connection until it closes (64 KiB each let 10,000 idle connections
+//  hold over a GiB).
+#define S_KEEP_BYTES  4096
 #define S_BLANK_LINES 8
 #define S_SIZE_DIGITS 16
 
@@ -172,11 +177,13 @@ s_hex (unsigned char c)
 //  --------------------------------------------------------------------------
 //  The target: path segments and query parameters, each decoded once
 
-//  Decodes src[0..len) into *out (NUL-terminated) and advances *out.
+//  Decodes src[0..len) into *out (NUL-terminated) and advances *out. In a
+//  query '+' is a space and an encoded '/' is an ordinary character (a
+//  label value may hold one); in a path segment it would split the segment.
 //  Returns 0, or -1 for a malformed escape, -2 for a control character or
-//  NUL, -3 for a '/' that came from an escape.
+//  NUL, -3 for a '/' that came from an escape in a path segment.
 static int
-s_decode (const char *src, size_t len, bool plus_is_space, char **out)
+s_decode (const char *src, size_t len, bool query, char **out)
 {
     char *dst = *out;
     for (size_t i = 0; i < len; i++) {
@@ -189,10 +196,10 @@ s_decode (const char *src, size_t len, bool plus_is_space, char **out)
                 return -1;
             c = (unsigned char) (h1 << 4 | h2);
             i += 2;
-            if (c == '/')
+            if (c == '/' && !query)
                 return -3;
         }
-        else if (c == '+' && plus_is_space)
+        else if (c == '+' && query)
             c = ' ';
         if (c < 0x20 || c == 0x7f)
             return -2;
@@ -399,6 +406,16 @@ s_parse_semantics (vw_httpreq_t *self)
     if (lengths > 1 || tes > 1)
         return s_fail (self, 400, "bad_request", "%s is given more than once",
                        lengths > 1 ? "Content-Length" : "Transfer-Encoding");
+    //  Fields that hold one value, which a proxy in front might take from
+    //  another copy than we would: refused rather than guessed.
+    static const char *const singletons[] = {"authorization", "content-type", "expect", NULL};
+    for (int k = 0; singletons[k]; k++) {
+        int copies = 0;
+        for (int i = 0; i < self->nfields; i++)
+            if (strcasecmp (self->field[i].name, singletons[k]) == 0 && ++copies > 1)
+                return s_fail (self, 400, "bad_request", "%s is given more than once",
+                               self->field[i].name);
+    }
     if (length && te)
         return s_fail (self, 400, "bad_request",
                        "Content-Length and Transfer-Encoding must not be combined");
@@ -423,12 +440,15 @@ s_parse_semantics (vw_httpreq_t *self)
         self->has_body = declared > 0;
         self->state = S_BODY;
     }
-    const char *connection = vw_httpreq_header (self, "connection");
-    self->keep_alive = self->version_minor >= 1;
-    if (connection && s_has_token (connection, "close"))
-        self->keep_alive = false;
-    else if (connection && s_has_token (connection, "keep-alive"))
-        self->keep_alive = true;
+    //  Connection is a list, perhaps over several fields; "close"
+    //  anywhere wins.
+    bool close = false, keep = false;
+    for (int i = 0; i < self->nfields; i++)
+        if (strcasecmp (self->field[i].name, "connection") == 0) {
+            close = close || s_has_token (self->field[i].value, "close");
+            keep = keep || s_has_token (self->field[i].value, "keep-alive");
+        }
+    self->keep_alive = !close && (self->version_minor >= 1 || keep);
     const char *expect = vw_httpreq_header (self, "expect");
     if (expect) {
         if (strcasecmp (expect, "100-continue") != 0)
@@ -596,18 +616,34 @@ s_feed_body (vw_httpreq_t *self, const char *data, size_t len, size_t *i)
                 }
                 if (!self->size_digits)
                     return s_fail (self, 400, "bad_request", "malformed chunk size");
-                if (c == ';' || c == ' ' || c == '\t')
+                if (c == ';')
                     self->state = S_CHUNK_EXT;
+                else if (c == ' ' || c == '\t')
+                    self->state = S_CHUNK_BWS;
                 else if (c == '\r')
                     self->state = S_CHUNK_SIZE_LF;
                 else
                     return s_fail (self, 400, "bad_request", "malformed chunk size");
                 break;
+            case S_CHUNK_BWS:
+                //  chunk-ext = *( BWS ";" … ): "5 junk" is not a size line.
+                (*i)++;
+                if (++self->line_len > S_EXT_MAX)
+                    return s_fail (self, 400, "bad_request", "malformed chunk extension");
+                if (c == ';')
+                    self->state = S_CHUNK_EXT;
+                else if (c == '\r')
+                    self->state = S_CHUNK_SIZE_LF;
+                else if (c != ' ' && c != '\t')
+                    return s_fail (self, 400, "bad_request", "malformed chunk size");
+                break;
             case S_CHUNK_EXT:
+                //  Read and ignored, but held to what a field value may
+                //  hold: no NUL, no bare CR or LF, no other control byte.
                 (*i)++;
                 if (c == '\r')
                     self->state = S_CHUNK_SIZE_LF;
-                else if (c == '\n' || ++self->line_len > S_EXT_MAX)
+                else if ((c < 0x20 && c != '\t') || c == 0x7f || ++self->line_len > S_EXT_MAX)
                     return s_fail (self, 400, "bad_request", "malformed chunk extension");
                 break;
             case S_CHUNK_SIZE_LF:
@@ -642,8 +678,9 @@ s_feed_body (vw_httpreq_t *self, const char *data, size_t len, size_t *i)
                 self->state = self->state == S_CHUNK_CR ? S_CHUNK_LF : S_CHUNK_SIZE;
                 break;
             case S_TRAILERS:
-                //  Trailer fields are read, limited like the head, and
-                //  ignored; the empty line ends the message.
+                //  Trailer fields are read, limited and checked like the
+                //  head's (name ":" value, CRLF only), and ignored; the
+                //  empty line ends the message.
                 (*i)++;
                 if (++self->trailer_bytes > self->limits.max_header)
                     return s_fail (self, 431, "request_header_fields_too_large",
@@ -653,16 +690,27 @@ s_feed_body (vw_httpreq_t *self, const char *data, size_t len, size_t *i)
                     if (!self->line_len || self->last != '\r')
                         return s_fail (self, 400, "bad_request", "trailer lines end with CRLF");
                     bool blank = self->line_len == 1;
+                    if (!blank && !self->trailer_colon)
+                        return s_fail (self, 400, "bad_request", "malformed trailer field");
                     self->line_len = 0;
+                    self->trailer_colon = false;
                     if (blank)
                         return s_done (self);
                 }
-                else {
-                    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
-                        return s_fail (self, 400, "bad_request",
-                                       "a trailer field contains a control character");
-                    self->line_len++;
+                else if (self->last == '\r' && self->line_len)
+                    return s_fail (self, 400, "bad_request", "trailer lines end with CRLF");
+                else if (c != '\r' && !self->trailer_colon) {
+                    //  The name: a token (no obs-fold, no space before ':').
+                    if (c == ':' && self->line_len)
+                        self->trailer_colon = true;
+                    else if (!s_is_tchar (c))
+                        return s_fail (self, 400, "bad_request", "malformed trailer field");
                 }
+                else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+                    return s_fail (self, 400, "bad_request",
+                                   "a trailer field contains a control character");
+                if (c != '\n')
+                    self->line_len++;
                 self->last = c;
                 break;
             default: return s_fail (self, 500, "internal", "parser state");

@@ -97,7 +97,8 @@ struct vw_httpreq_t {
     size_t content_left;  //  Content-Length still to read / chunk data left
     size_t line_len;      //  chunk extension or trailer line bytes so far
     size_t trailer_bytes;
-    int size_digits;  //  hex digits of the chunk size so far
+    bool trailer_colon;  //  the current trailer line's name is complete
+    int size_digits;     //  hex digits of the chunk size so far
 };
 
 //  A parser with these limits (copied); NULL if out of memory.

@@ -183,6 +183,56 @@ describe('the HTTP front door', () => {
     assert.equal(rs[1].headers.connection, 'close');
   });
 
+  it('answers HEAD without a body, so the next answer on the connection is read right', async () => {
+    // A HEAD answer carries the fields only (RFC 9110 §9.3.2): with a body,
+    // a client would read it as the start of the next answer.
+    const text = await new Promise((resolve, reject) => {
+      const sock = net.connect(b.http, '127.0.0.1');
+      let buf = '';
+      const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no answer: ${buf}`)); }, 15000);
+      sock.on('data', (d) => { buf += d.toString('latin1'); });
+      sock.on('close', () => { clearTimeout(timer); resolve(buf); });
+      sock.on('error', () => {});
+      sock.write(req('HEAD', '/health') + req('HEAD', '/agents/gw-01') + req('GET', '/agents/gw-01', { connection: 'close' }));
+    });
+    const parts = text.split('\r\n\r\n').map((p) => `${p}\r\n`);
+    assert.match(parts[0], /^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    assert.match(parts[0], /\r\nallow: GET\r\n/);
+    assert.match(parts[0], /\r\ncontent-length: [1-9]\d*\r\n/, 'the length of the body it would have');
+    assert.match(parts[1], /^HTTP\/1\.1 405 Method Not Allowed\r\n/, 'no body after the first answer');
+    assert.match(parts[1], /\r\nallow: GET, DELETE\r\n/);
+    assert.match(parts[2], /^HTTP\/1\.1 200 OK\r\n/, 'no body after the second answer');
+    assert.equal(JSON.parse(parts[3]).agent_id, 'gw-01');
+  });
+
+  it('tells an HTTP/1.0 keep-alive client that the connection stays open', async () => {
+    const rs = await raw(b.http, 'GET /health HTTP/1.0\r\nconnection: keep-alive\r\n\r\n' +
+      'GET /health HTTP/1.0\r\n\r\n', { count: 2 });
+    assert.equal(rs.length, 2);
+    assert.equal(rs[0].headers.connection, 'keep-alive');
+    assert.equal(rs[1].headers.connection, 'close');
+  });
+
+  it('answers 204 with neither a body nor Content-Length', async () => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-gone' } });
+    assert.equal(r.status, 201);
+    const rs = await raw(b.http, req('DELETE', '/agents/gw-gone') + req('GET', '/agents/gw-01', { connection: 'close' }), { count: 2 });
+    assert.equal(rs[0].status, 204);
+    assert.equal(rs[0].reason, 'No Content');
+    assert.equal(rs[0].headers['content-length'], undefined);
+    assert.equal(rs[0].headers['content-type'], undefined);
+    assert.equal(rs[1].status, 200, 'the next answer follows the fields at once');
+    assert.equal(rs[1].body.agent_id, 'gw-01');
+  });
+
+  it('takes an encoded slash in a query value as a character', async () => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: 'gw-rack', labels: { site: 'ams/rack-1' } } });
+    assert.equal(r.status, 201);
+    const [x] = await raw(b.http, req('GET', '/agents?label=site%3Aams%2Frack-1', { connection: 'close' }));
+    assert.equal(x.status, 200, JSON.stringify(x.body));
+    assert.deepEqual(x.body.agents.map((a) => a.agent_id), ['gw-rack']);
+  });
+
   it('upgrades exactly /ws/agent on the agent port', async () => {
     const outcome = (path) => new Promise((resolve) => {
       const ws = new WebSocket(`ws://127.0.0.1:${b.ws}${path}`, ['viworks.v1.json']);
@@ -199,5 +249,54 @@ describe('the HTTP front door', () => {
       'sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     assert.equal(r.status, 404);
     assert.equal(r.body.error.code, 'not_found');
+  });
+});
+
+// A client that asks and never reads must not hold its answers and the
+// connection for ever: once no chunk of an answer goes out for
+// http.idle_timeout, the connection is closed.
+describe('a client that does not read its answers', () => {
+  let b, api, admin;
+  before(async () => {
+    b = await startBackend({ env: ENV, args: ['--http-idle-timeout', '1s'] });
+    api = client(b);
+    admin = await eventually(async () => {
+      const r = await api.call('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+      return r.status === 200 && r.body.access_token;
+    });
+    // 100 agents with 64 long labels each: GET /agents?limit=1000 is ~2 MB.
+    const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}-${'x'.repeat(60)}`, 'v'.repeat(256)]));
+    for (let i = 0; i < 100; i++) {
+      const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: `big-${i}`, labels } });
+      assert.equal(r.status, 201);
+    }
+  });
+  after(async () => { await b.stop('SIGKILL'); b.cleanup(); });
+
+  it('is let go when it stops taking a large answer', async () => {
+    const one = `GET /agents?limit=1000 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${admin}\r\n\r\n`;
+    const asked = 20; // ~40 MB of answers: more than the kernel's buffers hold
+    const sock = net.connect(b.http, '127.0.0.1');
+    sock.pause(); // never read while the server writes
+    await new Promise((resolve) => sock.on('connect', resolve));
+    sock.write(one.repeat(asked));
+    // Three idle timeouts with nothing read: the server must have given up.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    let bytes = 0;
+    const ended = new Promise((resolve) => {
+      sock.on('data', (d) => { bytes += d.length; });
+      sock.on('close', resolve);
+      sock.on('error', () => {});
+    });
+    sock.resume();
+    const timer = setTimeout(() => sock.destroy(new Error('still open')), 15000);
+    await ended;
+    clearTimeout(timer);
+    // Not everything was sent: the connection was closed, not drained.
+    const full = await api.call('GET', '/agents?limit=1000', { token: admin });
+    assert.equal(full.status, 200, 'others are still answered');
+    const answer = Buffer.byteLength(JSON.stringify(full.body));
+    assert.ok(answer > 1000 * 1000, String(answer));
+    assert.ok(bytes < asked * answer, `${bytes} bytes arrived: the server kept writing`);
   });
 });

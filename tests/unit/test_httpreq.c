@@ -343,6 +343,120 @@ test_pipelining (void **state)
     vw_httpreq_destroy (&req);
 }
 
+//  An encoded '/' is refused in a path segment (it would split it) but is
+//  an ordinary character in a query value: a label may hold one.
+static void
+test_query_encoded_slash (void **state)
+{
+    vw_httpreq_t *req = s_parse_ok ("GET /agents?label=site%3Aams%2Frack-1 HTTP/1.1\r\n\r\n");
+    assert_string_equal (vw_httpreq_arg (req, "label"), "site:ams/rack-1");
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /agents?label=site:ams/rack-1 HTTP/1.1\r\n\r\n");
+    assert_string_equal (vw_httpreq_arg (req, "label"), "site:ams/rack-1");
+    vw_httpreq_destroy (&req);
+    S_FAILS ("GET /agents/a%2Fb?label=x HTTP/1.1\r\n\r\n", 400, "encoded '/'");
+    S_FAILS ("GET /agents?label=a%00b HTTP/1.1\r\n\r\n", 400, "control character");
+}
+
+//  A chunk-size line is the size, optional spaces, then ";ext" or CRLF;
+//  extensions and trailers are ignored but held to the rules of the head,
+//  so no byte in them can be read two ways.
+static void
+test_chunk_extensions_and_trailers (void **state)
+{
+#define S_CHUNKED "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    vw_httpreq_t *req = s_parse_ok (S_CHUNKED "2 \t; a=b;c=\"d e\"\r\nhi\r\n0;x\r\n"
+                                              "X-A: 1\r\nX-B:\r\nX-C: a\tb\r\n\r\n");
+    assert_string_equal (req->body, "hi");
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok (S_CHUNKED "2  \r\nhi\r\n0\r\n\r\n");
+    assert_string_equal (req->body, "hi");
+    vw_httpreq_destroy (&req);
+    //  Not a size line: something after the spaces that is not ';'.
+    S_FAILS (S_CHUNKED "2 zz\r\nhi\r\n0\r\n\r\n", 400, "chunk size");
+    S_FAILS (S_CHUNKED "2 1\r\nhi\r\n0\r\n\r\n", 400, "chunk size");
+    //  Control bytes in an extension.
+    S_FAILS (S_CHUNKED "2;\0\r\nhi\r\n0\r\n\r\n", 400, "chunk extension");
+    S_FAILS (S_CHUNKED "2;a\x01\r\nhi\r\n0\r\n\r\n", 400, "chunk extension");
+    S_FAILS (S_CHUNKED "2;a\rb\r\nhi\r\n0\r\n\r\n", 400, "CRLF");
+    //  Trailers: a field or nothing; no bare CR, no obs-fold, no bare LF.
+    S_FAILS (S_CHUNKED "0\r\nnot a field\r\n\r\n", 400, "trailer field");
+    S_FAILS (S_CHUNKED "0\r\nX-A: 1\rX-B: 2\r\n\r\n", 400, "CRLF");
+    S_FAILS (S_CHUNKED "0\r\nX-A: 1\r\n folded\r\n\r\n", 400, "trailer field");
+    S_FAILS (S_CHUNKED "0\r\n: 1\r\n\r\n", 400, "trailer field");
+    S_FAILS (S_CHUNKED "0\r\nX-A : 1\r\n\r\n", 400, "trailer field");
+    S_FAILS (S_CHUNKED "0\r\nX-A: a\0b\r\n\r\n", 400, "control character");
+    S_FAILS (S_CHUNKED "0\r\nX-A: 1\n\r\n", 400, "CRLF");
+    S_FAILS (S_CHUNKED "0\r\n\r\r\n", 400, "CRLF");
+#undef S_CHUNKED
+}
+
+//  Connection is a list over every Connection field ("close" wins); fields
+//  that hold one value are refused when given twice, as a proxy in front
+//  might read the other copy.
+static void
+test_connection_and_singletons (void **state)
+{
+    vw_httpreq_t *req =
+        s_parse_ok ("GET /x HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.1\r\nConnection: foo\r\nConnection: bar, Close\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n");
+    assert_true (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.0\r\n\r\n");
+    assert_false (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    req = s_parse_ok ("GET /x HTTP/1.1\r\nX-A: 1\r\nX-A: 2\r\n\r\n");
+    assert_true (req->keep_alive);
+    vw_httpreq_destroy (&req);
+    S_FAILS ("GET /x HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n", 400,
+             "more than once");
+    S_FAILS ("POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 2\r\n\r\n{}",
+             400, "more than once");
+    S_FAILS ("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
+             "Content-Length: 2\r\n\r\n{}",
+             400, "more than once");
+}
+
+//  After a large request the connection does not keep large buffers: an
+//  idle keep-alive connection holds a few KiB, whatever it sent before.
+static void
+test_reset_releases_large_buffers (void **state)
+{
+    const vw_httpreq_limits_t limits = {.max_url = 1024, .max_header = 65536, .max_body = 65536};
+    vw_httpreq_t *req = vw_httpreq_new (&limits);
+    char *text = (char *) malloc (140 * 1024);
+    int n = snprintf (text, 1024, "POST /x HTTP/1.1\r\nX-Big: ");
+    memset (text + n, 'h', 60000);
+    n += 60000;
+    n += snprintf (text + n, 1024, "\r\nContent-Length: 60000\r\n\r\n");
+    memset (text + n, 'b', 60000);
+    n += 60000;
+    size_t used = 0;
+    assert_int_equal (vw_httpreq_feed (req, text, (size_t) n, &used), VW_HTTPREQ_DONE);
+    assert_int_equal (used, (size_t) n);
+    assert_int_equal (req->body_len, 60000);
+    assert_true (req->head_cap >= 60000 && req->body_cap >= 60000);
+    vw_httpreq_reset (req);
+    assert_true (req->head_cap <= 4096);
+    assert_true (req->body_cap <= 4096);
+    //  A small request keeps its (small) buffers for the next one.
+    const char *small = "POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+    assert_int_equal (vw_httpreq_feed (req, small, strlen (small), &used), VW_HTTPREQ_DONE);
+    char *head = req->head;
+    vw_httpreq_reset (req);
+    assert_ptr_equal (req->head, head);
+    assert_int_equal (vw_httpreq_feed (req, small, strlen (small), &used), VW_HTTPREQ_DONE);
+    assert_string_equal (req->body, "hi");
+    vw_httpreq_destroy (&req);
+    free (text);
+}
+
 static void
 test_reason (void **state)
 {
@@ -356,12 +470,21 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_simple_get),   cmocka_unit_test (test_root_and_empty_segments),
-        cmocka_unit_test (test_path_tricks),  cmocka_unit_test (test_query),
-        cmocka_unit_test (test_request_line), cmocka_unit_test (test_limits),
-        cmocka_unit_test (test_fields),       cmocka_unit_test (test_content_length),
-        cmocka_unit_test (test_chunked),      cmocka_unit_test (test_pipelining),
+        cmocka_unit_test (test_simple_get),
+        cmocka_unit_test (test_root_and_empty_segments),
+        cmocka_unit_test (test_path_tricks),
+        cmocka_unit_test (test_query),
+        cmocka_unit_test (test_request_line),
+        cmocka_unit_test (test_limits),
+        cmocka_unit_test (test_fields),
+        cmocka_unit_test (test_content_length),
+        cmocka_unit_test (test_chunked),
+        cmocka_unit_test (test_pipelining),
         cmocka_unit_test (test_reason),
+        cmocka_unit_test (test_query_encoded_slash),
+        cmocka_unit_test (test_chunk_extensions_and_trailers),
+        cmocka_unit_test (test_reset_releases_large_buffers),
+        cmocka_unit_test (test_connection_and_singletons),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
