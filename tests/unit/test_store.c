@@ -33,27 +33,10 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    if (!f->tb)
-        return -1;
     f->args.database_url = ":memory:";
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_store_class, &f->args, &reason);
-    if (rc) {
-        print_error ("store did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
+    if (!f->tb || vw_tb_run (f->tb, &vw_store_class, &f->args))
         return -1;
-    }
-    f->edge = vw_tb_peer (f->tb, "edge");
-    return f->edge ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    free (f);
-    return 0;
+    return vw_tb_peers (f->tb, "edge", &f->edge, NULL);
 }
 
 //  Sends *msg_p to the store and returns its answer (fails without one).
@@ -68,22 +51,6 @@ s_call (vw_tb_peer_t *peer, vw_msg_t *msg, vw_msg_id_t want)
                   vw_msg_name (want));
     assert_string_equal (answer->peer, "store");
     return answer;
-}
-
-//  A reply's status, and its code for errors; the reply is destroyed.
-static void
-s_expect_reply (vw_msg_t **reply_p, int64_t status, const char *code)
-{
-    vw_msg_t *reply = *reply_p;
-    if (reply->reply.status != status)
-        fail_msg ("status %lld (%s: %s), wanted %lld", (long long) reply->reply.status,
-                  reply->reply.code ? reply->reply.code : "-",
-                  reply->reply.message ? reply->reply.message : "-", (long long) status);
-    if (code)
-        assert_string_equal (reply->reply.code, code);
-    else
-        assert_null (reply->reply.code);
-    vw_msg_destroy (reply_p);
 }
 
 //  A reply's JSON body (caller decrefs).
@@ -121,7 +88,7 @@ test_agent_create_get_and_duplicate (void **state)
     json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "agent_id")), "gw-1");
     json_decref (body);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
 
     vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
@@ -131,11 +98,11 @@ test_agent_create_get_and_duplicate (void **state)
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (body, "labels"), "site")), "a");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     //  The same id again: 409, and the first one is unchanged.
     reply = s_call (f->edge, s_agent_create ("gw-1", "{\"site\":\"b\"}"), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 409, "conflict");
+    vw_tb_check_reply (&reply, 409, "conflict");
     get = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
     reply = s_call (f->edge, get, VW_MSG_ID_reply);
@@ -143,13 +110,13 @@ test_agent_create_get_and_duplicate (void **state)
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (body, "labels"), "site")), "a");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     //  An unknown agent: 404.
     get = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&get->agent_get.agent_id, "gw-404");
     reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    vw_tb_check_reply (&reply, 404, "not_found");
 
     //  The list has exactly the one agent.
     vw_msg_t *list = vw_msg_new (VW_MSG_ID_agent_list);
@@ -158,7 +125,7 @@ test_agent_create_get_and_duplicate (void **state)
     body = s_body (reply);
     assert_int_equal (json_array_size (json_object_get (body, "agents")), 1);
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  Labels that are not an object are refused by the schema with 400 (a
@@ -169,11 +136,11 @@ test_agent_create_bad_labels (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-2", "[1,2]"), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 400, "bad_request");
+    vw_tb_check_reply (&reply, 400, "bad_request");
     vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&get->agent_get.agent_id, "gw-2");
     reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    vw_tb_check_reply (&reply, 404, "not_found");
 }
 
 //  The registry's credential look-up: agent_record, found or not.
@@ -182,7 +149,7 @@ test_agent_lookup (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-3", NULL), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
 
@@ -230,21 +197,21 @@ test_users (void **state)
     count->user_count.all = true;
     vw_msg_t *reply = s_call (auth, count, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"users\":0}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     vw_msg_t *insert = vw_msg_new (VW_MSG_ID_user_insert);
     vw_msg_set_str (&insert->user_insert.username, "ops");
     vw_msg_set_str (&insert->user_insert.password_hash, "$argon2id$v=19$m=65536,t=2,p=1$x$y");
     vw_msg_set_str (&insert->user_insert.role, "operator");
     reply = s_call (auth, insert, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
 
     insert = vw_msg_new (VW_MSG_ID_user_insert);
     vw_msg_set_str (&insert->user_insert.username, "ops");
     vw_msg_set_str (&insert->user_insert.password_hash, "$argon2id$other");
     vw_msg_set_str (&insert->user_insert.role, "admin");
     reply = s_call (auth, insert, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 409, "conflict");
+    vw_tb_check_reply (&reply, 409, "conflict");
 
     vw_msg_t *get = vw_msg_new (VW_MSG_ID_user_get);
     vw_msg_set_str (&get->user_get.username, "ops");
@@ -265,7 +232,7 @@ test_users (void **state)
     count = vw_msg_new (VW_MSG_ID_user_count);
     reply = s_call (auth, count, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"users\":1}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -293,7 +260,7 @@ test_command_insert_load_update_get (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-4", NULL), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
     vw_tb_peer_t *scheduler = vw_tb_peer (f->tb, "scheduler");
     assert_non_null (scheduler);
 
@@ -335,8 +302,7 @@ test_command_insert_load_update_get (void **state)
     vw_msg_set_str (&update->command_update.command_id, "cmd-1");
     vw_msg_set_str (&update->command_update.state, "failed");
     assert_int_equal (vw_tb_send (scheduler, "store", &update), 0);
-    assert_int_equal (vw_tb_sync (scheduler, "store"), 0);
-    assert_int_equal (vw_tb_kept (scheduler, VW_MSG_INVALID), 0);
+    vw_tb_quiet (scheduler, "store", scheduler, NULL);
 
     vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
     vw_msg_set_str (&get->command_get.command_id, "cmd-1");
@@ -344,7 +310,7 @@ test_command_insert_load_update_get (void **state)
     json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "state")), "completed");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     load = vw_msg_new (VW_MSG_ID_commands_load);
     load->commands_load.limit = 100;
@@ -355,7 +321,7 @@ test_command_insert_load_update_get (void **state)
     get = vw_msg_new (VW_MSG_ID_command_get);
     vw_msg_set_str (&get->command_get.command_id, "cmd-2");
     reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    vw_tb_check_reply (&reply, 404, "not_found");
 }
 
 //  --------------------------------------------------------------------------
@@ -373,13 +339,12 @@ test_unserved_messages_are_ignored (void **state)
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_reply);
     stray->reply.status = 201;
     assert_true (vw_tb_ask (f->edge, "store", &stray) != 0);
-    assert_int_equal (vw_tb_sync (f->edge, "store"), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "store", f->edge, NULL);
     vw_msg_t *list = vw_msg_new (VW_MSG_ID_agent_list);
     list->agent_list.limit = 10;
     vw_msg_t *reply = s_call (f->edge, list, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"agents\":[],\"next_cursor\":null}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  A database URL that is not SQLite fails start-up with the database code.
@@ -400,12 +365,15 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_agent_create_get_and_duplicate, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_users, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_command_insert_load_update_get, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_create_get_and_duplicate, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_users, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_command_insert_load_update_get, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test (test_bad_database_url_fails_start),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
