@@ -66,6 +66,21 @@ s_body (const vw_msg_t *reply)
 static const uint8_t s_hash[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
+//  A request naming one thing: agent_get, agent_lookup, agent_revoke,
+//  command_get or user_get.
+static vw_msg_t *
+s_get (vw_msg_id_t id, const char *key)
+{
+    vw_msg_t *msg = vw_msg_new (id);
+    vw_msg_set_str (id == VW_MSG_ID_agent_get      ? &msg->agent_get.agent_id
+                    : id == VW_MSG_ID_agent_lookup ? &msg->agent_lookup.agent_id
+                    : id == VW_MSG_ID_agent_revoke ? &msg->agent_revoke.agent_id
+                    : id == VW_MSG_ID_command_get  ? &msg->command_get.command_id
+                                                   : &msg->user_get.username,
+                    key);
+    return msg;
+}
+
 static vw_msg_t *
 s_agent_create (const char *id, const char *labels)
 {
@@ -90,9 +105,7 @@ test_agent_create_get_and_duplicate (void **state)
     json_decref (body);
     vw_tb_check_reply (&reply, 201, NULL);
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-1"), VW_MSG_ID_reply);
     body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "agent_id")), "gw-1");
     assert_string_equal (
@@ -103,9 +116,7 @@ test_agent_create_get_and_duplicate (void **state)
     //  The same id again: 409, and the first one is unchanged.
     reply = s_call (f->edge, s_agent_create ("gw-1", "{\"site\":\"b\"}"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 409, "conflict");
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-1"), VW_MSG_ID_reply);
     body = s_body (reply);
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (body, "labels"), "site")), "a");
@@ -113,9 +124,7 @@ test_agent_create_get_and_duplicate (void **state)
     vw_tb_check_reply (&reply, 200, NULL);
 
     //  An unknown agent: 404.
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-404");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-404"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 404, "not_found");
 
     //  The list has exactly the one agent.
@@ -137,9 +146,7 @@ test_agent_create_bad_labels (void **state)
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-2", "[1,2]"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 400, "bad_request");
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-2");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-2"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 404, "not_found");
 }
 
@@ -153,9 +160,8 @@ test_agent_lookup (void **state)
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
 
-    vw_msg_t *lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "gw-3");
-    vw_msg_t *record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    vw_msg_t *record =
+        s_call (registry, s_get (VW_MSG_ID_agent_lookup, "gw-3"), VW_MSG_ID_agent_record);
     assert_true (record->agent_record.found);
     assert_string_equal (record->agent_record.agent_id, "gw-3");
     assert_int_equal (record->agent_record.token_hash.size, 32);
@@ -164,21 +170,15 @@ test_agent_lookup (void **state)
     vw_msg_destroy (&record);
 
     //  Revoked, then looked up again.
-    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-3");
-    reply = s_call (registry, revoke, VW_MSG_ID_reply);
+    reply = s_call (registry, s_get (VW_MSG_ID_agent_revoke, "gw-3"), VW_MSG_ID_reply);
     assert_true (reply->reply.status < 300);
     vw_msg_destroy (&reply);
-    lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "gw-3");
-    record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    record = s_call (registry, s_get (VW_MSG_ID_agent_lookup, "gw-3"), VW_MSG_ID_agent_record);
     assert_true (record->agent_record.found);
     assert_true (record->agent_record.revoked);
     vw_msg_destroy (&record);
 
-    lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "nobody");
-    record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    record = s_call (registry, s_get (VW_MSG_ID_agent_lookup, "nobody"), VW_MSG_ID_agent_record);
     assert_false (record->agent_record.found);
     assert_int_equal (record->agent_record.token_hash.size, 0);
     vw_msg_destroy (&record);
@@ -213,18 +213,14 @@ test_users (void **state)
     reply = s_call (auth, insert, VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 409, "conflict");
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_user_get);
-    vw_msg_set_str (&get->user_get.username, "ops");
-    vw_msg_t *record = s_call (auth, get, VW_MSG_ID_user_record);
+    vw_msg_t *record = s_call (auth, s_get (VW_MSG_ID_user_get, "ops"), VW_MSG_ID_user_record);
     assert_true (record->user_record.found);
     assert_string_equal (record->user_record.role, "operator");
     assert_string_equal (record->user_record.password_hash, "$argon2id$v=19$m=65536,t=2,p=1$x$y");
     assert_false (record->user_record.disabled);
     vw_msg_destroy (&record);
 
-    get = vw_msg_new (VW_MSG_ID_user_get);
-    vw_msg_set_str (&get->user_get.username, "nobody");
-    record = s_call (auth, get, VW_MSG_ID_user_record);
+    record = s_call (auth, s_get (VW_MSG_ID_user_get, "nobody"), VW_MSG_ID_user_record);
     assert_false (record->user_record.found);
     assert_null (record->user_record.password_hash);
     vw_msg_destroy (&record);
@@ -304,9 +300,7 @@ test_command_insert_load_update_get (void **state)
     assert_int_equal (vw_tb_send (scheduler, "store", &update), 0);
     vw_tb_quiet (scheduler, "store", scheduler, NULL);
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&get->command_get.command_id, "cmd-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_command_get, "cmd-1"), VW_MSG_ID_reply);
     json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "state")), "completed");
     json_decref (body);
@@ -318,9 +312,7 @@ test_command_insert_load_update_get (void **state)
     assert_int_equal (page->commands_page.count, 0);
     vw_msg_destroy (&page);
 
-    get = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&get->command_get.command_id, "cmd-2");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_command_get, "cmd-2"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 404, "not_found");
 }
 
