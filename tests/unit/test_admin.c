@@ -227,10 +227,7 @@ test_revoke_audited_and_unreachable (void **state)
     assert_non_null (
         strstr (json_string_value (json_object_get (error, "message")), "unknown_actor"));
     json_decref (answer);
-    vw_msg_t *audit = vw_tb_want (f->store, VW_MSG_ID_audit);
-    assert_string_equal (audit->audit.action, "agent.revoke");
-    assert_string_equal (audit->audit.outcome, "failure");
-    vw_msg_destroy (&audit);
+    vw_tb_want_audit (f->store, "agent.revoke", NULL, "failure");
 
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
@@ -241,11 +238,7 @@ test_revoke_audited_and_unreachable (void **state)
     answer = s_answer (f);
     assert_true (json_is_true (json_object_get (answer, "ok")));
     json_decref (answer);
-    audit = vw_tb_want (f->store, VW_MSG_ID_audit);
-    assert_string_equal (audit->audit.action, "agent.revoke");
-    assert_string_equal (audit->audit.target, "gw-1");
-    assert_string_equal (audit->audit.outcome, "success");
-    vw_msg_destroy (&audit);
+    vw_tb_want_audit (f->store, "agent.revoke", "gw-1", "success");
 }
 
 //  commands.submit goes to the scheduler; its 202 body is the answer.

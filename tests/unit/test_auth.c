@@ -148,11 +148,7 @@ test_first_start_creates_admin (void **state)
     s_start (f, 0);
     vw_msg_t *insert = s_expect_insert (f, "admin", "admin", S_PASSWORD);
     vw_tb_answer (f->store, "auth", &insert, 201, NULL, NULL);
-    vw_msg_t *audit = vw_tb_want (f->store, VW_MSG_ID_audit);
-    assert_string_equal (audit->audit.action, "user.create");
-    assert_string_equal (audit->audit.target, "admin");
-    assert_string_equal (audit->audit.outcome, "success");
-    vw_msg_destroy (&audit);
+    vw_tb_want_audit (f->store, "user.create", "admin", "success");
 }
 
 //  Users exist: nothing is created.

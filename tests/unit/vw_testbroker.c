@@ -398,6 +398,17 @@ vw_tb_expect_reply (vw_tb_peer_t *peer, uint64_t rid, int64_t status, const char
 }
 
 void
+vw_tb_want_audit (vw_tb_peer_t *store, const char *action, const char *target, const char *outcome)
+{
+    vw_msg_t *audit = vw_tb_want (store, VW_MSG_ID_audit);
+    assert_string_equal (audit->audit.action, action);
+    if (target)
+        assert_string_equal (audit->audit.target, target);
+    assert_string_equal (audit->audit.outcome, outcome);
+    vw_msg_destroy (&audit);
+}
+
+void
 vw_tb_quiet (vw_tb_peer_t *peer, const char *to, ...)
 {
     if (vw_tb_sync (peer, to))

@@ -110,6 +110,10 @@ void vw_tb_check_reply (vw_msg_t **reply_p, int64_t status, const char *code);
 //  Waits for the answer carrying rid (a vw_tb_ask's: 0 fails, the request
 //  was not sent; so does no answer) and checks it as vw_tb_check_reply.
 void vw_tb_expect_reply (vw_tb_peer_t *peer, uint64_t rid, int64_t status, const char *code);
+//  The store (peer) gets an audit record of this action and outcome, and
+//  of this target unless target is NULL.
+void vw_tb_want_audit (vw_tb_peer_t *store, const char *action, const char *target,
+                       const char *outcome);
 //  Barrier (peer pings `to`), then asserts that none of the peers that
 //  follow, up to NULL, has received anything not yet expected.
 void vw_tb_quiet (vw_tb_peer_t *peer, const char *to, ...);
