@@ -36,25 +36,17 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    f->config = vw_config_new_defaults ();
     f->commands = vw_commands_new ();
-    if (!f->tb || !f->config || !f->commands)
+    if (!f->tb || !(f->config = vw_tb_config (f->tb)) || !f->commands)
         return -1;
     f->config->commands = f->commands;
     char endpoint[96];
     vw_tb_fresh_endpoint (endpoint, sizeof endpoint, "admin");
     free (f->config->admin_endpoint);
     f->config->admin_endpoint = strdup (endpoint);
-    f->store = vw_tb_peer (f->tb, "store");
-    if (!f->store)
+    if (vw_tb_peers (f->tb, "store", &f->store, NULL) ||
+        vw_tb_run (f->tb, &vw_admin_class, f->config))
         return -1;
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_admin_class, f->config, &reason);
-    if (rc) {
-        print_error ("admin did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
-        return -1;
-    }
     f->client = zsock_new_dealer (endpoint);
     if (!f->client)
         return -1;
@@ -67,10 +59,8 @@ s_teardown (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     zsock_destroy (&f->client);
-    vw_tb_destroy (&f->tb);
-    f->config->commands = NULL;
+    vw_tb_destroy (&f->tb);  //  the admin, then the config that names the commands
     vw_commands_destroy (&f->commands);
-    vw_config_destroy (&f->config);
     free (f);
     return 0;
 }
@@ -125,22 +115,6 @@ s_data (json_t *answer)
     return json_object_get (answer, "data");
 }
 
-//  A peer answers the request it got with a reply.
-static void
-s_peer_replies (vw_tb_peer_t *peer, vw_msg_t **request_p, int64_t status, const char *json,
-                const char *code)
-{
-    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->rid = (*request_p)->rid;
-    reply->reply.status = status;
-    vw_msg_set_str (&reply->reply.json, json);
-    vw_msg_set_str (&reply->reply.code, code);
-    if (code)
-        vw_msg_set_str (&reply->reply.message, "as the test said");
-    vw_msg_destroy (request_p);
-    assert_int_equal (vw_tb_send (peer, "admin", &reply), 0);
-}
-
 //  --------------------------------------------------------------------------
 //  Cases
 
@@ -192,8 +166,7 @@ test_bad_requests (void **state)
         s_op (f, "{\"op\":\"tokens.issue\",\"args\":{\"sub\":\"ops\",\"role\":\"operator\"}}"),
         "bad_request");
     //  The store heard nothing (no audit either).
-    assert_int_equal (vw_tb_sync (f->store, "admin"), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->store, "admin", f->store, NULL);
 }
 
 //  agents.get goes to the store; its reply is the op's answer.
@@ -202,19 +175,18 @@ test_agents_get_via_store (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-1\"}}");
-    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_agent_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
     assert_string_equal (get->agent_get.agent_id, "gw-1");
-    s_peer_replies (f->store, &get, 200, "{\"agent_id\":\"gw-1\",\"status\":\"offline\"}", NULL);
+    vw_tb_answer (f->store, "admin", &get, 200, "{\"agent_id\":\"gw-1\",\"status\":\"offline\"}",
+                  NULL);
     json_t *answer = s_answer (f);
     assert_string_equal (json_string_value (json_object_get (s_data (answer), "status")),
                          "offline");
     json_decref (answer);
 
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-2\"}}");
-    get = vw_tb_expect (f->store, VW_MSG_ID_agent_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
-    s_peer_replies (f->store, &get, 404, NULL, "not_found");
+    get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
+    vw_tb_answer (f->store, "admin", &get, 404, NULL, "not_found");
     s_expect_error (s_answer (f), "not_found");
 }
 
@@ -227,8 +199,7 @@ test_reply_from_the_wrong_peer_ignored (void **state)
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-1\"}}");
-    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_agent_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
     vw_msg_t *forged = vw_msg_new (VW_MSG_ID_reply);
     forged->rid = get->rid;
     forged->reply.status = 200;
@@ -237,7 +208,7 @@ test_reply_from_the_wrong_peer_ignored (void **state)
     //  The admin has handled it (barrier) and the client has no answer yet.
     assert_int_equal (vw_tb_sync (registry, "admin"), 0);
     assert_false (zsock_events (f->client) & ZMQ_POLLIN);
-    s_peer_replies (f->store, &get, 200, "{\"agent_id\":\"gw-1\"}", NULL);
+    vw_tb_answer (f->store, "admin", &get, 200, "{\"agent_id\":\"gw-1\"}", NULL);
     json_t *answer = s_answer (f);
     assert_string_equal (json_string_value (json_object_get (s_data (answer), "agent_id")), "gw-1");
     json_decref (answer);
@@ -256,28 +227,18 @@ test_revoke_audited_and_unreachable (void **state)
     assert_non_null (
         strstr (json_string_value (json_object_get (error, "message")), "unknown_actor"));
     json_decref (answer);
-    vw_msg_t *audit = vw_tb_expect (f->store, VW_MSG_ID_audit, VW_TB_TIMEOUT_MS);
-    assert_non_null (audit);
-    assert_string_equal (audit->audit.action, "agent.revoke");
-    assert_string_equal (audit->audit.outcome, "failure");
-    vw_msg_destroy (&audit);
+    vw_tb_want_audit (f->store, "agent.revoke", NULL, "failure");
 
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
     s_send (f, "{\"op\":\"agents.revoke\",\"args\":{\"agent_id\":\"gw-1\"}}");
-    vw_msg_t *revoke = vw_tb_expect (registry, VW_MSG_ID_agent_revoke, VW_TB_TIMEOUT_MS);
-    assert_non_null (revoke);
+    vw_msg_t *revoke = vw_tb_want (registry, VW_MSG_ID_agent_revoke);
     assert_string_equal (revoke->agent_revoke.agent_id, "gw-1");
-    s_peer_replies (registry, &revoke, 204, NULL, NULL);
+    vw_tb_answer (registry, "admin", &revoke, 204, NULL, NULL);
     answer = s_answer (f);
     assert_true (json_is_true (json_object_get (answer, "ok")));
     json_decref (answer);
-    audit = vw_tb_expect (f->store, VW_MSG_ID_audit, VW_TB_TIMEOUT_MS);
-    assert_non_null (audit);
-    assert_string_equal (audit->audit.action, "agent.revoke");
-    assert_string_equal (audit->audit.target, "gw-1");
-    assert_string_equal (audit->audit.outcome, "success");
-    vw_msg_destroy (&audit);
+    vw_tb_want_audit (f->store, "agent.revoke", "gw-1", "success");
 }
 
 //  commands.submit goes to the scheduler; its 202 body is the answer.
@@ -288,13 +249,12 @@ test_commands_submit (void **state)
     vw_tb_peer_t *scheduler = vw_tb_peer (f->tb, "scheduler");
     assert_non_null (scheduler);
     s_send (f, "{\"op\":\"commands.submit\",\"args\":{\"agent_id\":\"gw-1\",\"type\":\"ping\"}}");
-    vw_msg_t *submit = vw_tb_expect (scheduler, VW_MSG_ID_command_submit, VW_TB_TIMEOUT_MS);
-    assert_non_null (submit);
+    vw_msg_t *submit = vw_tb_want (scheduler, VW_MSG_ID_command_submit);
     assert_string_equal (submit->command_submit.agent_id, "gw-1");
     assert_string_equal (submit->command_submit.type, "ping");
     assert_string_equal (submit->command_submit.created_by, "admin-socket");
-    s_peer_replies (scheduler, &submit, 202, "{\"command_id\":\"c-1\",\"state\":\"pending\"}",
-                    NULL);
+    vw_tb_answer (scheduler, "admin", &submit, 202,
+                  "{\"command_id\":\"c-1\",\"state\":\"pending\"}", NULL);
     json_t *answer = s_answer (f);
     assert_string_equal (json_string_value (json_object_get (s_data (answer), "command_id")),
                          "c-1");
@@ -303,8 +263,7 @@ test_commands_submit (void **state)
     s_expect_error (
         s_op (f, "{\"op\":\"commands.submit\",\"args\":{\"agent_id\":\"gw-1\",\"type\":\"nope\"}}"),
         "unknown_command_type");
-    assert_int_equal (vw_tb_sync (scheduler, "admin"), 0);
-    assert_int_equal (vw_tb_kept (scheduler, VW_MSG_INVALID), 0);
+    vw_tb_quiet (scheduler, "admin", scheduler, NULL);
 }
 
 //  stats asks the broker itself (broker_stats answered by the broker).
@@ -325,13 +284,8 @@ test_store_error_unavailable (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_send (f, "{\"op\":\"commands.get\",\"args\":{\"command_id\":\"c-9\"}}");
-    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_command_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
-    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
-    err->rid = get->rid;
-    vw_msg_set_str (&err->error.code, "database_error");
-    vw_msg_destroy (&get);
-    assert_int_equal (vw_tb_send (f->store, "admin", &err), 0);
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_command_get);
+    vw_tb_answer_error (f->store, "admin", &get, "database_error");
     s_expect_error (s_answer (f), "unavailable");
 }
 

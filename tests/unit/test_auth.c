@@ -38,22 +38,9 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    f->config = vw_config_new_defaults ();
-    if (!f->tb || !f->config || sodium_init () < 0)
+    if (!f->tb || !(f->config = vw_tb_config (f->tb)) || sodium_init () < 0)
         return -1;
-    f->store = vw_tb_peer (f->tb, "store");
-    f->edge = vw_tb_peer (f->tb, "edge");
-    return f->store && f->edge ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    vw_config_destroy (&f->config);
-    free (f);
-    return 0;
+    return vw_tb_peers (f->tb, "store", &f->store, "edge", &f->edge, NULL);
 }
 
 //  Starts auth; the store answers its load of the users (and of the
@@ -61,13 +48,9 @@ s_teardown (void **state)
 static void
 s_start (t_fixture_t *f, int users)
 {
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_auth_class, f->config, &reason);
-    if (rc)
-        fail_msg ("auth did not start: %d %s", rc, reason ? reason : "");
-    vw_msg_t *load = vw_tb_expect (f->store, VW_MSG_ID_users_load, VW_TB_TIMEOUT_MS);
-    if (!load)
-        fail_msg ("the store got no users_load");
+    if (vw_tb_run (f->tb, &vw_auth_class, f->config))
+        fail ();
+    vw_msg_t *load = vw_tb_want (f->store, VW_MSG_ID_users_load);
     json_t *list = json_array ();
     for (int i = 0; i < users; i++)
         json_array_append_new (
@@ -75,22 +58,17 @@ s_start (t_fixture_t *f, int users)
                              "role", i ? "operator" : "admin", "disabled", 0, "created_at",
                              (json_int_t) 1, "gen", (json_int_t) (i + 1)));
     json_t *body = json_pack ("{s:o, s:{}}", "users", list, "denied");
-    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->rid = load->rid;
-    reply->reply.status = 200;
-    reply->reply.json = json_dumps (body, JSON_COMPACT);
+    char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
-    vw_msg_destroy (&load);
-    assert_int_equal (vw_tb_send (f->store, "auth", &reply), 0);
+    vw_tb_answer (f->store, "auth", &load, 200, text, NULL);
+    free (text);
 }
 
 //  The store gets a user_insert; its hash must verify `password`.
 static vw_msg_t *
 s_expect_insert (t_fixture_t *f, const char *username, const char *role, const char *password)
 {
-    vw_msg_t *insert = vw_tb_expect (f->store, VW_MSG_ID_user_insert, VW_TB_TIMEOUT_MS);
-    if (!insert)
-        fail_msg ("the store got no user_insert");
+    vw_msg_t *insert = vw_tb_want (f->store, VW_MSG_ID_user_insert);
     assert_string_equal (insert->user_insert.username, username);
     assert_string_equal (insert->user_insert.role, role);
     const char *hash = insert->user_insert.password_hash;
@@ -99,17 +77,6 @@ s_expect_insert (t_fixture_t *f, const char *username, const char *role, const c
     assert_int_equal (crypto_pwhash_str_verify (hash, password, strlen (password)), 0);
     assert_int_not_equal (crypto_pwhash_str_verify (hash, "wrong", 5), 0);
     return insert;
-}
-
-static void
-s_store_replies (t_fixture_t *f, vw_msg_t **request_p, int64_t status, const char *code)
-{
-    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->rid = (*request_p)->rid;
-    reply->reply.status = status;
-    vw_msg_set_str (&reply->reply.code, code);
-    vw_msg_destroy (request_p);
-    assert_int_equal (vw_tb_send (f->store, "auth", &reply), 0);
 }
 
 //  The edge logs in; the store answers user_get with `record` (NULL: an
@@ -127,13 +94,10 @@ s_login (t_fixture_t *f, const char *username, const char *password, const t_use
     vw_msg_set_str (&login->login.username, username);
     vw_msg_set_str (&login->login.password, password);
     uint64_t rid = vw_tb_ask (f->edge, "auth", &login);
-    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_user_get, VW_TB_TIMEOUT_MS);
-    if (!get)
-        fail_msg ("the store got no user_get");
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_user_get);
     assert_string_equal (get->user_get.username, username);
-    vw_msg_t *record;
     if (user) {
-        record = vw_msg_new (VW_MSG_ID_user_record);
+        vw_msg_t *record = vw_msg_new (VW_MSG_ID_user_record);
         record->user_record.found = user->found;
         record->user_record.disabled = user->disabled;
         vw_msg_set_str (&record->user_record.username, username);
@@ -146,14 +110,12 @@ s_login (t_fixture_t *f, const char *username, const char *password, const t_use
                               0);
             vw_msg_set_str (&record->user_record.password_hash, hash);
         }
+        record->rid = get->rid;
+        vw_msg_destroy (&get);
+        assert_int_equal (vw_tb_send (f->store, "auth", &record), 0);
     }
-    else {
-        record = vw_msg_new (VW_MSG_ID_error);
-        vw_msg_set_str (&record->error.code, "database_error");
-    }
-    record->rid = get->rid;
-    vw_msg_destroy (&get);
-    assert_int_equal (vw_tb_send (f->store, "auth", &record), 0);
+    else
+        vw_tb_answer_error (f->store, "auth", &get, "database_error");
     vw_msg_t *answer = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
     if (!answer)
         fail_msg ("the edge got no answer to its login");
@@ -185,13 +147,8 @@ test_first_start_creates_admin (void **state)
     f->config->admin_password = strdup (S_PASSWORD);
     s_start (f, 0);
     vw_msg_t *insert = s_expect_insert (f, "admin", "admin", S_PASSWORD);
-    s_store_replies (f, &insert, 201, NULL);
-    vw_msg_t *audit = vw_tb_expect (f->store, VW_MSG_ID_audit, VW_TB_TIMEOUT_MS);
-    assert_non_null (audit);
-    assert_string_equal (audit->audit.action, "user.create");
-    assert_string_equal (audit->audit.target, "admin");
-    assert_string_equal (audit->audit.outcome, "success");
-    vw_msg_destroy (&audit);
+    vw_tb_answer (f->store, "auth", &insert, 201, NULL, NULL);
+    vw_tb_want_audit (f->store, "user.create", "admin", "success");
 }
 
 //  Users exist: nothing is created.
@@ -200,8 +157,7 @@ test_later_start_creates_nothing (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_start (f, 2);
-    assert_int_equal (vw_tb_sync (f->store, "auth"), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->store, "auth", f->store, NULL);
 }
 
 static void
@@ -229,10 +185,7 @@ test_login_store_error (void **state)
     t_fixture_t *f = (t_fixture_t *) *state;
     s_start (f, 1);
     vw_msg_t *answer = s_login (f, "ops", S_PASSWORD, NULL);
-    assert_int_equal (answer->id, VW_MSG_ID_reply);
-    assert_int_equal (answer->reply.status, 503);
-    assert_string_equal (answer->reply.code, "unavailable");
-    vw_msg_destroy (&answer);
+    vw_tb_check_reply (&answer, 503, "unavailable");
 }
 
 //  user_create: hashed and inserted; the store's verdict is passed on.
@@ -248,13 +201,9 @@ test_user_create (void **state)
         vw_msg_set_str (&create->user_create.role, "viewer");
         uint64_t rid = vw_tb_ask (f->edge, "auth", &create);
         vw_msg_t *insert = s_expect_insert (f, "viewer.one", "viewer", S_PASSWORD);
-        s_store_replies (f, &insert, round ? 409 : 201, round ? "conflict" : NULL);
-        vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
-        assert_non_null (reply);
-        assert_int_equal (reply->reply.status, round ? 409 : 201);
-        if (round)
-            assert_string_equal (reply->reply.code, "conflict");
-        vw_msg_destroy (&reply);
+        vw_tb_answer (f->store, "auth", &insert, round ? 409 : 201, NULL,
+                      round ? "conflict" : NULL);
+        vw_tb_expect_reply (f->edge, rid, round ? 409 : 201, round ? "conflict" : NULL);
     }
 }
 
@@ -283,28 +232,24 @@ test_user_create_bad_input (void **state)
         vw_msg_set_str (&create->user_create.role, bad[i].role);
         vw_msg_t *reply = vw_tb_call (f->edge, "auth", &create, VW_TB_TIMEOUT_MS);
         assert_non_null (reply);
-        assert_int_equal (reply->reply.status, 400);
-        assert_string_equal (reply->reply.code, "bad_request");
         assert_non_null (strstr (reply->reply.message, bad[i].field));
-        vw_msg_destroy (&reply);
+        vw_tb_check_reply (&reply, 400, "bad_request");
     }
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_agent_get);
     assert_true (vw_tb_ask (f->edge, "auth", &stray) != 0);
-    assert_int_equal (vw_tb_sync (f->edge, "auth"), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "auth", f->store, f->edge, NULL);
 }
 
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_first_start_creates_admin, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_later_start_creates_nothing, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_login_good_and_bad, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_login_store_error, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_user_create, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_user_create_bad_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_first_start_creates_admin, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_later_start_creates_nothing, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_login_good_and_bad, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_login_store_error, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_user_create, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_user_create_bad_input, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -30,30 +30,10 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    if (!f->tb)
+    if (!f->tb ||
+        vw_tb_peers (f->tb, "scheduler", &f->scheduler, "edge", &f->edge, "store", &f->store, NULL))
         return -1;
-    f->scheduler = vw_tb_peer (f->tb, "scheduler");
-    f->edge = vw_tb_peer (f->tb, "edge");
-    f->store = vw_tb_peer (f->tb, "store");
-    if (!f->scheduler || !f->edge || !f->store)
-        return -1;
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_executor_class, NULL, &reason);
-    if (rc) {
-        print_error ("executor did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    free (f);
-    return 0;
+    return vw_tb_run (f->tb, &vw_executor_class, NULL);
 }
 
 static void
@@ -74,9 +54,7 @@ s_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms)
 static void
 s_expect_send (t_fixture_t *f, const char *id, int64_t conn, const char *type)
 {
-    vw_msg_t *s = vw_tb_expect (f->edge, VW_MSG_ID_command_send, VW_TB_TIMEOUT_MS);
-    if (!s)
-        fail_msg ("the edge got no command_send");
+    vw_msg_t *s = vw_tb_want (f->edge, VW_MSG_ID_command_send);
     assert_string_equal (s->command_send.command_id, id);
     assert_int_equal (s->command_send.conn, conn);
     if (type) {
@@ -106,9 +84,7 @@ s_event (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const c
 static void
 s_expect_outcome (t_fixture_t *f, const char *id, const char *outcome, int64_t conn)
 {
-    vw_msg_t *o = vw_tb_expect (f->scheduler, VW_MSG_ID_command_outcome, VW_TB_TIMEOUT_MS);
-    if (!o)
-        fail_msg ("the scheduler got no outcome, wanted '%s'", outcome);
+    vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
     assert_string_equal (o->command_outcome.command_id, id);
     assert_string_equal (o->command_outcome.outcome, outcome);
     assert_int_equal (o->command_outcome.conn, conn);
@@ -119,10 +95,7 @@ s_expect_outcome (t_fixture_t *f, const char *id, const char *outcome, int64_t c
 static void
 s_expect_quiet (t_fixture_t *f)
 {
-    assert_int_equal (vw_tb_sync (f->edge, "executor"), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->scheduler, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "executor", f->edge, f->scheduler, f->store, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -136,14 +109,12 @@ test_dispatch_ack_result (void **state)
     s_dispatch (f, "cmd-1", 7, 30000);
     s_expect_send (f, "cmd-1", 7, "ping");
     s_event (f, "cmd-1", 7, "ack", NULL);
-    vw_msg_t *u = vw_tb_expect (f->store, VW_MSG_ID_command_update, VW_TB_TIMEOUT_MS);
-    assert_non_null (u);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.command_id, "cmd-1");
     assert_string_equal (u->command_update.event, "delivered");
     vw_msg_destroy (&u);
     s_event (f, "cmd-1", 7, "result", "completed");
-    vw_msg_t *o = vw_tb_expect (f->scheduler, VW_MSG_ID_command_outcome, VW_TB_TIMEOUT_MS);
-    assert_non_null (o);
+    vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
     assert_string_equal (o->command_outcome.outcome, "completed");
     assert_string_equal (o->command_outcome.result, "{\"pong\":true}");
     vw_msg_destroy (&o);
@@ -236,12 +207,12 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_failed_result, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_timeout, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_no_session_unsent, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_closed_undeliverable_abort, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_result, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_timeout, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_no_session_unsent, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_closed_undeliverable_abort, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -63,12 +63,10 @@ s_setup (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     f->tb = vw_tb_new ();
-    if (!f->tb)
+    if (!f->tb || vw_tb_peers (f->tb, "store", &f->store, "edge", &f->edge, NULL))
         return -1;
-    f->store = vw_tb_peer (f->tb, "store");
-    f->edge = vw_tb_peer (f->tb, "edge");
     f->actor = vw_actor_new (NULL, &s_class, vw_tb_endpoint (f->tb));
-    if (!f->store || !f->edge || !f->actor || vw_actor_join (f->actor, VW_TB_TIMEOUT_MS))
+    if (!f->actor || vw_actor_join (f->actor, VW_TB_TIMEOUT_MS))
         return -1;
     f->pending = vw_pending_new (f->actor, &f->seen);
     *state = f;
@@ -110,8 +108,7 @@ s_ask_store (t_fixture_t *f, int timeout_ms)
         vw_pending_request (f->pending, "store", &load, timeout_ms, s_on_answer, &f->seen), 0);
     assert_null (load);
     assert_int_equal (vw_pending_size (f->pending), 1);
-    vw_msg_t *got = vw_tb_expect (f->store, VW_MSG_ID_commands_load, VW_TB_TIMEOUT_MS);
-    assert_non_null (got);
+    vw_msg_t *got = vw_tb_want (f->store, VW_MSG_ID_commands_load);
     assert_string_equal (got->peer, "scheduler");
     uint64_t rid = got->rid;
     assert_true (rid != 0);

@@ -39,32 +39,10 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    f->config = vw_config_new_defaults ();
-    if (!f->tb || !f->config || sodium_init () < 0)
+    if (!f->tb || !(f->config = vw_tb_config (f->tb)) || sodium_init () < 0 ||
+        vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, "scheduler", &f->scheduler, NULL))
         return -1;
-    f->edge = vw_tb_peer (f->tb, "edge");
-    f->store = vw_tb_peer (f->tb, "store");
-    f->scheduler = vw_tb_peer (f->tb, "scheduler");
-    if (!f->edge || !f->store || !f->scheduler)
-        return -1;
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_registry_class, f->config, &reason);
-    if (rc) {
-        print_error ("registry did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    vw_config_destroy (&f->config);
-    free (f);
-    return 0;
+    return vw_tb_run (f->tb, &vw_registry_class, f->config);
 }
 
 static void
@@ -90,9 +68,7 @@ typedef struct {
 static void
 s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
 {
-    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
-    if (!lookup)
-        fail_msg ("the store got no agent_lookup");
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
     assert_string_equal (lookup->agent_lookup.agent_id, agent_id);
     vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
     record->rid = lookup->rid;
@@ -114,9 +90,7 @@ s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
 static char *
 s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
 {
-    vw_msg_t *w = vw_tb_expect (f->edge, VW_MSG_ID_session_welcome, VW_TB_TIMEOUT_MS);
-    if (!w)
-        fail_msg ("the edge got no welcome");
+    vw_msg_t *w = vw_tb_want (f->edge, VW_MSG_ID_session_welcome);
     assert_int_equal (w->session_welcome.conn, conn);
     assert_string_equal (w->session_welcome.agent_id, agent_id);
     assert_non_null (w->session_welcome.session_id);
@@ -124,17 +98,13 @@ s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
     char *session = strdup (w->session_welcome.session_id);
     vw_msg_destroy (&w);
     //  The scheduler hears the agent can take commands on that connection.
-    vw_msg_t *p = vw_tb_expect (f->scheduler, VW_MSG_ID_agent_presence, VW_TB_TIMEOUT_MS);
-    if (!p)
-        fail_msg ("the scheduler got no presence");
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
     assert_string_equal (p->agent_presence.agent_id, agent_id);
     assert_true (p->agent_presence.dispatchable);
     assert_int_equal (p->agent_presence.conn, conn);
     vw_msg_destroy (&p);
     //  The store is told to persist the connect.
-    vw_msg_t *s = vw_tb_expect (f->store, VW_MSG_ID_agent_state, VW_TB_TIMEOUT_MS);
-    if (!s)
-        fail_msg ("the store got no agent_state");
+    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
     assert_string_equal (s->agent_state.agent_id, agent_id);
     assert_string_equal (s->agent_state.event, "connect");
     assert_string_equal (s->agent_state.session_id, session);
@@ -145,9 +115,7 @@ s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
 static void
 s_expect_reject (t_fixture_t *f, int64_t conn, int64_t close_code, const char *code)
 {
-    vw_msg_t *r = vw_tb_expect (f->edge, VW_MSG_ID_session_reject, VW_TB_TIMEOUT_MS);
-    if (!r)
-        fail_msg ("the edge got no reject");
+    vw_msg_t *r = vw_tb_want (f->edge, VW_MSG_ID_session_reject);
     assert_int_equal (r->session_reject.conn, conn);
     assert_int_equal (r->session_reject.close_code, close_code);
     assert_string_equal (r->session_reject.code, code);
@@ -176,13 +144,11 @@ test_hello_good_token_welcomed (void **state)
     vw_msg_set_str (&closed->session_closed.agent_id, "gw-1");
     vw_msg_set_str (&closed->session_closed.session_id, session);
     assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
-    vw_msg_t *p = vw_tb_expect (f->scheduler, VW_MSG_ID_agent_presence, VW_TB_TIMEOUT_MS);
-    assert_non_null (p);
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
     assert_false (p->agent_presence.dispatchable);
     assert_int_equal (p->agent_presence.conn, 0);
     vw_msg_destroy (&p);
-    vw_msg_t *s = vw_tb_expect (f->store, VW_MSG_ID_agent_state, VW_TB_TIMEOUT_MS);
-    assert_non_null (s);
+    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
     assert_string_equal (s->agent_state.event, "disconnect");
     vw_msg_destroy (&s);
     free (session);
@@ -220,13 +186,8 @@ test_hello_store_error_unavailable (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_hello (f, 10, "gw-1", S_TOKEN);
-    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
-    assert_non_null (lookup);
-    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
-    err->rid = lookup->rid;
-    vw_msg_set_str (&err->error.code, "database_error");
-    vw_msg_destroy (&lookup);
-    assert_int_equal (vw_tb_send (f->store, "registry", &err), 0);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    vw_tb_answer_error (f->store, "registry", &lookup, "database_error");
     s_expect_reject (f, 10, 1013, "unavailable");
 }
 
@@ -237,8 +198,7 @@ test_hello_answer_from_the_wrong_peer_ignored (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_hello (f, 11, "gw-1", S_TOKEN);
-    vw_msg_t *lookup = vw_tb_expect (f->store, VW_MSG_ID_agent_lookup, VW_TB_TIMEOUT_MS);
-    assert_non_null (lookup);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
     vw_msg_t *forged = vw_msg_new (VW_MSG_ID_agent_record);
     forged->rid = lookup->rid;
     forged->agent_record.found = true;
@@ -265,9 +225,7 @@ test_hello_ed25519_challenge (void **state)
         if (round == 0)
             s_store_answers_lookup (
                 f, "gw-key", (t_record_t){.found = true, .token = S_TOKEN, .public_key = pk});
-        vw_msg_t *c = vw_tb_expect (f->edge, VW_MSG_ID_session_challenge, VW_TB_TIMEOUT_MS);
-        if (!c)
-            fail_msg ("the edge got no challenge");
+        vw_msg_t *c = vw_tb_want (f->edge, VW_MSG_ID_session_challenge);
         assert_int_equal (c->session_challenge.conn, conn);
         uint8_t nonce[32];
         size_t len = 0;
@@ -311,20 +269,11 @@ test_revoke_and_disconnect (void **state)
     vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
     vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-1");
     uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
-    vw_msg_t *fwd = vw_tb_expect (f->store, VW_MSG_ID_agent_revoke, VW_TB_TIMEOUT_MS);
-    assert_non_null (fwd);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
     assert_string_equal (fwd->agent_revoke.agent_id, "gw-1");
-    vw_msg_t *done = vw_msg_new (VW_MSG_ID_reply);
-    done->rid = fwd->rid;
-    done->reply.status = 204;
-    vw_msg_destroy (&fwd);
-    assert_int_equal (vw_tb_send (f->store, "registry", &done), 0);
-    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
-    assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 204);
-    vw_msg_destroy (&reply);
-    vw_msg_t *kick = vw_tb_expect (f->edge, VW_MSG_ID_session_kick, VW_TB_TIMEOUT_MS);
-    assert_non_null (kick);
+    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
+    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    vw_msg_t *kick = vw_tb_want (f->edge, VW_MSG_ID_session_kick);
     assert_int_equal (kick->session_kick.conn, 30);
     assert_int_equal (kick->session_kick.close_code, 4401);
     vw_msg_destroy (&kick);
@@ -350,11 +299,7 @@ test_revoke_and_disconnect (void **state)
 
     vw_msg_t *disconnect = vw_msg_new (VW_MSG_ID_agent_disconnect);
     vw_msg_set_str (&disconnect->agent_disconnect.agent_id, "gw-1");
-    reply = vw_tb_call (f->edge, "registry", &disconnect, VW_TB_TIMEOUT_MS);
-    assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 404);
-    assert_string_equal (reply->reply.code, "not_found");
-    vw_msg_destroy (&reply);
+    vw_tb_expect_reply (f->edge, vw_tb_ask (f->edge, "registry", &disconnect), 404, "not_found");
 }
 
 //  Malformed or stale input changes nothing and gets no answer.
@@ -381,26 +326,24 @@ test_bad_input_ignored (void **state)
     //  A message the registry does not serve.
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_command_submit);
     assert_true (vw_tb_ask (f->edge, "registry", &stray) != 0);
-    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->scheduler, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "registry", f->edge, f->store, f->scheduler, NULL);
 }
 
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_unknown_or_revoked_rejected, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_hello_store_error_unavailable, s_setup, s_teardown),
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_store_error_unavailable, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_answer_from_the_wrong_peer_ignored, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_hello_ed25519_challenge, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, s_teardown),
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_ed25519_challenge, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -37,37 +37,16 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    f->config = vw_config_new_defaults ();
-    if (!f->tb || !f->config)
+    if (!f->tb || !(f->config = vw_tb_config (f->tb)) ||
+        vw_tb_peers (f->tb, "store", &f->store, "edge", &f->edge, "registry", &f->registry,
+                     "executor", &f->executor, NULL) ||
+        vw_tb_run (f->tb, &vw_scheduler_class, f->config))
         return -1;
-    f->store = vw_tb_peer (f->tb, "store");
-    f->edge = vw_tb_peer (f->tb, "edge");
-    f->registry = vw_tb_peer (f->tb, "registry");
-    f->executor = vw_tb_peer (f->tb, "executor");
-    if (!f->store || !f->edge || !f->registry || !f->executor)
-        return -1;
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_scheduler_class, f->config, &reason);
-    if (rc) {
-        print_error ("scheduler did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
-        return -1;
-    }
     vw_msg_t *load = vw_tb_expect (f->store, VW_MSG_ID_commands_load, VW_TB_TIMEOUT_MS);
     if (!load || load->commands_load.after != 0)
         return -1;
     f->load_rid = load->rid;
     vw_msg_destroy (&load);
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    vw_config_destroy (&f->config);
-    free (f);
     return 0;
 }
 
@@ -115,9 +94,7 @@ s_submit (t_fixture_t *f, const char *agent_id, uint64_t rid)
 static char *
 s_store_inserts (t_fixture_t *f, const char *agent_id)
 {
-    vw_msg_t *insert = vw_tb_expect (f->store, VW_MSG_ID_command_insert, VW_TB_TIMEOUT_MS);
-    if (!insert)
-        fail_msg ("the store got no command_insert");
+    vw_msg_t *insert = vw_tb_want (f->store, VW_MSG_ID_command_insert);
     assert_string_equal (insert->command_insert.agent_id, agent_id);
     assert_string_equal (insert->command_insert.type, "ping");
     assert_string_equal (insert->command_insert.created_by, "tester");
@@ -140,17 +117,14 @@ s_expect_accepted (t_fixture_t *f, uint64_t rid, const char *id)
     if (!reply)
         fail_msg ("the edge got no answer to its submit");
     assert_int_equal (reply->id, VW_MSG_ID_reply);
-    assert_int_equal (reply->reply.status, 202);
     assert_non_null (strstr (reply->reply.json, id));
-    vw_msg_destroy (&reply);
+    vw_tb_check_reply (&reply, 202, NULL);
 }
 
 static void
 s_expect_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t attempt)
 {
-    vw_msg_t *d = vw_tb_expect (f->executor, VW_MSG_ID_command_dispatch, VW_TB_TIMEOUT_MS);
-    if (!d)
-        fail_msg ("the executor got no dispatch");
+    vw_msg_t *d = vw_tb_want (f->executor, VW_MSG_ID_command_dispatch);
     assert_string_equal (d->command_dispatch.command_id, id);
     assert_string_equal (d->command_dispatch.agent_id, "gw-1");
     assert_int_equal (d->command_dispatch.conn, conn);
@@ -164,9 +138,7 @@ s_expect_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t attempt
 static void
 s_expect_update (t_fixture_t *f, const char *id, const char *event, const char *state)
 {
-    vw_msg_t *u = vw_tb_expect (f->store, VW_MSG_ID_command_update, VW_TB_TIMEOUT_MS);
-    if (!u)
-        fail_msg ("the store got no command_update '%s'", event);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.command_id, id);
     assert_string_equal (u->command_update.event, event);
     if (state)
@@ -256,20 +228,10 @@ test_store_error_gives_503 (void **state)
     s_load_empty (f);
     s_presence (f, "gw-1", true, 7);
     uint64_t rid = s_submit (f, "gw-1", 0);
-    vw_msg_t *insert = vw_tb_expect (f->store, VW_MSG_ID_command_insert, VW_TB_TIMEOUT_MS);
-    assert_non_null (insert);
-    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
-    err->rid = insert->rid;
-    vw_msg_set_str (&err->error.code, "database_error");
-    vw_msg_destroy (&insert);
-    assert_int_equal (vw_tb_send (f->store, "scheduler", &err), 0);
-    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
-    assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 503);
-    assert_string_equal (reply->reply.code, "unavailable");
-    vw_msg_destroy (&reply);
-    assert_int_equal (vw_tb_sync (f->edge, "scheduler"), 0);
-    assert_int_equal (vw_tb_kept (f->executor, VW_MSG_INVALID), 0);
+    vw_msg_t *insert = vw_tb_want (f->store, VW_MSG_ID_command_insert);
+    vw_tb_answer_error (f->store, "scheduler", &insert, "database_error");
+    vw_tb_expect_reply (f->edge, rid, 503, "unavailable");
+    vw_tb_quiet (f->edge, "scheduler", f->executor, NULL);
 }
 
 //  A refusal by the store (unknown agent) is passed on as it is.
@@ -279,8 +241,7 @@ test_store_refusal_passed_on (void **state)
     t_fixture_t *f = (t_fixture_t *) *state;
     s_load_empty (f);
     uint64_t rid = s_submit (f, "gw-404", 0);
-    vw_msg_t *insert = vw_tb_expect (f->store, VW_MSG_ID_command_insert, VW_TB_TIMEOUT_MS);
-    assert_non_null (insert);
+    vw_msg_t *insert = vw_tb_want (f->store, VW_MSG_ID_command_insert);
     vw_msg_t *done = vw_msg_new (VW_MSG_ID_command_inserted);
     done->rid = insert->rid;
     done->command_inserted.status = 404;
@@ -289,11 +250,7 @@ test_store_refusal_passed_on (void **state)
     vw_msg_set_str (&done->command_inserted.rows, "[]");
     vw_msg_destroy (&insert);
     assert_int_equal (vw_tb_send (f->store, "scheduler", &done), 0);
-    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
-    assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 404);
-    assert_string_equal (reply->reply.code, "not_found");
-    vw_msg_destroy (&reply);
+    vw_tb_expect_reply (f->edge, rid, 404, "not_found");
 }
 
 //  Cancel of a queued command: finished as cancelled, the answer is the
@@ -311,37 +268,20 @@ test_cancel (void **state)
     vw_msg_set_str (&cancel->command_cancel.command_id, id);
     rid = vw_tb_ask (f->edge, "scheduler", &cancel);
     s_expect_update (f, id, "finish", "cancelled");
-    vw_msg_t *get = vw_tb_expect (f->store, VW_MSG_ID_command_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_command_get);
     assert_string_equal (get->command_get.command_id, id);
-    vw_msg_t *row = vw_msg_new (VW_MSG_ID_reply);
-    row->rid = get->rid;
-    row->reply.status = 200;
-    vw_msg_set_str (&row->reply.json, "{\"state\":\"cancelled\"}");
-    vw_msg_destroy (&get);
-    assert_int_equal (vw_tb_send (f->store, "scheduler", &row), 0);
+    vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
     vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
     assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 200);
     assert_string_equal (reply->reply.json, "{\"state\":\"cancelled\"}");
-    vw_msg_destroy (&reply);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     cancel = vw_msg_new (VW_MSG_ID_command_cancel);
     vw_msg_set_str (&cancel->command_cancel.command_id, "nope");
     rid = vw_tb_ask (f->edge, "scheduler", &cancel);
-    get = vw_tb_expect (f->store, VW_MSG_ID_command_get, VW_TB_TIMEOUT_MS);
-    assert_non_null (get);
-    vw_msg_t *missing = vw_msg_new (VW_MSG_ID_reply);
-    missing->rid = get->rid;
-    missing->reply.status = 404;
-    vw_msg_set_str (&missing->reply.code, "not_found");
-    vw_msg_destroy (&get);
-    assert_int_equal (vw_tb_send (f->store, "scheduler", &missing), 0);
-    reply = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
-    assert_non_null (reply);
-    assert_int_equal (reply->reply.status, 404);
-    assert_string_equal (reply->reply.code, "not_found");
-    vw_msg_destroy (&reply);
+    get = vw_tb_want (f->store, VW_MSG_ID_command_get);
+    vw_tb_answer (f->store, "scheduler", &get, 404, NULL, "not_found");
+    vw_tb_expect_reply (f->edge, rid, 404, "not_found");
     free (id);
 }
 
@@ -364,23 +304,21 @@ test_bad_input_ignored (void **state)
     assert_int_equal (vw_tb_send (f->registry, "scheduler", &p), 0);
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_agent_create);
     assert_true (vw_tb_ask (f->edge, "scheduler", &stray) != 0);
-    assert_int_equal (vw_tb_sync (f->edge, "scheduler"), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->executor, VW_MSG_INVALID), 0);
-    assert_int_equal (vw_tb_kept (f->store, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "scheduler", f->edge, f->executor, f->store, NULL);
 }
 
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_submit_dispatch_complete, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_offline_agent_waits, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_submit_with_the_rid_of_the_load, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_store_error_gives_503, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_store_refusal_passed_on, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_cancel, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_submit_dispatch_complete, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_offline_agent_waits, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_submit_with_the_rid_of_the_load, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_store_error_gives_503, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_store_refusal_passed_on, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -33,27 +33,10 @@ s_setup (void **state)
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
     f->tb = vw_tb_new ();
-    if (!f->tb)
-        return -1;
     f->args.database_url = ":memory:";
-    char *reason = NULL;
-    int rc = vw_tb_start (f->tb, &vw_store_class, &f->args, &reason);
-    if (rc) {
-        print_error ("store did not start: %d %s\n", rc, reason ? reason : "");
-        free (reason);
+    if (!f->tb || vw_tb_run (f->tb, &vw_store_class, &f->args))
         return -1;
-    }
-    f->edge = vw_tb_peer (f->tb, "edge");
-    return f->edge ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) *state;
-    vw_tb_destroy (&f->tb);
-    free (f);
-    return 0;
+    return vw_tb_peers (f->tb, "edge", &f->edge, NULL);
 }
 
 //  Sends *msg_p to the store and returns its answer (fails without one).
@@ -70,22 +53,6 @@ s_call (vw_tb_peer_t *peer, vw_msg_t *msg, vw_msg_id_t want)
     return answer;
 }
 
-//  A reply's status, and its code for errors; the reply is destroyed.
-static void
-s_expect_reply (vw_msg_t **reply_p, int64_t status, const char *code)
-{
-    vw_msg_t *reply = *reply_p;
-    if (reply->reply.status != status)
-        fail_msg ("status %lld (%s: %s), wanted %lld", (long long) reply->reply.status,
-                  reply->reply.code ? reply->reply.code : "-",
-                  reply->reply.message ? reply->reply.message : "-", (long long) status);
-    if (code)
-        assert_string_equal (reply->reply.code, code);
-    else
-        assert_null (reply->reply.code);
-    vw_msg_destroy (reply_p);
-}
-
 //  A reply's JSON body (caller decrefs).
 static json_t *
 s_body (const vw_msg_t *reply)
@@ -98,6 +65,21 @@ s_body (const vw_msg_t *reply)
 
 static const uint8_t s_hash[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+//  A request naming one thing: agent_get, agent_lookup, agent_revoke,
+//  command_get or user_get.
+static vw_msg_t *
+s_get (vw_msg_id_t id, const char *key)
+{
+    vw_msg_t *msg = vw_msg_new (id);
+    vw_msg_set_str (id == VW_MSG_ID_agent_get      ? &msg->agent_get.agent_id
+                    : id == VW_MSG_ID_agent_lookup ? &msg->agent_lookup.agent_id
+                    : id == VW_MSG_ID_agent_revoke ? &msg->agent_revoke.agent_id
+                    : id == VW_MSG_ID_command_get  ? &msg->command_get.command_id
+                                                   : &msg->user_get.username,
+                    key);
+    return msg;
+}
 
 static vw_msg_t *
 s_agent_create (const char *id, const char *labels)
@@ -121,35 +103,29 @@ test_agent_create_get_and_duplicate (void **state)
     json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "agent_id")), "gw-1");
     json_decref (body);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-1"), VW_MSG_ID_reply);
     body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "agent_id")), "gw-1");
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (body, "labels"), "site")), "a");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     //  The same id again: 409, and the first one is unchanged.
     reply = s_call (f->edge, s_agent_create ("gw-1", "{\"site\":\"b\"}"), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 409, "conflict");
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 409, "conflict");
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-1"), VW_MSG_ID_reply);
     body = s_body (reply);
     assert_string_equal (
         json_string_value (json_object_get (json_object_get (body, "labels"), "site")), "a");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     //  An unknown agent: 404.
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-404");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-404"), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 404, "not_found");
 
     //  The list has exactly the one agent.
     vw_msg_t *list = vw_msg_new (VW_MSG_ID_agent_list);
@@ -158,7 +134,7 @@ test_agent_create_get_and_duplicate (void **state)
     body = s_body (reply);
     assert_int_equal (json_array_size (json_object_get (body, "agents")), 1);
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  Labels that are not an object are refused by the schema with 400 (a
@@ -169,11 +145,9 @@ test_agent_create_bad_labels (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-2", "[1,2]"), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 400, "bad_request");
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-2");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    vw_tb_check_reply (&reply, 400, "bad_request");
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-2"), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 404, "not_found");
 }
 
 //  The registry's credential look-up: agent_record, found or not.
@@ -182,13 +156,12 @@ test_agent_lookup (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-3", NULL), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
 
-    vw_msg_t *lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "gw-3");
-    vw_msg_t *record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    vw_msg_t *record =
+        s_call (registry, s_get (VW_MSG_ID_agent_lookup, "gw-3"), VW_MSG_ID_agent_record);
     assert_true (record->agent_record.found);
     assert_string_equal (record->agent_record.agent_id, "gw-3");
     assert_int_equal (record->agent_record.token_hash.size, 32);
@@ -197,21 +170,15 @@ test_agent_lookup (void **state)
     vw_msg_destroy (&record);
 
     //  Revoked, then looked up again.
-    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-3");
-    reply = s_call (registry, revoke, VW_MSG_ID_reply);
+    reply = s_call (registry, s_get (VW_MSG_ID_agent_revoke, "gw-3"), VW_MSG_ID_reply);
     assert_true (reply->reply.status < 300);
     vw_msg_destroy (&reply);
-    lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "gw-3");
-    record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    record = s_call (registry, s_get (VW_MSG_ID_agent_lookup, "gw-3"), VW_MSG_ID_agent_record);
     assert_true (record->agent_record.found);
     assert_true (record->agent_record.revoked);
     vw_msg_destroy (&record);
 
-    lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
-    vw_msg_set_str (&lookup->agent_lookup.agent_id, "nobody");
-    record = s_call (registry, lookup, VW_MSG_ID_agent_record);
+    record = s_call (registry, s_get (VW_MSG_ID_agent_lookup, "nobody"), VW_MSG_ID_agent_record);
     assert_false (record->agent_record.found);
     assert_int_equal (record->agent_record.token_hash.size, 0);
     vw_msg_destroy (&record);
@@ -230,34 +197,30 @@ test_users (void **state)
     count->user_count.all = true;
     vw_msg_t *reply = s_call (auth, count, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"users\":0}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     vw_msg_t *insert = vw_msg_new (VW_MSG_ID_user_insert);
     vw_msg_set_str (&insert->user_insert.username, "ops");
     vw_msg_set_str (&insert->user_insert.password_hash, "$argon2id$v=19$m=65536,t=2,p=1$x$y");
     vw_msg_set_str (&insert->user_insert.role, "operator");
     reply = s_call (auth, insert, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
 
     insert = vw_msg_new (VW_MSG_ID_user_insert);
     vw_msg_set_str (&insert->user_insert.username, "ops");
     vw_msg_set_str (&insert->user_insert.password_hash, "$argon2id$other");
     vw_msg_set_str (&insert->user_insert.role, "admin");
     reply = s_call (auth, insert, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 409, "conflict");
+    vw_tb_check_reply (&reply, 409, "conflict");
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_user_get);
-    vw_msg_set_str (&get->user_get.username, "ops");
-    vw_msg_t *record = s_call (auth, get, VW_MSG_ID_user_record);
+    vw_msg_t *record = s_call (auth, s_get (VW_MSG_ID_user_get, "ops"), VW_MSG_ID_user_record);
     assert_true (record->user_record.found);
     assert_string_equal (record->user_record.role, "operator");
     assert_string_equal (record->user_record.password_hash, "$argon2id$v=19$m=65536,t=2,p=1$x$y");
     assert_false (record->user_record.disabled);
     vw_msg_destroy (&record);
 
-    get = vw_msg_new (VW_MSG_ID_user_get);
-    vw_msg_set_str (&get->user_get.username, "nobody");
-    record = s_call (auth, get, VW_MSG_ID_user_record);
+    record = s_call (auth, s_get (VW_MSG_ID_user_get, "nobody"), VW_MSG_ID_user_record);
     assert_false (record->user_record.found);
     assert_null (record->user_record.password_hash);
     vw_msg_destroy (&record);
@@ -265,7 +228,7 @@ test_users (void **state)
     count = vw_msg_new (VW_MSG_ID_user_count);
     reply = s_call (auth, count, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"users\":1}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -293,7 +256,7 @@ test_command_insert_load_update_get (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-4", NULL), VW_MSG_ID_reply);
-    s_expect_reply (&reply, 201, NULL);
+    vw_tb_check_reply (&reply, 201, NULL);
     vw_tb_peer_t *scheduler = vw_tb_peer (f->tb, "scheduler");
     assert_non_null (scheduler);
 
@@ -335,16 +298,13 @@ test_command_insert_load_update_get (void **state)
     vw_msg_set_str (&update->command_update.command_id, "cmd-1");
     vw_msg_set_str (&update->command_update.state, "failed");
     assert_int_equal (vw_tb_send (scheduler, "store", &update), 0);
-    assert_int_equal (vw_tb_sync (scheduler, "store"), 0);
-    assert_int_equal (vw_tb_kept (scheduler, VW_MSG_INVALID), 0);
+    vw_tb_quiet (scheduler, "store", scheduler, NULL);
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&get->command_get.command_id, "cmd-1");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_command_get, "cmd-1"), VW_MSG_ID_reply);
     json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "state")), "completed");
     json_decref (body);
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 
     load = vw_msg_new (VW_MSG_ID_commands_load);
     load->commands_load.limit = 100;
@@ -352,10 +312,8 @@ test_command_insert_load_update_get (void **state)
     assert_int_equal (page->commands_page.count, 0);
     vw_msg_destroy (&page);
 
-    get = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&get->command_get.command_id, "cmd-2");
-    reply = s_call (f->edge, get, VW_MSG_ID_reply);
-    s_expect_reply (&reply, 404, "not_found");
+    reply = s_call (f->edge, s_get (VW_MSG_ID_command_get, "cmd-2"), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 404, "not_found");
 }
 
 //  --------------------------------------------------------------------------
@@ -373,13 +331,12 @@ test_unserved_messages_are_ignored (void **state)
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_reply);
     stray->reply.status = 201;
     assert_true (vw_tb_ask (f->edge, "store", &stray) != 0);
-    assert_int_equal (vw_tb_sync (f->edge, "store"), 0);
-    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_INVALID), 0);
+    vw_tb_quiet (f->edge, "store", f->edge, NULL);
     vw_msg_t *list = vw_msg_new (VW_MSG_ID_agent_list);
     list->agent_list.limit = 10;
     vw_msg_t *reply = s_call (f->edge, list, VW_MSG_ID_reply);
     assert_string_equal (reply->reply.json, "{\"agents\":[],\"next_cursor\":null}");
-    s_expect_reply (&reply, 200, NULL);
+    vw_tb_check_reply (&reply, 200, NULL);
 }
 
 //  A database URL that is not SQLite fails start-up with the database code.
@@ -400,12 +357,15 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_agent_create_get_and_duplicate, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_users, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_command_insert_load_update_get, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_create_get_and_duplicate, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_users, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_command_insert_load_update_get, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test (test_bad_database_url_fails_start),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -4,6 +4,12 @@
 #include "vw_clock.h"
 #include "vw_lifecycle.h"
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +36,7 @@ struct vw_tb_t {
     int npeers;
     zsock_t *subs[S_MAX_PEERS];
     int nsubs;
+    vw_config_t *config;  //  made by vw_tb_config
 };
 
 void
@@ -86,6 +93,7 @@ vw_tb_destroy (vw_tb_t **self_p)
     while (self->nsubs)
         zsock_destroy (&self->subs[--self->nsubs]);
     zactor_destroy (&self->broker);
+    vw_config_destroy (&self->config);
     free (self);
     *self_p = NULL;
 }
@@ -275,4 +283,147 @@ vw_tb_forget (vw_tb_peer_t *peer)
     vw_msg_t *msg;
     while ((msg = (vw_msg_t *) zlistx_detach (peer->kept, NULL)))
         vw_msg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  For cmocka tests
+
+vw_config_t *
+vw_tb_config (vw_tb_t *self)
+{
+    if (!self->config)
+        self->config = vw_config_new_defaults ();
+    return self->config;
+}
+
+int
+vw_tb_peers (vw_tb_t *self, ...)
+{
+    va_list args;
+    va_start (args, self);
+    int rc = 0;
+    const char *name;
+    while ((name = va_arg (args, const char *))) {
+        vw_tb_peer_t **peer_p = va_arg (args, vw_tb_peer_t **);
+        *peer_p = vw_tb_peer (self, name);
+        if (!*peer_p)
+            rc = -1;
+    }
+    va_end (args);
+    return rc;
+}
+
+int
+vw_tb_run (vw_tb_t *self, const vw_actor_class_t *cls, void *args)
+{
+    char *reason = NULL;
+    int rc = vw_tb_start (self, cls, args, &reason);
+    if (rc)
+        print_error ("%s did not start: %d %s\n", cls->name, rc, reason ? reason : "");
+    free (reason);
+    return rc ? -1 : 0;
+}
+
+int
+vw_tb_teardown (void **state)
+{
+    vw_tb_t **tb_p = (vw_tb_t **) *state;
+    if (tb_p)
+        vw_tb_destroy (tb_p);
+    free (tb_p);
+    return 0;
+}
+
+vw_msg_t *
+vw_tb_want (vw_tb_peer_t *peer, vw_msg_id_t id)
+{
+    vw_msg_t *msg = vw_tb_expect (peer, id, VW_TB_TIMEOUT_MS);
+    if (!msg)
+        fail_msg ("the %s got no %s within %d ms", peer->name, vw_msg_name (id), VW_TB_TIMEOUT_MS);
+    return msg;
+}
+
+void
+vw_tb_answer (vw_tb_peer_t *peer, const char *to, vw_msg_t **request_p, int64_t status,
+              const char *json, const char *code)
+{
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->rid = (*request_p)->rid;
+    reply->reply.status = status;
+    vw_msg_set_str (&reply->reply.json, json);
+    vw_msg_set_str (&reply->reply.code, code);
+    if (code)
+        vw_msg_set_str (&reply->reply.message, "as the test said");
+    vw_msg_destroy (request_p);
+    assert_int_equal (vw_tb_send (peer, to, &reply), 0);
+}
+
+void
+vw_tb_answer_error (vw_tb_peer_t *peer, const char *to, vw_msg_t **request_p, const char *code)
+{
+    vw_msg_t *err = vw_msg_new (VW_MSG_ID_error);
+    err->rid = (*request_p)->rid;
+    vw_msg_set_str (&err->error.code, code);
+    vw_msg_destroy (request_p);
+    assert_int_equal (vw_tb_send (peer, to, &err), 0);
+}
+
+void
+vw_tb_check_reply (vw_msg_t **reply_p, int64_t status, const char *code)
+{
+    vw_msg_t *reply = *reply_p;
+    if (reply->id != VW_MSG_ID_reply)
+        fail_msg ("got '%s', wanted a reply with status %lld", vw_msg_name (reply->id),
+                  (long long) status);
+    if (reply->reply.status != status)
+        fail_msg ("status %lld (%s: %s), wanted %lld", (long long) reply->reply.status,
+                  reply->reply.code ? reply->reply.code : "-",
+                  reply->reply.message ? reply->reply.message : "-", (long long) status);
+    if (code)
+        assert_string_equal (reply->reply.code, code);
+    else
+        assert_null (reply->reply.code);
+    vw_msg_destroy (reply_p);
+}
+
+void
+vw_tb_expect_reply (vw_tb_peer_t *peer, uint64_t rid, int64_t status, const char *code)
+{
+    if (!rid)
+        fail_msg ("the %s could not send its request", peer->name);
+    vw_msg_t *reply = vw_tb_expect_rid (peer, rid, VW_TB_TIMEOUT_MS);
+    if (!reply)
+        fail_msg ("the %s got no answer within %d ms", peer->name, VW_TB_TIMEOUT_MS);
+    vw_tb_check_reply (&reply, status, code);
+}
+
+void
+vw_tb_want_audit (vw_tb_peer_t *store, const char *action, const char *target, const char *outcome)
+{
+    vw_msg_t *audit = vw_tb_want (store, VW_MSG_ID_audit);
+    assert_string_equal (audit->audit.action, action);
+    if (target)
+        assert_string_equal (audit->audit.target, target);
+    assert_string_equal (audit->audit.outcome, outcome);
+    vw_msg_destroy (&audit);
+}
+
+void
+vw_tb_quiet (vw_tb_peer_t *peer, const char *to, ...)
+{
+    if (vw_tb_sync (peer, to))
+        fail_msg ("the %s got no pong from %s within %d ms", peer->name, to, VW_TB_TIMEOUT_MS);
+    va_list args;
+    va_start (args, to);
+    vw_tb_peer_t *quiet;
+    while ((quiet = va_arg (args, vw_tb_peer_t *))) {
+        size_t kept = vw_tb_kept (quiet, VW_MSG_INVALID);
+        if (kept) {
+            const vw_msg_t *first = (const vw_msg_t *) zlistx_first (quiet->kept);
+            va_end (args);
+            fail_msg ("the %s got %zu message(s) it should not have, the first '%s'", quiet->name,
+                      kept, vw_msg_name (first->id));
+        }
+    }
+    va_end (args);
 }

@@ -15,11 +15,18 @@
 
     vw_tb_destroy stops the actors (newest first), then the peers and the
     broker, and frees every message still kept.
+
+    The second part is the scaffolding the cmocka actor tests share: the
+    fixture's setup and teardown, "the peer must get X", the peers' answers
+    (a reply or an error with the request's rid), "expect a reply with this
+    status and code", and "after a barrier, nothing was sent". These fail
+    the running cmocka test, naming the peer and the message kinds.
 */
 #ifndef VW_TESTBROKER_H
 #define VW_TESTBROKER_H
 
 #include "vw_actor.h"
+#include "vw_config.h"
 #include "vw_msg.h"
 
 #include <czmq.h>
@@ -68,5 +75,47 @@ int vw_tb_sync (vw_tb_peer_t *peer, const char *to);
 size_t vw_tb_kept (vw_tb_peer_t *peer, vw_msg_id_t id);
 //  Drops every kept message.
 void vw_tb_forget (vw_tb_peer_t *peer);
+
+//  --------------------------------------------------------------------------
+//  For cmocka tests
+
+//  A default configuration (vw_config_new_defaults) for an actor's args,
+//  made at the first call; vw_tb_destroy frees it after the actors stopped.
+//  NULL if memory ran out.
+vw_config_t *vw_tb_config (vw_tb_t *self);
+//  Joins peers given as pairs of a name and a vw_tb_peer_t ** to set, then
+//  NULL: vw_tb_peers (tb, "edge", &f->edge, "store", &f->store, NULL).
+//  0, or -1 when one did not join.
+int vw_tb_peers (vw_tb_t *self, ...);
+//  vw_tb_start for a setup: 0 when the actor is READY; otherwise prints
+//  "<class> did not start: <code> <reason>" and returns -1.
+int vw_tb_run (vw_tb_t *self, const vw_actor_class_t *cls, void *args);
+//  A cmocka teardown for a fixture allocated with calloc whose first member
+//  is its vw_tb_t *: destroys the broker (actors, peers, config), frees it.
+int vw_tb_teardown (void **state);
+
+//  vw_tb_expect with VW_TB_TIMEOUT_MS that fails the test without one.
+vw_msg_t *vw_tb_want (vw_tb_peer_t *peer, vw_msg_id_t id);
+//  The peer answers the request *request_p (destroyed) by sending `to` a
+//  reply with the request's rid, this status, json and code (NULL: none;
+//  with a code, a message too).
+void vw_tb_answer (vw_tb_peer_t *peer, const char *to, vw_msg_t **request_p, int64_t status,
+                   const char *json, const char *code);
+//  The same with an `error` of this code instead of a reply.
+void vw_tb_answer_error (vw_tb_peer_t *peer, const char *to, vw_msg_t **request_p,
+                         const char *code);
+//  Asserts *reply_p is a reply with this status and code (NULL: it has
+//  none), then destroys it.
+void vw_tb_check_reply (vw_msg_t **reply_p, int64_t status, const char *code);
+//  Waits for the answer carrying rid (a vw_tb_ask's: 0 fails, the request
+//  was not sent; so does no answer) and checks it as vw_tb_check_reply.
+void vw_tb_expect_reply (vw_tb_peer_t *peer, uint64_t rid, int64_t status, const char *code);
+//  The store (peer) gets an audit record of this action and outcome, and
+//  of this target unless target is NULL.
+void vw_tb_want_audit (vw_tb_peer_t *store, const char *action, const char *target,
+                       const char *outcome);
+//  Barrier (peer pings `to`), then asserts that none of the peers that
+//  follow, up to NULL, has received anything not yet expected.
+void vw_tb_quiet (vw_tb_peer_t *peer, const char *to, ...);
 
 #endif
