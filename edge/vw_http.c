@@ -2,7 +2,7 @@
 
     The vhost's connections are raw sockets: lws accepts them (and does
     TLS), vw_httpreq parses HTTP/1.1 exactly and within limits, and this
-    file answers. Each connection has one s_session_t (lws per-session
+    file answers. Each connection has one vw_http_session_t (lws per-session
     data), reused by keep-alive requests, one request at a time: while a
     request is being answered the connection is not read from (lws rx flow
     control), and pipelined bytes wait in the session. A request runs
@@ -19,8 +19,10 @@
     and so does one whose client stops taking its answer (no chunk of it
     goes out for http.idle_timeout).
 
-    A handler either answers at once or asks another actor through
-    vw_pending and answers from the reply; the session only holds a
+    The handlers live in one file per resource (vw_http_agents.c,
+    vw_http_commands.c, vw_http_users.c, vw_http_status.c; vw_http_int.h
+    is what they share). A handler either answers at once or asks another
+    actor through vw_pending and answers from the reply; the session only holds a
     pointer to the call, which is detached when the connection closes, so
     a late reply never touches a dead connection. Answers are written only
     from LWS_CALLBACK_RAW_WRITEABLE, a chunk at a time.
@@ -30,17 +32,14 @@
 */
 #include "vw_api.h"
 #include "vw_clock.h"
-#include "vw_edge_int.h"
-#include "vw_httpreq.h"
+#include "vw_http_int.h"
 #include "vw_jwt.h"
 #include "vw_log.h"
 #include "vw_text.h"
-#include "vw_token.h"
 #include "vw_tokens.h"
 #include "vw_wire.h"
 
 #include <jansson.h>
-#include <sodium.h>
 #include <string.h>
 
 #define S_CALL_TIMEOUT 5000
@@ -52,66 +51,12 @@
 //  control keeps it to about one read.
 #define S_PENDING_MAX (256 * 1024)
 
-typedef enum { S_ANYONE = 0, S_VIEWER, S_OPERATOR, S_ADMIN } s_role_t;
-
-typedef struct s_call_t s_call_t;
-typedef struct s_session_t s_session_t;
-
-struct s_session_t {
-    //  The connection: kept across keep-alive requests.
-    struct lws *wsi;
-    char peer[64];
-    vw_httpreq_t *req;  //  the request being read or answered
-    char *pending;      //  bytes after it (pipelining), not parsed yet
-    size_t pending_len;
-    lws_sorted_usec_list_t sul;  //  request (408) or idle deadline
-    bool busy;                   //  a request is in: answering it, not reading
-    bool close_after;            //  close once the answer is out
-    bool continue_sent;          //  "100 Continue" for this request
-    //  The request being answered.
-    int method;  //  LWSHUMETH_*, -1 for others
-    const char *path;
-    //  authenticated caller
-    char sub[128];
-    s_role_t role;
-    char jti[80];       //  the bearer token's, for POST /auth/logout
-    int64_t token_exp;  //  seconds
-    json_t *json;       //  parsed body of POST/PUT
-    json_t *partial;    //  a multi-step answer being assembled
-    //  response
-    bool ready;
-    int status;
-    unsigned char *out;  //  LWS_PRE headroom + status line, fields and body
-    size_t out_len, out_off;
-    char allow[64];
-    char location[256];
-    int retry_after;  //  seconds, for 429
-    bool challenge;   //  WWW-Authenticate, for 401
-    //  asynchronous work
-    uint64_t probe_id;
-    s_call_t *call;
-};
-
-typedef void (s_reply_fn) (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-                           const char *why);
-
-//  A request to another actor on behalf of a session.
-struct s_call_t {
-    s_session_t *session;  //  NULL once the connection closed
-    s_reply_fn *fn;
-    char action[32];   //  audit action, or ""
-    char target[160];  //  audit target
-    char extra[160];   //  handler-specific (e.g. the new agent's token)
-};
-
-typedef void (s_handler_fn) (vw_edge_t *edge, s_session_t *session);
-
 typedef struct {
     int method;
     const char *path;
-    s_role_t role;
+    vw_http_role_t role;
     bool body;  //  expects a JSON object body
-    s_handler_fn *handler;
+    vw_http_handler_fn *handler;
 } s_route_t;
 
 static const char *s_method_names[] = {"GET",   "POST",   "OPTIONS", "PUT",
@@ -121,19 +66,19 @@ static const char *s_role_names[] = {"anyone", "viewer", "operator", "admin"};
 size_t
 vw_http_session_size (void)
 {
-    return sizeof (s_session_t);
+    return sizeof (vw_http_session_t);
 }
 
 //  Clears one request's state, keeping the connection's.
 static void
-s_reset (s_session_t *session)
+s_reset (vw_http_session_t *session)
 {
     free (session->out);
     json_decref (session->json);
     json_decref (session->partial);
     if (session->call)
         session->call->session = NULL;
-    size_t keep = offsetof (s_session_t, method);
+    size_t keep = offsetof (vw_http_session_t, method);
     memset ((char *) session + keep, 0, sizeof *session - keep);
     session->busy = false;
     session->continue_sent = false;
@@ -141,11 +86,11 @@ s_reset (s_session_t *session)
         vw_httpreq_reset (session->req);
 }
 
-static void s_arm (s_session_t *session, int64_t ms);
+static void s_arm (vw_http_session_t *session, int64_t ms);
 
 //  Queues an answer: status line, fields and body (a JSON value, consumed).
-static void
-s_respond (s_session_t *session, int status, json_t *body)
+void
+vw_http_respond (vw_http_session_t *session, int status, json_t *body)
 {
     char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref (body);
@@ -200,18 +145,15 @@ s_respond (s_session_t *session, int status, json_t *body)
 }
 
 static void
-s_respond_text (s_session_t *session, int status, const char *json_text)
+s_respond_text (vw_http_session_t *session, int status, const char *json_text)
 {
     json_error_t jerr;
     json_t *body = json_text ? json_loads (json_text, JSON_DECODE_ANY, &jerr) : NULL;
-    s_respond (session, status, body);
+    vw_http_respond (session, status, body);
 }
 
-static void s_error (s_session_t *session, int status, const char *code, const char *fmt, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static void
-s_error (s_session_t *session, int status, const char *code, const char *fmt, ...)
+void
+vw_http_error (vw_http_session_t *session, int status, const char *code, const char *fmt, ...)
 {
     char message[400];
     va_list args;
@@ -219,24 +161,24 @@ s_error (s_session_t *session, int status, const char *code, const char *fmt, ..
     vsnprintf (message, sizeof message, fmt, args);
     va_end (args);
     vw_text_sanitize (message);
-    s_respond (session, status,
-               json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", message));
+    vw_http_respond (session, status,
+                     json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }
 
 //  Answers with another actor's `reply` message.
-static void
-s_respond_reply (s_session_t *session, const vw_msg_t *reply)
+void
+vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply)
 {
     const vw_reply_msg_t *r = &reply->reply;
     if (r->code)
-        s_error (session, (int) r->status, r->code, "%s", r->message ? r->message : r->code);
+        vw_http_error (session, (int) r->status, r->code, "%s", r->message ? r->message : r->code);
     else
         s_respond_text (session, (int) r->status, r->json);
 }
 
 //  The query string as a JSON object of strings, for vw_api.
 static json_t *
-s_query_object (s_session_t *session)
+s_query_object (vw_http_session_t *session)
 {
     json_t *args = json_object ();
     const vw_httpreq_t *req = session->req;
@@ -245,29 +187,30 @@ s_query_object (s_session_t *session)
     return args;
 }
 
-static void
-s_api_error (s_session_t *session, const vw_api_error_t *err)
+void
+vw_http_api_error (vw_http_session_t *session, const vw_api_error_t *err)
 {
-    s_error (session, err->status, err->code, "%s", err->message);
+    vw_http_error (session, err->status, err->code, "%s", err->message);
 }
 
 //  Path segment `index`, decoded (the {id} of /agents/{id} is 1). Routing
 //  made sure it exists.
-static const char *
-s_segment (s_session_t *session, int index)
+const char *
+vw_http_segment (vw_http_session_t *session, int index)
 {
     return session->req->segment[index];
 }
 
 //  An agent id or username from the path: false (answered 404) if it does
 //  not follow the grammar, so no such resource can exist.
-static bool
-s_id_segment (s_session_t *session, int index, const char *what)
+bool
+vw_http_id_segment (vw_http_session_t *session, int index, const char *what)
 {
-    const char *id = s_segment (session, index);
+    const char *id = vw_http_segment (session, index);
     if (vw_wire_valid_id (id))
         return true;
-    s_error (session, 404, "not_found", "no %s '%.64s' (names match %s)", what, id, VW_ID_GRAMMAR);
+    vw_http_error (session, 404, "not_found", "no %s '%.64s' (names match %s)", what, id,
+                   VW_ID_GRAMMAR);
     return false;
 }
 
@@ -278,8 +221,8 @@ static void
 s_on_call_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
     vw_edge_t *edge = (vw_edge_t *) state;
-    s_call_t *call = (s_call_t *) ctx;
-    s_session_t *session = call->session;
+    vw_http_call_t *call = (vw_http_call_t *) ctx;
+    vw_http_session_t *session = call->session;
     if (session) {
         session->call = NULL;
         call->fn (edge, session, call, reply, why);
@@ -293,11 +236,11 @@ s_on_call_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
 
 //  Sends *msg_p to `to`; fn runs with the reply (or NULL and `why`). For a
 //  state change, `action` and `target` name the audit row (else NULL).
-static s_call_t *
-s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p, s_reply_fn *fn,
-        const char *action, const char *target)
+vw_http_call_t *
+vw_http_call (vw_edge_t *edge, vw_http_session_t *session, const char *to, vw_msg_t **msg_p,
+              vw_http_reply_fn *fn, const char *action, const char *target)
 {
-    s_call_t *call = (s_call_t *) zmalloc (sizeof (s_call_t));
+    vw_http_call_t *call = (vw_http_call_t *) zmalloc (sizeof (vw_http_call_t));
     call->session = session;
     call->fn = fn;
     snprintf (call->action, sizeof call->action, "%s", action ? action : "");
@@ -305,7 +248,7 @@ s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p,
     if (vw_pending_request (edge->pending, to, msg_p, S_CALL_TIMEOUT, s_on_call_reply, call)) {
         vw_msg_destroy (msg_p);
         free (call);
-        s_error (session, 503, "unavailable", "the %s actor is not reachable", to);
+        vw_http_error (session, 503, "unavailable", "the %s actor is not reachable", to);
         return NULL;
     }
     session->call = call;
@@ -314,485 +257,68 @@ s_call (vw_edge_t *edge, s_session_t *session, const char *to, vw_msg_t **msg_p,
 }
 
 //  A reply for a state change: answer with it and audit the outcome.
-static void
-s_reply_audited (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-                 const char *why)
+void
+vw_http_reply_audited (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
+                       vw_msg_t *reply, const char *why)
 {
     if (!reply || reply->id != VW_MSG_ID_reply) {
-        s_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
+        vw_http_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
         vw_edge_audit (edge, session->sub, session->peer, call->action, call->target, "failure",
                        why ? why : "no answer");
         return;
     }
     vw_edge_audit (edge, session->sub, session->peer, call->action, call->target,
                    reply->reply.status < 300 ? "success" : "failure", reply->reply.code);
-    s_respond_reply (session, reply);
+    vw_http_respond_reply (session, reply);
 }
 
 //  A reply to a read: answer with it.
-static void
-s_reply_plain (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-               const char *why)
+void
+vw_http_reply_plain (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
+                     vw_msg_t *reply, const char *why)
 {
     if (!reply || reply->id != VW_MSG_ID_reply)
-        s_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
+        vw_http_error (session, 503, "unavailable", "no answer in time (%s)", why ? why : "?");
     else
-        s_respond_reply (session, reply);
+        vw_http_respond_reply (session, reply);
 }
 
-//  A read whose arguments are the query string: build it with vw_api, ask
-//  `to`, answer with the reply.
-typedef vw_msg_t *(s_query_fn) (json_t *args, vw_api_error_t *err);
-
-static void
-s_query (vw_edge_t *edge, s_session_t *session, const char *to, s_query_fn *build)
+void
+vw_http_query (vw_edge_t *edge, vw_http_session_t *session, const char *to, vw_http_query_fn *build)
 {
     vw_api_error_t err;
     json_t *args = s_query_object (session);
     vw_msg_t *msg = build (args, &err);
     json_decref (args);
     if (msg)
-        s_call (edge, session, to, &msg, s_reply_plain, NULL, NULL);
+        vw_http_call (edge, session, to, &msg, vw_http_reply_plain, NULL, NULL);
     else
-        s_api_error (session, &err);
-}
-
-//  --------------------------------------------------------------------------
-//  GET /health
-
-static void
-s_health_done (void *arg, const vw_probe_result_t *result)
-{
-    s_session_t *session = (s_session_t *) arg;
-    vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
-    session->probe_id = 0;
-    json_t *actors = json_object ();
-    const char *database = "unknown";
-    bool ok = true;
-    for (int i = 0; i < VW_ACTOR_COUNT; i++) {
-        const vw_probe_entry_t *e = &result->actors[i];
-        //  An actor is up when it answered; the store's verdict on the
-        //  database is reported separately as "database".
-        json_object_set_new (actors, e->name, json_string (e->up ? "up" : "down"));
-        if (!e->up)
-            ok = false;
-        //  The store's detail names the cause: disk_full, read_only, error.
-        if (strcmp (e->name, "store") == 0 && e->up)
-            database = e->healthy                               ? "ok"
-                       : *e->detail && strcmp (e->detail, "ok") ? e->detail
-                                                                : "error";
-    }
-    if (strcmp (database, "ok") != 0)
-        ok = false;
-    json_t *body = json_pack ("{s:s, s:s, s:I, s:o, s:s}", "status", ok ? "ok" : "degraded",
-                              "version", VW_VERSION, "uptime_s",
-                              (json_int_t) ((vw_clock_mono_ms () - edge->started_ms) / 1000),
-                              "actors", actors, "database", database);
-    s_respond (session, ok ? 200 : 503, body);
-}
-
-static void
-s_get_health (vw_edge_t *edge, s_session_t *session)
-{
-    session->probe_id =
-        vw_probe_start (edge->probe, (int) edge->config->health_timeout_ms, s_health_done, session);
-    if (!session->probe_id)
-        s_error (session, 500, "internal", "cannot start the health probe");
-    vw_edge_kick (edge);
-}
-
-//  --------------------------------------------------------------------------
-//  POST /auth/token
-
-static void
-s_token_reply (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-               const char *why)
-{
-    if (!reply || reply->id != VW_MSG_ID_login_result) {
-        s_error (session, 503, "unavailable", "cannot check credentials now");
-        return;
-    }
-    const vw_login_result_msg_t *r = &reply->login_result;
-    if (!r->ok || !r->role) {
-        vw_edge_audit (edge, call->target, session->peer, "auth.login_failed", call->target,
-                       "failure", "bad credentials");
-        session->challenge = true;
-        s_error (session, 401, "unauthorized", "wrong username or password");
-        return;
-    }
-    int64_t now = vw_clock_wall_ms () / 1000;
-    int64_t ttl = edge->config->token_ttl_ms / 1000;
-    char *token = vw_jwt_sign_gen ((const uint8_t *) edge->config->jwt_secret,
-                                   strlen (edge->config->jwt_secret), r->username, r->role, now,
-                                   now + ttl, NULL, r->gen);
-    if (!token) {
-        s_error (session, 500, "internal", "cannot sign a token");
-        return;
-    }
-    vw_edge_audit (edge, r->username, session->peer, "auth.login", r->username, "success", NULL);
-    s_respond (session, 200,
-               json_pack ("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
-                          "expires_in", (json_int_t) ttl));
-    free (token);
-}
-
-static void
-s_post_token (vw_edge_t *edge, s_session_t *session)
-{
-    json_t *user = json_object_get (session->json, "username");
-    json_t *pass = json_object_get (session->json, "password");
-    if (!json_is_string (user) || !json_string_length (user) || json_string_length (user) > 128) {
-        s_error (session, 400, "bad_request",
-                 "field 'username' is required and must be a string of 1-128 characters");
-        return;
-    }
-    if (!json_is_string (pass) || json_string_length (pass) > 1024) {
-        s_error (session, 400, "bad_request",
-                 "field 'password' is required and must be a string of at most 1024 characters");
-        return;
-    }
-    //  Logins cost an Argon2id hash each: a tighter limit per address.
-    int64_t retry_ms = 0;
-    if (!vw_ratelimit_take (edge->rl_login, session->peer, 1, vw_clock_mono_ms (), &retry_ms)) {
-        session->retry_after = (int) ((retry_ms + 999) / 1000);
-        s_error (session, 429, "rate_limited", "too many login attempts; retry in %d s",
-                 session->retry_after);
-        return;
-    }
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_login);
-    vw_msg_set_str (&msg->login.username, json_string_value (user));
-    vw_msg_set_str (&msg->login.password, json_string_value (pass));
-    s_call (edge, session, "auth", &msg, s_token_reply, NULL, json_string_value (user));
-}
-
-//  --------------------------------------------------------------------------
-//  Agents
-
-static void
-s_get_agents (vw_edge_t *edge, s_session_t *session)
-{
-    s_query (edge, session, "store", vw_api_agent_list);
-}
-
-static void
-s_get_agent (vw_edge_t *edge, s_session_t *session)
-{
-    if (!s_id_segment (session, 1, "agent"))
-        return;
-    const char *id = s_segment (session, 1);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&msg->agent_get.agent_id, id);
-    s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
-}
-
-static void
-s_agent_created (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-                 const char *why)
-{
-    if (!reply || reply->id != VW_MSG_ID_reply || reply->reply.status != 201) {
-        s_reply_audited (edge, session, call, reply, why);
-        return;
-    }
-    vw_edge_audit (edge, session->sub, session->peer, "agent.create", call->target, "success",
-                   NULL);
-    json_t *agent = reply->reply.json ? json_loads (reply->reply.json, 0, NULL) : NULL;
-    snprintf (session->location, sizeof session->location, "/agents/%s", call->target);
-    //  The token is shown once, here, and never stored.
-    s_respond (session, 201,
-               json_pack ("{s:s, s:s, s:o}", "agent_id", call->target, "token", call->extra,
-                          "agent", agent ? agent : json_null ()));
-    sodium_memzero (call->extra, sizeof call->extra);
-}
-
-static void
-s_post_agents (vw_edge_t *edge, s_session_t *session)
-{
-    vw_api_error_t err;
-    char token[VW_TOKEN_TEXT_LEN + 1];
-    vw_msg_t *msg = vw_api_agent_create (session->json, token, &err);
-    if (!msg) {
-        s_api_error (session, &err);
-        return;
-    }
-    char id[160];
-    snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
-    s_call_t *call = s_call (edge, session, "store", &msg, s_agent_created, "agent.create", id);
-    if (call)
-        snprintf (call->extra, sizeof call->extra, "%s", token);
-    sodium_memzero (token, sizeof token);
-}
-
-static void
-s_delete_agent (vw_edge_t *edge, s_session_t *session)
-{
-    if (!s_id_segment (session, 1, "agent"))
-        return;
-    const char *id = s_segment (session, 1);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&msg->agent_revoke.agent_id, id);
-    s_call (edge, session, "registry", &msg, s_reply_audited, "agent.revoke", id);
-}
-
-static void
-s_put_maintenance (vw_edge_t *edge, s_session_t *session)
-{
-    json_t *enabled = json_object_get (session->json, "enabled");
-    if (!json_is_boolean (enabled)) {
-        s_error (session, 400, "bad_request", "field 'enabled' is required and must be a boolean");
-        return;
-    }
-    if (!s_id_segment (session, 1, "agent"))
-        return;
-    const char *id = s_segment (session, 1);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_maintenance);
-    vw_msg_set_str (&msg->agent_maintenance.agent_id, id);
-    msg->agent_maintenance.enabled = json_is_true (enabled);
-    s_call (edge, session, "registry", &msg, s_reply_audited, "agent.maintenance", id);
-}
-
-//  --------------------------------------------------------------------------
-//  Users and audit
-
-static void
-s_post_users (vw_edge_t *edge, s_session_t *session)
-{
-    vw_api_error_t err;
-    vw_msg_t *msg = vw_api_user_create (session->json, &err);
-    if (!msg) {
-        s_api_error (session, &err);
-        return;
-    }
-    char user[160];
-    snprintf (user, sizeof user, "%s", msg->user_create.username);
-    s_call (edge, session, "auth", &msg, s_reply_audited, "user.create", user);
-}
-
-//  GET/PUT/DELETE /users/{name}, GET /users, POST /auth/logout (issue 8).
-//  The auth actor owns users: it answers, and pushes the change to every
-//  api edge's token table before it does, so the old tokens are refused
-//  by the time the client hears 200 or 204.
-
-static void
-s_get_users (vw_edge_t *edge, s_session_t *session)
-{
-    s_query (edge, session, "auth", vw_api_user_list);
-}
-
-static void
-s_get_user (vw_edge_t *edge, s_session_t *session)
-{
-    if (!s_id_segment (session, 1, "user"))
-        return;
-    const char *name = s_segment (session, 1);
-    vw_api_error_t err;
-    vw_msg_t *msg = vw_api_user_show (name, &err);
-    if (msg)
-        s_call (edge, session, "auth", &msg, s_reply_plain, NULL, NULL);
-    else
-        s_api_error (session, &err);
-}
-
-static void
-s_put_user (vw_edge_t *edge, s_session_t *session)
-{
-    if (!s_id_segment (session, 1, "user"))
-        return;
-    const char *name = s_segment (session, 1);
-    //  Below admin, only one's own password.
-    if (session->role < S_ADMIN &&
-        (strcmp (name, session->sub) != 0 || json_object_size (session->json) != 1 ||
-         !json_object_get (session->json, "password"))) {
-        s_error (session, 403, "forbidden",
-                 "PUT /users/{name} needs the admin role, except to change one's own password");
-        return;
-    }
-    vw_api_error_t err;
-    vw_msg_t *msg = vw_api_user_update (name, session->json, &err);
-    if (msg)
-        s_call (edge, session, "auth", &msg, s_reply_audited, "user.update", name);
-    else
-        s_api_error (session, &err);
-}
-
-static void
-s_delete_user (vw_edge_t *edge, s_session_t *session)
-{
-    if (!s_id_segment (session, 1, "user"))
-        return;
-    const char *name = s_segment (session, 1);
-    vw_api_error_t err;
-    vw_msg_t *msg = vw_api_user_delete (name, &err);
-    if (msg)
-        s_call (edge, session, "auth", &msg, s_reply_audited, "user.delete", name);
-    else
-        s_api_error (session, &err);
-}
-
-static void
-s_post_logout (vw_edge_t *edge, s_session_t *session)
-{
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_token_revoke);
-    vw_msg_set_str (&msg->token_revoke.username, session->sub);
-    if (*session->jti)
-        vw_msg_set_str (&msg->token_revoke.jti, session->jti);
-    msg->token_revoke.exp = session->token_exp;
-    s_call (edge, session, "auth", &msg, s_reply_audited, "auth.logout", session->sub);
-}
-
-static void
-s_get_audit (vw_edge_t *edge, s_session_t *session)
-{
-    s_query (edge, session, "store", vw_api_audit_list);
-}
-
-//  --------------------------------------------------------------------------
-//  Commands
-
-static void
-s_submitted (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-             const char *why)
-{
-    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 202 && reply->reply.json) {
-        json_t *body = json_loads (reply->reply.json, 0, NULL);
-        const char *id = json_string_value (json_object_get (body, "command_id"));
-        if (id)
-            snprintf (session->location, sizeof session->location, "/commands/%s", id);
-        json_decref (body);
-    }
-    s_reply_audited (edge, session, call, reply, why);
-}
-
-static void
-s_post_commands (vw_edge_t *edge, s_session_t *session)
-{
-    vw_api_error_t err;
-    vw_msg_t *msg =
-        vw_api_command_submit (session->json, edge->config->commands, session->sub, &err);
-    if (!msg) {
-        s_api_error (session, &err);
-        return;
-    }
-    char target[160];
-    snprintf (target, sizeof target, "%s",
-              msg->command_submit.agent_id ? msg->command_submit.agent_id
-                                           : msg->command_submit.labels);
-    s_call (edge, session, "scheduler", &msg, s_submitted, "command.submit", target);
-}
-
-static void
-s_get_commands (vw_edge_t *edge, s_session_t *session)
-{
-    s_query (edge, session, "store", vw_api_command_list);
-}
-
-static void
-s_get_command (vw_edge_t *edge, s_session_t *session)
-{
-    const char *id = s_segment (session, 1);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&msg->command_get.command_id, id);
-    s_call (edge, session, "store", &msg, s_reply_plain, NULL, NULL);
-}
-
-static void
-s_cancel_command (vw_edge_t *edge, s_session_t *session)
-{
-    const char *id = s_segment (session, 1);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&msg->command_cancel.command_id, id);
-    vw_msg_set_str (&msg->command_cancel.actor, session->sub);
-    s_call (edge, session, "scheduler", &msg, s_reply_audited, "command.cancel", id);
-}
-
-//  --------------------------------------------------------------------------
-//  GET /statistics: the scheduler's queue, the store's counts, the broker's
-//  per-actor message counters, one after the other.
-
-static json_t *
-s_reply_json (vw_msg_t *reply)
-{
-    return reply && reply->id == VW_MSG_ID_reply && reply->reply.json
-               ? json_loads (reply->reply.json, 0, NULL)
-               : NULL;
-}
-
-static void
-s_stats_broker (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-                const char *why)
-{
-    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
-                         ? json_loads (reply->broker_stats.json, 0, NULL)
-                         : NULL;
-    json_t *actors = json_object_get (broker, "actors");
-    json_object_set (session->partial, "messages", actors ? actors : json_null ());
-    json_decref (broker);
-    //  Telemetry ingestion arrives with the telemetry engine.
-    json_object_set_new (session->partial, "telemetry", json_pack ("{s:f}", "points_per_s", 0.0));
-    json_t *body = session->partial;
-    session->partial = NULL;
-    s_respond (session, 200, body);
-}
-
-static void
-s_stats_store (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-               const char *why)
-{
-    json_t *counts = s_reply_json (reply);
-    if (!counts) {
-        s_error (session, 503, "unavailable", "the store did not answer");
-        return;
-    }
-    json_object_update (session->partial, counts);
-    json_decref (counts);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
-    s_call (edge, session, "broker", &msg, s_stats_broker, NULL, NULL);
-}
-
-static void
-s_stats_scheduler (vw_edge_t *edge, s_session_t *session, s_call_t *call, vw_msg_t *reply,
-                   const char *why)
-{
-    json_t *queue = s_reply_json (reply);
-    if (!queue) {
-        s_error (session, 503, "unavailable", "the scheduler did not answer");
-        return;
-    }
-    session->partial = json_pack ("{s:o}", "queue", queue);
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
-    s_call (edge, session, "store", &msg, s_stats_store, NULL, NULL);
-}
-
-static void
-s_get_statistics (vw_edge_t *edge, s_session_t *session)
-{
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
-    msg->stats_query.window_ms = 300000;
-    s_call (edge, session, "scheduler", &msg, s_stats_scheduler, NULL, NULL);
+        vw_http_api_error (session, &err);
 }
 
 //  --------------------------------------------------------------------------
 //  Routing
 
 static const s_route_t s_routes[] = {
-    {LWSHUMETH_GET, "/health", S_ANYONE, false, s_get_health},
-    {LWSHUMETH_POST, "/auth/token", S_ANYONE, true, s_post_token},
-    {LWSHUMETH_GET, "/agents", S_VIEWER, false, s_get_agents},
-    {LWSHUMETH_POST, "/agents", S_ADMIN, true, s_post_agents},
-    {LWSHUMETH_GET, "/agents/{id}", S_VIEWER, false, s_get_agent},
-    {LWSHUMETH_DELETE, "/agents/{id}", S_ADMIN, false, s_delete_agent},
-    {LWSHUMETH_PUT, "/agents/{id}/maintenance", S_OPERATOR, true, s_put_maintenance},
-    {LWSHUMETH_POST, "/users", S_ADMIN, true, s_post_users},
-    {LWSHUMETH_GET, "/users", S_ADMIN, false, s_get_users},
-    {LWSHUMETH_GET, "/users/{name}", S_ADMIN, false, s_get_user},
-    {LWSHUMETH_PUT, "/users/{name}", S_VIEWER, true, s_put_user},
-    {LWSHUMETH_DELETE, "/users/{name}", S_ADMIN, false, s_delete_user},
-    {LWSHUMETH_POST, "/auth/logout", S_VIEWER, false, s_post_logout},
-    {LWSHUMETH_POST, "/commands", S_OPERATOR, true, s_post_commands},
-    {LWSHUMETH_GET, "/commands", S_VIEWER, false, s_get_commands},
-    {LWSHUMETH_GET, "/commands/{id}", S_VIEWER, false, s_get_command},
-    {LWSHUMETH_POST, "/commands/{id}/cancel", S_OPERATOR, false, s_cancel_command},
-    {LWSHUMETH_GET, "/audit", S_ADMIN, false, s_get_audit},
-    {LWSHUMETH_GET, "/statistics", S_VIEWER, false, s_get_statistics},
+    {LWSHUMETH_GET, "/health", VW_HTTP_ANYONE, false, vw_http_get_health},
+    {LWSHUMETH_POST, "/auth/token", VW_HTTP_ANYONE, true, vw_http_post_token},
+    {LWSHUMETH_GET, "/agents", VW_HTTP_VIEWER, false, vw_http_get_agents},
+    {LWSHUMETH_POST, "/agents", VW_HTTP_ADMIN, true, vw_http_post_agents},
+    {LWSHUMETH_GET, "/agents/{id}", VW_HTTP_VIEWER, false, vw_http_get_agent},
+    {LWSHUMETH_DELETE, "/agents/{id}", VW_HTTP_ADMIN, false, vw_http_delete_agent},
+    {LWSHUMETH_PUT, "/agents/{id}/maintenance", VW_HTTP_OPERATOR, true, vw_http_put_maintenance},
+    {LWSHUMETH_POST, "/users", VW_HTTP_ADMIN, true, vw_http_post_users},
+    {LWSHUMETH_GET, "/users", VW_HTTP_ADMIN, false, vw_http_get_users},
+    {LWSHUMETH_GET, "/users/{name}", VW_HTTP_ADMIN, false, vw_http_get_user},
+    {LWSHUMETH_PUT, "/users/{name}", VW_HTTP_VIEWER, true, vw_http_put_user},
+    {LWSHUMETH_DELETE, "/users/{name}", VW_HTTP_ADMIN, false, vw_http_delete_user},
+    {LWSHUMETH_POST, "/auth/logout", VW_HTTP_VIEWER, false, vw_http_post_logout},
+    {LWSHUMETH_POST, "/commands", VW_HTTP_OPERATOR, true, vw_http_post_commands},
+    {LWSHUMETH_GET, "/commands", VW_HTTP_VIEWER, false, vw_http_get_commands},
+    {LWSHUMETH_GET, "/commands/{id}", VW_HTTP_VIEWER, false, vw_http_get_command},
+    {LWSHUMETH_POST, "/commands/{id}/cancel", VW_HTTP_OPERATOR, false, vw_http_cancel_command},
+    {LWSHUMETH_GET, "/audit", VW_HTTP_ADMIN, false, vw_http_get_audit},
+    {LWSHUMETH_GET, "/statistics", VW_HTTP_VIEWER, false, vw_http_get_statistics},
 };
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
 
@@ -836,16 +362,17 @@ s_method_of (const char *name)
 
 //  Bearer token -> caller and role; false (answered 401) if missing or bad.
 static bool
-s_authenticate (vw_edge_t *edge, s_session_t *session)
+s_authenticate (vw_edge_t *edge, vw_http_session_t *session)
 {
     const char *header = vw_httpreq_header (session->req, "authorization");
     session->challenge = true;
     if (!header || !*header) {
-        s_error (session, 401, "unauthorized", "an Authorization: Bearer token is required");
+        vw_http_error (session, 401, "unauthorized", "an Authorization: Bearer token is required");
         return false;
     }
     if (strncasecmp (header, "Bearer ", 7) != 0) {
-        s_error (session, 401, "unauthorized", "the Authorization header must be 'Bearer <token>'");
+        vw_http_error (session, 401, "unauthorized",
+                       "the Authorization header must be 'Bearer <token>'");
         return false;
     }
     vw_jwt_claims_t claims;
@@ -853,7 +380,7 @@ s_authenticate (vw_edge_t *edge, s_session_t *session)
                                             strlen (edge->config->jwt_secret), header + 7,
                                             vw_clock_wall_ms () / 1000, S_JWT_SKEW_S, &claims);
     if (status != VW_JWT_OK) {
-        s_error (session, 401, "unauthorized", "bad token: %s", vw_jwt_status_text (status));
+        vw_http_error (session, 401, "unauthorized", "bad token: %s", vw_jwt_status_text (status));
         return false;
     }
     //  Signed and in time; now: is its user live, and the token not revoked?
@@ -863,43 +390,44 @@ s_authenticate (vw_edge_t *edge, s_session_t *session)
     if (verdict == VW_TOKENS_NOT_READY) {
         session->challenge = false;
         session->retry_after = 1;
-        s_error (session, 503, "unavailable", "the server is starting: %s",
-                 vw_tokens_verdict_text (verdict));
+        vw_http_error (session, 503, "unavailable", "the server is starting: %s",
+                       vw_tokens_verdict_text (verdict));
         return false;
     }
     if (verdict != VW_TOKENS_OK) {
-        s_error (session, 401, "unauthorized", "bad token: %s", vw_tokens_verdict_text (verdict));
+        vw_http_error (session, 401, "unauthorized", "bad token: %s",
+                       vw_tokens_verdict_text (verdict));
         return false;
     }
     snprintf (session->jti, sizeof session->jti, "%s", claims.jti);
     session->token_exp = claims.exp;
     session->challenge = false;
     snprintf (session->sub, sizeof session->sub, "%s", claims.sub);
-    session->role = strcmp (claims.role, "admin") == 0      ? S_ADMIN
-                    : strcmp (claims.role, "operator") == 0 ? S_OPERATOR
-                                                            : S_VIEWER;
+    session->role = strcmp (claims.role, "admin") == 0      ? VW_HTTP_ADMIN
+                    : strcmp (claims.role, "operator") == 0 ? VW_HTTP_OPERATOR
+                                                            : VW_HTTP_VIEWER;
     //  Per token: the jti when there is one, else the subject.
     int64_t retry_ms = 0;
     if (!vw_ratelimit_take (edge->rl_token, *claims.jti ? claims.jti : claims.sub, 1,
                             vw_clock_mono_ms (), &retry_ms)) {
         session->retry_after = (int) ((retry_ms + 999) / 1000);
-        s_error (session, 429, "rate_limited", "too many requests for this token; retry in %d s",
-                 session->retry_after);
+        vw_http_error (session, 429, "rate_limited",
+                       "too many requests for this token; retry in %d s", session->retry_after);
         return false;
     }
     return true;
 }
 
 static bool
-s_parse_body (s_session_t *session)
+s_parse_body (vw_http_session_t *session)
 {
     const char *type = vw_httpreq_header (session->req, "content-type");
     if (!type)
         type = "";
     if (strncasecmp (type, "application/json", 16) != 0 ||
         (type[16] && type[16] != ';' && type[16] != ' ')) {
-        s_error (session, 415, "unsupported_media_type",
-                 "the request body must be application/json");
+        vw_http_error (session, 415, "unsupported_media_type",
+                       "the request body must be application/json");
         return false;
     }
     json_error_t jerr;
@@ -907,38 +435,39 @@ s_parse_body (s_session_t *session)
     session->json =
         req->body_len ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!session->json) {
-        s_error (session, 400, "bad_request", "malformed JSON: %s",
-                 req->body_len ? jerr.text : "empty body");
+        vw_http_error (session, 400, "bad_request", "malformed JSON: %s",
+                       req->body_len ? jerr.text : "empty body");
         return false;
     }
     if (!json_is_object (session->json)) {
-        s_error (session, 400, "bad_request", "the request body must be a JSON object");
+        vw_http_error (session, 400, "bad_request", "the request body must be a JSON object");
         return false;
     }
     return true;
 }
 
 static void
-s_dispatch (vw_edge_t *edge, s_session_t *session)
+s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
 {
     const char *method = session->req->method;
     vw_debug ("api", "%s %s from %s", method, session->path, session->peer);
     if (edge->stopping) {
-        s_error (session, 503, "unavailable", "the server is shutting down");
+        vw_http_error (session, 503, "unavailable", "the server is shutting down");
         return;
     }
     int64_t retry_ms = 0;
     if (!vw_ratelimit_take (edge->rl_address, session->peer, 1, vw_clock_mono_ms (), &retry_ms)) {
         session->retry_after = (int) ((retry_ms + 999) / 1000);
-        s_error (session, 429, "rate_limited", "too many requests from %s; retry in %d s",
-                 session->peer, session->retry_after);
+        vw_http_error (session, 429, "rate_limited", "too many requests from %s; retry in %d s",
+                       session->peer, session->retry_after);
         return;
     }
     if (vw_httpreq_header (session->req, "upgrade")) {
         vw_info ("api", "refused a WebSocket upgrade from %s for %s: agents use the agent port",
                  session->peer, session->path);
-        s_error (session, 404, "not_found",
-                 "this is the HTTP API: agents open their WebSocket on the agent port (/ws/agent)");
+        vw_http_error (
+            session, 404, "not_found",
+            "this is the HTTP API: agents open their WebSocket on the agent port (/ws/agent)");
         return;
     }
     char allow[64] = "";
@@ -947,13 +476,13 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
         if (!s_path_matches (route->path, session->req))
             continue;
         if (route->method == session->method) {
-            if (route->role != S_ANYONE) {
+            if (route->role != VW_HTTP_ANYONE) {
                 if (!s_authenticate (edge, session))
                     return;
                 if (session->role < route->role) {
-                    s_error (session, 403, "forbidden", "%s %s needs the %s role (you are %s)",
-                             method, route->path, s_role_names[route->role],
-                             s_role_names[session->role]);
+                    vw_http_error (session, 403, "forbidden",
+                                   "%s %s needs the %s role (you are %s)", method, route->path,
+                                   s_role_names[route->role], s_role_names[session->role]);
                     return;
                 }
             }
@@ -968,11 +497,11 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
     }
     if (*allow) {
         snprintf (session->allow, sizeof session->allow, "%s", allow);
-        s_error (session, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
-                 method, session->path, allow);
+        vw_http_error (session, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+                       method, session->path, allow);
     }
     else
-        s_error (session, 404, "not_found", "no resource at %s", session->path);
+        vw_http_error (session, 404, "not_found", "no resource at %s", session->path);
 }
 
 //  --------------------------------------------------------------------------
@@ -981,7 +510,7 @@ s_dispatch (vw_edge_t *edge, s_session_t *session)
 static void s_on_deadline (lws_sorted_usec_list_t *sul);
 
 static void
-s_arm (s_session_t *session, int64_t ms)
+s_arm (vw_http_session_t *session, int64_t ms)
 {
     lws_sul_schedule (lws_get_context (session->wsi), 0, &session->sul, s_on_deadline,
                       (lws_usec_t) ms * LWS_US_PER_MS);
@@ -990,20 +519,20 @@ s_arm (s_session_t *session, int64_t ms)
 //  A request that could not be read answers and closes the connection
 //  (its framing is lost, so no further request can be found in it).
 static void
-s_refuse (s_session_t *session, int status, const char *code, const char *message)
+s_refuse (vw_http_session_t *session, int status, const char *code, const char *message)
 {
     session->busy = true;
     session->close_after = true;
     lws_sul_cancel (&session->sul);
     lws_rx_flow_control (session->wsi, 0);
     vw_debug ("api", "%s: %d %s (%s)", session->peer, status, code, message);
-    s_error (session, status, code, "%s", message);
+    vw_http_error (session, status, code, "%s", message);
 }
 
 static void
 s_on_deadline (lws_sorted_usec_list_t *sul)
 {
-    s_session_t *session = lws_container_of (sul, s_session_t, sul);
+    vw_http_session_t *session = lws_container_of (sul, vw_http_session_t, sul);
     if (session->busy) {
         //  Waiting for an actor: the calls have deadlines of their own.
         //  Writing: the client did not take a chunk of its answer in time
@@ -1025,7 +554,7 @@ s_on_deadline (lws_sorted_usec_list_t *sul)
 //  Feeds received bytes to the parser until a request is complete; the
 //  rest waits in session->pending until that request is answered.
 static int
-s_consume (vw_edge_t *edge, s_session_t *session, const char *data, size_t len)
+s_consume (vw_edge_t *edge, vw_http_session_t *session, const char *data, size_t len)
 {
     while (len && !session->busy) {
         bool started = session->req->started;
@@ -1070,7 +599,7 @@ s_consume (vw_edge_t *edge, s_session_t *session, const char *data, size_t len)
 //  Writes the answer a chunk at a time; when it is out, the next request.
 //  Returns -1 to close the connection.
 static int
-s_write (vw_edge_t *edge, s_session_t *session)
+s_write (vw_edge_t *edge, vw_http_session_t *session)
 {
     if (session->req && session->req->expect_continue && !session->continue_sent &&
         !session->ready) {
@@ -1115,7 +644,7 @@ s_write (vw_edge_t *edge, s_session_t *session)
 }
 
 static int
-s_open (vw_edge_t *edge, struct lws *wsi, s_session_t *session)
+s_open (vw_edge_t *edge, struct lws *wsi, vw_http_session_t *session)
 {
     memset (session, 0, sizeof *session);
     session->wsi = wsi;
@@ -1131,7 +660,7 @@ s_open (vw_edge_t *edge, struct lws *wsi, s_session_t *session)
 }
 
 static void
-s_close (vw_edge_t *edge, s_session_t *session)
+s_close (vw_edge_t *edge, vw_http_session_t *session)
 {
     if (!session->wsi)
         return;
@@ -1149,7 +678,7 @@ int
 vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
 {
-    s_session_t *session = (s_session_t *) user;
+    vw_http_session_t *session = (vw_http_session_t *) user;
     vw_edge_t *edge = vw_edge_from_wsi (wsi);
 
     switch (reason) {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""docs/openapi.yaml must describe exactly the routes edge/vw_http.c serves,
+"""docs/openapi.yaml must describe exactly the routes edge/vw_http.c serves (its route table),
 and every $ref in it must resolve. Prints "N passed, M failed"."""
 import re, sys, json
 import yaml
