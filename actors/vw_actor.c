@@ -13,6 +13,11 @@
 #define S_HWM 200000
 //  Destinations batched at once; a send to one more goes out at once.
 #define S_BATCH_DESTS 16
+//  Bytes one bundle may carry; a message that would take it past this goes
+//  out after the bundle, on its own. Well below VW_MSG_MAX_BODY (64 MiB),
+//  the most a receiver takes in one message: a bundle over that would be
+//  dropped whole by the receiver.
+#define S_BUNDLE_MAX (8 * 1024 * 1024)
 
 //  What a loop pass sends one destination: the first message as it is (a
 //  lone message travels unbundled), then a bundle once there is a second.
@@ -174,16 +179,26 @@ s_batch_add (vw_actor_t *self, const char *to, vw_msg_t **msg_p)
             self->on_batch (self->on_batch_arg, self);
         return 0;
     }
-    if (batch->count == 1) {
+    bool fresh = batch->count == 1;
+    if (fresh) {
         msgpack_sbuffer_init (&batch->msgs);
         if (vw_msg_bundle_append (&batch->msgs, batch->first)) {
             msgpack_sbuffer_destroy (&batch->msgs);
             return -1;
         }
     }
-    if (vw_msg_bundle_append (&batch->msgs, *msg_p))
+    size_t before = batch->msgs.size;
+    if (vw_msg_bundle_append (&batch->msgs, *msg_p) || batch->msgs.size > S_BUNDLE_MAX) {
+        //  It cannot join this bundle: the caller flushes what waits and
+        //  sends it on its own. The batch is left as it was (a lone first
+        //  message stays unbundled).
+        if (fresh)
+            msgpack_sbuffer_destroy (&batch->msgs);
+        else
+            batch->msgs.size = before;
         return -1;
-    if (batch->count == 1)
+    }
+    if (fresh)
         vw_msg_destroy (&batch->first);
     batch->count++;
     vw_msg_destroy (msg_p);

@@ -11,6 +11,7 @@
 #include "vw_actor.h"
 #include "vw_broker.h"
 #include "vw_lifecycle.h"
+#include "vw_testbroker.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -700,6 +701,62 @@ test_send_failures_counted (void **state)
     vw_actor_destroy (&actor);
 }
 
+//  A pass that sends one actor more than a receiver takes in one message
+//  (VW_MSG_MAX_BODY, 64 MiB) leaves as several bundles, and every message
+//  arrives, in order. (Before, the batch grew into one bundle of 70 MiB,
+//  which the receiver dropped whole as malformed.)
+static void
+test_batches_split_by_bytes (void **state)
+{
+    vw_tb_t *tb = vw_tb_new ();
+    assert_non_null (tb);
+    vw_tb_peer_t *sink = vw_tb_peer (tb, "sink");
+    assert_non_null (sink);
+    static const vw_actor_class_t cls = {.name = "bulky"};
+    vw_actor_t *actor = vw_actor_new (NULL, &cls, vw_tb_endpoint (tb));
+    assert_non_null (actor);
+    assert_int_equal (vw_actor_join (actor, VW_TB_TIMEOUT_MS), 0);
+    vw_actor_set_batching (actor, true, NULL, NULL);
+    const size_t big = 1024 * 1024;
+    char *text = (char *) malloc (big + 3);
+    assert_non_null (text);
+    text[0] = '"';
+    memset (text + 1, 'x', big);
+    text[big + 1] = '"';
+    text[big + 2] = 0;
+    const int count = 70;
+    for (int i = 0; i < count; i++) {
+        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_reply);
+        msg->rid = (uint64_t) i + 1;
+        msg->reply.status = 200;
+        vw_msg_set_str (&msg->reply.json, text);
+        assert_int_equal (vw_actor_send (actor, "sink", &msg), 0);
+        assert_null (msg);
+    }
+    //  A small one after them, too.
+    vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
+    ping->rid = (uint64_t) count + 1;
+    assert_int_equal (vw_actor_send (actor, "sink", &ping), 0);
+    vw_actor_flush_sends (actor);
+    assert_int_equal (vw_actor_send_failures (actor), 0);
+    for (int i = 0; i <= count; i++) {
+        vw_msg_t *got = vw_tb_recv (sink, VW_TB_TIMEOUT_MS);
+        if (!got)
+            fail_msg ("message %d of %d did not arrive", i + 1, count + 1);
+        assert_int_equal (got->rid, (uint64_t) i + 1);
+        if (i < count) {
+            assert_int_equal (got->id, VW_MSG_ID_reply);
+            assert_int_equal (strlen (got->reply.json), big + 2);
+        }
+        else
+            assert_int_equal (got->id, VW_MSG_ID_ping);
+        vw_msg_destroy (&got);
+    }
+    free (text);
+    vw_actor_destroy (&actor);
+    vw_tb_destroy (&tb);
+}
+
 //  --------------------------------------------------------------------------
 //  vw_lifecycle, with scripted threads
 
@@ -808,6 +865,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_abort_reports_exited, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort_destroy_without_reading, s_setup, s_teardown),
         cmocka_unit_test (test_send_failures_counted),
+        cmocka_unit_test (test_batches_split_by_bytes),
     };
     int failed = cmocka_run_group_tests_name ("vw_lifecycle", lifecycle_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name ("vw_actor", tests, NULL, NULL);
