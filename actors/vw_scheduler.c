@@ -709,7 +709,7 @@ s_on_page (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const cha
         return;
     }
     const vw_commands_page_msg_t *page = &reply->commands_page;
-    bool more = page->count == S_LOAD_PAGE;
+    bool more = page->more;
     //  The store reads the next page while this one is queued.
     if (more)
         s_load (self, page->last);

@@ -190,14 +190,19 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
 }
 
 //  The recovery scan: rows straight from the statement into the packed page
-//  (vw_cmdpage), no JSON on either side.
+//  (vw_cmdpage), no JSON on either side. A page ends at the scheduler's row
+//  count or once it holds S_PAGE_BYTES, whichever comes first, so it always
+//  fits in one message (payloads are up to 1 MiB each).
+#define S_PAGE_BYTES (16 * 1024 * 1024)
+
 typedef struct {
     msgpack_sbuffer sbuf;
     int64_t last;
     bool failed;
+    bool full;  //  stopped by bytes
 } s_page_t;
 
-static void
+static bool
 s_pack_row (void *arg, const vw_command_row_t *row)
 {
     s_page_t *page = (s_page_t *) arg;
@@ -219,6 +224,8 @@ s_pack_row (void *arg, const vw_command_row_t *row)
     if (vw_cmdpage_pack (&page->sbuf, &out))
         page->failed = true;
     page->last = row->seq;
+    page->full = page->sbuf.size >= S_PAGE_BYTES;
+    return !page->failed && !page->full;
 }
 
 static void
@@ -243,6 +250,7 @@ s_on_commands_load (self_t *self, vw_msg_t *msg)
         reply = vw_msg_new (VW_MSG_ID_commands_page);
         reply->commands_page.count = n;
         reply->commands_page.last = page.last;
+        reply->commands_page.more = page.full || n == msg->commands_load.limit;
         reply->commands_page.rows.size = page.sbuf.size;
         reply->commands_page.rows.data = (uint8_t *) msgpack_sbuffer_release (&page.sbuf);
     }

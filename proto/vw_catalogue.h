@@ -349,6 +349,7 @@
     F (commands_page, BIN, rows, "the rows, packed by vw_cmdpage (msgpack, positional)")           \
     F (commands_page, INT, count, "rows in this page")                                             \
     F (commands_page, INT, last, "seq of the last row")                                            \
+    F (commands_page, BOOL, more, "more rows may follow (full by count or by bytes)")              \
     END (commands_page)                                                                            \
     MSG (agent_presence, "registry -> scheduler: whether an agent can take commands now")          \
     F (agent_presence, STR, agent_id, "agent")                                                     \

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  Bytes of rows one list answer may carry (the sum of the columns' sizes).
+#define S_LIST_BYTES (16 * 1024 * 1024)
+
 #define S_COLUMNS                                                                                  \
     "command_id, agent_id, type, payload, priority, state, attempts, max_retries, timeout_ms, "    \
     "created_at, started_at, delivered_at, finished_at, expires_at, next_attempt_at, "             \
@@ -216,10 +219,16 @@ vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state, int6
     sqlite3_bind_int64 (stmt, 4, limit + 1);
     json_t *commands = json_array ();
     int64_t last = 0;
+    size_t bytes = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        if ((int64_t) json_array_size (commands) == limit)
+        //  At most `limit` commands, and at most S_LIST_BYTES of them: the
+        //  answer must fit in one message (payloads and results are up to
+        //  1 MiB each); next_cursor goes on from the last one given.
+        if ((int64_t) json_array_size (commands) == limit || bytes >= S_LIST_BYTES)
             break;
+        for (int col = 0; col < sqlite3_column_count (stmt); col++)
+            bytes += (size_t) sqlite3_column_bytes (stmt, col);
         json_array_append_new (commands, s_command_object (stmt));
         last = sqlite3_column_int64 (stmt, 20);
     }
@@ -340,8 +349,11 @@ vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_comman
         row.agent_id = s_column_text (stmt, 1, &row.agent_id_len);
         row.type = s_column_text (stmt, 2, &row.type_len);
         row.payload_json = s_column_text (stmt, 3, &row.payload_len);
-        fn (arg, &row);
         n++;
+        if (!fn (arg, &row)) {
+            rc = SQLITE_DONE;
+            break;
+        }
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? n : -1;

@@ -73,11 +73,12 @@ typedef struct {
     int64_t seq, attempts, failures, max_retries, timeout_ms, expires_at, next_attempt_at;
 } vw_command_row_t;
 
-typedef void (vw_command_row_fn) (void *arg, const vw_command_row_t *row);
+//  Returns false to stop after this row.
+typedef bool (vw_command_row_fn) (void *arg, const vw_command_row_t *row);
 
 //  Calls fn for up to `limit` pending or executing commands with seq > after,
 //  in seq order (an index range scan: the cost is the rows returned, not the
-//  table's history); returns how many, or -1.
+//  table's history), until fn returns false; returns how many, or -1.
 int vw_command_rows_unfinished (vw_db_t *db, int64_t after, int64_t limit, vw_command_row_fn *fn,
                                 void *arg);
 

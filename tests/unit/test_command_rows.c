@@ -192,14 +192,15 @@ test_transitions (void **state)
     json_decref (r.body);
 }
 
-static void
+static bool
 s_collect (void *arg, const vw_command_row_t *row)
 {
     json_array_append_new ((json_t *) arg, json_string (row->command_id));
+    return true;
 }
 
 //  Every field of a recovery row, as JSON, for comparing.
-static void
+static bool
 s_collect_rows (void *arg, const vw_command_row_t *row)
 {
     assert_int_equal (strlen (row->command_id), row->command_id_len);
@@ -215,6 +216,7 @@ s_collect_rows (void *arg, const vw_command_row_t *row)
                    (json_int_t) row->failures, "max_retries", (json_int_t) row->max_retries,
                    "timeout_ms", (json_int_t) row->timeout_ms, "expires_at",
                    (json_int_t) row->expires_at, "next", (json_int_t) row->next_attempt_at));
+    return true;
 }
 
 static void
@@ -335,11 +337,68 @@ test_list_and_unfinished (void **state)
     json_decref (ids);
 }
 
+//  A list answer is bounded by bytes too (it must fit in one message):
+//  1,000 asked, 24 commands of 1 MiB payloads stored; each page stops at
+//  about 16 MiB with a next_cursor, and the pages give every command once.
+static void
+test_list_bounded_by_bytes (void **state)
+{
+    fixture_t *f = *state;
+    const size_t big = 1024 * 1024;
+    char *payload = (char *) malloc (big + 16);
+    assert_non_null (payload);
+    int n = snprintf (payload, big + 16, "{\"config\":\"");
+    memset (payload + n, 'x', big);
+    snprintf (payload + n + big, 16, "\"}");
+    const int count = 24;
+    for (int i = 0; i < count; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "b%02d", i);
+        vw_command_new_t c = {.command_id = id,
+                              .agent_id = "gw-1",
+                              .type = "update_config",
+                              .payload_json = payload,
+                              .priority = 1,
+                              .timeout_ms = 30000,
+                              .max_retries = 3,
+                              .created_at = 5000,
+                              .expires_at = 5000 + 86400000,
+                              .created_by = "tester"};
+        vw_result_t r = {0};
+        int64_t seq;
+        bool replayed;
+        vw_command_rows_insert (f->db, &c, &seq, &replayed, &r);
+        assert_int_equal (r.status, 202);
+        json_decref (r.body);
+    }
+    free (payload);
+    char cursor[32] = "";
+    int seen = 0, pages = 0;
+    do {
+        vw_result_t r = {0};
+        vw_command_rows_list (f->db, "gw-1", NULL, 1000, *cursor ? cursor : NULL, &r);
+        assert_int_equal (r.status, 200);
+        json_t *page = json_object_get (r.body, "commands");
+        char *text = json_dumps (r.body, JSON_COMPACT);
+        assert_true (strlen (text) < 20 * big);
+        free (text);
+        seen += (int) json_array_size (page);
+        json_t *next = json_object_get (r.body, "next_cursor");
+        snprintf (cursor, sizeof cursor, "%s",
+                  json_is_string (next) ? json_string_value (next) : "");
+        json_decref (r.body);
+        pages++;
+    } while (*cursor && pages <= count);
+    assert_int_equal (seen, count);
+    assert_true (pages >= 2);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_submit_and_get, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_list_bounded_by_bytes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idempotency_and_revoked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_transitions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_list_and_unfinished, s_setup, s_teardown),

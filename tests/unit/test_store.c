@@ -310,10 +310,60 @@ test_command_insert_load_update_get (void **state)
     load->commands_load.limit = 100;
     page = s_call (scheduler, load, VW_MSG_ID_commands_page);
     assert_int_equal (page->commands_page.count, 0);
+    assert_false (page->commands_page.more);
     vw_msg_destroy (&page);
 
     reply = s_call (f->edge, s_get (VW_MSG_ID_command_get, "cmd-2"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 404, "not_found");
+}
+
+//  Recovery pages are bounded by bytes as well as by rows: 24 commands of
+//  1 MiB payloads come back in pages of at most ~17 MiB, each saying
+//  whether more may follow, and every command is in exactly one page.
+static void
+test_recovery_pages_bounded_by_bytes (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-big", NULL), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 201, NULL);
+    vw_tb_peer_t *scheduler = vw_tb_peer (f->tb, "scheduler");
+    assert_non_null (scheduler);
+    const size_t big = 1024 * 1024;
+    char *payload = (char *) malloc (big + 16);
+    assert_non_null (payload);
+    int n = snprintf (payload, big + 16, "{\"config\":\"");
+    memset (payload + n, 'x', big);
+    snprintf (payload + n + big, 16, "\"}");
+    const int count = 24;
+    for (int i = 0; i < count; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "big-%02d", i);
+        vw_msg_t *insert = s_command_insert (id, "gw-big");
+        vw_msg_set_str (&insert->command_insert.type, "update_config");
+        vw_msg_set_str (&insert->command_insert.payload, payload);
+        vw_msg_t *inserted = s_call (scheduler, insert, VW_MSG_ID_command_inserted);
+        assert_int_equal (inserted->command_inserted.status, 202);
+        vw_msg_destroy (&inserted);
+    }
+    free (payload);
+    int64_t after = 0, seen = 0, pages = 0;
+    bool more = true;
+    while (more) {
+        vw_msg_t *load = vw_msg_new (VW_MSG_ID_commands_load);
+        load->commands_load.after = after;
+        load->commands_load.limit = 5000;
+        vw_msg_t *page = s_call (scheduler, load, VW_MSG_ID_commands_page);
+        assert_true (page->commands_page.rows.size <= 18 * big);
+        seen += page->commands_page.count;
+        more = page->commands_page.more;
+        if (page->commands_page.count)
+            after = page->commands_page.last;
+        pages++;
+        vw_msg_destroy (&page);
+        assert_true (pages <= count + 1);
+    }
+    assert_int_equal (seen, count);
+    assert_true (pages >= 2);
 }
 
 //  --------------------------------------------------------------------------
@@ -362,6 +412,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_users, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_recovery_pages_bounded_by_bytes, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_command_insert_load_update_get, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup,
