@@ -12,6 +12,7 @@
 
 #include "vw_agents.h"
 #include "vw_command_rows.h"
+#include "vw_testbroker.h"
 
 typedef struct {
     char dir[64];
@@ -345,11 +346,8 @@ test_list_bounded_by_bytes (void **state)
 {
     fixture_t *f = *state;
     const size_t big = 1024 * 1024;
-    char *payload = (char *) malloc (big + 16);
+    char *payload = vw_tb_big_payload (big);
     assert_non_null (payload);
-    int n = snprintf (payload, big + 16, "{\"config\":\"");
-    memset (payload + n, 'x', big);
-    snprintf (payload + n + big, 16, "\"}");
     const int count = 24;
     for (int i = 0; i < count; i++) {
         char id[16];

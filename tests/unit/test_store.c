@@ -329,11 +329,8 @@ test_recovery_pages_bounded_by_bytes (void **state)
     vw_tb_peer_t *scheduler = vw_tb_peer (f->tb, "scheduler");
     assert_non_null (scheduler);
     const size_t big = 1024 * 1024;
-    char *payload = (char *) malloc (big + 16);
+    char *payload = vw_tb_big_payload (big);
     assert_non_null (payload);
-    int n = snprintf (payload, big + 16, "{\"config\":\"");
-    memset (payload + n, 'x', big);
-    snprintf (payload + n + big, 16, "\"}");
     const int count = 24;
     for (int i = 0; i < count; i++) {
         char id[32];

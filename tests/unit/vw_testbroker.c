@@ -427,3 +427,15 @@ vw_tb_quiet (vw_tb_peer_t *peer, const char *to, ...)
     }
     va_end (args);
 }
+
+char *
+vw_tb_big_payload (size_t bytes)
+{
+    char *payload = (char *) malloc (bytes + 16);
+    if (!payload)
+        return NULL;
+    int n = snprintf (payload, bytes + 16, "{\"config\":\"");
+    memset (payload + n, 'x', bytes);
+    snprintf (payload + n + bytes, 16, "\"}");
+    return payload;
+}

@@ -79,6 +79,10 @@ void vw_tb_forget (vw_tb_peer_t *peer);
 //  --------------------------------------------------------------------------
 //  For cmocka tests
 
+//  An update_config payload of about `bytes` bytes: {"config":"xxx…"}
+//  (caller frees; NULL if memory ran out).
+char *vw_tb_big_payload (size_t bytes);
+
 //  A default configuration (vw_config_new_defaults) for an actor's args,
 //  made at the first call; vw_tb_destroy frees it after the actors stopped.
 //  NULL if memory ran out.
