@@ -387,7 +387,9 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
     if (record->found) {
         agent = s_agent_get (self, hello->agent_id, true);
         agent->loaded = true;
-        agent->revoked = record->revoked;
+        //  Sticky: a revoke this registry saw after the store read the
+        //  record (the look-up was in flight) is not undone by it.
+        agent->revoked = agent->revoked || record->revoked;
         agent->model.maintenance = record->maintenance;
         agent->has_token_hash = record->token_hash.size == 32;
         if (agent->has_token_hash)
@@ -443,7 +445,7 @@ s_on_auth (self_t *self, vw_msg_t *msg)
     uint8_t signature[crypto_sign_BYTES];
     size_t siglen = 0;
     const char *b64 = msg->session_auth.signature ? msg->session_auth.signature : "";
-    bool ok = agent && agent->has_public_key &&
+    bool ok = agent && !agent->revoked && agent->has_public_key &&
               sodium_base642bin (signature, sizeof signature, b64, strlen (b64), NULL, &siglen,
                                  NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
               siglen == sizeof signature;
@@ -540,6 +542,33 @@ s_forward (self_t *self, s_request_t *r, vw_msg_t *reply)
     s_send (self, r->peer, &answer);
 }
 
+//  A revoked agent's handshakes still under way (waiting for a challenge
+//  answer) end now with 4401, whatever step they are at; one waiting for
+//  its credentials is refused when they come (agent->revoked is sticky).
+static void
+s_refuse_hellos (self_t *self, const char *agent_id)
+{
+    zlistx_t *conns = zlistx_new ();
+    for (s_hello_t *hello = (s_hello_t *) zhashx_first (self->hellos); hello;
+         hello = (s_hello_t *) zhashx_next (self->hellos)) {
+        if (!streq (hello->agent_id, agent_id))
+            continue;
+        if (hello->challenged)
+            zlistx_add_end (conns, hello);
+        else
+            //  Its record may have been read before the revoke: remember
+            //  the revoke for when it comes.
+            s_agent_get (self, agent_id, true)->revoked = true;
+    }
+    for (s_hello_t *hello = (s_hello_t *) zlistx_first (conns); hello;
+         hello = (s_hello_t *) zlistx_next (conns)) {
+        int64_t conn = hello->conn;
+        s_reject (self, hello, 4401, "unauthorized", "agent revoked");
+        zhashx_delete (self->hellos, &conn);
+    }
+    zlistx_destroy (&conns);
+}
+
 static void
 s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
@@ -554,6 +583,7 @@ s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
                 s_go_offline (self, agent, "revoked");
             }
         }
+        s_refuse_hellos (self, r->agent_id);
         vw_info ("registry", "agent '%s' revoked", r->agent_id);
         //  Its unfinished commands fail with agent_revoked.
         vw_msg_t *gone = vw_msg_new (VW_MSG_ID_agent_presence);

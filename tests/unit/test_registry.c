@@ -256,6 +256,85 @@ test_hello_ed25519_challenge (void **state)
     }
 }
 
+//  Revoked while its challenge is outstanding: a correct signature that
+//  arrives after the revoke is not welcomed (issue 9, finding 6).
+static void
+test_revoked_during_challenge_not_welcomed (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair (pk, sk);
+    s_hello (f, 40, "gw-rk", S_TOKEN);
+    s_store_answers_lookup (f, "gw-rk",
+                            (t_record_t){.found = true, .token = S_TOKEN, .public_key = pk});
+    vw_msg_t *c = vw_tb_want (f->edge, VW_MSG_ID_session_challenge);
+    uint8_t signed_msg[32 + 5];
+    size_t len = 0;
+    assert_int_equal (sodium_base642bin (signed_msg, 32, c->session_challenge.nonce,
+                                         strlen (c->session_challenge.nonce), NULL, &len, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL),
+                      0);
+    vw_msg_destroy (&c);
+    memcpy (signed_msg + 32, "gw-rk", 5);
+    //  The operator revokes it now.
+    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
+    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-rk");
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
+    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
+    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    //  Then the right signature arrives (if the connection is still there).
+    uint8_t sig[crypto_sign_BYTES];
+    crypto_sign_detached (sig, NULL, signed_msg, sizeof signed_msg, sk);
+    char b64[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64 (b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+    vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
+    auth->session_auth.conn = 40;
+    vw_msg_set_str (&auth->session_auth.agent_id, "gw-rk");
+    vw_msg_set_str (&auth->session_auth.signature, b64);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+    //  Refused with 4401 (at the revoke or at the answer), never welcomed.
+    vw_msg_t *r = vw_tb_want (f->edge, VW_MSG_ID_session_reject);
+    assert_int_equal (r->session_reject.conn, 40);
+    assert_int_equal (r->session_reject.close_code, 4401);
+    vw_msg_destroy (&r);
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_reject), 0);  //  only once
+}
+
+//  Revoked while its credentials are being read: the record the store
+//  read before the revoke does not welcome it.
+static void
+test_revoked_during_lookup_not_welcomed (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 41, "gw-rl", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
+    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-rl");
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
+    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
+    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    //  The stale record: found, not revoked, the right token.
+    vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
+    record->rid = lookup->rid;
+    vw_msg_destroy (&lookup);
+    vw_msg_set_str (&record->agent_record.agent_id, "gw-rl");
+    record->agent_record.found = true;
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_hash (S_TOKEN, hash);
+    vw_msg_set_bin (&record->agent_record.token_hash, hash, sizeof hash);
+    assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
+    vw_msg_t *r = vw_tb_want (f->edge, VW_MSG_ID_session_reject);
+    assert_int_equal (r->session_reject.conn, 41);
+    assert_int_equal (r->session_reject.close_code, 4401);
+    vw_msg_destroy (&r);
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+}
+
 //  Operator requests: revoke goes through the store and kicks the session;
 //  disconnect of an agent without a session is 404.
 static void
@@ -342,6 +421,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hello_answer_from_the_wrong_peer_ignored, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_ed25519_challenge, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_revoked_during_challenge_not_welcomed, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_revoked_during_lookup_not_welcomed, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
     };
