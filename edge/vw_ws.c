@@ -455,6 +455,28 @@ vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg)
         default: return;
     }
     vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
+    if (msg->id == VW_MSG_ID_session_welcome && (!conn || conn->close_code)) {
+        //  The connection closed while its welcome was on the way: the
+        //  session the registry just opened is already over. Say which, so
+        //  it ends now and not after three silent intervals (a closing
+        //  connection says it when it is freed).
+        const vw_session_welcome_msg_t *w = &msg->session_welcome;
+        if (conn)
+            snprintf (conn->session_id, sizeof conn->session_id, "%s", w->session_id);
+        else if (w->agent_id && w->session_id) {
+            const char *to[] = {"registry", "executor"};
+            for (int i = 0; i < 2; i++) {
+                vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+                closed->session_closed.conn = id;
+                vw_msg_set_str (&closed->session_closed.agent_id, w->agent_id);
+                vw_msg_set_str (&closed->session_closed.session_id, w->session_id);
+                if (vw_actor_send (self->actor, to[i], &closed))
+                    vw_msg_destroy (&closed);
+            }
+            vw_edge_kick (self);
+        }
+        return;
+    }
     if (!conn || conn->close_code)
         return;  //  gone or closing already
     if (msg->id == VW_MSG_ID_session_welcome) {
