@@ -201,17 +201,17 @@ vw_http_segment (vw_http_session_t *session, int index)
     return session->req->segment[index];
 }
 
-//  An agent id or username from the path: false (answered 404) if it does
+//  An agent id or username from the path: NULL (answered 404) if it does
 //  not follow the grammar, so no such resource can exist.
-bool
+const char *
 vw_http_id_segment (vw_http_session_t *session, int index, const char *what)
 {
     const char *id = vw_http_segment (session, index);
     if (vw_wire_valid_id (id))
-        return true;
+        return id;
     vw_http_error (session, 404, "not_found", "no %s '%.64s' (names match %s)", what, id,
                    VW_ID_GRAMMAR);
-    return false;
+    return NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -450,7 +450,7 @@ static void
 s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
 {
     const char *method = session->req->method;
-    vw_debug ("api", "%s %s from %s", method, session->path, session->peer);
+    vw_debug ("api", "%s %s from %s", method, session->req->path, session->peer);
     if (edge->stopping) {
         vw_http_error (session, 503, "unavailable", "the server is shutting down");
         return;
@@ -464,7 +464,7 @@ s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
     }
     if (vw_httpreq_header (session->req, "upgrade")) {
         vw_info ("api", "refused a WebSocket upgrade from %s for %s: agents use the agent port",
-                 session->peer, session->path);
+                 session->peer, session->req->path);
         vw_http_error (
             session, 404, "not_found",
             "this is the HTTP API: agents open their WebSocket on the agent port (/ws/agent)");
@@ -498,10 +498,10 @@ s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
     if (*allow) {
         snprintf (session->allow, sizeof session->allow, "%s", allow);
         vw_http_error (session, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
-                       method, session->path, allow);
+                       method, session->req->path, allow);
     }
     else
-        vw_http_error (session, 404, "not_found", "no resource at %s", session->path);
+        vw_http_error (session, 404, "not_found", "no resource at %s", session->req->path);
 }
 
 //  --------------------------------------------------------------------------
@@ -578,12 +578,12 @@ s_consume (vw_edge_t *edge, vw_http_session_t *session, const char *data, size_t
         lws_sul_cancel (&session->sul);
         lws_rx_flow_control (session->wsi, 0);
         session->method = s_method_of (session->req->method);
-        session->path = session->req->path;
         s_dispatch (edge, session);
     }
     if (len) {
-        //  At most what lws read while we were answering; bounded by the
-        //  flow control above (one read's worth per request).
+        //  At most what lws read while we were answering (it delivers what
+        //  it had buffered even with rx paused); bounded by the flow
+        //  control above (one read's worth per request).
         if (session->pending_len + len > S_PENDING_MAX)
             return -1;
         char *grown = (char *) realloc (session->pending, session->pending_len + len);
@@ -688,19 +688,8 @@ vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 return 0;
             if (session->busy && session->close_after)
                 return 0;  //  refused: the rest is not read
-            if (session->busy) {
-                //  lws delivers what it had buffered even with rx paused;
-                //  a client cannot push more than that past flow control.
-                if (session->pending_len + len > S_PENDING_MAX)
-                    return -1;
-                char *grown = (char *) realloc (session->pending, session->pending_len + len);
-                if (!grown)
-                    return -1;
-                memcpy (grown + session->pending_len, in, len);
-                session->pending = grown;
-                session->pending_len += len;
-                return 0;
-            }
+            //  While a request is answered lws still delivers what it had
+            //  buffered; s_consume keeps it for later.
             return s_consume (edge, session, (const char *) in, len);
         case LWS_CALLBACK_RAW_WRITEABLE: return s_write (edge, session);
         case LWS_CALLBACK_RAW_CLOSE: s_close (edge, session); return 0;

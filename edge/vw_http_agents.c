@@ -18,9 +18,9 @@ vw_http_get_agents (vw_edge_t *edge, vw_http_session_t *session)
 void
 vw_http_get_agent (vw_edge_t *edge, vw_http_session_t *session)
 {
-    if (!vw_http_id_segment (session, 1, "agent"))
+    const char *id = vw_http_id_segment (session, 1, "agent");
+    if (!id)
         return;
-    const char *id = vw_http_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&msg->agent_get.agent_id, id);
     vw_http_call (edge, session, "store", &msg, vw_http_reply_plain, NULL, NULL);
@@ -67,9 +67,9 @@ vw_http_post_agents (vw_edge_t *edge, vw_http_session_t *session)
 void
 vw_http_delete_agent (vw_edge_t *edge, vw_http_session_t *session)
 {
-    if (!vw_http_id_segment (session, 1, "agent"))
+    const char *id = vw_http_id_segment (session, 1, "agent");
+    if (!id)
         return;
-    const char *id = vw_http_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_revoke);
     vw_msg_set_str (&msg->agent_revoke.agent_id, id);
     vw_http_call (edge, session, "registry", &msg, vw_http_reply_audited, "agent.revoke", id);
@@ -84,9 +84,9 @@ vw_http_put_maintenance (vw_edge_t *edge, vw_http_session_t *session)
                        "field 'enabled' is required and must be a boolean");
         return;
     }
-    if (!vw_http_id_segment (session, 1, "agent"))
+    const char *id = vw_http_id_segment (session, 1, "agent");
+    if (!id)
         return;
-    const char *id = vw_http_segment (session, 1);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_maintenance);
     vw_msg_set_str (&msg->agent_maintenance.agent_id, id);
     msg->agent_maintenance.enabled = json_is_true (enabled);

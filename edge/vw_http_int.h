@@ -32,8 +32,7 @@ struct vw_http_session_t {
     bool close_after;            //  close once the answer is out
     bool continue_sent;          //  "100 Continue" for this request
     //  The request being answered.
-    int method;  //  LWSHUMETH_*, -1 for others
-    const char *path;
+    int method;  //  LWSHUMETH_* of req->method, -1 for others
     //  authenticated caller
     char sub[128];
     vw_http_role_t role;
@@ -87,9 +86,9 @@ void vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply);
 
 //  Path segment `index`, decoded (the {id} of /agents/{id} is 1).
 const char *vw_http_segment (vw_http_session_t *session, int index);
-//  An agent id or username from the path: false (answered 404) if it does
+//  An agent id or username from the path: NULL (answered 404) if it does
 //  not follow the grammar, so no such resource can exist.
-bool vw_http_id_segment (vw_http_session_t *session, int index, const char *what);
+const char *vw_http_id_segment (vw_http_session_t *session, int index, const char *what);
 
 //  Sends *msg_p to `to`; fn runs with the reply (or NULL and `why`). For a
 //  state change, `action` and `target` name the audit row (else NULL).

@@ -104,9 +104,9 @@ vw_http_get_users (vw_edge_t *edge, vw_http_session_t *session)
 void
 vw_http_get_user (vw_edge_t *edge, vw_http_session_t *session)
 {
-    if (!vw_http_id_segment (session, 1, "user"))
+    const char *name = vw_http_id_segment (session, 1, "user");
+    if (!name)
         return;
-    const char *name = vw_http_segment (session, 1);
     vw_api_error_t err;
     vw_msg_t *msg = vw_api_user_show (name, &err);
     if (msg)
@@ -118,9 +118,9 @@ vw_http_get_user (vw_edge_t *edge, vw_http_session_t *session)
 void
 vw_http_put_user (vw_edge_t *edge, vw_http_session_t *session)
 {
-    if (!vw_http_id_segment (session, 1, "user"))
+    const char *name = vw_http_id_segment (session, 1, "user");
+    if (!name)
         return;
-    const char *name = vw_http_segment (session, 1);
     //  Below admin, only one's own password.
     if (session->role < VW_HTTP_ADMIN &&
         (strcmp (name, session->sub) != 0 || json_object_size (session->json) != 1 ||
@@ -141,9 +141,9 @@ vw_http_put_user (vw_edge_t *edge, vw_http_session_t *session)
 void
 vw_http_delete_user (vw_edge_t *edge, vw_http_session_t *session)
 {
-    if (!vw_http_id_segment (session, 1, "user"))
+    const char *name = vw_http_id_segment (session, 1, "user");
+    if (!name)
         return;
-    const char *name = vw_http_segment (session, 1);
     vw_api_error_t err;
     vw_msg_t *msg = vw_api_user_delete (name, &err);
     if (msg)
