@@ -60,3 +60,15 @@ vw_text_sanitize_output (char *text, size_t size)
         s += n;
     }
 }
+
+int
+vw_text_hex_digit (int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

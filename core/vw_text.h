@@ -17,4 +17,7 @@ void vw_text_sanitize (char *text);
 //  that are not valid UTF-8 with '?'.
 void vw_text_sanitize_output (char *text, size_t size);
 
+//  The value of a hexadecimal digit (0-9, a-f, A-F), or -1.
+int vw_text_hex_digit (int c);
+
 #endif

@@ -1,5 +1,6 @@
 /*  vw_httpreq - see vw_httpreq.h. */
 #include "vw_httpreq.h"
+#include "vw_text.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -162,18 +163,6 @@ s_is_tchar (unsigned char c)
            (c && strchr ("!#$%&'*+-.^_`|~", c));
 }
 
-static int
-s_hex (unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  --------------------------------------------------------------------------
 //  The target: path segments and query parameters, each decoded once
 
@@ -191,7 +180,8 @@ s_decode (const char *src, size_t len, bool query, char **out)
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int h1 = s_hex ((unsigned char) src[i + 1]), h2 = s_hex ((unsigned char) src[i + 2]);
+            int h1 = vw_text_hex_digit ((unsigned char) src[i + 1]),
+                h2 = vw_text_hex_digit ((unsigned char) src[i + 2]);
             if (h1 < 0 || h2 < 0)
                 return -1;
             c = (unsigned char) (h1 << 4 | h2);
@@ -602,12 +592,12 @@ s_feed_body (vw_httpreq_t *self, const char *data, size_t len, size_t *i)
             }
             case S_CHUNK_SIZE:
                 (*i)++;
-                if (s_hex (c) >= 0) {
+                if (vw_text_hex_digit (c) >= 0) {
                     if (++self->size_digits > S_SIZE_DIGITS)
                         return s_fail (self, 413, "payload_too_large",
                                        "the request body is larger than %zu bytes",
                                        self->limits.max_body);
-                    self->content_left = self->content_left * 16 + (size_t) s_hex (c);
+                    self->content_left = self->content_left * 16 + (size_t) vw_text_hex_digit (c);
                     if (self->body_len + self->content_left > self->limits.max_body)
                         return s_fail (self, 413, "payload_too_large",
                                        "the request body is larger than %zu bytes",

@@ -8,6 +8,7 @@
 */
 #include "vw_db.h"
 #include "vw_result.h"
+#include "vw_text.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -261,18 +262,6 @@ s_scheme_length (const char *s)
     return (s[len] == ':' && len >= 2) ? len : 0;
 }
 
-static int
-s_hex_value (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  Copies the path part of a URL (up to '?' or '#'), decoding %XX. NULL on
 //  a malformed escape, an encoded NUL or an empty result.
 static char *
@@ -289,8 +278,8 @@ s_url_path_decode (const char *src)
             path[out++] = src[in];
             continue;
         }
-        int high = in + 2 < len ? s_hex_value (src[in + 1]) : -1;
-        int low = high >= 0 ? s_hex_value (src[in + 2]) : -1;
+        int high = in + 2 < len ? vw_text_hex_digit ((unsigned char) src[in + 1]) : -1;
+        int low = high >= 0 ? vw_text_hex_digit ((unsigned char) src[in + 2]) : -1;
         valid = high >= 0 && low >= 0 && (high | low) != 0;
         if (valid)
             path[out++] = (char) (high * 16 + low);

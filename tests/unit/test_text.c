@@ -75,6 +75,20 @@ test_output (void **state)
     }
 }
 
+//  Every byte: the sixteen hex digits of both cases have their values,
+//  everything else is -1.
+static void
+test_hex_digit (void **state)
+{
+    const char *lower = "0123456789abcdef", *upper = "0123456789ABCDEF";
+    for (int c = 0; c < 256; c++) {
+        const char *at = c ? strchr (lower, c) : NULL;
+        const char *up = c ? strchr (upper, c) : NULL;
+        int want = at ? (int) (at - lower) : up ? (int) (up - upper) : -1;
+        assert_int_equal (vw_text_hex_digit (c), want);
+    }
+}
+
 int
 main (void)
 {
@@ -82,6 +96,7 @@ main (void)
         cmocka_unit_test (test_cases),
         cmocka_unit_test (test_random_bytes_become_valid_json),
         cmocka_unit_test (test_output),
+        cmocka_unit_test (test_hex_digit),
     };
     return cmocka_run_group_tests_name ("vw_text", tests, NULL, NULL);
 }
