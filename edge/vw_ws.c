@@ -271,6 +271,23 @@ s_to_registry (vw_ws_conn_t *conn, vw_msg_t **msg_p)
     vw_edge_kick (conn->edge);
 }
 
+//  A connection's end, told to the registry (it forgets a pending hello or
+//  ends the session) and, for a session, to the executor (what was in
+//  flight on it is lost).
+static void
+s_report_closed (vw_edge_t *edge, int64_t conn_id, const char *agent_id, const char *session_id)
+{
+    for (int i = session_id ? 0 : 1; i < 2; i++) {
+        vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+        closed->session_closed.conn = conn_id;
+        vw_msg_set_str (&closed->session_closed.agent_id, agent_id);
+        vw_msg_set_str (&closed->session_closed.session_id, session_id);
+        if (vw_actor_send (edge->actor, i ? "registry" : "executor", &closed))
+            vw_msg_destroy (&closed);
+    }
+    vw_edge_kick (edge);
+}
+
 static char *
 s_json_text (json_t *value)
 {
@@ -416,23 +433,9 @@ s_unlink (vw_ws_conn_t *conn)
 static void
 s_free (vw_ws_conn_t *conn)
 {
-    //  Tell the registry, so it forgets a pending hello or ends the session.
-    if (conn->edge && conn->agent_id) {
-        vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
-        closed->session_closed.conn = conn->id;
-        vw_msg_set_str (&closed->session_closed.agent_id, conn->agent_id);
-        if (*conn->session_id) {
-            vw_msg_set_str (&closed->session_closed.session_id, conn->session_id);
-            //  The executor too: what was in flight on this session is lost.
-            vw_msg_t *copy = vw_msg_new (VW_MSG_ID_session_closed);
-            copy->session_closed.conn = conn->id;
-            vw_msg_set_str (&copy->session_closed.agent_id, conn->agent_id);
-            vw_msg_set_str (&copy->session_closed.session_id, conn->session_id);
-            if (vw_actor_send (conn->edge->actor, "executor", &copy))
-                vw_msg_destroy (&copy);
-        }
-        s_to_registry (conn, &closed);
-    }
+    if (conn->edge && conn->agent_id)
+        s_report_closed (conn->edge, conn->id, conn->agent_id,
+                         *conn->session_id ? conn->session_id : NULL);
     free (conn->agent_id);
     conn->agent_id = NULL;
     if (conn->edge && conn->hello_timer)
@@ -463,18 +466,8 @@ vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg)
         const vw_session_welcome_msg_t *w = &msg->session_welcome;
         if (conn)
             snprintf (conn->session_id, sizeof conn->session_id, "%s", w->session_id);
-        else if (w->agent_id && w->session_id) {
-            const char *to[] = {"registry", "executor"};
-            for (int i = 0; i < 2; i++) {
-                vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
-                closed->session_closed.conn = id;
-                vw_msg_set_str (&closed->session_closed.agent_id, w->agent_id);
-                vw_msg_set_str (&closed->session_closed.session_id, w->session_id);
-                if (vw_actor_send (self->actor, to[i], &closed))
-                    vw_msg_destroy (&closed);
-            }
-            vw_edge_kick (self);
-        }
+        else if (w->agent_id && w->session_id)
+            s_report_closed (self, id, w->agent_id, w->session_id);
         return;
     }
     if (!conn || conn->close_code)
