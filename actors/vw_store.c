@@ -191,9 +191,8 @@ s_on_command_update (self_t *self, vw_msg_t *msg)
 
 //  The recovery scan: rows straight from the statement into the packed page
 //  (vw_cmdpage), no JSON on either side. A page ends at the scheduler's row
-//  count or once it holds S_PAGE_BYTES, whichever comes first, so it always
+//  count or once it holds VW_MSG_ROWS_BYTES, whichever comes first, so it always
 //  fits in one message (payloads are up to 1 MiB each).
-#define S_PAGE_BYTES (16 * 1024 * 1024)
 
 typedef struct {
     msgpack_sbuffer sbuf;
@@ -224,7 +223,7 @@ s_pack_row (void *arg, const vw_command_row_t *row)
     if (vw_cmdpage_pack (&page->sbuf, &out))
         page->failed = true;
     page->last = row->seq;
-    page->full = page->sbuf.size >= S_PAGE_BYTES;
+    page->full = page->sbuf.size >= VW_MSG_ROWS_BYTES;
     return !page->failed && !page->full;
 }
 

@@ -26,6 +26,9 @@
 #define VW_ADDR_MAX 32
 //  Largest body a receiver decodes (a telemetry batch is the largest message).
 #define VW_MSG_MAX_BODY (64 * 1024 * 1024)
+//  Rows one answer carries at most (pages, lists), so that it fits in one
+//  message with room to spare: a row's payload and result are up to 1 MiB.
+#define VW_MSG_ROWS_BYTES (16 * 1024 * 1024)
 
 typedef struct {
     uint8_t *data;

@@ -1,11 +1,9 @@
 /*  vw_command_rows - see vw_command_rows.h. */
 #include "vw_command_rows.h"
+#include "vw_msg.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-//  Bytes of rows one list answer may carry (the sum of the columns' sizes).
-#define S_LIST_BYTES (16 * 1024 * 1024)
 
 #define S_COLUMNS                                                                                  \
     "command_id, agent_id, type, payload, priority, state, attempts, max_retries, timeout_ms, "    \
@@ -222,10 +220,10 @@ vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state, int6
     size_t bytes = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        //  At most `limit` commands, and at most S_LIST_BYTES of them: the
-        //  answer must fit in one message (payloads and results are up to
-        //  1 MiB each); next_cursor goes on from the last one given.
-        if ((int64_t) json_array_size (commands) == limit || bytes >= S_LIST_BYTES)
+        //  At most `limit` commands, and at most VW_MSG_ROWS_BYTES of them
+        //  (counted as the columns' sizes): the answer must fit in one
+        //  message. next_cursor goes on from the last one given.
+        if ((int64_t) json_array_size (commands) == limit || bytes >= VW_MSG_ROWS_BYTES)
             break;
         for (int col = 0; col < sqlite3_column_count (stmt); col++)
             bytes += (size_t) sqlite3_column_bytes (stmt, col);
