@@ -127,6 +127,58 @@ s_expect_reject (t_fixture_t *f, int64_t conn, int64_t close_code, const char *c
     assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_state), 0);
 }
 
+//  The edge gets a challenge for conn; its nonce (32 bytes) into nonce.
+static void
+s_take_challenge (t_fixture_t *f, int64_t conn, uint8_t nonce[32])
+{
+    vw_msg_t *c = vw_tb_want (f->edge, VW_MSG_ID_session_challenge);
+    assert_int_equal (c->session_challenge.conn, conn);
+    size_t len = 0;
+    assert_int_equal (sodium_base642bin (nonce, 32, c->session_challenge.nonce,
+                                         strlen (c->session_challenge.nonce), NULL, &len, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL),
+                      0);
+    assert_int_equal (len, 32);
+    vw_msg_destroy (&c);
+}
+
+//  The agent answers: sign (nonce || agent_id) with sk, or something else
+//  when `wrong`.
+static void
+s_send_auth (t_fixture_t *f, int64_t conn, const char *agent_id, const uint8_t nonce[32],
+             const uint8_t *sk, bool wrong)
+{
+    size_t idlen = strlen (agent_id);
+    uint8_t signed_msg[32 + 64];
+    assert_true (idlen <= 64);
+    memcpy (signed_msg, nonce, 32);
+    memcpy (signed_msg + 32, agent_id, idlen);
+    if (wrong)
+        signed_msg[0] ^= 1;
+    uint8_t sig[crypto_sign_BYTES];
+    crypto_sign_detached (sig, NULL, signed_msg, 32 + idlen, sk);
+    char b64[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64 (b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+    vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
+    auth->session_auth.conn = conn;
+    vw_msg_set_str (&auth->session_auth.agent_id, agent_id);
+    vw_msg_set_str (&auth->session_auth.signature, b64);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+}
+
+//  The operator revokes agent_id: through the registry to the store (204).
+static void
+s_revoke (t_fixture_t *f, const char *agent_id)
+{
+    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
+    vw_msg_set_str (&revoke->agent_revoke.agent_id, agent_id);
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
+    assert_string_equal (fwd->agent_revoke.agent_id, agent_id);
+    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
+    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+}
+
 //  --------------------------------------------------------------------------
 //  Cases
 
@@ -225,30 +277,9 @@ test_hello_ed25519_challenge (void **state)
         if (round == 0)
             s_store_answers_lookup (
                 f, "gw-key", (t_record_t){.found = true, .token = S_TOKEN, .public_key = pk});
-        vw_msg_t *c = vw_tb_want (f->edge, VW_MSG_ID_session_challenge);
-        assert_int_equal (c->session_challenge.conn, conn);
         uint8_t nonce[32];
-        size_t len = 0;
-        assert_int_equal (sodium_base642bin (nonce, sizeof nonce, c->session_challenge.nonce,
-                                             strlen (c->session_challenge.nonce), NULL, &len, NULL,
-                                             sodium_base64_VARIANT_ORIGINAL),
-                          0);
-        assert_int_equal (len, 32);
-        vw_msg_destroy (&c);
-        uint8_t signed_msg[32 + 6];
-        memcpy (signed_msg, nonce, 32);
-        memcpy (signed_msg + 32, "gw-key", 6);
-        if (!good)
-            signed_msg[0] ^= 1;  //  signs something else
-        uint8_t sig[crypto_sign_BYTES];
-        crypto_sign_detached (sig, NULL, signed_msg, sizeof signed_msg, sk);
-        char b64[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-        sodium_bin2base64 (b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
-        vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
-        auth->session_auth.conn = conn;
-        vw_msg_set_str (&auth->session_auth.agent_id, "gw-key");
-        vw_msg_set_str (&auth->session_auth.signature, b64);
-        assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+        s_take_challenge (f, conn, nonce);
+        s_send_auth (f, conn, "gw-key", nonce, sk, !good);
         if (good)
             free (s_expect_welcome (f, conn, "gw-key"));
         else
@@ -267,32 +298,12 @@ test_revoked_during_challenge_not_welcomed (void **state)
     s_hello (f, 40, "gw-rk", S_TOKEN);
     s_store_answers_lookup (f, "gw-rk",
                             (t_record_t){.found = true, .token = S_TOKEN, .public_key = pk});
-    vw_msg_t *c = vw_tb_want (f->edge, VW_MSG_ID_session_challenge);
-    uint8_t signed_msg[32 + 5];
-    size_t len = 0;
-    assert_int_equal (sodium_base642bin (signed_msg, 32, c->session_challenge.nonce,
-                                         strlen (c->session_challenge.nonce), NULL, &len, NULL,
-                                         sodium_base64_VARIANT_ORIGINAL),
-                      0);
-    vw_msg_destroy (&c);
-    memcpy (signed_msg + 32, "gw-rk", 5);
+    uint8_t nonce[32];
+    s_take_challenge (f, 40, nonce);
     //  The operator revokes it now.
-    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-rk");
-    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
-    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
-    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
-    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    s_revoke (f, "gw-rk");
     //  Then the right signature arrives (if the connection is still there).
-    uint8_t sig[crypto_sign_BYTES];
-    crypto_sign_detached (sig, NULL, signed_msg, sizeof signed_msg, sk);
-    char b64[sodium_base64_ENCODED_LEN (crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-    sodium_bin2base64 (b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
-    vw_msg_t *auth = vw_msg_new (VW_MSG_ID_session_auth);
-    auth->session_auth.conn = 40;
-    vw_msg_set_str (&auth->session_auth.agent_id, "gw-rk");
-    vw_msg_set_str (&auth->session_auth.signature, b64);
-    assert_int_equal (vw_tb_send (f->edge, "registry", &auth), 0);
+    s_send_auth (f, 40, "gw-rk", nonce, sk, false);
     //  Refused with 4401 (at the revoke or at the answer), never welcomed.
     vw_msg_t *r = vw_tb_want (f->edge, VW_MSG_ID_session_reject);
     assert_int_equal (r->session_reject.conn, 40);
@@ -311,12 +322,7 @@ test_revoked_during_lookup_not_welcomed (void **state)
     t_fixture_t *f = (t_fixture_t *) *state;
     s_hello (f, 41, "gw-rl", S_TOKEN);
     vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
-    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-rl");
-    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
-    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
-    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
-    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    s_revoke (f, "gw-rl");
     //  The stale record: found, not revoked, the right token.
     vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
     record->rid = lookup->rid;
@@ -345,13 +351,7 @@ test_revoke_and_disconnect (void **state)
     s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
     free (s_expect_welcome (f, 30, "gw-1"));
 
-    vw_msg_t *revoke = vw_msg_new (VW_MSG_ID_agent_revoke);
-    vw_msg_set_str (&revoke->agent_revoke.agent_id, "gw-1");
-    uint64_t rid = vw_tb_ask (f->edge, "registry", &revoke);
-    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_revoke);
-    assert_string_equal (fwd->agent_revoke.agent_id, "gw-1");
-    vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
-    vw_tb_expect_reply (f->edge, rid, 204, NULL);
+    s_revoke (f, "gw-1");
     vw_msg_t *kick = vw_tb_want (f->edge, VW_MSG_ID_session_kick);
     assert_int_equal (kick->session_kick.conn, 30);
     assert_int_equal (kick->session_kick.close_code, 4401);
