@@ -1,12 +1,20 @@
-/*  vw_executor - the executor actor: commands in flight (SPEC §5).
+/*  vw_executor - the executor actor: attempts on their way to agents
+    (SPEC §5).
 
     It sends each attempt the scheduler dispatches to the agent's session
-    (through the edge), arms its timeout from the send, records the agent's
-    ack (delivered_at), and reports how the attempt ended to the scheduler:
-    completed, failed (the agent said so), timeout (a `cancel` frame goes to
-    the agent too) or lost (the session closed, or the send found no
-    session). A result for a command not in flight — unknown, finished,
-    timed out — is ignored and logged: the first word counts.
+    (through the edge), records the agent's ack (delivered_at, best effort),
+    and reports how the attempt ended to the scheduler: completed, failed
+    (the agent said so), lost (the session closed) or unsent (the send found
+    no session). It knows which session and which attempt number each
+    command went out as, and takes an answer only from that session and for
+    that attempt: a late result of an earlier attempt (its `attempt` echo
+    differs) is ignored and logged, as is one for a command not in flight.
+
+    The attempt's deadline is not kept here: the scheduler owns "in flight"
+    (its slot and its timeout), so that a command never stays executing
+    past its timeout whatever happens to this actor or an edge. When the
+    deadline passes the scheduler sends command_abort, and this actor sends
+    the agent its `cancel` frame and forgets the attempt.
 */
 #include "vw_actors.h"
 #include "vw_clock.h"
@@ -22,14 +30,12 @@ typedef struct {
     char *agent_id;
     int64_t conn;
     int64_t attempt;
-    int64_t timeout_ms;
-    uint64_t timer;
 } s_flight_t;
 
 struct self_t {
     vw_actor_t *actor;
     zhashx_t *flights;  //  command_id -> s_flight_t (owned)
-    uint64_t sent, timeouts, late;
+    uint64_t sent, aborted, late;
 };
 
 static void
@@ -37,8 +43,6 @@ s_flight_free (void **item)
 {
     s_flight_t *f = (s_flight_t *) *item;
     if (f) {
-        if (f->timer)
-            vw_timers_cancel (vw_actor_timers (f->owner->actor), f->timer);
         free (f->command_id);
         free (f->agent_id);
         free (f);
@@ -72,23 +76,9 @@ s_outcome (self_t *self, s_flight_t *f, const char *outcome, const char *result,
     vw_msg_set_str (&msg->command_outcome.result, result);
     vw_msg_set_str (&msg->command_outcome.error, error);
     msg->command_outcome.conn = f->conn;
+    msg->command_outcome.attempt = f->attempt;
     s_send (self, "scheduler", &msg);
     zhashx_delete (self->flights, f->command_id);
-}
-
-static void
-s_on_timeout (void *arg, uint64_t id)
-{
-    s_flight_t *f = (s_flight_t *) arg;
-    self_t *self = f->owner;
-    f->timer = 0;
-    self->timeouts++;
-    vw_info ("executor", "command %s on '%s' timed out (attempt %lld)", f->command_id, f->agent_id,
-             (long long) f->attempt);
-    s_cancel_frame (self, f);
-    char error[96];
-    snprintf (error, sizeof error, "no result within %lld ms", (long long) f->timeout_ms);
-    s_outcome (self, f, "timeout", NULL, error);
 }
 
 static void
@@ -103,14 +93,11 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     f->agent_id = strdup (d->agent_id);
     f->conn = d->conn;
     f->attempt = d->attempt;
-    f->timeout_ms = d->timeout_ms;
     zhashx_update (self->flights, f->command_id, f);
     if (!f->conn) {
         s_outcome (self, f, "unsent", NULL, NULL);
         return;
     }
-    //  The timeout counts from the send (SPEC §5).
-    f->timer = vw_timers_add (vw_actor_timers (self->actor), d->timeout_ms, s_on_timeout, f);
     vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
     vw_command_send_msg_t *s = &send->command_send;
     s->conn = d->conn;
@@ -139,12 +126,16 @@ s_on_event (self_t *self, vw_msg_t *msg)
     vw_command_event_msg_t *e = &msg->command_event;
     s_flight_t *f =
         e->command_id ? (s_flight_t *) zhashx_lookup (self->flights, e->command_id) : NULL;
-    //  Only the session the attempt went to may answer for it.
-    if (!f || f->conn != e->conn || !e->kind) {
+    //  Only the session the attempt went to may answer for it, and a
+    //  result that names its attempt only for that attempt (an agent that
+    //  does not echo `attempt` is taken at its word).
+    bool stale = f && e->attempt && e->attempt != f->attempt;
+    if (!f || f->conn != e->conn || !e->kind || stale) {
         if (e->kind && streq (e->kind, "result")) {
             self->late++;
-            vw_info ("executor", "result for command %s from '%s' ignored: not in flight",
-                     e->command_id ? e->command_id : "?", e->agent_id ? e->agent_id : "?");
+            vw_info ("executor", "result for command %s from '%s' ignored: %s",
+                     e->command_id ? e->command_id : "?", e->agent_id ? e->agent_id : "?",
+                     stale ? "it answers an earlier attempt" : "not in flight");
         }
         return;
     }
@@ -181,8 +172,10 @@ static void
 s_on_abort (self_t *self, vw_msg_t *msg)
 {
     const char *id = msg->command_abort.command_id;
+    int64_t attempt = msg->command_abort.attempt;
     s_flight_t *f = id ? (s_flight_t *) zhashx_lookup (self->flights, id) : NULL;
-    if (f) {
+    if (f && (!attempt || attempt == f->attempt)) {
+        self->aborted++;
         s_cancel_frame (self, f);
         zhashx_delete (self->flights, id);
     }
@@ -231,9 +224,9 @@ s_health (void *state, bool *healthy, char *detail, size_t len)
 {
     self_t *self = (self_t *) state;
     *healthy = true;
-    snprintf (detail, len, "%zu in flight; %llu sent, %llu timed out, %llu late results",
+    snprintf (detail, len, "%zu in flight; %llu sent, %llu aborted, %llu late results",
               zhashx_size (self->flights), (unsigned long long) self->sent,
-              (unsigned long long) self->timeouts, (unsigned long long) self->late);
+              (unsigned long long) self->aborted, (unsigned long long) self->late);
 }
 
 const vw_actor_class_t vw_executor_class = {

@@ -1,5 +1,5 @@
-/*  vw_scheduler - the scheduler actor: the command queue and its policy
-    (SPEC §5).
+/*  vw_scheduler - the scheduler actor: the command queue, its policy and
+    every command's state (SPEC §5).
 
     A submitted command is inserted by the store (the 202 goes out only
     after the commit), then queued in vw_cmdqueue: priority, FIFO inside a
@@ -7,20 +7,40 @@
     commands while the registry says it is dispatchable (online or degraded,
     not in maintenance), and only commands of the types its session's hello
     listed (the registry passes the capabilities with its presence; another
-    type fails at once, agent_error, without being sent or retried). Each
-    dispatch goes to the executor, which reports
-    how the attempt ended: completed; failed or timed out (retried after
-    1 s, 2 s, 4 s … capped at 60 s, ±20 % jitter, while retries remain);
-    or lost with the connection (queued again in its place, not a failure).
-    Pending commands expire at expires_at. Every transition is persisted
-    through the store and published as command.state.
+    type fails at once, agent_error, without being sent or retried).
 
-    Timing is by timers only: one expiry timer per unfinished command and a
-    retry timer while it waits out a backoff. On start the queue is rebuilt
-    from the database (pending and executing rows; executing ones are sent
-    again with the same command_id: at-least-once), page by page in the
-    packed form of vw_cmdpage; the next page is asked for before the current
-    one is queued, so the store reads while the scheduler builds.
+    This actor owns "in flight": the slot and the attempt's deadline. Each
+    dispatch goes to the executor, which delivers it and reports how the
+    attempt ended: completed; failed (retried after 1 s, 2 s, 4 s … capped
+    at 60 s, ±20 % jitter, while retries remain); or lost with the
+    connection / unsent (queued again in its place, not a failure). When no
+    answer comes within timeout_ms of the dispatch, the attempt fails here
+    as `timeout` and the executor is told to send the agent `cancel`:
+    whatever happens to the executor, an edge or a remote process, nothing
+    stays executing past its timeout. expires_at holds in every state: a
+    command is never dispatched after it, and an attempt that ends after it
+    without completing finishes the command as failed/`expired`.
+
+    Every transition is written through the store and published as
+    command.state. Memory leads and the database follows: each command has
+    at most one write in flight; when a commit fails the command's latest
+    state is written again (after S_SAVE_RETRY_MS) until it lands, so memory
+    and database agree once writes land again. A finished command stays in
+    memory until its end is stored. What is said to others waits for the
+    commit: a cancel is answered 200 (with the row as stored) and the agent
+    gets its `cancel` frame only after the cancel is committed; until then a
+    failed commit answers 503. A submit whose commit answer came after the
+    caller was answered 503 is queued when it comes (the store echoes the
+    request's id), so a committed command always runs, and a retry with the
+    same idempotency_key returns a command that will run.
+
+    Timing is by timers only: one expiry timer per unfinished command, a
+    deadline while it executes and a retry timer while it waits out a
+    backoff. On start the queue is rebuilt from the database (pending and
+    executing rows; executing ones are sent again with the same command_id:
+    at-least-once), page by page in the packed form of vw_cmdpage; the next
+    page is asked for before the current one is queued, so the store reads
+    while the scheduler builds.
 */
 #include "vw_actors.h"
 #include "vw_clock.h"
@@ -36,13 +56,16 @@
 #include <string.h>
 
 #define S_STORE_TIMEOUT_MS 10000
+#define S_SAVE_RETRY_MS    1000   //  a state whose commit failed is written again
 #define S_LOAD_PAGE        5000
 #define S_LOAD_RETRY_MS    1000   //  after a failed page
 #define S_RING             65536  //  finished commands kept for /statistics
 
 typedef struct self_t self_t;
 
-typedef enum { S_QUEUED, S_EXECUTING, S_WAITING } s_where_t;
+//  Where a command is. DONE: finished in memory, kept until its end is
+//  stored.
+typedef enum { S_QUEUED, S_EXECUTING, S_WAITING, S_DONE } s_where_t;
 
 //  An agent's session as the registry last described it.
 typedef struct {
@@ -62,16 +85,40 @@ typedef struct {
     s_where_t where;
     uint64_t expiry_timer;
     uint64_t retry_timer;
+    uint64_t deadline_timer;  //  EXECUTING: the attempt's timeout
+    uint64_t save_timer;      //  a failed write is tried again
+    //  What the database must hold (s_save): the last failure, when the
+    //  next attempt is due (WAITING), since when the attempt runs
+    //  (EXECUTING) and, once DONE, the end.
+    const char *reason;  //  failure_reason (a literal) or NULL
+    char *error;         //  the last failed attempt's error text, or NULL
+    int64_t next_attempt_at, started_at, finished_at;
+    const char *final;   //  DONE: completed, failed or cancelled
+    char *result;        //  DONE: JSON text, or NULL
+    bool saving;         //  a write is in flight
+    bool dirty;          //  the state changed since that write was sent (or it failed)
+    bool abort_on_save;  //  DONE while executing: the agent's cancel goes after the commit
+    zlistx_t *waiters;   //  cancels answered once the end is stored (s_cancel_t *), or NULL
     char text[];
 } s_cmd_t;
+
+typedef struct {
+    char peer[VW_ADDR_MAX];
+    uint64_t rid;
+    bool cancelled_now;  //  we cancelled it: answer 200 with the row
+} s_cancel_t;
 
 struct self_t {
     const vw_config_t *config;
     vw_actor_t *actor;
     vw_pending_t *pending;
     vw_cmdqueue_t *queue;
-    zhashx_t *cmds;      //  command_id (the record's own) -> s_cmd_t (owned): all unfinished
+    zhashx_t *cmds;      //  command_id (the record's own) -> s_cmd_t (owned): unfinished or unstored
     zhashx_t *sessions;  //  agent_id -> s_session_t (owned): its session, per the registry
+    zhashx_t *late;      //  insert's command_id -> s_submit_t: answered 503, commit answer due
+    //  Agents revoked while the queue is rebuilt: their rows in the pages
+    //  still to come fail as agent_revoked (agent_id -> "").
+    zhashx_t *revoked;
     bool loaded;
     bool stopping;          //  destroying: requests that end now are not sent again
     int64_t load_started;   //  monotonic, for the "recovered" line
@@ -81,7 +128,9 @@ struct self_t {
     //  already, and a page read before one of them finished must not bring
     //  it back.
     int64_t live_seq;
-    uint64_t completed, failed, retried, expired, cancelled;
+    size_t done;      //  records DONE, waiting for their end to be stored
+    size_t unstored;  //  records whose last write failed, waiting to be written again
+    uint64_t completed, failed, retried, expired, cancelled, timeouts, save_failures;
     //  The last S_RING finished commands: when, submit -> finish latency, ok.
     struct {
         int64_t at_ms;
@@ -92,14 +141,35 @@ struct self_t {
 };
 
 static void
+s_timer_cancel (self_t *self, uint64_t *timer)
+{
+    if (*timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), *timer);
+    *timer = 0;
+}
+
+static void
 s_cmd_free (void **item)
 {
     s_cmd_t *cmd = (s_cmd_t *) *item;
     if (cmd) {
-        if (cmd->expiry_timer)
-            vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->expiry_timer);
-        if (cmd->retry_timer)
-            vw_timers_cancel (vw_actor_timers (cmd->owner->actor), cmd->retry_timer);
+        self_t *self = cmd->owner;
+        s_timer_cancel (self, &cmd->expiry_timer);
+        s_timer_cancel (self, &cmd->retry_timer);
+        s_timer_cancel (self, &cmd->deadline_timer);
+        if (cmd->save_timer && self->unstored)
+            self->unstored--;
+        s_timer_cancel (self, &cmd->save_timer);
+        if (cmd->where == S_DONE && self->done)
+            self->done--;
+        if (cmd->waiters) {
+            s_cancel_t *c;
+            while ((c = (s_cancel_t *) zlistx_detach (cmd->waiters, NULL)))
+                free (c);
+            zlistx_destroy (&cmd->waiters);
+        }
+        free (cmd->error);
+        free (cmd->result);
         free (cmd);
     }
     *item = NULL;
@@ -174,42 +244,158 @@ s_publish_state (self_t *self, const s_cmd_t *cmd, const char *state, const char
     free (text);
 }
 
-static void
-s_update (self_t *self, const s_cmd_t *cmd, const char *event, void (*fill) (vw_msg_t *, void *),
-          void *arg)
+static const char *
+s_copy (char **to, vw_cmdpage_str_t from)
 {
+    char *start = *to;
+    memcpy (start, from.ptr, from.len);
+    start[from.len] = 0;
+    *to += from.len + 1;
+    return start;
+}
+
+static vw_cmdpage_str_t
+s_str (const char *text)
+{
+    return (vw_cmdpage_str_t){text ? text : "", text ? strlen (text) : 0};
+}
+
+
+//  --------------------------------------------------------------------------
+//  Writing a command's state
+
+static void s_save (self_t *self, s_cmd_t *cmd);
+static void s_pump (self_t *self);
+static void s_on_retry_due (void *arg, uint64_t id);
+static void s_answer_waiters (self_t *self, s_cmd_t *cmd, int status, const char *message);
+
+static void
+s_on_save_due (void *arg, uint64_t id)
+{
+    s_cmd_t *cmd = (s_cmd_t *) arg;
+    cmd->save_timer = 0;
+    if (cmd->owner->unstored)
+        cmd->owner->unstored--;
+    s_save (cmd->owner, cmd);
+}
+
+//  The end is stored: the effects that waited for it, then the record goes.
+static void
+s_stored_done (self_t *self, s_cmd_t *cmd)
+{
+    if (cmd->abort_on_save) {
+        vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+        vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
+        abort->command_abort.attempt = cmd->attempts;
+        s_send (self, "executor", &abort);
+    }
+    s_answer_waiters (self, cmd, 200, NULL);
+    zhashx_delete (self->cmds, cmd->command_id);
+}
+
+static void
+s_on_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_cmd_t *cmd = (s_cmd_t *) ctx;
+    if (self->stopping)
+        return;  //  the records go with the actor
+    cmd->saving = false;
+    int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    if (status >= 500) {
+        //  Not stored: the latest state is written again a little later.
+        //  Waiting cancels hear it now (they may ask again).
+        const char *message = reply && reply->id == VW_MSG_ID_reply && reply->reply.message
+                                  ? reply->reply.message
+                                  : (why ? why : "no answer");
+        if (self->save_failures++ % 1000 == 0)
+            vw_warn ("scheduler", "state of command %s not stored (%s); writing it again in %d ms "
+                     "(%llu such failure(s) so far)",
+                     cmd->command_id, message, S_SAVE_RETRY_MS,
+                     (unsigned long long) self->save_failures);
+        cmd->dirty = true;
+        s_answer_waiters (self, cmd, 503, "the cancel is not stored yet: the database refuses "
+                                          "writes; ask again");
+        self->unstored++;
+        cmd->save_timer =
+            vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
+        return;
+    }
+    if (status != 200)
+        //  409: the row is finished already (or unknown): nothing to bring
+        //  it to; memory follows the database by ending the record below
+        //  if it is DONE, else by its next transition.
+        vw_warn ("scheduler", "command %s: %s", cmd->command_id,
+                 reply->reply.message ? reply->reply.message : "write not applied");
+    if (cmd->dirty)
+        s_save (self, cmd);
+    else if (cmd->where == S_DONE)
+        s_stored_done (self, cmd);
+}
+
+//  Writes the command's whole current state (one write in flight per
+//  command; a change meanwhile is written when that one lands).
+static void
+s_save (self_t *self, s_cmd_t *cmd)
+{
+    if (cmd->saving || cmd->save_timer) {
+        cmd->dirty = true;
+        return;
+    }
+    cmd->dirty = false;
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
-    vw_msg_set_str (&msg->command_update.command_id, cmd->command_id);
-    vw_msg_set_str (&msg->command_update.event, event);
-    msg->command_update.ts = vw_clock_wall_ms ();
-    msg->command_update.failures = cmd->failures;
-    if (fill)
-        fill (msg, arg);
-    s_send (self, "store", &msg);
+    vw_command_update_msg_t *u = &msg->command_update;
+    vw_msg_set_str (&u->command_id, cmd->command_id);
+    u->ack = true;
+    u->attempt = cmd->attempts;
+    u->failures = cmd->failures;
+    switch (cmd->where) {
+        case S_EXECUTING:
+            vw_msg_set_str (&u->event, "executing");
+            u->ts = cmd->started_at;
+            break;
+        case S_QUEUED:
+        case S_WAITING:
+            vw_msg_set_str (&u->event, "pending");
+            u->next_attempt_at = cmd->where == S_WAITING ? cmd->next_attempt_at : 0;
+            vw_msg_set_str (&u->failure_reason, cmd->reason);
+            vw_msg_set_str (&u->error, cmd->error);
+            break;
+        case S_DONE:
+            vw_msg_set_str (&u->event, "finish");
+            vw_msg_set_str (&u->state, cmd->final);
+            vw_msg_set_str (&u->failure_reason, cmd->reason);
+            vw_msg_set_str (&u->result, cmd->result);
+            vw_msg_set_str (&u->error, cmd->error);
+            u->ts = cmd->finished_at;
+            break;
+    }
+    if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_saved, cmd)) {
+        vw_msg_destroy (&msg);
+        cmd->dirty = true;
+        self->unstored++;
+        cmd->save_timer =
+            vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
+        return;
+    }
+    cmd->saving = true;
 }
-
-typedef struct {
-    const char *state, *reason, *result, *error;
-} s_finish_t;
 
 static void
-s_fill_finish (vw_msg_t *msg, void *arg)
+s_set_error (s_cmd_t *cmd, const char *error)
 {
-    const s_finish_t *f = (const s_finish_t *) arg;
-    vw_msg_set_str (&msg->command_update.state, f->state);
-    vw_msg_set_str (&msg->command_update.failure_reason, f->reason);
-    vw_msg_set_str (&msg->command_update.result, f->result);
-    vw_msg_set_str (&msg->command_update.error, f->error);
+    free (cmd->error);
+    cmd->error = error ? strdup (error) : NULL;
 }
 
-//  The command is over: persist, publish, forget.
+//  The command is over in memory: out of the queue, published, its end
+//  written; the record goes once that is stored.
 static void
 s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const char *result,
           const char *error)
 {
-    s_finish_t f = {state, reason, result, error};
-    s_update (self, cmd, "finish", s_fill_finish, &f);
-    s_publish_state (self, cmd, state, reason);
+    if (cmd->where == S_DONE)
+        return;
     if (!streq (state, "cancelled")) {
         int64_t now = vw_clock_mono_ms ();
         self->ring[self->ring_next].at_ms = now;
@@ -232,13 +418,67 @@ s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, con
         vw_cmdqueue_done (self->queue, cmd->command_id);
     else if (cmd->where == S_QUEUED)
         vw_cmdqueue_remove (self->queue, cmd->command_id);
-    zhashx_delete (self->cmds, cmd->command_id);
+    s_timer_cancel (self, &cmd->expiry_timer);
+    s_timer_cancel (self, &cmd->retry_timer);
+    s_timer_cancel (self, &cmd->deadline_timer);
+    cmd->where = S_DONE;
+    self->done++;
+    cmd->final = state;
+    cmd->reason = reason;
+    if (error)
+        s_set_error (cmd, error);
+    free (cmd->result);
+    cmd->result = result ? strdup (result) : NULL;
+    cmd->finished_at = vw_clock_wall_ms ();
+    s_publish_state (self, cmd, state, reason);
+    s_save (self, cmd);
 }
 
+//  An attempt failed (the agent said so, or the deadline passed): retried
+//  after its backoff while retries remain and it has not expired.
 static void
-s_fill_executing (vw_msg_t *msg, void *arg)
+s_attempt_failed (self_t *self, s_cmd_t *cmd, const char *reason, const char *result,
+                  const char *error)
 {
-    msg->command_update.attempt = *(int64_t *) arg;
+    int64_t now = vw_clock_wall_ms ();
+    cmd->failures++;
+    if (now >= cmd->expires_at)
+        s_finish (self, cmd, "failed", "expired", result, error);
+    else if (cmd->failures > cmd->max_retries)
+        s_finish (self, cmd, "failed", reason, result, error);
+    else {
+        int64_t delay = vw_cmdqueue_backoff_ms ((int) cmd->failures, vw_cmdqueue_jitter ());
+        vw_cmdqueue_done (self->queue, cmd->command_id);
+        cmd->where = S_WAITING;
+        cmd->next_attempt_at = now + delay;
+        cmd->reason = reason;
+        s_set_error (cmd, error);
+        self->retried++;
+        s_save (self, cmd);
+        s_publish_state (self, cmd, "pending", reason);
+        cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
+    }
+}
+
+//  The attempt's deadline: no answer within timeout_ms of the dispatch. The
+//  executor sends the agent `cancel` and forgets the attempt.
+static void
+s_on_deadline (void *arg, uint64_t id)
+{
+    s_cmd_t *cmd = (s_cmd_t *) arg;
+    self_t *self = cmd->owner;
+    cmd->deadline_timer = 0;
+    self->timeouts++;
+    vw_info ("scheduler", "command %s on '%s' timed out (attempt %lld)", cmd->command_id,
+             cmd->agent_id, (long long) cmd->attempts);
+    vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+    vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
+    abort->command_abort.attempt = cmd->attempts;
+    s_send (self, "executor", &abort);
+    char error[96];
+    snprintf (error, sizeof error, "no result within %lld ms", (long long) cmd->timeout_ms);
+    s_attempt_failed (self, cmd, "timeout", NULL, error);
+    s_pump (self);
 }
 
 //  Dispatches everything the limits allow now.
@@ -246,12 +486,19 @@ static void
 s_pump (self_t *self)
 {
     void *data;
+    int64_t now = vw_clock_wall_ms ();
     while (vw_cmdqueue_next (self->queue, &data)) {
         s_cmd_t *cmd = (s_cmd_t *) data;
+        cmd->where = S_EXECUTING;  //  it holds a slot: s_finish gives it back
+        if (now >= cmd->expires_at) {
+            //  Never dispatched after expires_at, whatever timer comes first.
+            s_finish (self, cmd, "failed", "expired", NULL, NULL);
+            continue;
+        }
         s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, cmd->agent_id);
-        cmd->where = S_EXECUTING;
         cmd->attempts++;
-        s_update (self, cmd, "executing", s_fill_executing, &cmd->attempts);
+        cmd->started_at = now;
+        s_save (self, cmd);
         char why[512];
         if (session && !s_session_takes (session, cmd->agent_id, cmd->type, why, sizeof why)) {
             //  The agent said it does not take this type: the attempt fails
@@ -271,6 +518,10 @@ s_pump (self_t *self)
         d->command_dispatch.timeout_ms = cmd->timeout_ms;
         d->command_dispatch.attempt = cmd->attempts;
         s_send (self, "executor", &d);
+        //  The timeout counts from the send (SPEC §5), which the executor
+        //  makes as soon as it reads this.
+        cmd->deadline_timer =
+            vw_timers_add (vw_actor_timers (self->actor), cmd->timeout_ms, s_on_deadline, cmd);
         s_publish_state (self, cmd, "executing", NULL);
     }
 }
@@ -281,9 +532,10 @@ s_on_expiry (void *arg, uint64_t id)
     s_cmd_t *cmd = (s_cmd_t *) arg;
     self_t *self = cmd->owner;
     cmd->expiry_timer = 0;
-    //  Only a command still waiting for its agent expires; one executing
-    //  finishes (or times out) first and expires afterwards if retried.
-    if (cmd->where == S_EXECUTING)
+    //  An executing command is not stopped: its attempt ends (result,
+    //  deadline or lost session) and then finishes it as expired unless it
+    //  completed.
+    if (cmd->where == S_EXECUTING || cmd->where == S_DONE)
         return;
     vw_info ("scheduler", "command %s for '%s' expired", cmd->command_id, cmd->agent_id);
     s_finish (self, cmd, "failed", "expired", NULL, NULL);
@@ -302,26 +554,8 @@ s_queue (self_t *self, s_cmd_t *cmd)
 {
     cmd->where = S_QUEUED;
     if (vw_cmdqueue_push (self->queue, cmd->command_id, cmd->agent_id, cmd->priority, cmd->seq,
-                          cmd)) {
+                          cmd))
         vw_error ("scheduler", "command %s cannot be queued", cmd->command_id);
-        return;
-    }
-}
-
-static const char *
-s_copy (char **to, vw_cmdpage_str_t from)
-{
-    char *start = *to;
-    memcpy (start, from.ptr, from.len);
-    start[from.len] = 0;
-    *to += from.len + 1;
-    return start;
-}
-
-static vw_cmdpage_str_t
-s_str (const char *text)
-{
-    return (vw_cmdpage_str_t){text ? text : "", text ? strlen (text) : 0};
 }
 
 //  A new record, known by id and with its expiry timer; NULL if the id is
@@ -361,6 +595,7 @@ s_cmd_new (self_t *self, const vw_cmdpage_row_t *row, int64_t now)
 typedef struct {
     char peer[VW_ADDR_MAX];
     uint64_t rid;
+    char id[VW_ID_TEXT_LEN + 1];  //  the insert's command_id, echoed by the store
     char *type, *payload;
     int priority;
     int64_t timeout_ms, max_retries, expires_at;
@@ -375,6 +610,45 @@ s_submit_free (s_submit_t *s)
 }
 
 static void
+s_late_free (void **item)
+{
+    if (*item)
+        s_submit_free ((s_submit_t *) *item);
+    *item = NULL;
+}
+
+//  Queues the rows the store committed for a submit.
+static void
+s_queue_inserted (self_t *self, const s_submit_t *s, const vw_command_inserted_msg_t *in)
+{
+    json_t *rows = in->rows ? json_loads (in->rows, 0, NULL) : NULL;
+    size_t i;
+    json_t *row;
+    int64_t now = vw_clock_wall_ms ();
+    json_array_foreach (rows, i, row)
+    {
+        vw_cmdpage_row_t r = {.command_id = s_str (json_string_value (json_array_get (row, 0))),
+                              .agent_id = s_str (json_string_value (json_array_get (row, 1))),
+                              .type = s_str (s->type),
+                              .payload = s_str (s->payload),
+                              .priority = s->priority,
+                              .seq = json_integer_value (json_array_get (row, 2)),
+                              .timeout_ms = s->timeout_ms,
+                              .max_retries = s->max_retries,
+                              .expires_at = s->expires_at};
+        if (r.seq < self->live_seq)
+            self->live_seq = r.seq;
+        s_cmd_t *cmd = s_cmd_new (self, &r, now);
+        if (!cmd)
+            continue;
+        s_queue (self, cmd);
+        s_publish_state (self, cmd, "pending", NULL);
+    }
+    json_decref (rows);
+    s_pump (self);
+}
+
+static void
 s_on_inserted (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
@@ -384,42 +658,42 @@ s_on_inserted (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const
     if (!reply || reply->id != VW_MSG_ID_command_inserted) {
         answer->reply.status = 503;
         vw_msg_set_str (&answer->reply.code, "unavailable");
-        vw_msg_set_str (&answer->reply.message, "the store did not answer");
+        vw_msg_set_str (&answer->reply.message, "the store did not answer in time");
     }
     else {
         vw_command_inserted_msg_t *in = &reply->command_inserted;
-        json_t *rows = in->rows ? json_loads (in->rows, 0, NULL) : NULL;
-        size_t i;
-        json_t *row;
-        int64_t now = vw_clock_wall_ms ();
-        json_array_foreach (rows, i, row)
-        {
-            vw_cmdpage_row_t r = {.command_id = s_str (json_string_value (json_array_get (row, 0))),
-                                  .agent_id = s_str (json_string_value (json_array_get (row, 1))),
-                                  .type = s_str (s->type),
-                                  .payload = s_str (s->payload),
-                                  .priority = s->priority,
-                                  .seq = json_integer_value (json_array_get (row, 2)),
-                                  .timeout_ms = s->timeout_ms,
-                                  .max_retries = s->max_retries,
-                                  .expires_at = s->expires_at};
-            if (r.seq < self->live_seq)
-                self->live_seq = r.seq;
-            s_cmd_t *cmd = s_cmd_new (self, &r, now);
-            if (!cmd)
-                continue;
-            s_queue (self, cmd);
-            s_publish_state (self, cmd, "pending", NULL);
-        }
-        json_decref (rows);
+        s_queue_inserted (self, s, in);
         answer->reply.status = in->status;
         answer->reply.json = in->json, in->json = NULL;
         answer->reply.code = in->code, in->code = NULL;
         answer->reply.message = in->message, in->message = NULL;
-        s_pump (self);
     }
     s_send (self, s->peer, &answer);
-    s_submit_free (s);
+    if (!reply && why && streq (why, "timeout") && !self->stopping)
+        //  The store answers every insert, in order: when it does, the
+        //  rows it committed are queued (s_on_late_inserted).
+        zhashx_update (self->late, s->id, s);
+    else
+        s_submit_free (s);
+}
+
+//  The commit answer of a submit whose caller was already answered 503.
+static void
+s_on_late_inserted (self_t *self, vw_msg_t *msg)
+{
+    const vw_command_inserted_msg_t *in = &msg->command_inserted;
+    s_submit_t *s = in->request_id ? (s_submit_t *) zhashx_lookup (self->late, in->request_id) : NULL;
+    if (!s) {
+        vw_warn ("scheduler", "commit answer for an unknown submit '%s' ignored",
+                 in->request_id ? in->request_id : "?");
+        return;
+    }
+    vw_info ("scheduler",
+             "submit %s: the store answered after its caller was told 503 (%lld): %s", s->id,
+             (long long) in->status,
+             in->status == 202 ? "its rows are queued now" : "nothing was stored");
+    s_queue_inserted (self, s, in);
+    zhashx_delete (self->late, s->id);
 }
 
 static void
@@ -437,11 +711,10 @@ s_on_submit (self_t *self, vw_msg_t *msg)
     s->max_retries = in->max_retries;
     s->expires_at = now + in->expires_in_ms;
 
-    char id[VW_ID_TEXT_LEN + 1];
-    vw_id_new (id);
+    vw_id_new (s->id);
     vw_msg_t *insert = vw_msg_new (VW_MSG_ID_command_insert);
     vw_command_insert_msg_t *c = &insert->command_insert;
-    vw_msg_set_str (&c->command_id, id);
+    vw_msg_set_str (&c->command_id, s->id);
     vw_msg_set_str (&c->agent_id, in->agent_id);
     vw_msg_set_str (&c->labels, in->labels);
     vw_msg_set_str (&c->type, s->type);
@@ -472,27 +745,16 @@ s_on_retry_due (void *arg, uint64_t id)
     s_pump (cmd->owner);
 }
 
-typedef struct {
-    int64_t next;
-    const char *reason, *error;
-} s_retry_t;
-
-static void
-s_fill_retry (vw_msg_t *msg, void *arg)
-{
-    const s_retry_t *r = (const s_retry_t *) arg;
-    msg->command_update.next_attempt_at = r->next;
-    vw_msg_set_str (&msg->command_update.failure_reason, r->reason);
-    vw_msg_set_str (&msg->command_update.error, r->error);
-}
-
 static void
 s_on_outcome (self_t *self, vw_msg_t *msg)
 {
     const vw_command_outcome_msg_t *o = &msg->command_outcome;
     s_cmd_t *cmd = o->command_id ? (s_cmd_t *) zhashx_lookup (self->cmds, o->command_id) : NULL;
-    if (!cmd || cmd->where != S_EXECUTING || !o->outcome)
-        return;  //  cancelled or finished meanwhile
+    //  Cancelled, timed out or finished meanwhile, or an earlier attempt's.
+    if (!cmd || cmd->where != S_EXECUTING || !o->outcome ||
+        (o->attempt && o->attempt != cmd->attempts))
+        return;
+    s_timer_cancel (self, &cmd->deadline_timer);
     if (streq (o->outcome, "completed"))
         s_finish (self, cmd, "completed", NULL, o->result, NULL);
     else if (streq (o->outcome, "lost") || streq (o->outcome, "unsent")) {
@@ -500,41 +762,27 @@ s_on_outcome (self_t *self, vw_msg_t *msg)
         //  attempt that never left does not count.
         if (streq (o->outcome, "unsent") && cmd->attempts > 0)
             cmd->attempts--;
-        vw_cmdqueue_requeue (self->queue, cmd->command_id);
-        cmd->where = S_QUEUED;
-        s_publish_state (self, cmd, "pending", NULL);
         //  That session is gone: wait for the registry's word on the next.
         s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, cmd->agent_id);
         if (session && session->conn == o->conn) {
             zhashx_delete (self->sessions, cmd->agent_id);
             vw_cmdqueue_set_dispatchable (self->queue, cmd->agent_id, false);
         }
-    }
-    else {
-        const char *reason = streq (o->outcome, "timeout") ? "timeout" : "agent_error";
-        cmd->failures++;
-        if (cmd->failures > cmd->max_retries)
-            s_finish (self, cmd, "failed", reason, o->result, o->error);
+        if (vw_clock_wall_ms () >= cmd->expires_at)
+            s_finish (self, cmd, "failed", "expired", NULL, NULL);
         else {
-            int64_t delay = vw_cmdqueue_backoff_ms ((int) cmd->failures, vw_cmdqueue_jitter ());
-            s_retry_t r = {vw_clock_wall_ms () + delay, reason, o->error};
-            vw_cmdqueue_done (self->queue, cmd->command_id);
-            cmd->where = S_WAITING;
-            self->retried++;
-            s_update (self, cmd, "retry", s_fill_retry, &r);
-            s_publish_state (self, cmd, "pending", reason);
-            cmd->retry_timer =
-                vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
+            vw_cmdqueue_requeue (self->queue, cmd->command_id);
+            cmd->where = S_QUEUED;
+            s_save (self, cmd);
+            s_publish_state (self, cmd, "pending", NULL);
         }
     }
+    else
+        //  Every failed attempt carries a message (the executor's default
+        //  when the agent gave none).
+        s_attempt_failed (self, cmd, "agent_error", o->result, o->error);
     s_pump (self);
 }
-
-typedef struct {
-    char peer[VW_ADDR_MAX];
-    uint64_t rid;
-    bool cancelled_now;  //  we cancelled it: answer 200 with the row
-} s_cancel_t;
 
 //  Whether a command row (JSON text) is pending or executing.
 static bool
@@ -559,14 +807,17 @@ s_on_cancel_row (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
         vw_msg_set_str (&answer->reply.code, "unavailable");
         vw_msg_set_str (&answer->reply.message, "the store did not answer");
     }
-    else if (reply->reply.status == 200 && !c->cancelled_now && !self->loaded &&
+    else if (reply->reply.status == 200 && !c->cancelled_now &&
              s_row_unfinished (reply->reply.json)) {
-        //  Unfinished in the database but not queued yet: the queue is
-        //  still being rebuilt after a restart (a fraction of a second).
+        //  Unfinished in the database but not known here: the queue is
+        //  still being rebuilt after a restart, or its commit answer is on
+        //  its way (a fraction of a second either way).
         answer->reply.status = 503;
         vw_msg_set_str (&answer->reply.code, "unavailable");
         vw_msg_set_str (&answer->reply.message,
-                        "the command queue is being rebuilt after a restart; try again");
+                        self->loaded ? "the command is not queued yet; try again"
+                                     : "the command queue is being rebuilt after a restart; try "
+                                       "again");
     }
     else if (reply->reply.status == 200 && !c->cancelled_now) {
         //  Not in the queue: it finished before.
@@ -582,6 +833,51 @@ s_on_cancel_row (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, con
     free (c);
 }
 
+//  Answers the row as the store has it (read after the commit that ended
+//  the command, when cancelled_now).
+static void
+s_cancel_answer_row (self_t *self, s_cancel_t *c, const char *command_id)
+{
+    vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
+    vw_msg_set_str (&get->command_get.command_id, command_id);
+    if (vw_pending_request (self->pending, "store", &get, S_STORE_TIMEOUT_MS, s_on_cancel_row, c)) {
+        vw_msg_destroy (&get);
+        s_on_cancel_row (self, self->actor, c, NULL, "store unreachable");
+    }
+}
+
+//  The cancels waiting on a command's end: 200 with the stored row once it
+//  is stored, or an error now.
+static void
+s_answer_waiters (self_t *self, s_cmd_t *cmd, int status, const char *message)
+{
+    if (!cmd->waiters)
+        return;
+    s_cancel_t *c;
+    while ((c = (s_cancel_t *) zlistx_detach (cmd->waiters, NULL))) {
+        if (status == 200) {
+            c->cancelled_now = true;
+            s_cancel_answer_row (self, c, cmd->command_id);
+            continue;
+        }
+        vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+        answer->rid = c->rid;
+        answer->reply.status = status;
+        vw_msg_set_str (&answer->reply.code, "unavailable");
+        vw_msg_set_str (&answer->reply.message, message);
+        s_send (self, c->peer, &answer);
+        free (c);
+    }
+}
+
+static void
+s_wait_for_store (s_cmd_t *cmd, s_cancel_t *c)
+{
+    if (!cmd->waiters)
+        cmd->waiters = zlistx_new ();
+    zlistx_add_end (cmd->waiters, c);
+}
+
 static void
 s_on_cancel (self_t *self, vw_msg_t *msg)
 {
@@ -590,28 +886,42 @@ s_on_cancel (self_t *self, vw_msg_t *msg)
     memcpy (c->peer, msg->peer, sizeof c->peer);
     c->rid = msg->rid;
     s_cmd_t *cmd = (s_cmd_t *) zhashx_lookup (self->cmds, id);
-    if (cmd) {
-        if (cmd->where == S_EXECUTING) {
-            vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
-            vw_msg_set_str (&abort->command_abort.command_id, id);
-            s_send (self, "executor", &abort);
-        }
-        c->cancelled_now = true;
+    if (cmd && cmd->where != S_DONE) {
+        //  Answered, and the agent told, once the cancel is stored.
+        cmd->abort_on_save = cmd->where == S_EXECUTING;
+        s_wait_for_store (cmd, c);
         s_finish (self, cmd, "cancelled", "cancelled_by_user", NULL, NULL);
         s_pump (self);
     }
-    //  The answer is the row as the store has it now (after the update
-    //  above, which travels first on the same socket).
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_command_get);
-    vw_msg_set_str (&get->command_get.command_id, id);
-    if (vw_pending_request (self->pending, "store", &get, S_STORE_TIMEOUT_MS, s_on_cancel_row, c)) {
-        vw_msg_destroy (&get);
-        s_on_cancel_row (self, self->actor, c, NULL, "store unreachable");
+    else if (cmd && streq (cmd->final, "cancelled"))
+        //  Cancelled already, not stored yet: the same answer as that
+        //  cancel's.
+        s_wait_for_store (cmd, c);
+    else if (cmd) {
+        vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+        answer->rid = c->rid;
+        answer->reply.status = 409;
+        vw_msg_set_str (&answer->reply.code, "conflict");
+        vw_msg_set_str (&answer->reply.message, "the command has already finished");
+        s_send (self, c->peer, &answer);
+        free (c);
     }
+    else
+        //  Not known here: the row says whether it finished before.
+        s_cancel_answer_row (self, c, id);
 }
 
 //  --------------------------------------------------------------------------
 //  Agents
+
+//  Fails a revoked agent's unfinished command; one executing gets its
+//  cancel after the end is stored (the session is being closed anyway).
+static void
+s_revoke_cmd (self_t *self, s_cmd_t *cmd)
+{
+    cmd->abort_on_save = cmd->where == S_EXECUTING;
+    s_finish (self, cmd, "failed", "agent_revoked", NULL, NULL);
+}
 
 static void
 s_on_presence (self_t *self, vw_msg_t *msg)
@@ -634,21 +944,18 @@ s_on_presence (self_t *self, vw_msg_t *msg)
     vw_cmdqueue_set_dispatchable (self->queue, p->agent_id, p->dispatchable && p->conn);
     if (p->revoked) {
         //  A revoked agent's unfinished commands fail now (a one-off walk,
-        //  on an operator's action).
+        //  on an operator's action), and so do those still to come in the
+        //  recovery pages.
+        if (!self->loaded)
+            zhashx_update (self->revoked, p->agent_id, (void *) "");
         zlistx_t *doomed = zlistx_new ();
         for (s_cmd_t *cmd = (s_cmd_t *) zhashx_first (self->cmds); cmd;
              cmd = (s_cmd_t *) zhashx_next (self->cmds))
-            if (streq (cmd->agent_id, p->agent_id))
+            if (cmd->where != S_DONE && streq (cmd->agent_id, p->agent_id))
                 zlistx_add_end (doomed, cmd);
         for (s_cmd_t *cmd = (s_cmd_t *) zlistx_first (doomed); cmd;
-             cmd = (s_cmd_t *) zlistx_next (doomed)) {
-            if (cmd->where == S_EXECUTING) {
-                vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
-                vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
-                s_send (self, "executor", &abort);
-            }
-            s_finish (self, cmd, "failed", "agent_revoked", NULL, NULL);
-        }
+             cmd = (s_cmd_t *) zlistx_next (doomed))
+            s_revoke_cmd (self, cmd);
         zlistx_destroy (&doomed);
     }
     s_pump (self);
@@ -687,13 +994,24 @@ s_recover (self_t *self, const vw_cmdpage_row_t *row, int64_t now)
     cmd->attempts = row->attempts;
     cmd->failures = row->failures;
     self->load_executing += row->executing;
+    if (zhashx_lookup (self->revoked, cmd->agent_id)) {
+        //  Its agent was revoked while the pages were loading.
+        s_queue (self, cmd);
+        s_revoke_cmd (self, cmd);
+        return;
+    }
     if (row->next_attempt_at > now) {
+        cmd->next_attempt_at = row->next_attempt_at;
         cmd->where = S_WAITING;
         cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), row->next_attempt_at - now,
                                           s_on_retry_due, cmd);
     }
     else
         s_queue (self, cmd);
+    //  In flight when the last run ended: it waits for its agent again, and
+    //  the row says so until it is sent.
+    if (row->executing)
+        s_save (self, cmd);
 }
 
 static void
@@ -730,6 +1048,7 @@ s_on_page (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const cha
                   (long long) after, (long long) rows, (long long) page->count);
     if (!more) {
         self->loaded = true;
+        zhashx_purge (self->revoked);
         vw_info ("scheduler",
                  "%zu unfinished command(s) recovered from the database in %lld ms (%zu in "
                  "flight at the last stop: sent again)",
@@ -791,7 +1110,7 @@ s_on_stats (self_t *self, vw_msg_t *msg)
         (json_int_t) vw_cmdqueue_pending_priority (self->queue, 2), "pending_total",
         (json_int_t) vw_cmdqueue_pending (self->queue), "in_flight",
         (json_int_t) vw_cmdqueue_inflight (self->queue), "waiting_retry",
-        (json_int_t) (zhashx_size (self->cmds) - vw_cmdqueue_pending (self->queue) -
+        (json_int_t) (zhashx_size (self->cmds) - self->done - vw_cmdqueue_pending (self->queue) -
                       vw_cmdqueue_inflight (self->queue)),
         "finished_in_window", (json_int_t) n, "success_rate",
         n ? json_real ((double) ok / (double) n) : json_null (), "latency", pct, "window_ms",
@@ -825,11 +1144,16 @@ s_create (vw_actor_t *actor, void *args)
     zhashx_set_destructor (self->cmds, s_cmd_free);
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, s_session_free);
+    self->late = zhashx_new ();
+    zhashx_set_destructor (self->late, s_late_free);
+    self->revoked = zhashx_new ();
     if (!self->queue) {
         vw_actor_fail (actor, 1, "scheduler: bad concurrency limits");
         vw_pending_destroy (&self->pending);
         zhashx_destroy (&self->cmds);
         zhashx_destroy (&self->sessions);
+        zhashx_destroy (&self->late);
+        zhashx_destroy (&self->revoked);
         free (self);
         return NULL;
     }
@@ -849,6 +1173,8 @@ s_destroy (void **state_p)
         vw_cmdqueue_destroy (&self->queue, NULL);
         zhashx_destroy (&self->cmds);
         zhashx_destroy (&self->sessions);
+        zhashx_destroy (&self->late);
+        zhashx_destroy (&self->revoked);
         free (self);
     }
     *state_p = NULL;
@@ -867,6 +1193,12 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_cancel: s_on_cancel (self, msg); break;
         case VW_MSG_ID_agent_presence: s_on_presence (self, msg); break;
         case VW_MSG_ID_stats_query: s_on_stats (self, msg); break;
+        case VW_MSG_ID_command_inserted: s_on_late_inserted (self, msg); break;
+        case VW_MSG_ID_reply:
+            //  A write's answer that came after its deadline: the write was
+            //  sent again meanwhile (s_save), and that one's answer counts.
+            vw_debug ("scheduler", "late answer from '%s' ignored", msg->peer);
+            break;
         default:
             vw_warn ("scheduler", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);
@@ -880,12 +1212,14 @@ s_health (void *state, bool *healthy, char *detail, size_t len)
     self_t *self = (self_t *) state;
     *healthy = true;
     snprintf (detail, len,
-              "%zu pending, %zu in flight, %zu unfinished%s; %llu completed, %llu failed, %llu "
-              "retried, %llu expired, %llu cancelled",
+              "%zu pending, %zu in flight, %zu unfinished%s, %zu finished but not stored yet, "
+              "%zu state(s) waiting to be written again; %llu completed, %llu failed, %llu "
+              "retried, %llu timed out, %llu expired, %llu cancelled",
               vw_cmdqueue_pending (self->queue), vw_cmdqueue_inflight (self->queue),
-              zhashx_size (self->cmds), self->loaded ? "" : " (loading)",
-              (unsigned long long) self->completed, (unsigned long long) self->failed,
-              (unsigned long long) self->retried, (unsigned long long) self->expired,
+              zhashx_size (self->cmds) - self->done, self->loaded ? "" : " (loading)", self->done,
+              self->unstored, (unsigned long long) self->completed,
+              (unsigned long long) self->failed, (unsigned long long) self->retried,
+              (unsigned long long) self->timeouts, (unsigned long long) self->expired,
               (unsigned long long) self->cancelled);
 }
 

@@ -9,6 +9,16 @@
     requests thus costs one commit, and no caller hears "done" before its
     row is on disk. Reads are answered at once.
 
+    When a commit fails, every reply of that pass becomes an error (503) and
+    the callers keep their memory as the database is, or write again (the
+    scheduler re-sends a command's state until it lands). The writes nobody
+    waits for (agent_state, audit, delivered_at) are kept until their commit
+    and applied again, in order and before anything newer, while the
+    database refuses them (bounded by S_REDO_MAX). A BEGIN that fails (the
+    lock held past the busy timeout, I/O error) fails the rest of its pass
+    at once instead of waiting again for every message, and its 503s go out
+    with that pass.
+
     Start-up fails with VW_EXIT_DATABASE when the database cannot be opened
     or migrated, and VW_EXIT_SCHEMA when it was written by a newer build.
     Its pong reports the database's health, which /health shows as
@@ -41,9 +51,16 @@ typedef struct {
     uint64_t failing_unlogged;  //  of those, not logged yet
     int64_t failing_since_ms;
     int64_t failing_logged_ms;
+    bool begin_failed;   //  in this pass: the rest of it does not wait for the lock again
+    zlistx_t *oneway;    //  this pass's writes nobody waits for (vw_msg_t *), until the commit
+    zlistx_t *redo;      //  those of failed commits, applied again first (vw_msg_t *)
+    uint64_t redo_lost;  //  dropped because redo was full
+    uint64_t redo_timer;
 } self_t;
 
 #define S_FAILURE_LOG_MS 10000
+#define S_REDO_MAX       100000  //  one-way writes kept while the database refuses them
+#define S_REDO_MS        1000    //  how soon they are tried again with no other traffic
 
 //  A reply from a result; the result's body is consumed.
 static vw_msg_t *
@@ -90,6 +107,28 @@ s_defer (self_t *self, const vw_msg_t *request, vw_msg_t *msg)
     zlistx_add_end (self->deferred, msg);
 }
 
+static void s_redo (self_t *self);
+
+//  Opens (or joins) this pass's transaction; -1 if it cannot. After one
+//  failed BEGIN the rest of the pass fails at once: each attempt may wait
+//  the whole busy timeout, and the callers' own timeouts are counting.
+//  Writes kept from failed commits go first, so that nothing newer lands
+//  before them.
+static int
+s_write_begin (self_t *self)
+{
+    if (self->begin_failed)
+        return -1;
+    bool opened = !vw_db_in_tx (self->db);
+    if (vw_db_begin (self->db)) {
+        self->begin_failed = true;
+        return -1;
+    }
+    if (opened && zlistx_size (self->redo))
+        s_redo (self);
+    return 0;
+}
+
 //  command_insert: one agent, or every agent matching `labels`.
 static void
 s_on_command_insert (self_t *self, vw_msg_t *msg)
@@ -110,7 +149,7 @@ s_on_command_insert (self_t *self, vw_msg_t *msg)
                           .created_by = in->created_by,
                           .idempotency_key = in->idempotency_key};
     vw_result_t result = {0};
-    if (vw_db_begin (self->db)) {
+    if (s_write_begin (self)) {
         vw_result_fail (&result, 503, "database_busy", "cannot start a transaction");
     }
     else if (in->agent_id) {
@@ -163,30 +202,137 @@ s_on_command_insert (self_t *self, vw_msg_t *msg)
     }
     o->rows = json_dumps (rows, JSON_COMPACT);
     json_decref (rows);
+    vw_msg_set_str (&o->request_id, in->command_id);
     s_defer (self, msg, out);
 }
 
-static void
-s_on_command_update (self_t *self, vw_msg_t *msg)
+//  One write nobody waits for; 0, or -1 if it did not apply (logged).
+static int
+s_apply_oneway (self_t *self, const vw_msg_t *msg)
 {
+    if (msg->id == VW_MSG_ID_agent_state) {
+        const vw_agent_state_msg_t *s = &msg->agent_state;
+        if (vw_agents_apply_state (self->db, s->agent_id, s->event, s->status, s->session_id,
+                                   s->connected_at, s->last_seen, s->hostname, s->version,
+                                   s->reported_labels, s->capabilities) == 0)
+            return 0;
+        vw_warn ("store", "agent state for '%s' not saved: %s", s->agent_id,
+                 sqlite3_errmsg (vw_db_handle (self->db)));
+    }
+    else if (msg->id == VW_MSG_ID_audit) {
+        const vw_audit_msg_t *a = &msg->audit;
+        if (vw_audit_append (self->db, a->ts, a->actor, a->source, a->action, a->target,
+                             a->outcome, a->detail) == 0)
+            return 0;
+        vw_error ("store", "audit row for %s not saved: %s", a->action ? a->action : "?",
+                  sqlite3_errmsg (vw_db_handle (self->db)));
+    }
+    else if (msg->id == VW_MSG_ID_command_update) {
+        //  delivered_at; 1 (not executing any more) is not an error.
+        const vw_command_update_msg_t *u = &msg->command_update;
+        if (vw_command_rows_delivered (self->db, u->command_id, u->ts) >= 0)
+            return 0;
+    }
+    return -1;
+}
+
+//  Applies a one-way write in this pass's transaction and keeps it until
+//  the commit (taken from *msg_p). If the transaction cannot be had, it
+//  waits in redo for the next one.
+static void
+s_oneway (self_t *self, vw_msg_t **msg_p)
+{
+    if (s_write_begin (self)) {
+        zlistx_add_end (self->redo, *msg_p);
+        *msg_p = NULL;
+        return;
+    }
+    //  A statement that failed while the transaction lives is this write's
+    //  own fault (a constraint): applying it again would fail the same way.
+    if (s_apply_oneway (self, *msg_p) && vw_db_in_tx (self->db) &&
+        !sqlite3_get_autocommit (vw_db_handle (self->db)))
+        return;
+    zlistx_add_end (self->oneway, *msg_p);
+    *msg_p = NULL;
+}
+
+//  Applies the kept writes of failed commits, oldest first, in the
+//  transaction just opened.
+static void
+s_redo (self_t *self)
+{
+    vw_msg_t *msg;
+    while ((msg = (vw_msg_t *) zlistx_detach (self->redo, NULL))) {
+        if (s_apply_oneway (self, msg) && !sqlite3_get_autocommit (vw_db_handle (self->db))) {
+            vw_msg_destroy (&msg);
+            continue;
+        }
+        zlistx_add_end (self->oneway, msg);
+    }
+}
+
+static void
+s_on_redo_due (void *arg, uint64_t id)
+{
+    self_t *self = (self_t *) arg;
+    self->redo_timer = 0;
+    //  The flush hook commits it.
+    if (zlistx_size (self->redo))
+        s_write_begin (self);
+}
+
+//  command_update: a transition of the scheduler's (answered after the
+//  commit when `ack` is set), or the executor's delivered_at (one-way).
+static void
+s_on_command_update (self_t *self, vw_msg_t **msg_p)
+{
+    vw_msg_t *msg = *msg_p;
     const vw_command_update_msg_t *u = &msg->command_update;
+    vw_result_t result = {0};
+    if (!u->command_id || !u->event) {
+        vw_result_fail (&result, 400, "invalid_request", "command_update without id or event");
+        if (u->ack)
+            s_answer (self, msg, &result);
+        return;
+    }
+    if (streq (u->event, "delivered") && !u->ack) {
+        s_oneway (self, msg_p);
+        return;
+    }
+    if (s_write_begin (self)) {
+        vw_result_fail (&result, 503, "database_busy", "cannot start a transaction: %s",
+                        sqlite3_errmsg (vw_db_handle (self->db)));
+        if (u->ack)
+            s_answer (self, msg, &result);
+        return;
+    }
     int rc = -1;
-    if (!u->command_id || !u->event || vw_db_begin (self->db))
-        rc = -1;
-    else if (streq (u->event, "executing"))
+    if (streq (u->event, "executing"))
         rc = vw_command_rows_executing (self->db, u->command_id, u->attempt, u->ts);
     else if (streq (u->event, "delivered"))
         rc = vw_command_rows_delivered (self->db, u->command_id, u->ts);
-    else if (streq (u->event, "retry"))
-        rc = vw_command_rows_retry (self->db, u->command_id, u->next_attempt_at, u->failure_reason,
-                                    u->error, u->failures);
+    else if (streq (u->event, "pending"))
+        rc = vw_command_rows_pending (self->db, u->command_id, u->next_attempt_at,
+                                      u->failure_reason, u->error, u->failures, u->attempt);
     else if (streq (u->event, "finish"))
         rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
-                                     u->result, u->error, u->failures, u->ts);
+                                     u->result, u->error, u->failures, u->attempt, u->ts);
+    if (rc == 0 && u->want_row)
+        vw_command_rows_get (self->db, u->command_id, &result);
+    else if (rc == 0)
+        vw_result_ok (&result, 200, NULL);
+    else if (rc == 1)
+        vw_result_fail (&result, 409, "conflict", "command %s: '%s' does not apply (finished already)",
+                        u->command_id, u->event);
+    else
+        vw_result_fail (&result, 500, "database_error", "command %s: '%s' failed: %s",
+                        u->command_id, u->event, sqlite3_errmsg (vw_db_handle (self->db)));
     if (rc)
-        vw_debug ("store", "command %s: '%s' not applied (finished already, or %s)",
-                  u->command_id ? u->command_id : "?", u->event ? u->event : "?",
-                  sqlite3_errmsg (vw_db_handle (self->db)));
+        vw_debug ("store", "%s", result.message);
+    if (u->ack)
+        s_answer_durable (self, msg, &result);
+    else
+        json_decref (result.body);
 }
 
 //  The recovery scan: rows straight from the statement into the packed page
@@ -260,7 +406,7 @@ s_on_commands_load (self_t *self, vw_msg_t *msg)
 static bool
 s_begin (self_t *self, const vw_msg_t *request, vw_result_t *result)
 {
-    if (vw_db_begin (self->db) == 0)
+    if (s_write_begin (self) == 0)
         return true;
     vw_result_fail (result, 503, "database_busy", "cannot start a transaction: %s",
                     sqlite3_errmsg (vw_db_handle (self->db)));
@@ -295,6 +441,8 @@ s_create (vw_actor_t *actor, void *args)
     self->db = db;
     self->actor = actor;
     self->deferred = zlistx_new ();
+    self->oneway = zlistx_new ();
+    self->redo = zlistx_new ();
     int reset = vw_agents_reset_sessions (db, vw_clock_wall_ms ());
     if (reset > 0)
         vw_info ("store", "%d agent session(s) from the previous run marked offline", reset);
@@ -310,6 +458,17 @@ s_destroy (void **state_p)
         while ((reply = (vw_msg_t *) zlistx_detach (self->deferred, NULL)))
             vw_msg_destroy (&reply);
         zlistx_destroy (&self->deferred);
+        if (zlistx_size (self->oneway) || zlistx_size (self->redo))
+            vw_error ("store", "%zu agent state, audit or delivery write(s) not saved at exit",
+                      zlistx_size (self->oneway) + zlistx_size (self->redo));
+        while ((reply = (vw_msg_t *) zlistx_detach (self->oneway, NULL)))
+            vw_msg_destroy (&reply);
+        while ((reply = (vw_msg_t *) zlistx_detach (self->redo, NULL)))
+            vw_msg_destroy (&reply);
+        zlistx_destroy (&self->oneway);
+        zlistx_destroy (&self->redo);
+        if (self->redo_timer)
+            vw_timers_cancel (vw_actor_timers (self->actor), self->redo_timer);
         vw_db_close (&self->db);
         free (self);
     }
@@ -377,16 +536,10 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                                        msg->agent_maintenance.enabled, &result);
             s_answer_durable (self, msg, &result);
             break;
-        case VW_MSG_ID_agent_state: {
-            const vw_agent_state_msg_t *s = &msg->agent_state;
-            if (!s->agent_id || !s->event || vw_db_begin (self->db) ||
-                vw_agents_apply_state (self->db, s->agent_id, s->event, s->status, s->session_id,
-                                       s->connected_at, s->last_seen, s->hostname, s->version,
-                                       s->reported_labels, s->capabilities))
-                vw_warn ("store", "agent state for '%s' not saved: %s",
-                         s->agent_id ? s->agent_id : "?", sqlite3_errmsg (vw_db_handle (self->db)));
+        case VW_MSG_ID_agent_state:
+            if (msg->agent_state.agent_id && msg->agent_state.event)
+                s_oneway (self, msg_p);
             break;
-        }
         case VW_MSG_ID_user_insert:
             if (!s_begin (self, msg, &result))
                 break;
@@ -445,17 +598,15 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             vw_users_load (self->db, msg->users_load.now_s, &result);
             s_answer (self, msg, &result);
             break;
-        case VW_MSG_ID_audit: {
-            const vw_audit_msg_t *a = &msg->audit;
-            if (vw_db_begin (self->db) ||
-                vw_audit_append (self->db, a->ts ? a->ts : now, a->actor, a->source, a->action,
-                                 a->target, a->outcome, a->detail))
-                vw_error ("store", "audit row for %s not saved: %s", a->action ? a->action : "?",
-                          sqlite3_errmsg (vw_db_handle (self->db)));
+        case VW_MSG_ID_audit:
+            //  Stamped on arrival, so that a row applied again later keeps
+            //  its time.
+            if (!msg->audit.ts)
+                msg->audit.ts = now;
+            s_oneway (self, msg_p);
             break;
-        }
         case VW_MSG_ID_command_insert: s_on_command_insert (self, msg); break;
-        case VW_MSG_ID_command_update: s_on_command_update (self, msg); break;
+        case VW_MSG_ID_command_update: s_on_command_update (self, msg_p); break;
         case VW_MSG_ID_commands_load: s_on_commands_load (self, msg); break;
         case VW_MSG_ID_stats_query:
             vw_result_ok (&result, 200, vw_command_rows_counts (self->db));
@@ -535,36 +686,73 @@ s_note_writes (self_t *self, bool attempt)
         self->failing_unlogged++;
 }
 
-//  Once per loop pass: commit, then release the replies that waited for it.
+//  A reply of a pass whose commit failed: the same kind, saying nothing was
+//  stored (a command_inserted stays one, so the scheduler still matches it).
+static vw_msg_t *
+s_not_stored (vw_msg_t *reply)
+{
+    if (reply->id == VW_MSG_ID_command_inserted) {
+        vw_command_inserted_msg_t *in = &reply->command_inserted;
+        in->status = 503;
+        vw_msg_set_str (&in->code, "database_error");
+        vw_msg_set_str (&in->message, "the change could not be committed");
+        vw_msg_set_str (&in->json, NULL);
+        vw_msg_set_str (&in->rows, "[]");
+        return reply;
+    }
+    vw_msg_t *err = vw_msg_new (VW_MSG_ID_reply);
+    err->rid = reply->rid;
+    memcpy (err->peer, reply->peer, sizeof err->peer);
+    err->reply.status = 503;
+    vw_msg_set_str (&err->reply.code, "database_error");
+    vw_msg_set_str (&err->reply.message, "the change could not be committed");
+    vw_msg_destroy (&reply);
+    return err;
+}
+
+//  Once per loop pass: commit, then release the replies that waited for it
+//  (also those of a pass whose BEGIN failed: their 503 goes out now).
 static void
 s_flush (void *state, vw_actor_t *actor)
 {
     self_t *self = (self_t *) state;
-    if (!vw_db_in_tx (self->db))
-        return;
-    bool ok = vw_db_commit (self->db) == 0;
-    if (ok)
-        self->commits++;
-    else
-        self->commit_failures++;
-    s_note_writes (self, true);
-    vw_msg_t *reply;
-    while ((reply = (vw_msg_t *) zlistx_detach (self->deferred, NULL))) {
-        if (!ok) {
-            //  Nothing of this pass is stored: say so instead of "done".
-            vw_msg_t *err = vw_msg_new (VW_MSG_ID_reply);
-            err->rid = reply->rid;
-            memcpy (err->peer, reply->peer, sizeof err->peer);
-            err->reply.status = 503;
-            vw_msg_set_str (&err->reply.code, "database_error");
-            vw_msg_set_str (&err->reply.message, "the change could not be committed");
-            vw_msg_destroy (&reply);
-            reply = err;
-        }
+    bool ok = true;
+    if (vw_db_in_tx (self->db)) {
+        ok = vw_db_commit (self->db) == 0;
+        if (ok)
+            self->commits++;
+        else
+            self->commit_failures++;
+        s_note_writes (self, true);
+    }
+    self->begin_failed = false;
+    vw_msg_t *msg;
+    while ((msg = (vw_msg_t *) zlistx_detach (self->oneway, NULL))) {
+        if (ok)
+            vw_msg_destroy (&msg);
+        else
+            zlistx_add_end (self->redo, msg);
+    }
+    while (zlistx_size (self->redo) > S_REDO_MAX) {
+        msg = (vw_msg_t *) zlistx_detach (self->redo, NULL);
+        vw_msg_destroy (&msg);
+        if (self->redo_lost++ % 10000 == 0)
+            vw_error ("store",
+                      "%llu agent state, audit or delivery write(s) dropped: the database has "
+                      "refused writes for too long",
+                      (unsigned long long) self->redo_lost);
+    }
+    if (zlistx_size (self->redo) && !self->redo_timer)
+        self->redo_timer =
+            vw_timers_add (vw_actor_timers (actor), S_REDO_MS, s_on_redo_due, self);
+    while ((msg = (vw_msg_t *) zlistx_detach (self->deferred, NULL))) {
+        //  Nothing of this pass is stored: say so instead of "done".
+        if (!ok)
+            msg = s_not_stored (msg);
         char to[VW_ADDR_MAX];
-        memcpy (to, reply->peer, sizeof to);
-        if (vw_actor_send (actor, to, &reply))
-            vw_msg_destroy (&reply);
+        memcpy (to, msg->peer, sizeof to);
+        if (vw_actor_send (actor, to, &msg))
+            vw_msg_destroy (&msg);
     }
 }
 

@@ -524,14 +524,19 @@ s_hello_new (s_agent_t *agent)
                       "capabilities", app->opt.capabilities, "labels", app->opt.labels);
 }
 
+//  `attempt` is echoed so that the backend can tell this answer from a late
+//  one to an earlier attempt (docs/protocol.md); 0 leaves it out.
 static void
-s_agent_send_result (s_agent_t *agent, const char *command_id, json_t *result, const char *error)
+s_agent_send_result (s_agent_t *agent, const char *command_id, int64_t attempt, json_t *result,
+                     const char *error)
 {
-    s_agent_send (agent,
-                  json_pack ("{s:s, s:s, s:s, s:o?, s:s?}", "type", "command_result", "command_id",
-                             command_id, "status", error ? "failed" : "completed", "result", result,
-                             "error", error),
-                  false);
+    json_t *frame =
+        json_pack ("{s:s, s:s, s:s, s:o?, s:s?}", "type", "command_result", "command_id",
+                   command_id, "status", error ? "failed" : "completed", "result", result, "error",
+                   error);
+    if (frame && attempt > 0)
+        json_object_set_new (frame, "attempt", json_integer (attempt));
+    s_agent_send (agent, frame, false);
 }
 
 //  --------------------------------------------------------------------------
@@ -560,6 +565,7 @@ struct s_cmd_t {
     json_t *result;  //  DONE: what it completed with
     json_t *extra;   //  RUNNING: fields added to the program's result
     uint64_t run;    //  RUNNING a program: its vw_runner id, else 0
+    int64_t attempt;  //  the latest attempt the backend sent it as, echoed in the result
     uint8_t state;
     bool cancelled;  //  RUNNING: cancel asked; the run's end is not reported
 };
@@ -626,6 +632,7 @@ s_cmd_new (s_agent_t *agent, const vw_wire_msg_t *msg)
         return NULL;
     }
     cmd->agent = agent;
+    cmd->attempt = msg->attempt;
     cmd->state = S_CMD_RUNNING;
     cmd->next = agent->cmds;
     agent->cmds = cmd;
@@ -639,7 +646,7 @@ s_cmd_finish (s_cmd_t *cmd, json_t *result, const char *error)
     s_agent_t *agent = cmd->agent;
     s_note (agent->app, "%s: command %s (%s): %s%s", agent->id, cmd->id, cmd->type,
             error ? "failed: " : "completed", error ? error : "");
-    s_agent_send_result (agent, cmd->id, json_incref (result), error);
+    s_agent_send_result (agent, cmd->id, cmd->attempt, json_incref (result), error);
     if (error) {
         json_decref (result);
         s_cmd_forget (cmd);
@@ -980,6 +987,8 @@ s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
     if (cmd && cmd->state != S_CMD_DONE) {
         s_note (app, "%s: command %s (attempt %lld) is already running; not started again",
                 agent->id, msg->command_id, (long long) msg->attempt);
+        //  Its result now answers this attempt.
+        cmd->attempt = msg->attempt;
         s_agent_ack (agent, msg->command_id);
         return;
     }
@@ -987,7 +996,7 @@ s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
         s_note (app, "%s: command %s (attempt %lld) completed before; answering that again",
                 agent->id, msg->command_id, (long long) msg->attempt);
         s_agent_ack (agent, msg->command_id);
-        s_agent_send_result (agent, cmd->id, json_incref (cmd->result), NULL);
+        s_agent_send_result (agent, cmd->id, msg->attempt, json_incref (cmd->result), NULL);
         return;
     }
     s_fault_t fault = s_fault_draw (&app->opt);
@@ -1000,7 +1009,7 @@ s_agent_on_command (s_agent_t *agent, const vw_wire_msg_t *msg)
     }
     s_agent_ack (agent, msg->command_id);
     if (!(cmd = s_cmd_new (agent, msg))) {
-        s_agent_send_result (agent, msg->command_id, NULL, "out of memory");
+        s_agent_send_result (agent, msg->command_id, msg->attempt, NULL, "out of memory");
         return;
     }
     if (fault == S_FAULT_FAIL) {

@@ -314,18 +314,22 @@
     F (command_inserted, STR, code, "for errors")                                                  \
     F (command_inserted, STR, message, "for errors")                                               \
     F (command_inserted, STR, rows, "JSON array of new rows to queue: [id, agent, seq]")           \
+    F (command_inserted, STR, request_id, "the insert's command_id, echoed: a late answer is matched") \
     END (command_inserted)                                                                         \
-    MSG (command_update, "scheduler/executor -> store: persist a transition (no answer)")          \
+    MSG (command_update,                                                                           \
+         "scheduler/executor -> store: persist a transition (answer, if ack: reply 200/409/503)")  \
     F (command_update, STR, command_id, "command")                                                 \
-    F (command_update, STR, event, "executing, delivered, retry, finish")                          \
-    F (command_update, INT, attempt, "executing: attempt number")                                  \
+    F (command_update, STR, event, "executing, pending, finish; delivered")                        \
+    F (command_update, INT, attempt, "attempts so far (executing: this attempt's number)")         \
     F (command_update, STR, state, "finish: completed, failed, cancelled")                         \
-    F (command_update, STR, failure_reason, "retry/finish")                                        \
+    F (command_update, STR, failure_reason, "pending/finish: the last failure's reason")           \
     F (command_update, STR, result, "finish: JSON value")                                          \
-    F (command_update, STR, error, "retry/finish: the failed attempt's error text")                \
-    F (command_update, INT, next_attempt_at, "retry: ms")                                          \
-    F (command_update, INT, failures, "retry/finish: failed attempts so far")                      \
+    F (command_update, STR, error, "pending/finish: the failed attempt's error text")              \
+    F (command_update, INT, next_attempt_at, "pending: ms, 0 when it waits for its agent")         \
+    F (command_update, INT, failures, "pending/finish: failed attempts so far")                    \
     F (command_update, INT, ts, "ms")                                                              \
+    F (command_update, BOOL, ack, "answer after the commit: 200 applied, 409 not, 503 not stored") \
+    F (command_update, BOOL, want_row, "with ack: the 200 carries the row as committed")           \
     END (command_update)                                                                           \
     MSG (command_get, "edge/admin -> store: one command (answer: reply 200/404)")                  \
     F (command_get, STR, command_id, "command")                                                    \
@@ -370,6 +374,7 @@
     END (command_dispatch)                                                                         \
     MSG (command_abort, "scheduler -> executor: stop an executing command (cancel sent)")          \
     F (command_abort, STR, command_id, "command")                                                  \
+    F (command_abort, INT, attempt, "the attempt to stop; 0: whichever is in flight")              \
     END (command_abort)                                                                            \
     MSG (command_send, "executor -> edge: write a command or cancel frame to an agent")            \
     F (command_send, INT, conn, "edge connection")                                                 \
@@ -388,10 +393,12 @@
     F (command_event, STR, result, "result: JSON value")                                           \
     F (command_event, STR, error, "result: error text")                                            \
     F (command_event, INT, progress, "progress: 0..100")                                           \
+    F (command_event, INT, attempt, "result: the attempt it answers, 0 if the agent did not say")  \
     END (command_event)                                                                            \
     MSG (command_outcome, "executor -> scheduler: how an attempt ended")                           \
     F (command_outcome, STR, command_id, "command")                                                \
-    F (command_outcome, STR, outcome, "completed, failed, timeout, lost, unsent")                  \
+    F (command_outcome, STR, outcome, "completed, failed, lost, unsent")                           \
+    F (command_outcome, INT, attempt, "the attempt that ended")                                    \
     F (command_outcome, STR, result, "JSON value")                                                 \
     F (command_outcome, STR, error, "agent's error text")                                          \
     F (command_outcome, INT, conn, "the session the attempt went to")                              \

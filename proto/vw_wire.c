@@ -613,7 +613,8 @@ s_check_command_result (vw_wire_msg_t *msg, vw_wire_error_t *err)
     static const char *const statuses[] = {"completed", "failed", NULL};
     if (s_string (msg->root, "command_id", true, S_ID_MAX, &msg->command_id, err) ||
         s_enum (msg->root, "status", true, statuses, &msg->status, err) ||
-        s_string (msg->root, "error", false, SIZE_MAX, &msg->error, err))
+        s_string (msg->root, "error", false, SIZE_MAX, &msg->error, err) ||
+        s_int (msg->root, "attempt", false, 1, INT64_MAX, &msg->attempt, err))
         return -1;
     //  Any JSON value, null included, is a result.
     msg->result = json_object_get (msg->root, "result");

@@ -99,7 +99,7 @@ typedef struct {
     const char *command_type;       //  command
     json_t *payload;                //  command (object)
     int64_t timeout_ms;             //  command
-    int64_t attempt;                //  command
+    int64_t attempt;                //  command; command_result (optional echo, 0 if absent)
 } vw_wire_msg_t;
 
 //  Parses one frame into a JSON object tree without validating its type.

@@ -29,12 +29,14 @@ static const char *S_SQL_EXECUTING =
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_DELIVERED =
     "UPDATE commands SET delivered_at = ?2 WHERE command_id = ?1 AND state = 'executing'";
-static const char *S_SQL_RETRY =
-    "UPDATE commands SET state = 'pending', next_attempt_at = ?2, failure_reason = ?3, "
-    "failures = ?4, error = ?5 WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+static const char *S_SQL_PENDING =
+    "UPDATE commands SET state = 'pending', next_attempt_at = nullif (?2, 0), "
+    "failure_reason = coalesce (?3, failure_reason), failures = ?4, error = coalesce (?5, error), "
+    "attempts = ?6, delivered_at = NULL "
+    "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 static const char *S_SQL_FINISH =
     "UPDATE commands SET state = ?2, failure_reason = ?3, result = ?4, error = ?5, "
-    "finished_at = ?6, next_attempt_at = NULL, failures = ?7 "
+    "finished_at = ?6, next_attempt_at = NULL, failures = ?7, attempts = max (attempts, ?8) "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 //  The partial index walks the unfinished rows in seq order from `after`.
 //  Named, because without statistics the planner prefers the (state, ...)
@@ -245,13 +247,17 @@ vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state, int6
     vw_result_ok (result, 200, json_pack ("{s:o, s:o}", "commands", commands, "next_cursor", next));
 }
 
-//  Runs an UPDATE bound by the caller; -1 unless exactly one row changed.
+//  Runs an UPDATE bound by the caller: 0 when it changed the row, 1 when
+//  no row matched (unknown, or not in a state the update applies to), -1
+//  on a database error.
 static int
 s_update (vw_db_t *db, sqlite3_stmt *stmt)
 {
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
-    return rc == SQLITE_DONE && sqlite3_changes (vw_db_handle (db)) == 1 ? 0 : -1;
+    if (rc != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes (vw_db_handle (db)) == 1 ? 0 : 1;
 }
 
 int
@@ -278,10 +284,11 @@ vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms)
 }
 
 int
-vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                       const char *failure_reason, const char *error, int64_t failures)
+vw_command_rows_pending (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
+                         const char *failure_reason, const char *error, int64_t failures,
+                         int64_t attempts)
 {
-    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_RETRY);
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_PENDING);
     if (!stmt)
         return -1;
     vw_db_bind_text (stmt, 1, command_id);
@@ -289,13 +296,14 @@ vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt
     vw_db_bind_text (stmt, 3, failure_reason);
     sqlite3_bind_int64 (stmt, 4, failures);
     vw_db_bind_text (stmt, 5, error);
+    sqlite3_bind_int64 (stmt, 6, attempts);
     return s_update (db, stmt);
 }
 
 int
 vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                         const char *failure_reason, const char *result_json, const char *error,
-                        int64_t failures, int64_t now_ms)
+                        int64_t failures, int64_t attempts, int64_t now_ms)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_FINISH);
     if (!stmt)
@@ -307,6 +315,7 @@ vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
     vw_db_bind_text (stmt, 5, error);
     sqlite3_bind_int64 (stmt, 6, now_ms);
     sqlite3_bind_int64 (stmt, 7, failures);
+    sqlite3_bind_int64 (stmt, 8, attempts);
     return s_update (db, stmt);
 }
 

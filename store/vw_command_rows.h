@@ -47,21 +47,26 @@ void vw_command_rows_get (vw_db_t *db, const char *command_id, vw_result_t *resu
 void vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state, int64_t limit,
                            const char *cursor, vw_result_t *result);
 
-//  Transitions; each returns 0, or -1 on a database error or when the row is
-//  not in a state that allows the change (already finished). `attempts`
-//  counts dispatches (executing); `failures` the failed attempts (timeouts
-//  and agent errors: what uses up max_retries and sets the backoff), written
-//  with each retry and with the end. A retry records the failed attempt's
-//  error text (NULL: none), so the row shows the last attempt's error while
-//  retries remain.
+//  Transitions; each returns 0 when applied, 1 when the row is unknown or
+//  not in a state that allows the change (finished already), -1 on a
+//  database error. `attempts` counts dispatches; `failures` the failed
+//  attempts (timeouts and agent errors: what uses up max_retries and sets
+//  the backoff). Each carries the command's whole state for its event, so
+//  that writing the latest one again after a failed commit brings the row
+//  to what the scheduler holds, whatever was lost before it.
+//
+//  pending: waiting for a retry at next_attempt_at, or (0) for its agent
+//  after a lost or unsent attempt; a NULL failure_reason or error keeps
+//  the row's. delivered_at is set only while executing.
 int vw_command_rows_executing (vw_db_t *db, const char *command_id, int64_t attempt,
                                int64_t now_ms);
 int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms);
-int vw_command_rows_retry (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
-                           const char *failure_reason, const char *error, int64_t failures);
+int vw_command_rows_pending (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
+                             const char *failure_reason, const char *error, int64_t failures,
+                             int64_t attempts);
 int vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                             const char *failure_reason, const char *result_json, const char *error,
-                            int64_t failures, int64_t now_ms);
+                            int64_t failures, int64_t attempts, int64_t now_ms);
 
 //  One unfinished command, as the recovery scan returns it. Strings are
 //  borrowed from SQLite (valid during the callback), NUL-terminated, with

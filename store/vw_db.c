@@ -699,8 +699,12 @@ vw_db_stmt (vw_db_t *self, const char *sql)
 int
 vw_db_begin (vw_db_t *self)
 {
+    //  SQLite may roll a transaction back by itself when one of its
+    //  statements fails (SQLITE_FULL, SQLITE_IOERR, ...): what follows in
+    //  this pass must not run in autocommit mode and land on its own while
+    //  the pass's earlier writes are gone. It fails until the commit.
     if (self->in_tx)
-        return 0;
+        return sqlite3_get_autocommit (self->handle) ? -1 : 0;
     if (sqlite3_exec (self->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return -1;
     self->in_tx = true;

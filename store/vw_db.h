@@ -90,6 +90,9 @@ void vw_db_bind_text (sqlite3_stmt *stmt, int index, const char *text);
 //  Group commit: vw_db_begin opens a write transaction unless one is open;
 //  vw_db_commit commits it (0) or rolls it back (-1). The store actor
 //  begins on the first write of a loop pass and commits in its flush hook.
+//  vw_db_begin fails (-1) when BEGIN does (busy past the busy timeout, I/O
+//  error) and, inside an open transaction, once SQLite has rolled it back
+//  after a failed statement: nothing more joins a transaction that is gone.
 int vw_db_begin (vw_db_t *self);
 int vw_db_commit (vw_db_t *self);
 bool vw_db_in_tx (vw_db_t *self);

@@ -132,10 +132,10 @@ test_transitions (void **state)
     bool replayed;
     s_submit (f, "t1", "gw-1", 1, NULL, &r, &seq, &replayed);
     json_decref (r.body);
-    assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), -1);  //  not executing
+    assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), 1);  //  not executing
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 1, 100), 0);
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 110), 0);
-    assert_int_equal (vw_command_rows_retry (f->db, "t1", 2100, "agent_error", "disk full", 1), 0);
+    assert_int_equal (vw_command_rows_pending (f->db, "t1", 2100, "agent_error", "disk full", 1, 1), 0);
     vw_command_rows_get (f->db, "t1", &r);
     assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
     //  The failed attempt's error shows while retries remain.
@@ -148,12 +148,14 @@ test_transitions (void **state)
     json_decref (r.body);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 2, 2200), 0);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 1, 2300),
+        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 1, 2, 2300),
         0);
-    //  Finished is final.
+    //  Finished is final: not applied (1), which is not an error (-1).
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2400), -1);
-    assert_int_equal (vw_command_rows_executing (f->db, "t1", 3, 2500), -1);
+        vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2, 2400), 1);
+    assert_int_equal (vw_command_rows_executing (f->db, "t1", 3, 2500), 1);
+    assert_int_equal (vw_command_rows_pending (f->db, "t1", 0, NULL, NULL, 2, 3), 1);
+    assert_int_equal (vw_command_rows_executing (f->db, "no-such-command", 1, 2500), 1);
     vw_command_rows_get (f->db, "t1", &r);
     assert_string_equal (json_string_value (json_object_get (r.body, "state")), "completed");
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 2);
@@ -166,14 +168,28 @@ test_transitions (void **state)
     //  The schema refuses unknown states and reasons.
     s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
     json_decref (r.body);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 1), -1);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 1),
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 0, 1), -1);
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 0, 1),
                       -1);
     //  ... and a negative count of failures.
-    assert_int_equal (vw_command_rows_retry (f->db, "t2", 10, "timeout", NULL, -1), -1);
-    assert_int_equal (
-        vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL, NULL, 0, 1),
-        0);
+    assert_int_equal (vw_command_rows_pending (f->db, "t2", 10, "timeout", NULL, -1, 0), -1);
+    //  Back to waiting for its agent after a lost attempt: no next_attempt_at,
+    //  and the last failure's reason and error stay.
+    assert_int_equal (vw_command_rows_executing (f->db, "t2", 1, 5), 0);
+    assert_int_equal (vw_command_rows_pending (f->db, "t2", 20, "timeout", "slow", 1, 1), 0);
+    assert_int_equal (vw_command_rows_executing (f->db, "t2", 2, 25), 0);
+    assert_int_equal (vw_command_rows_delivered (f->db, "t2", 26), 0);
+    assert_int_equal (vw_command_rows_pending (f->db, "t2", 0, NULL, NULL, 1, 2), 0);
+    vw_command_rows_get (f->db, "t2", &r);
+    assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
+    assert_true (json_is_null (json_object_get (r.body, "next_attempt_at")));
+    assert_true (json_is_null (json_object_get (r.body, "delivered_at")));
+    assert_string_equal (json_string_value (json_object_get (r.body, "failure_reason")), "timeout");
+    assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 2);
+    json_decref (r.body);
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL,
+                                              NULL, 1, 2, 30),
+                      0);
     //  A final failure records the count with it.
     s_submit (f, "t3", "gw-1", 1, NULL, &r, &seq, &replayed);
     assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 0);
@@ -181,11 +197,13 @@ test_transitions (void **state)
     for (int attempt = 1; attempt <= 2; attempt++) {
         assert_int_equal (vw_command_rows_executing (f->db, "t3", attempt, 10 * attempt), 0);
         assert_int_equal (
-            vw_command_rows_retry (f->db, "t3", 100 * attempt, "agent_error", NULL, attempt), 0);
+            vw_command_rows_pending (f->db, "t3", 100 * attempt, "agent_error", NULL, attempt,
+                                     attempt),
+            0);
     }
     assert_int_equal (vw_command_rows_executing (f->db, "t3", 3, 300), 0);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t3", "failed", "agent_error", NULL, "boom", 3, 310), 0);
+        vw_command_rows_finish (f->db, "t3", "failed", "agent_error", NULL, "boom", 3, 3, 310), 0);
     vw_command_rows_get (f->db, "t3", &r);
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 3);
     assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 3);
@@ -236,12 +254,12 @@ test_recovery_scan (void **state)
     //  r3 lost its first dispatch with the connection (no failure), r4 and
     //  r5 were never sent.
     vw_command_rows_executing (f->db, "r0", 1, 10);
-    vw_command_rows_retry (f->db, "r0", 2000, "timeout", NULL, 1);
+    vw_command_rows_pending (f->db, "r0", 2000, "timeout", NULL, 1, 1);
     vw_command_rows_executing (f->db, "r0", 2, 2000);
-    vw_command_rows_retry (f->db, "r0", 6000, "agent_error", NULL, 2);
+    vw_command_rows_pending (f->db, "r0", 6000, "agent_error", NULL, 2, 2);
     vw_command_rows_executing (f->db, "r1", 1, 20);
     vw_command_rows_executing (f->db, "r2", 1, 30);
-    vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 40);
+    vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 1, 40);
     vw_command_rows_executing (f->db, "r3", 1, 50);
     vw_command_rows_executing (f->db, "r3", 2, 60);
 
@@ -302,7 +320,7 @@ test_list_and_unfinished (void **state)
         s_submit (f, id, "gw-1", i % 3, NULL, &r, &seq, &replayed);
         json_decref (r.body);
     }
-    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1, 1);
+    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1, 1, 1);
     vw_command_rows_executing (f->db, "l4", 1, 1);
     //  Newest first, three at a time.
     json_t *seen = json_array ();

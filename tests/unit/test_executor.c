@@ -37,7 +37,8 @@ s_setup (void **state)
 }
 
 static void
-s_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms)
+s_dispatch_attempt (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms,
+                    int64_t attempt)
 {
     vw_msg_t *d = vw_msg_new (VW_MSG_ID_command_dispatch);
     vw_msg_set_str (&d->command_dispatch.command_id, id);
@@ -46,8 +47,14 @@ s_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms)
     vw_msg_set_str (&d->command_dispatch.type, "ping");
     vw_msg_set_str (&d->command_dispatch.payload, "{}");
     d->command_dispatch.timeout_ms = timeout_ms;
-    d->command_dispatch.attempt = 1;
+    d->command_dispatch.attempt = attempt;
     assert_int_equal (vw_tb_send (f->scheduler, "executor", &d), 0);
+}
+
+static void
+s_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t timeout_ms)
+{
+    s_dispatch_attempt (f, id, conn, timeout_ms, 1);
 }
 
 //  The edge is asked to write the command (type set) or a cancel (NULL).
@@ -67,8 +74,10 @@ s_expect_send (t_fixture_t *f, const char *id, int64_t conn, const char *type)
     vw_msg_destroy (&s);
 }
 
+//  attempt: the result's echo, 0 for an agent that sends none.
 static void
-s_event (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const char *status)
+s_event_attempt (t_fixture_t *f, const char *id, int64_t conn, const char *kind,
+                 const char *status, int64_t attempt)
 {
     vw_msg_t *e = vw_msg_new (VW_MSG_ID_command_event);
     e->command_event.conn = conn;
@@ -78,7 +87,14 @@ s_event (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const c
     vw_msg_set_str (&e->command_event.status, status);
     if (status)
         vw_msg_set_str (&e->command_event.result, "{\"pong\":true}");
+    e->command_event.attempt = attempt;
     assert_int_equal (vw_tb_send (f->edge, "executor", &e), 0);
+}
+
+static void
+s_event (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const char *status)
+{
+    s_event_attempt (f, id, conn, kind, status, 0);
 }
 
 static void
@@ -133,15 +149,50 @@ test_failed_result (void **state)
     s_expect_outcome (f, "cmd-2", "failed", 7);
 }
 
-//  No answer within timeout_ms: a cancel frame and outcome timeout.
+//  The deadline is the scheduler's: its abort names the attempt, and only
+//  that attempt is cancelled (an abort for another one changes nothing).
 static void
-test_timeout (void **state)
+test_abort_names_its_attempt (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_dispatch (f, "cmd-3", 8, 50);
-    s_expect_send (f, "cmd-3", 8, "ping");
-    s_expect_outcome (f, "cmd-3", "timeout", 8);
+    s_dispatch_attempt (f, "cmd-3", 8, 50, 2);
+    vw_msg_t *s = vw_tb_want (f->edge, VW_MSG_ID_command_send);
+    assert_int_equal (s->command_send.attempt, 2);
+    vw_msg_destroy (&s);
+    vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+    vw_msg_set_str (&abort->command_abort.command_id, "cmd-3");
+    abort->command_abort.attempt = 1;
+    assert_int_equal (vw_tb_send (f->scheduler, "executor", &abort), 0);
+    s_expect_quiet (f);
+    abort = vw_msg_new (VW_MSG_ID_command_abort);
+    vw_msg_set_str (&abort->command_abort.command_id, "cmd-3");
+    abort->command_abort.attempt = 2;
+    assert_int_equal (vw_tb_send (f->scheduler, "executor", &abort), 0);
     s_expect_send (f, "cmd-3", 8, NULL);
+    s_expect_quiet (f);
+}
+
+//  Finding 9 (issue 9): a late result of attempt 1 arriving while attempt 2
+//  is in flight on the same session is not credited to attempt 2. A result
+//  without the echo (an older agent) is taken.
+static void
+test_earlier_attempts_result_ignored (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch_attempt (f, "cmd-9", 7, 30000, 2);
+    vw_msg_t *s = vw_tb_want (f->edge, VW_MSG_ID_command_send);
+    vw_msg_destroy (&s);
+    s_event_attempt (f, "cmd-9", 7, "result", "completed", 1);
+    s_expect_quiet (f);
+    s_event_attempt (f, "cmd-9", 7, "result", "failed", 2);
+    s_expect_outcome (f, "cmd-9", "failed", 7);
+    s_dispatch_attempt (f, "cmd-10", 7, 30000, 3);
+    s = vw_tb_want (f->edge, VW_MSG_ID_command_send);
+    vw_msg_destroy (&s);
+    s_event (f, "cmd-10", 7, "result", "completed");
+    vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
+    assert_int_equal (o->command_outcome.attempt, 3);
+    vw_msg_destroy (&o);
 }
 
 //  No session: unsent at once, nothing written.
@@ -209,7 +260,9 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_result, s_setup, vw_tb_teardown),
-        cmocka_unit_test_setup_teardown (test_timeout, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_abort_names_its_attempt, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_earlier_attempts_result_ignored, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_no_session_unsent, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_closed_undeliverable_abort, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),

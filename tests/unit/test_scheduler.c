@@ -10,6 +10,8 @@
     after a ping/pong barrier, never after a sleep.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
+#include "vw_cmdpage.h"
 #include "vw_config.h"
 #include "vw_testbroker.h"
 
@@ -69,24 +71,32 @@ s_presence (t_fixture_t *f, const char *agent_id, bool dispatchable, int64_t con
     assert_int_equal (vw_tb_send (f->registry, "scheduler", &p), 0);
 }
 
-//  The edge submits a ping for agent_id with the given rid (0: a fresh one).
+//  The edge submits a ping for agent_id with the given rid (0: a fresh one),
+//  this timeout, retries and expiry.
 static uint64_t
-s_submit (t_fixture_t *f, const char *agent_id, uint64_t rid)
+s_submit_with (t_fixture_t *f, const char *agent_id, uint64_t rid, int64_t timeout_ms,
+               int64_t max_retries, int64_t expires_in_ms)
 {
     vw_msg_t *s = vw_msg_new (VW_MSG_ID_command_submit);
     vw_msg_set_str (&s->command_submit.agent_id, agent_id);
     vw_msg_set_str (&s->command_submit.type, "ping");
     vw_msg_set_str (&s->command_submit.payload, "{\"n\":1}");
     s->command_submit.priority = 1;
-    s->command_submit.timeout_ms = 30000;
-    s->command_submit.max_retries = 0;
-    s->command_submit.expires_in_ms = 3600000;
+    s->command_submit.timeout_ms = timeout_ms;
+    s->command_submit.max_retries = max_retries;
+    s->command_submit.expires_in_ms = expires_in_ms;
     vw_msg_set_str (&s->command_submit.created_by, "tester");
     if (!rid)
         return vw_tb_ask (f->edge, "scheduler", &s);
     s->rid = rid;
     assert_int_equal (vw_tb_send (f->edge, "scheduler", &s), 0);
     return rid;
+}
+
+static uint64_t
+s_submit (t_fixture_t *f, const char *agent_id, uint64_t rid)
+{
+    return s_submit_with (f, agent_id, rid, 30000, 0, 3600000);
 }
 
 //  The store gets the insert and commits it: 202 with one row to queue.
@@ -134,16 +144,55 @@ s_expect_dispatch (t_fixture_t *f, const char *id, int64_t conn, int64_t attempt
     vw_msg_destroy (&d);
 }
 
-//  The store is told of a transition (command_update with this event).
-static void
-s_expect_update (t_fixture_t *f, const char *id, const char *event, const char *state)
+//  The store is told of a transition (command_update with this event, and
+//  this state and reason unless NULL) and answers with `status` (200: it is
+//  committed; 503: the commit failed). Returns the update's attempt count.
+static int64_t
+s_store_update (t_fixture_t *f, const char *id, const char *event, const char *state,
+                const char *reason, int status)
 {
     vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.command_id, id);
     assert_string_equal (u->command_update.event, event);
+    assert_true (u->command_update.ack);
     if (state)
         assert_string_equal (u->command_update.state, state);
-    vw_msg_destroy (&u);
+    if (reason)
+        assert_string_equal (u->command_update.failure_reason, reason);
+    int64_t attempt = u->command_update.attempt;
+    vw_tb_answer (f->store, "scheduler", &u, status, NULL,
+                  status == 200 ? NULL : "database_error");
+    return attempt;
+}
+
+static void
+s_expect_update (t_fixture_t *f, const char *id, const char *event, const char *state)
+{
+    s_store_update (f, id, event, state, NULL, 200);
+}
+
+static void
+s_outcome (t_fixture_t *f, const char *id, const char *outcome, int64_t conn, int64_t attempt)
+{
+    vw_msg_t *o = vw_msg_new (VW_MSG_ID_command_outcome);
+    vw_msg_set_str (&o->command_outcome.command_id, id);
+    vw_msg_set_str (&o->command_outcome.outcome, outcome);
+    o->command_outcome.conn = conn;
+    o->command_outcome.attempt = attempt;
+    assert_int_equal (vw_tb_send (f->executor, "scheduler", &o), 0);
+}
+
+//  A command for gw-1, accepted; gw-1 online on conn 7 if `online`.
+static char *
+s_accepted (t_fixture_t *f, bool online, int64_t timeout_ms, int64_t max_retries,
+            int64_t expires_in_ms)
+{
+    if (online)
+        s_presence (f, "gw-1", true, 7);
+    uint64_t rid = s_submit_with (f, "gw-1", 0, timeout_ms, max_retries, expires_in_ms);
+    char *id = s_store_inserts (f, "gw-1");
+    s_expect_accepted (f, rid, id);
+    return id;
 }
 
 //  --------------------------------------------------------------------------
@@ -307,6 +356,237 @@ test_bad_input_ignored (void **state)
     vw_tb_quiet (f->edge, "scheduler", f->edge, f->executor, f->store, NULL);
 }
 
+//  Waits until the wall clock is past `at` (ms): a point in time the test
+//  needs behind it (an expires_at), not a guess at how long something takes.
+static void
+s_wall_past (int64_t at)
+{
+    while (vw_clock_wall_ms () <= at)
+        zclock_sleep (5);
+}
+
+//  Finding 2 (issue 9): the attempt's deadline belongs to the scheduler. No
+//  outcome at all (an executor or edge that died): the attempt times out
+//  here, the executor is told to cancel it, the command fails as timeout.
+static void
+test_deadline_is_the_schedulers (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 200, 0, 3600000);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
+    assert_string_equal (abort->command_abort.command_id, id);
+    assert_int_equal (abort->command_abort.attempt, 1);
+    vw_msg_destroy (&abort);
+    assert_int_equal (s_store_update (f, id, "finish", "failed", "timeout", 200), 1);
+    free (id);
+}
+
+//  Finding 2: expiry while executing. The attempt is lost after expires_at:
+//  the command fails as expired and is not sent again when the agent is
+//  back.
+static void
+test_expiry_while_executing (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    int64_t submitted = vw_clock_wall_ms ();
+    char *id = s_accepted (f, true, 5000, 3, 300);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    s_wall_past (submitted + 300);
+    s_outcome (f, id, "lost", 7, 1);
+    s_store_update (f, id, "finish", "failed", "expired", 200);
+    s_presence (f, "gw-1", true, 8);
+    vw_tb_quiet (f->registry, "scheduler", f->executor, f->store, NULL);
+    free (id);
+}
+
+//  The same for an attempt that fails after expires_at with retries left:
+//  no retry, expired.
+static void
+test_failure_after_expiry_is_final (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    int64_t submitted = vw_clock_wall_ms ();
+    char *id = s_accepted (f, true, 5000, 3, 300);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    s_wall_past (submitted + 300);
+    s_outcome (f, id, "failed", 7, 1);
+    s_store_update (f, id, "finish", "failed", "expired", 200);
+    vw_tb_quiet (f->executor, "scheduler", f->executor, f->store, NULL);
+    free (id);
+}
+
+//  Finding 5: a lost attempt is stored: pending again, no next_attempt_at
+//  (it waits for its agent), the attempt counted.
+static void
+test_lost_is_stored_as_pending (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 30000, 0, 3600000);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    s_outcome (f, id, "lost", 7, 1);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.event, "pending");
+    assert_int_equal (u->command_update.next_attempt_at, 0);
+    assert_int_equal (u->command_update.attempt, 1);
+    vw_tb_answer (f->store, "scheduler", &u, 200, NULL, NULL);
+    //  An unsent one does not count its attempt.
+    s_presence (f, "gw-1", true, 8);
+    s_store_update (f, id, "executing", NULL, NULL, 200);
+    s_expect_dispatch (f, id, 8, 2);
+    s_outcome (f, id, "unsent", 8, 2);
+    u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.event, "pending");
+    assert_int_equal (u->command_update.attempt, 1);
+    vw_tb_answer (f->store, "scheduler", &u, 200, NULL, NULL);
+    free (id);
+}
+
+//  Finding 9: an outcome of an earlier attempt (here attempt 1, timed out,
+//  answering while attempt 2 runs) is not credited to the current one.
+static void
+test_earlier_attempt_outcome_ignored (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 200, 1, 3600000);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
+    vw_msg_destroy (&abort);
+    s_store_update (f, id, "pending", NULL, "timeout", 200);
+    //  The retry, after its backoff (about a second).
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 2);
+    s_outcome (f, id, "completed", 7, 1);
+    vw_tb_quiet (f->executor, "scheduler", f->store, NULL);
+    s_outcome (f, id, "completed", 7, 2);
+    s_store_update (f, id, "finish", "completed", NULL, 200);
+    free (id);
+}
+
+//  Finding 3: a cancel is answered after its commit, and the agent's cancel
+//  goes after it too. A failed commit answers 503 and tells the agent
+//  nothing; the end is written again, and a second cancel gets the row once
+//  it is stored.
+static void
+test_cancel_waits_for_its_commit (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 30000, 0, 3600000);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+
+    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
+    vw_msg_set_str (&cancel->command_cancel.command_id, id);
+    uint64_t rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    s_store_update (f, id, "finish", "cancelled", "cancelled_by_user", 503);
+    vw_tb_expect_reply (f->edge, rid, 503, "unavailable");
+    vw_tb_quiet (f->edge, "scheduler", f->executor, NULL);
+
+    cancel = vw_msg_new (VW_MSG_ID_command_cancel);
+    vw_msg_set_str (&cancel->command_cancel.command_id, id);
+    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    //  Written again (S_SAVE_RETRY_MS); this time it lands.
+    s_store_update (f, id, "finish", "cancelled", "cancelled_by_user", 200);
+    vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
+    assert_string_equal (abort->command_abort.command_id, id);
+    assert_int_equal (abort->command_abort.attempt, 1);
+    vw_msg_destroy (&abort);
+    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_command_get);
+    vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
+    vw_tb_expect_reply (f->edge, rid, 200, NULL);
+    free (id);
+}
+
+//  Finding 3/4: a transition whose commit failed is written again until it
+//  lands, so the row catches up with memory.
+static void
+test_failed_write_is_written_again (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 30000, 0, 3600000);
+    s_store_update (f, id, "executing", NULL, NULL, 503);
+    s_expect_dispatch (f, id, 7, 1);
+    s_outcome (f, id, "completed", 7, 1);
+    //  The latest state is what is written again: the end.
+    s_store_update (f, id, "finish", "completed", NULL, 503);
+    s_store_update (f, id, "finish", "completed", NULL, 200);
+    vw_tb_quiet (f->executor, "scheduler", f->store, NULL);
+    free (id);
+}
+
+//  Finding 4: the store commits a submit after the scheduler gave up on it
+//  (the edge got 503). The late answer still queues the command: it runs.
+static void
+test_late_commit_is_queued (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    s_presence (f, "gw-1", true, 7);
+    uint64_t rid = s_submit (f, "gw-1", 0);
+    vw_msg_t *insert = vw_tb_want (f->store, VW_MSG_ID_command_insert);
+    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, 15000);
+    assert_non_null (reply);
+    vw_tb_check_reply (&reply, 503, "unavailable");
+    char *id = strdup (insert->command_insert.command_id);
+    vw_msg_t *done = vw_msg_new (VW_MSG_ID_command_inserted);
+    done->rid = insert->rid;
+    done->command_inserted.status = 202;
+    vw_msg_set_str (&done->command_inserted.request_id, id);
+    done->command_inserted.rows = zsys_sprintf ("[[\"%s\",\"gw-1\",1]]", id);
+    vw_msg_destroy (&insert);
+    assert_int_equal (vw_tb_send (f->store, "scheduler", &done), 0);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    free (id);
+}
+
+//  Finding 9: an agent revoked while the recovery pages load: its rows in
+//  the pages still to come fail as agent_revoked, not later as expired.
+static void
+test_revoked_while_loading (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_msg_t *p = vw_msg_new (VW_MSG_ID_agent_presence);
+    vw_msg_set_str (&p->agent_presence.agent_id, "gw-1");
+    p->agent_presence.revoked = true;
+    assert_int_equal (vw_tb_send (f->registry, "scheduler", &p), 0);
+    assert_int_equal (vw_tb_sync (f->registry, "scheduler"), 0);
+
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    vw_cmdpage_row_t row = {.command_id = {"old-1", 5},
+                            .agent_id = {"gw-1", 4},
+                            .type = {"ping", 4},
+                            .payload = {"{}", 2},
+                            .priority = 1,
+                            .seq = 1,
+                            .max_retries = 3,
+                            .timeout_ms = 30000,
+                            .expires_at = vw_clock_wall_ms () + 3600000};
+    assert_int_equal (vw_cmdpage_pack (&sbuf, &row), 0);
+    vw_msg_t *page = vw_msg_new (VW_MSG_ID_commands_page);
+    page->rid = f->load_rid;
+    page->commands_page.count = 1;
+    page->commands_page.last = 1;
+    page->commands_page.rows.size = sbuf.size;
+    page->commands_page.rows.data = (uint8_t *) msgpack_sbuffer_release (&sbuf);
+    assert_int_equal (vw_tb_send (f->store, "scheduler", &page), 0);
+    s_store_update (f, "old-1", "finish", "failed", "agent_revoked", 200);
+    vw_tb_quiet (f->registry, "scheduler", f->executor, NULL);
+}
+
 int
 main (void)
 {
@@ -319,6 +599,19 @@ main (void)
         cmocka_unit_test_setup_teardown (test_store_refusal_passed_on, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_cancel, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_is_the_schedulers, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_expiry_while_executing, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_failure_after_expiry_is_final, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_lost_is_stored_as_pending, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_earlier_attempt_outcome_ignored, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel_waits_for_its_commit, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_write_is_written_again, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_late_commit_is_queued, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_revoked_while_loading, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
