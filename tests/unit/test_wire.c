@@ -319,14 +319,17 @@ test_round_trip_command_result (void **state)
         assert_string_equal (msgs[i].status, "failed");
         assert_int_equal (json_integer_value (json_object_get (msgs[i].result, "rc")), 1);
         assert_string_equal (msgs[i].error, "exit 1");
+        assert_int_equal (msgs[i].attempt, 0);  //  no echo: 0
         vw_wire_msg_reset (&msgs[i]);
     }
     json_decref (tree);
 
-    tree = s_tree ("{\"type\":\"command_result\",\"command_id\":\"c-1\",\"status\":\"completed\"}");
+    tree = s_tree ("{\"type\":\"command_result\",\"command_id\":\"c-1\",\"status\":\"completed\","
+                   "\"attempt\":3}");
     s_round_trip (tree, VW_WIRE_COMMAND_RESULT, msgs);
     for (int i = 0; i < 2; i++) {
         assert_string_equal (msgs[i].status, "completed");
+        assert_int_equal (msgs[i].attempt, 3);
         assert_null (msgs[i].result);
         assert_null (msgs[i].error);
         vw_wire_msg_reset (&msgs[i]);
@@ -1018,6 +1021,13 @@ test_command_result_rules (void **state)
     s_rejects ("{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":\"failed\","
                "\"error\":{}}",
                "invalid_message", "field 'error' must be a string");
+    //  The attempt echo (issue 9) is optional, an integer >= 1 when given.
+    s_rejects ("{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":\"failed\","
+               "\"attempt\":0}",
+               "invalid_message", "field 'attempt' must be an integer >= 1");
+    s_rejects ("{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":\"failed\","
+               "\"attempt\":\"2\"}",
+               "invalid_message", "field 'attempt' must be an integer");
 
     //  A null result is a result, not an absent one.
     json_t *tree = s_tree ("{\"type\":\"command_result\",\"command_id\":\"c\",\"status\":"
