@@ -11,6 +11,11 @@
     Memory holds the agents seen since start (credentials cached from the
     store on first hello) and drops an agent once it has been offline for
     registry.stale_after; the database keeps everything.
+
+    Operator changes (revoke, maintenance) take effect here once the store
+    has saved them, and a record read before such a change never undoes it:
+    revoked is sticky, and the maintenance flag is taken from a record only
+    while the registry knows none.
 */
 #include "vw_actors.h"
 #include "vw_agent_state.h"
@@ -47,6 +52,11 @@ struct s_agent_t {
     uint8_t public_key[32];
     bool has_public_key;
     vw_agent_state_t model;
+    //  model.maintenance is the row's flag as the registry knows it: from
+    //  the first record, then from each change the store saved. A record
+    //  does not replace it once known: it may have been read before a
+    //  change that was saved while it travelled.
+    bool maintenance_known;
     vw_agent_status_t status;  //  last persisted and published
     char session_id[VW_ID_TEXT_LEN + 1];
     char *capabilities;    //  the session's hello capabilities (JSON array), NULL if none
@@ -390,7 +400,12 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
         //  Sticky: a revoke this registry saw after the store read the
         //  record (the look-up was in flight) is not undone by it.
         agent->revoked = agent->revoked || record->revoked;
-        agent->model.maintenance = record->maintenance;
+        //  Nor a maintenance change saved meanwhile: the record's flag only
+        //  fills in one the registry does not know yet.
+        if (!agent->maintenance_known) {
+            agent->model.maintenance = record->maintenance;
+            agent->maintenance_known = true;
+        }
         agent->has_token_hash = record->token_hash.size == 32;
         if (agent->has_token_hash)
             memcpy (agent->token_hash, record->token_hash.data, 32);
@@ -542,24 +557,32 @@ s_forward (self_t *self, s_request_t *r, vw_msg_t *reply)
     s_send (self, r->peer, &answer);
 }
 
-//  A revoked agent's handshakes still under way (waiting for a challenge
-//  answer) end now with 4401, whatever step they are at; one waiting for
-//  its credentials is refused when they come (agent->revoked is sticky).
+//  The agent's entry for an operator change the store has saved: the one
+//  in memory, or a new one when a hello of the agent waits for its record,
+//  which may have been read before the change and must not undo it. NULL
+//  when there is neither: the next look-up reads the saved row.
+static s_agent_t *
+s_agent_for_change (self_t *self, const char *agent_id)
+{
+    s_agent_t *agent = s_agent_get (self, agent_id, false);
+    for (s_hello_t *hello = (s_hello_t *) zhashx_first (self->hellos); hello && !agent;
+         hello = (s_hello_t *) zhashx_next (self->hellos))
+        if (!hello->challenged && streq (hello->agent_id, agent_id))
+            agent = s_agent_get (self, agent_id, true);
+    return agent;
+}
+
+//  A revoked agent's handshakes waiting for a challenge answer end now with
+//  4401; one waiting for its credentials is refused when they come
+//  (agent->revoked is sticky, set on the entry s_agent_for_change gave).
 static void
 s_refuse_hellos (self_t *self, const char *agent_id)
 {
     zlistx_t *conns = zlistx_new ();
     for (s_hello_t *hello = (s_hello_t *) zhashx_first (self->hellos); hello;
-         hello = (s_hello_t *) zhashx_next (self->hellos)) {
-        if (!streq (hello->agent_id, agent_id))
-            continue;
-        if (hello->challenged)
+         hello = (s_hello_t *) zhashx_next (self->hellos))
+        if (hello->challenged && streq (hello->agent_id, agent_id))
             zlistx_add_end (conns, hello);
-        else
-            //  Its record may have been read before the revoke: remember
-            //  the revoke for when it comes.
-            s_agent_get (self, agent_id, true)->revoked = true;
-    }
     for (s_hello_t *hello = (s_hello_t *) zlistx_first (conns); hello;
          hello = (s_hello_t *) zlistx_next (conns)) {
         int64_t conn = hello->conn;
@@ -575,7 +598,7 @@ s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
     self_t *self = (self_t *) state;
     s_request_t *r = (s_request_t *) ctx;
     if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 204) {
-        s_agent_t *agent = s_agent_get (self, r->agent_id, false);
+        s_agent_t *agent = s_agent_for_change (self, r->agent_id);
         if (agent) {
             agent->revoked = true;
             if (agent->conn) {
@@ -598,11 +621,45 @@ s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
     s_request_destroy (&r);
 }
 
+//  The store's agent object was read before the registry persisted the
+//  status the change brings (it applies the change once saved): the answer
+//  carries the session's status as it is now.
+static void
+s_answer_live_status (vw_msg_t *reply, const s_agent_t *agent)
+{
+    json_t *object = reply->reply.json ? json_loads (reply->reply.json, 0, NULL) : NULL;
+    char *text = NULL;
+    if (json_is_object (object) &&
+        json_object_set_new (object, "status",
+                             json_string (vw_agent_status_name (agent->status))) == 0)
+        text = json_dumps (object, JSON_COMPACT);
+    json_decref (object);
+    if (text) {
+        free (reply->reply.json);
+        reply->reply.json = text;
+    }
+}
+
+//  The flag changes in memory only once the row has it: a change the store
+//  refused, could not commit or did not answer leaves the registry with the
+//  row's flag, as the database has it.
 static void
 s_on_maintenance_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
 {
     self_t *self = (self_t *) state;
     s_request_t *r = (s_request_t *) ctx;
+    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 200) {
+        s_agent_t *agent = s_agent_for_change (self, r->agent_id);
+        if (agent) {
+            agent->model.maintenance = r->enabled;
+            agent->maintenance_known = true;
+            s_evaluate (self, agent);
+            if (agent->conn)
+                s_answer_live_status (reply, agent);
+        }
+        vw_info ("registry", "agent '%s' %s maintenance", r->agent_id,
+                 r->enabled ? "in" : "out of");
+    }
     s_forward (self, r, reply);
     s_request_destroy (&r);
 }
@@ -632,15 +689,7 @@ s_on_operator_request (self_t *self, vw_msg_t *msg)
     bool revoke = msg->id == VW_MSG_ID_agent_revoke;
     const char *agent_id = revoke ? msg->agent_revoke.agent_id : msg->agent_maintenance.agent_id;
     s_request_t *r = s_request_new (msg, agent_id);
-    if (!revoke) {
-        //  Apply to the live session first; the store then saves the flag
-        //  and answers with the agent object, status included.
-        s_agent_t *agent = s_agent_get (self, r->agent_id, false);
-        if (agent) {
-            agent->model.maintenance = msg->agent_maintenance.enabled;
-            s_evaluate (self, agent);
-        }
-    }
+    r->enabled = !revoke && msg->agent_maintenance.enabled;
     vw_msg_t *forward = vw_msg_new (msg->id);
     if (revoke)
         vw_msg_set_str (&forward->agent_revoke.agent_id, r->agent_id);

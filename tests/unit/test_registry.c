@@ -5,8 +5,8 @@
     requests; gets welcomes, rejects, challenges, kicks), "store" (answers
     the credential look-ups and operator writes; gets agent_state) and
     "scheduler" (gets agent_presence). Only today's main flows are covered:
-    token and Ed25519 checks, refusals, close, revoke, disconnect. Every
-    wait is a receive with a deadline; "nothing sent" is checked after a
+    token and Ed25519 checks, refusals, close, revoke, maintenance,
+    disconnect. Every wait is a receive with a deadline; "nothing sent" is checked after a
     ping/pong barrier.
 */
 #include "vw_actors.h"
@@ -59,23 +59,22 @@ s_hello (t_fixture_t *f, int64_t conn, const char *agent_id, const char *token)
 }
 
 typedef struct {
-    bool found, revoked;
+    bool found, revoked, maintenance;
     const char *token;          //  its digest goes in the record
     const uint8_t *public_key;  //  32 bytes or NULL
 } t_record_t;
 
-//  The store gets the look-up for agent_id and answers with the record.
+//  The store answers the look-up *lookup_p (destroyed) with the record.
 static void
-s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
+s_answer_lookup (t_fixture_t *f, vw_msg_t **lookup_p, t_record_t rec)
 {
-    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
-    assert_string_equal (lookup->agent_lookup.agent_id, agent_id);
     vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
-    record->rid = lookup->rid;
-    vw_msg_destroy (&lookup);
-    vw_msg_set_str (&record->agent_record.agent_id, agent_id);
+    record->rid = (*lookup_p)->rid;
+    vw_msg_set_str (&record->agent_record.agent_id, (*lookup_p)->agent_lookup.agent_id);
+    vw_msg_destroy (lookup_p);
     record->agent_record.found = rec.found;
     record->agent_record.revoked = rec.revoked;
+    record->agent_record.maintenance = rec.maintenance;
     if (rec.token) {
         uint8_t hash[VW_TOKEN_HASH_BYTES];
         vw_token_hash (rec.token, hash);
@@ -86,9 +85,19 @@ s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
     assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
 }
 
-//  The edge gets a welcome for conn; returns the session id (caller frees).
+//  The store gets the look-up for agent_id and answers with the record.
+static void
+s_store_answers_lookup (t_fixture_t *f, const char *agent_id, t_record_t rec)
+{
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    assert_string_equal (lookup->agent_lookup.agent_id, agent_id);
+    s_answer_lookup (f, &lookup, rec);
+}
+
+//  The edge gets a welcome for conn, and the session starts in `status`
+//  (online or maintenance); returns the session id (caller frees).
 static char *
-s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
+s_expect_welcome_as (t_fixture_t *f, int64_t conn, const char *agent_id, const char *status)
 {
     vw_msg_t *w = vw_tb_want (f->edge, VW_MSG_ID_session_welcome);
     assert_int_equal (w->session_welcome.conn, conn);
@@ -97,19 +106,27 @@ s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
     assert_int_equal (w->session_welcome.heartbeat_interval_ms, f->config->heartbeat_interval_ms);
     char *session = strdup (w->session_welcome.session_id);
     vw_msg_destroy (&w);
-    //  The scheduler hears the agent can take commands on that connection.
+    //  The scheduler hears on which connection, and whether the agent takes
+    //  commands there (not in maintenance).
     vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
     assert_string_equal (p->agent_presence.agent_id, agent_id);
-    assert_true (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.dispatchable, strcmp (status, "online") == 0);
     assert_int_equal (p->agent_presence.conn, conn);
     vw_msg_destroy (&p);
     //  The store is told to persist the connect.
     vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
     assert_string_equal (s->agent_state.agent_id, agent_id);
     assert_string_equal (s->agent_state.event, "connect");
+    assert_string_equal (s->agent_state.status, status);
     assert_string_equal (s->agent_state.session_id, session);
     vw_msg_destroy (&s);
     return session;
+}
+
+static char *
+s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
+{
+    return s_expect_welcome_as (f, conn, agent_id, "online");
 }
 
 static void
@@ -177,6 +194,32 @@ s_revoke (t_fixture_t *f, const char *agent_id)
     assert_string_equal (fwd->agent_revoke.agent_id, agent_id);
     vw_tb_answer (f->store, "registry", &fwd, 204, NULL, NULL);
     vw_tb_expect_reply (f->edge, rid, 204, NULL);
+}
+
+//  The operator sets (or clears) maintenance of agent_id: through the
+//  registry to the store, which saves it and answers 200 with the agent
+//  object, its status column reading row_status. Returns the answer the
+//  edge gets (caller destroys).
+static vw_msg_t *
+s_maintenance (t_fixture_t *f, const char *agent_id, bool enabled, const char *row_status)
+{
+    vw_msg_t *m = vw_msg_new (VW_MSG_ID_agent_maintenance);
+    vw_msg_set_str (&m->agent_maintenance.agent_id, agent_id);
+    m->agent_maintenance.enabled = enabled;
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &m);
+    assert_true (rid != 0);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_maintenance);
+    assert_string_equal (fwd->agent_maintenance.agent_id, agent_id);
+    assert_int_equal (fwd->agent_maintenance.enabled, enabled);
+    char row[160];
+    snprintf (row, sizeof row, "{\"agent_id\":\"%s\",\"status\":\"%s\",\"maintenance\":%s}",
+              agent_id, row_status, enabled ? "true" : "false");
+    vw_tb_answer (f->store, "registry", &fwd, 200, row, NULL);
+    vw_msg_t *answer = vw_tb_expect_rid (f->edge, rid, VW_TB_TIMEOUT_MS);
+    assert_non_null (answer);
+    assert_int_equal (answer->id, VW_MSG_ID_reply);
+    assert_int_equal (answer->reply.status, 200);
+    return answer;
 }
 
 //  --------------------------------------------------------------------------
@@ -324,21 +367,85 @@ test_revoked_during_lookup_not_welcomed (void **state)
     vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
     s_revoke (f, "gw-rl");
     //  The stale record: found, not revoked, the right token.
-    vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
-    record->rid = lookup->rid;
-    vw_msg_destroy (&lookup);
-    vw_msg_set_str (&record->agent_record.agent_id, "gw-rl");
-    record->agent_record.found = true;
-    uint8_t hash[VW_TOKEN_HASH_BYTES];
-    vw_token_hash (S_TOKEN, hash);
-    vw_msg_set_bin (&record->agent_record.token_hash, hash, sizeof hash);
-    assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
+    s_answer_lookup (f, &lookup, (t_record_t){.found = true, .token = S_TOKEN});
     vw_msg_t *r = vw_tb_want (f->edge, VW_MSG_ID_session_reject);
     assert_int_equal (r->session_reject.conn, 41);
     assert_int_equal (r->session_reject.close_code, 4401);
     vw_msg_destroy (&r);
     assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
     assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+}
+
+//  Maintenance set while the agent's credentials are being read: the
+//  record the store read before the change does not undo it (issue 9,
+//  finding 9b). The session starts in maintenance and takes no commands.
+static void
+test_maintenance_set_during_lookup_kept (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 50, "gw-ms", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    vw_msg_t *answer = s_maintenance (f, "gw-ms", true, "offline");
+    vw_tb_check_reply (&answer, 200, NULL);
+    //  The stale record: not in maintenance.
+    s_answer_lookup (f, &lookup, (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome_as (f, 50, "gw-ms", "maintenance"));
+}
+
+//  The same for clearing it: the stale record says maintenance, the
+//  session starts online and takes commands.
+static void
+test_maintenance_cleared_during_lookup_kept (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 51, "gw-mc", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    vw_msg_t *answer = s_maintenance (f, "gw-mc", false, "offline");
+    vw_tb_check_reply (&answer, 200, NULL);
+    s_answer_lookup (f, &lookup,
+                     (t_record_t){.found = true, .token = S_TOKEN, .maintenance = true});
+    free (s_expect_welcome_as (f, 51, "gw-mc", "online"));
+}
+
+//  A live session: maintenance takes effect once the store has saved it; a
+//  change the store could not save changes nothing (the row keeps the old
+//  flag, so does the registry). The answer carries the status the change
+//  brought, which the store's row did not have yet.
+static void
+test_maintenance_applied_once_saved (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 52, "gw-m", S_TOKEN);
+    s_store_answers_lookup (f, "gw-m", (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome (f, 52, "gw-m"));
+
+    vw_msg_t *m = vw_msg_new (VW_MSG_ID_agent_maintenance);
+    vw_msg_set_str (&m->agent_maintenance.agent_id, "gw-m");
+    m->agent_maintenance.enabled = true;
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &m);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_maintenance);
+    vw_tb_answer (f->store, "registry", &fwd, 503, NULL, "database_error");
+    vw_tb_expect_reply (f->edge, rid, 503, "database_error");
+    //  Still online: neither the scheduler nor the store heard otherwise.
+    vw_tb_quiet (f->edge, "registry", f->edge, f->store, f->scheduler, NULL);
+
+    const struct {
+        bool enabled;
+        const char *row, *live;  //  the status in the store's row, and the registry's
+    } steps[] = {{true, "online", "maintenance"}, {false, "maintenance", "online"}};
+    for (int i = 0; i < 2; i++) {
+        vw_msg_t *answer = s_maintenance (f, "gw-m", steps[i].enabled, steps[i].row);
+        char status[64];
+        snprintf (status, sizeof status, "\"status\":\"%s\"", steps[i].live);
+        assert_non_null (strstr (answer->reply.json, status));
+        vw_msg_destroy (&answer);
+        vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
+        assert_int_equal (p->agent_presence.dispatchable, !steps[i].enabled);
+        vw_msg_destroy (&p);
+        vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
+        assert_string_equal (s->agent_state.status, steps[i].live);
+        vw_msg_destroy (&s);
+    }
 }
 
 //  Operator requests: revoke goes through the store and kicks the session;
@@ -424,6 +531,12 @@ main (void)
         cmocka_unit_test_setup_teardown (test_revoked_during_challenge_not_welcomed, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_revoked_during_lookup_not_welcomed, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_maintenance_set_during_lookup_kept, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_maintenance_cleared_during_lookup_kept, s_setup,
+                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_maintenance_applied_once_saved, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
