@@ -10,6 +10,11 @@ import path from 'node:path';
 export const BACKEND = process.env.VW_BACKEND
   ?? path.resolve(import.meta.dirname ?? '.', '../../../build-asan/viworks-backend');
 
+// The fault-injection library (tests/fault/vw_fault.c), for LD_PRELOAD in
+// a backend's env: see tests/integration/faults.test.mjs.
+export const FAULT_LIB = process.env.VW_FAULT_LIB
+  ?? path.resolve(import.meta.dirname ?? '.', '../../../build-asan/tests/libvw_fault.so');
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
