@@ -27,9 +27,11 @@
     state is written again (after S_SAVE_RETRY_MS) until it lands, so memory
     and database agree once writes land again. A finished command stays in
     memory until its end is stored. What is said to others waits for the
-    commit: a cancel is answered 200 (with the row as stored) and the agent
-    gets its `cancel` frame only after the cancel is committed; until then a
-    failed commit answers 503. A submit whose commit answer came after the
+    commit: a cancel holds the command where it is (out of the queue, its
+    retry timer, outcomes and deadline put off) while the cancel is written;
+    once it is committed the caller gets 200 with the row as stored and the
+    agent its `cancel` frame; if the commit fails the hold is undone (the
+    command goes on as if never asked) and the caller gets 503. A submit whose commit answer came after the
     caller was answered 503 is queued when it comes (the store echoes the
     request's id), so a committed command always runs, and a retry with the
     same idempotency_key returns a command that will run.
@@ -63,9 +65,10 @@
 
 typedef struct self_t self_t;
 
-//  Where a command is. DONE: finished in memory, kept until its end is
+//  Where a command is. HELD: out of the queue (or its backoff) while a
+//  cancel is written. DONE: finished in memory, kept until its end is
 //  stored.
-typedef enum { S_QUEUED, S_EXECUTING, S_WAITING, S_DONE } s_where_t;
+typedef enum { S_QUEUED, S_EXECUTING, S_WAITING, S_HELD, S_DONE } s_where_t;
 
 //  An agent's session as the registry last described it.
 typedef struct {
@@ -98,6 +101,12 @@ typedef struct {
     bool saving;         //  a write is in flight
     bool dirty;          //  the state changed since that write was sent (or it failed)
     bool abort_on_save;  //  DONE while executing: the agent's cancel goes after the commit
+    //  A cancel is being written: nothing moves until it lands or fails.
+    bool cancelling;
+    s_where_t held_from;       //  HELD: where it was (QUEUED or WAITING)
+    vw_msg_t *parked_outcome;  //  EXECUTING: the attempt's end, put off
+    bool deadline_due;         //  EXECUTING: the deadline passed meanwhile
+    bool revoke_due;           //  its agent was revoked meanwhile
     zlistx_t *waiters;   //  cancels answered once the end is stored (s_cancel_t *), or NULL
     char text[];
 } s_cmd_t;
@@ -168,6 +177,7 @@ s_cmd_free (void **item)
                 free (c);
             zlistx_destroy (&cmd->waiters);
         }
+        vw_msg_destroy (&cmd->parked_outcome);
         free (cmd->error);
         free (cmd->result);
         free (cmd);
@@ -279,17 +289,22 @@ s_on_save_due (void *arg, uint64_t id)
     s_save (cmd->owner, cmd);
 }
 
-//  The end is stored: the effects that waited for it, then the record goes.
+static void
+s_abort (self_t *self, s_cmd_t *cmd)
+{
+    vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
+    vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
+    abort->command_abort.attempt = cmd->attempts;
+    s_send (self, "executor", &abort);
+}
+
+//  The end is stored: the agent's cancel if it waited for that (a revoked
+//  agent's executing command), then the record goes.
 static void
 s_stored_done (self_t *self, s_cmd_t *cmd)
 {
-    if (cmd->abort_on_save) {
-        vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
-        vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
-        abort->command_abort.attempt = cmd->attempts;
-        s_send (self, "executor", &abort);
-    }
-    s_answer_waiters (self, cmd, 200, NULL);
+    if (cmd->abort_on_save)
+        s_abort (self, cmd);
     zhashx_delete (self->cmds, cmd->command_id);
 }
 
@@ -304,7 +319,6 @@ s_on_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
     int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
     if (status >= 500) {
         //  Not stored: the latest state is written again a little later.
-        //  Waiting cancels hear it now (they may ask again).
         const char *message = reply && reply->id == VW_MSG_ID_reply && reply->reply.message
                                   ? reply->reply.message
                                   : (why ? why : "no answer");
@@ -314,8 +328,6 @@ s_on_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
                      cmd->command_id, message, S_SAVE_RETRY_MS,
                      (unsigned long long) self->save_failures);
         cmd->dirty = true;
-        s_answer_waiters (self, cmd, 503, "the cancel is not stored yet: the database refuses "
-                                          "writes; ask again");
         self->unstored++;
         cmd->save_timer =
             vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
@@ -356,8 +368,12 @@ s_save (self_t *self, s_cmd_t *cmd)
             break;
         case S_QUEUED:
         case S_WAITING:
+        case S_HELD:
             vw_msg_set_str (&u->event, "pending");
-            u->next_attempt_at = cmd->where == S_WAITING ? cmd->next_attempt_at : 0;
+            u->next_attempt_at =
+                (cmd->where == S_HELD ? cmd->held_from : cmd->where) == S_WAITING
+                    ? cmd->next_attempt_at
+                    : 0;
             vw_msg_set_str (&u->failure_reason, cmd->reason);
             vw_msg_set_str (&u->error, cmd->error);
             break;
@@ -391,11 +407,9 @@ s_set_error (s_cmd_t *cmd, const char *error)
 //  The command is over in memory: out of the queue, published, its end
 //  written; the record goes once that is stored.
 static void
-s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const char *result,
-          const char *error)
+s_end (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const char *result,
+       const char *error)
 {
-    if (cmd->where == S_DONE)
-        return;
     if (!streq (state, "cancelled")) {
         int64_t now = vw_clock_mono_ms ();
         self->ring[self->ring_next].at_ms = now;
@@ -431,6 +445,15 @@ s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, con
     cmd->result = result ? strdup (result) : NULL;
     cmd->finished_at = vw_clock_wall_ms ();
     s_publish_state (self, cmd, state, reason);
+}
+
+static void
+s_finish (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const char *result,
+          const char *error)
+{
+    if (cmd->where == S_DONE)
+        return;
+    s_end (self, cmd, state, reason, result, error);
     s_save (self, cmd);
 }
 
@@ -468,13 +491,14 @@ s_on_deadline (void *arg, uint64_t id)
     s_cmd_t *cmd = (s_cmd_t *) arg;
     self_t *self = cmd->owner;
     cmd->deadline_timer = 0;
+    if (cmd->cancelling) {
+        cmd->deadline_due = true;
+        return;
+    }
     self->timeouts++;
     vw_info ("scheduler", "command %s on '%s' timed out (attempt %lld)", cmd->command_id,
              cmd->agent_id, (long long) cmd->attempts);
-    vw_msg_t *abort = vw_msg_new (VW_MSG_ID_command_abort);
-    vw_msg_set_str (&abort->command_abort.command_id, cmd->command_id);
-    abort->command_abort.attempt = cmd->attempts;
-    s_send (self, "executor", &abort);
+    s_abort (self, cmd);
     char error[96];
     snprintf (error, sizeof error, "no result within %lld ms", (long long) cmd->timeout_ms);
     s_attempt_failed (self, cmd, "timeout", NULL, error);
@@ -535,8 +559,8 @@ s_on_expiry (void *arg, uint64_t id)
     //  An executing command is not stopped: its attempt ends (result,
     //  deadline or lost session) and then finishes it as expired unless it
     //  completed.
-    if (cmd->where == S_EXECUTING || cmd->where == S_DONE)
-        return;
+    if (cmd->where == S_EXECUTING || cmd->where == S_DONE || cmd->cancelling)
+        return;  //  a cancel that fails to land looks at expires_at again
     vw_info ("scheduler", "command %s for '%s' expired", cmd->command_id, cmd->agent_id);
     s_finish (self, cmd, "failed", "expired", NULL, NULL);
 }
@@ -745,15 +769,24 @@ s_on_retry_due (void *arg, uint64_t id)
     s_pump (cmd->owner);
 }
 
+//  Takes *msg_p when it puts the outcome off (a cancel is being written).
 static void
-s_on_outcome (self_t *self, vw_msg_t *msg)
+s_on_outcome (self_t *self, vw_msg_t **msg_p)
 {
-    const vw_command_outcome_msg_t *o = &msg->command_outcome;
+    const vw_command_outcome_msg_t *o = &(*msg_p)->command_outcome;
     s_cmd_t *cmd = o->command_id ? (s_cmd_t *) zhashx_lookup (self->cmds, o->command_id) : NULL;
     //  Cancelled, timed out or finished meanwhile, or an earlier attempt's.
     if (!cmd || cmd->where != S_EXECUTING || !o->outcome ||
         (o->attempt && o->attempt != cmd->attempts))
         return;
+    if (cmd->cancelling) {
+        //  Decided when the cancel lands (dropped) or fails (handled then).
+        if (!cmd->parked_outcome) {
+            cmd->parked_outcome = *msg_p;
+            *msg_p = NULL;
+        }
+        return;
+    }
     s_timer_cancel (self, &cmd->deadline_timer);
     if (streq (o->outcome, "completed"))
         s_finish (self, cmd, "completed", NULL, o->result, NULL);
@@ -878,6 +911,133 @@ s_wait_for_store (s_cmd_t *cmd, s_cancel_t *c)
     zlistx_add_end (cmd->waiters, c);
 }
 
+static void s_revoke_cmd (self_t *self, s_cmd_t *cmd);
+
+//  The cancel's write landed: the command ends as cancelled (memory
+//  follows the row), whatever it was waiting for is dropped.
+static void
+s_cancel_landed (self_t *self, s_cmd_t *cmd)
+{
+    bool executing = cmd->where == S_EXECUTING;
+    if (cmd->where == S_HELD)
+        cmd->where = S_WAITING;  //  out of the queue, no timers: s_end has nothing to undo
+    vw_msg_destroy (&cmd->parked_outcome);
+    s_end (self, cmd, "cancelled", "cancelled_by_user", NULL, NULL);
+    if (executing)
+        s_abort (self, cmd);
+    s_answer_waiters (self, cmd, 200, NULL);
+    cmd->dirty = false;
+    if (cmd->saving)
+        return;  //  an earlier write is still out: s_on_saved ends the record
+    if (cmd->save_timer && self->unstored)
+        self->unstored--;
+    s_timer_cancel (self, &cmd->save_timer);
+    zhashx_delete (self->cmds, cmd->command_id);
+}
+
+//  The cancel's write failed: undone, the command goes on where it was, and
+//  what was put off meanwhile happens now.
+static void
+s_cancel_undone (self_t *self, s_cmd_t *cmd)
+{
+    s_answer_waiters (self, cmd, 503,
+                      "the cancel could not be stored (the database refuses writes); the command "
+                      "goes on: ask again");
+    int64_t now = vw_clock_wall_ms ();
+    if (cmd->where == S_HELD) {
+        cmd->where = cmd->held_from;
+        if (cmd->revoke_due || now >= cmd->expires_at)
+            ;  //  ended below
+        else if (cmd->where == S_QUEUED) {
+            cmd->where = S_WAITING;  //  s_queue pushes it back in its place
+            s_queue (self, cmd);
+        }
+        else {
+            int64_t left = cmd->next_attempt_at - now;
+            cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), left > 0 ? left : 0,
+                                              s_on_retry_due, cmd);
+        }
+        if (cmd->where == S_QUEUED || cmd->where == S_WAITING) {
+            if (cmd->revoke_due)
+                s_revoke_cmd (self, cmd);
+            else if (now >= cmd->expires_at)
+                s_finish (self, cmd, "failed", "expired", NULL, NULL);
+        }
+    }
+    else if (cmd->revoke_due)
+        s_revoke_cmd (self, cmd);
+    else if (cmd->parked_outcome) {
+        vw_msg_t *parked = cmd->parked_outcome;
+        cmd->parked_outcome = NULL;
+        s_on_outcome (self, &parked);
+        vw_msg_destroy (&parked);
+    }
+    else if (cmd->deadline_due) {
+        cmd->deadline_due = false;
+        s_on_deadline (cmd, 0);
+    }
+    cmd->revoke_due = false;
+    cmd->deadline_due = false;
+    //  Its expiry may have come and gone while it was held.
+    if (cmd->where != S_DONE && !cmd->expiry_timer)
+        s_arm_expiry (self, cmd, now);
+    s_pump (self);
+}
+
+static void
+s_on_cancel_stored (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_cmd_t *cmd = (s_cmd_t *) ctx;
+    if (self->stopping)
+        return;
+    cmd->cancelling = false;
+    int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    if (status == 200)
+        s_cancel_landed (self, cmd);
+    else {
+        vw_warn ("scheduler", "cancel of command %s not stored (%s): the command goes on",
+                 cmd->command_id,
+                 reply && reply->id == VW_MSG_ID_reply && reply->reply.message
+                     ? reply->reply.message
+                     : (why ? why : "no answer"));
+        s_cancel_undone (self, cmd);
+    }
+}
+
+//  Cancel: the command stays where it is, held, while the cancel is
+//  written; it ends when that lands (s_cancel_landed) and goes on if it
+//  does not (s_cancel_undone). Written apart from s_save's chain: the
+//  command's own state does not change until then.
+static void
+s_cancel_hold (self_t *self, s_cmd_t *cmd)
+{
+    cmd->cancelling = true;
+    if (cmd->where == S_QUEUED || cmd->where == S_WAITING) {
+        if (cmd->where == S_QUEUED)
+            vw_cmdqueue_remove (self->queue, cmd->command_id);
+        s_timer_cancel (self, &cmd->retry_timer);
+        cmd->held_from = cmd->where;
+        cmd->where = S_HELD;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_command_update_msg_t *u = &msg->command_update;
+    vw_msg_set_str (&u->command_id, cmd->command_id);
+    vw_msg_set_str (&u->event, "finish");
+    vw_msg_set_str (&u->state, "cancelled");
+    vw_msg_set_str (&u->failure_reason, "cancelled_by_user");
+    vw_msg_set_str (&u->error, cmd->error);
+    u->ack = true;
+    u->attempt = cmd->attempts;
+    u->failures = cmd->failures;
+    u->ts = vw_clock_wall_ms ();
+    if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_cancel_stored,
+                            cmd)) {
+        vw_msg_destroy (&msg);
+        s_on_cancel_stored (self, self->actor, cmd, NULL, "store unreachable");
+    }
+}
+
 static void
 s_on_cancel (self_t *self, vw_msg_t *msg)
 {
@@ -886,17 +1046,13 @@ s_on_cancel (self_t *self, vw_msg_t *msg)
     memcpy (c->peer, msg->peer, sizeof c->peer);
     c->rid = msg->rid;
     s_cmd_t *cmd = (s_cmd_t *) zhashx_lookup (self->cmds, id);
-    if (cmd && cmd->where != S_DONE) {
-        //  Answered, and the agent told, once the cancel is stored.
-        cmd->abort_on_save = cmd->where == S_EXECUTING;
+    if (cmd && cmd->cancelling)
+        //  A cancel is being written: the same answer as that one's.
         s_wait_for_store (cmd, c);
-        s_finish (self, cmd, "cancelled", "cancelled_by_user", NULL, NULL);
-        s_pump (self);
+    else if (cmd && cmd->where != S_DONE) {
+        s_wait_for_store (cmd, c);
+        s_cancel_hold (self, cmd);
     }
-    else if (cmd && streq (cmd->final, "cancelled"))
-        //  Cancelled already, not stored yet: the same answer as that
-        //  cancel's.
-        s_wait_for_store (cmd, c);
     else if (cmd) {
         vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
         answer->rid = c->rid;
@@ -919,6 +1075,10 @@ s_on_cancel (self_t *self, vw_msg_t *msg)
 static void
 s_revoke_cmd (self_t *self, s_cmd_t *cmd)
 {
+    if (cmd->cancelling) {
+        cmd->revoke_due = true;  //  unless the cancel lands first
+        return;
+    }
     cmd->abort_on_save = cmd->where == S_EXECUTING;
     s_finish (self, cmd, "failed", "agent_revoked", NULL, NULL);
 }
@@ -1189,7 +1349,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         return;
     switch (msg->id) {
         case VW_MSG_ID_command_submit: s_on_submit (self, msg); break;
-        case VW_MSG_ID_command_outcome: s_on_outcome (self, msg); break;
+        case VW_MSG_ID_command_outcome: s_on_outcome (self, msg_p); break;
         case VW_MSG_ID_command_cancel: s_on_cancel (self, msg); break;
         case VW_MSG_ID_agent_presence: s_on_presence (self, msg); break;
         case VW_MSG_ID_stats_query: s_on_stats (self, msg); break;

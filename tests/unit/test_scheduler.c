@@ -474,11 +474,12 @@ test_earlier_attempt_outcome_ignored (void **state)
 }
 
 //  Finding 3: a cancel is answered after its commit, and the agent's cancel
-//  goes after it too. A failed commit answers 503 and tells the agent
-//  nothing; the end is written again, and a second cancel gets the row once
-//  it is stored.
+//  goes after it too. While the cancel is written the command is held (here
+//  its result, arriving meanwhile, is put off); when the commit fails the
+//  caller gets 503, the agent hears nothing and the command goes on as if
+//  never asked (the result completes it).
 static void
-test_cancel_waits_for_its_commit (void **state)
+test_failed_cancel_is_undone (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_load_empty (f);
@@ -489,15 +490,36 @@ test_cancel_waits_for_its_commit (void **state)
     vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
     vw_msg_set_str (&cancel->command_cancel.command_id, id);
     uint64_t rid = vw_tb_ask (f->edge, "scheduler", &cancel);
-    s_store_update (f, id, "finish", "cancelled", "cancelled_by_user", 503);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.event, "finish");
+    assert_string_equal (u->command_update.state, "cancelled");
+    s_outcome (f, id, "completed", 7, 1);
+    assert_int_equal (vw_tb_sync (f->executor, "scheduler"), 0);
+    vw_tb_answer (f->store, "scheduler", &u, 503, NULL, "database_error");
     vw_tb_expect_reply (f->edge, rid, 503, "unavailable");
-    vw_tb_quiet (f->edge, "scheduler", f->executor, NULL);
+    s_store_update (f, id, "finish", "completed", NULL, 200);
+    vw_tb_quiet (f->edge, "scheduler", f->executor, f->store, NULL);
+    free (id);
+}
 
-    cancel = vw_msg_new (VW_MSG_ID_command_cancel);
+//  A cancel that lands: the agent gets its cancel, the caller the row as
+//  stored; a second cancel finds it finished (409).
+static void
+test_cancel_waits_for_its_commit (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_load_empty (f);
+    char *id = s_accepted (f, true, 30000, 0, 3600000);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
     vw_msg_set_str (&cancel->command_cancel.command_id, id);
-    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
-    //  Written again (S_SAVE_RETRY_MS); this time it lands.
-    s_store_update (f, id, "finish", "cancelled", "cancelled_by_user", 200);
+    uint64_t rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.state, "cancelled");
+    //  Nothing reaches the agent before the commit.
+    vw_tb_quiet (f->edge, "scheduler", f->executor, NULL);
+    vw_tb_answer (f->store, "scheduler", &u, 200, NULL, NULL);
     vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
     assert_string_equal (abort->command_abort.command_id, id);
     assert_int_equal (abort->command_abort.attempt, 1);
@@ -505,6 +527,13 @@ test_cancel_waits_for_its_commit (void **state)
     vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_command_get);
     vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
     vw_tb_expect_reply (f->edge, rid, 200, NULL);
+
+    cancel = vw_msg_new (VW_MSG_ID_command_cancel);
+    vw_msg_set_str (&cancel->command_cancel.command_id, id);
+    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    get = vw_tb_want (f->store, VW_MSG_ID_command_get);
+    vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
+    vw_tb_expect_reply (f->edge, rid, 409, "conflict");
     free (id);
 }
 
@@ -608,6 +637,7 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_cancel_waits_for_its_commit, s_setup,
                                          vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_cancel_is_undone, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_write_is_written_again, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_late_commit_is_queued, s_setup, vw_tb_teardown),
