@@ -195,6 +195,27 @@ s_accepted (t_fixture_t *f, bool online, int64_t timeout_ms, int64_t max_retries
     return id;
 }
 
+//  A command for gw-1 (online on conn 7), accepted and dispatched as
+//  attempt 1, its executing state stored.
+static char *
+s_running (t_fixture_t *f, int64_t timeout_ms, int64_t max_retries, int64_t expires_in_ms)
+{
+    s_load_empty (f);
+    char *id = s_accepted (f, true, timeout_ms, max_retries, expires_in_ms);
+    s_expect_update (f, id, "executing", NULL);
+    s_expect_dispatch (f, id, 7, 1);
+    return id;
+}
+
+//  The edge asks to cancel a command; returns the request's rid.
+static uint64_t
+s_cancel (t_fixture_t *f, const char *id)
+{
+    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
+    vw_msg_set_str (&cancel->command_cancel.command_id, id);
+    return vw_tb_ask (f->edge, "scheduler", &cancel);
+}
+
 //  --------------------------------------------------------------------------
 //  Cases
 
@@ -313,9 +334,7 @@ test_cancel (void **state)
     char *id = s_store_inserts (f, "gw-1");
     s_expect_accepted (f, rid, id);
 
-    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&cancel->command_cancel.command_id, id);
-    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    rid = s_cancel (f, id);
     s_expect_update (f, id, "finish", "cancelled");
     vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_command_get);
     assert_string_equal (get->command_get.command_id, id);
@@ -325,9 +344,7 @@ test_cancel (void **state)
     assert_string_equal (reply->reply.json, "{\"state\":\"cancelled\"}");
     vw_tb_check_reply (&reply, 200, NULL);
 
-    cancel = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&cancel->command_cancel.command_id, "nope");
-    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    rid = s_cancel (f, "nope");
     get = vw_tb_want (f->store, VW_MSG_ID_command_get);
     vw_tb_answer (f->store, "scheduler", &get, 404, NULL, "not_found");
     vw_tb_expect_reply (f->edge, rid, 404, "not_found");
@@ -372,10 +389,7 @@ static void
 test_deadline_is_the_schedulers (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
-    char *id = s_accepted (f, true, 200, 0, 3600000);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 200, 0, 3600000);
     vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
     assert_string_equal (abort->command_abort.command_id, id);
     assert_int_equal (abort->command_abort.attempt, 1);
@@ -391,11 +405,8 @@ static void
 test_expiry_while_executing (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
     int64_t submitted = vw_clock_wall_ms ();
-    char *id = s_accepted (f, true, 5000, 3, 300);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 5000, 3, 300);
     s_wall_past (submitted + 300);
     s_outcome (f, id, "lost", 7, 1);
     s_store_update (f, id, "finish", "failed", "expired", 200);
@@ -410,11 +421,8 @@ static void
 test_failure_after_expiry_is_final (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
     int64_t submitted = vw_clock_wall_ms ();
-    char *id = s_accepted (f, true, 5000, 3, 300);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 5000, 3, 300);
     s_wall_past (submitted + 300);
     s_outcome (f, id, "failed", 7, 1);
     s_store_update (f, id, "finish", "failed", "expired", 200);
@@ -428,10 +436,7 @@ static void
 test_lost_is_stored_as_pending (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
-    char *id = s_accepted (f, true, 30000, 0, 3600000);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 30000, 0, 3600000);
     s_outcome (f, id, "lost", 7, 1);
     vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.event, "pending");
@@ -456,10 +461,7 @@ static void
 test_earlier_attempt_outcome_ignored (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
-    char *id = s_accepted (f, true, 200, 1, 3600000);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 200, 1, 3600000);
     vw_msg_t *abort = vw_tb_want (f->executor, VW_MSG_ID_command_abort);
     vw_msg_destroy (&abort);
     s_store_update (f, id, "pending", NULL, "timeout", 200);
@@ -482,14 +484,9 @@ static void
 test_failed_cancel_is_undone (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
-    char *id = s_accepted (f, true, 30000, 0, 3600000);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
+    char *id = s_running (f, 30000, 0, 3600000);
 
-    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&cancel->command_cancel.command_id, id);
-    uint64_t rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    uint64_t rid = s_cancel (f, id);
     vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.event, "finish");
     assert_string_equal (u->command_update.state, "cancelled");
@@ -508,13 +505,8 @@ static void
 test_cancel_waits_for_its_commit (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_load_empty (f);
-    char *id = s_accepted (f, true, 30000, 0, 3600000);
-    s_expect_update (f, id, "executing", NULL);
-    s_expect_dispatch (f, id, 7, 1);
-    vw_msg_t *cancel = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&cancel->command_cancel.command_id, id);
-    uint64_t rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    char *id = s_running (f, 30000, 0, 3600000);
+    uint64_t rid = s_cancel (f, id);
     vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
     assert_string_equal (u->command_update.state, "cancelled");
     //  Nothing reaches the agent before the commit.
@@ -528,9 +520,7 @@ test_cancel_waits_for_its_commit (void **state)
     vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
     vw_tb_expect_reply (f->edge, rid, 200, NULL);
 
-    cancel = vw_msg_new (VW_MSG_ID_command_cancel);
-    vw_msg_set_str (&cancel->command_cancel.command_id, id);
-    rid = vw_tb_ask (f->edge, "scheduler", &cancel);
+    rid = s_cancel (f, id);
     get = vw_tb_want (f->store, VW_MSG_ID_command_get);
     vw_tb_answer (f->store, "scheduler", &get, 200, "{\"state\":\"cancelled\"}", NULL);
     vw_tb_expect_reply (f->edge, rid, 409, "conflict");
