@@ -146,6 +146,12 @@ vw_tb_peer (vw_tb_t *self, const char *name)
 }
 
 zsock_t *
+vw_tb_peer_socket (vw_tb_peer_t *peer)
+{
+    return peer->sock;
+}
+
+zsock_t *
 vw_tb_events (vw_tb_t *self, const char *prefix)
 {
     assert (self->nsubs < S_MAX_PEERS);

@@ -51,6 +51,10 @@ int vw_tb_start (vw_tb_t *self, const vw_actor_class_t *cls, void *args, char **
 
 //  A joined peer named `name` (owned by the broker fixture). NULL on failure.
 vw_tb_peer_t *vw_tb_peer (vw_tb_t *self, const char *name);
+//  The peer's socket, to wait on several peers (and event streams) at once
+//  with zmq_poll; read it with vw_tb_recv (a bundle's messages wait in the
+//  peer, so drain with vw_tb_recv (peer, 0) until NULL before polling again).
+zsock_t *vw_tb_peer_socket (vw_tb_peer_t *peer);
 //  Subscribes to the event stream (topic prefix, "" for all).
 zsock_t *vw_tb_events (vw_tb_t *self, const char *prefix);
 
