@@ -31,10 +31,10 @@
     retry timer, outcomes and deadline put off) while the cancel is written;
     once it is committed the caller gets 200 with the row as stored and the
     agent its `cancel` frame; if the commit fails the hold is undone (the
-    command goes on as if never asked) and the caller gets 503. A submit whose commit answer came after the
-    caller was answered 503 is queued when it comes (the store echoes the
-    request's id), so a committed command always runs, and a retry with the
-    same idempotency_key returns a command that will run.
+    command goes on as if never asked) and the caller gets 503. A submit whose commit answer came
+   after the caller was answered 503 is queued when it comes (the store echoes the request's id), so
+   a committed command always runs, and a retry with the same idempotency_key returns a command that
+   will run.
 
     Timing is by timers only: one expiry timer per unfinished command, a
     deadline while it executes and a retry timer while it waits out a
@@ -58,7 +58,7 @@
 #include <string.h>
 
 #define S_STORE_TIMEOUT_MS 10000
-#define S_SAVE_RETRY_MS    1000   //  a state whose commit failed is written again
+#define S_SAVE_RETRY_MS    1000  //  a state whose commit failed is written again
 #define S_LOAD_PAGE        5000
 #define S_LOAD_RETRY_MS    1000   //  after a failed page
 #define S_RING             65536  //  finished commands kept for /statistics
@@ -107,7 +107,7 @@ typedef struct {
     vw_msg_t *parked_outcome;  //  EXECUTING: the attempt's end, put off
     bool deadline_due;         //  EXECUTING: the deadline passed meanwhile
     bool revoke_due;           //  its agent was revoked meanwhile
-    zlistx_t *waiters;   //  cancels answered once the end is stored (s_cancel_t *), or NULL
+    zlistx_t *waiters;         //  cancels answered once the end is stored (s_cancel_t *), or NULL
     char text[];
 } s_cmd_t;
 
@@ -122,7 +122,7 @@ struct self_t {
     vw_actor_t *actor;
     vw_pending_t *pending;
     vw_cmdqueue_t *queue;
-    zhashx_t *cmds;      //  command_id (the record's own) -> s_cmd_t (owned): unfinished or unstored
+    zhashx_t *cmds;  //  command_id (the record's own) -> s_cmd_t (owned): unfinished or unstored
     zhashx_t *sessions;  //  agent_id -> s_session_t (owned): its session, per the registry
     zhashx_t *late;      //  insert's command_id -> s_submit_t: answered 503, commit answer due
     //  Agents revoked while the queue is rebuilt: their rows in the pages
@@ -270,7 +270,6 @@ s_str (const char *text)
     return (vw_cmdpage_str_t){text ? text : "", text ? strlen (text) : 0};
 }
 
-
 //  --------------------------------------------------------------------------
 //  Writing a command's state
 
@@ -323,7 +322,8 @@ s_on_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
                                   ? reply->reply.message
                                   : (why ? why : "no answer");
         if (self->save_failures++ % 1000 == 0)
-            vw_warn ("scheduler", "state of command %s not stored (%s); writing it again in %d ms "
+            vw_warn ("scheduler",
+                     "state of command %s not stored (%s); writing it again in %d ms "
                      "(%llu such failure(s) so far)",
                      cmd->command_id, message, S_SAVE_RETRY_MS,
                      (unsigned long long) self->save_failures);
@@ -370,10 +370,9 @@ s_save (self_t *self, s_cmd_t *cmd)
         case S_WAITING:
         case S_HELD:
             vw_msg_set_str (&u->event, "pending");
-            u->next_attempt_at =
-                (cmd->where == S_HELD ? cmd->held_from : cmd->where) == S_WAITING
-                    ? cmd->next_attempt_at
-                    : 0;
+            u->next_attempt_at = (cmd->where == S_HELD ? cmd->held_from : cmd->where) == S_WAITING
+                                     ? cmd->next_attempt_at
+                                     : 0;
             vw_msg_set_str (&u->failure_reason, cmd->reason);
             vw_msg_set_str (&u->error, cmd->error);
             break;
@@ -479,7 +478,8 @@ s_attempt_failed (self_t *self, s_cmd_t *cmd, const char *reason, const char *re
         self->retried++;
         s_save (self, cmd);
         s_publish_state (self, cmd, "pending", reason);
-        cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
+        cmd->retry_timer =
+            vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
     }
 }
 
@@ -706,15 +706,15 @@ static void
 s_on_late_inserted (self_t *self, vw_msg_t *msg)
 {
     const vw_command_inserted_msg_t *in = &msg->command_inserted;
-    s_submit_t *s = in->request_id ? (s_submit_t *) zhashx_lookup (self->late, in->request_id) : NULL;
+    s_submit_t *s =
+        in->request_id ? (s_submit_t *) zhashx_lookup (self->late, in->request_id) : NULL;
     if (!s) {
         vw_warn ("scheduler", "commit answer for an unknown submit '%s' ignored",
                  in->request_id ? in->request_id : "?");
         return;
     }
-    vw_info ("scheduler",
-             "submit %s: the store answered after its caller was told 503 (%lld): %s", s->id,
-             (long long) in->status,
+    vw_info ("scheduler", "submit %s: the store answered after its caller was told 503 (%lld): %s",
+             s->id, (long long) in->status,
              in->status == 202 ? "its rows are queued now" : "nothing was stored");
     s_queue_inserted (self, s, in);
     zhashx_delete (self->late, s->id);
@@ -927,12 +927,14 @@ s_cancel_landed (self_t *self, s_cmd_t *cmd)
         s_abort (self, cmd);
     s_answer_waiters (self, cmd, 200, NULL);
     cmd->dirty = false;
-    if (cmd->saving)
-        return;  //  an earlier write is still out: s_on_saved ends the record
-    if (cmd->save_timer && self->unstored)
-        self->unstored--;
-    s_timer_cancel (self, &cmd->save_timer);
-    zhashx_delete (self->cmds, cmd->command_id);
+    if (!cmd->saving) {  //  else an earlier write is still out: s_on_saved ends the record
+        if (cmd->save_timer && self->unstored)
+            self->unstored--;
+        s_timer_cancel (self, &cmd->save_timer);
+        zhashx_delete (self->cmds, cmd->command_id);
+    }
+    //  An executing one gave its slot back.
+    s_pump (self);
 }
 
 //  The cancel's write failed: undone, the command goes on where it was, and

@@ -221,8 +221,8 @@ s_apply_oneway (self_t *self, const vw_msg_t *msg)
     }
     else if (msg->id == VW_MSG_ID_audit) {
         const vw_audit_msg_t *a = &msg->audit;
-        if (vw_audit_append (self->db, a->ts, a->actor, a->source, a->action, a->target,
-                             a->outcome, a->detail) == 0)
+        if (vw_audit_append (self->db, a->ts, a->actor, a->source, a->action, a->target, a->outcome,
+                             a->detail) == 0)
             return 0;
         vw_error ("store", "audit row for %s not saved: %s", a->action ? a->action : "?",
                   sqlite3_errmsg (vw_db_handle (self->db)));
@@ -322,8 +322,9 @@ s_on_command_update (self_t *self, vw_msg_t **msg_p)
     else if (rc == 0)
         vw_result_ok (&result, 200, NULL);
     else if (rc == 1)
-        vw_result_fail (&result, 409, "conflict", "command %s: '%s' does not apply (finished already)",
-                        u->command_id, u->event);
+        vw_result_fail (&result, 409, "conflict",
+                        "command %s: '%s' does not apply (finished already)", u->command_id,
+                        u->event);
     else
         vw_result_fail (&result, 500, "database_error", "command %s: '%s' failed: %s",
                         u->command_id, u->event, sqlite3_errmsg (vw_db_handle (self->db)));
@@ -743,8 +744,7 @@ s_flush (void *state, vw_actor_t *actor)
                       (unsigned long long) self->redo_lost);
     }
     if (zlistx_size (self->redo) && !self->redo_timer)
-        self->redo_timer =
-            vw_timers_add (vw_actor_timers (actor), S_REDO_MS, s_on_redo_due, self);
+        self->redo_timer = vw_timers_add (vw_actor_timers (actor), S_REDO_MS, s_on_redo_due, self);
     while ((msg = (vw_msg_t *) zlistx_detach (self->deferred, NULL))) {
         //  Nothing of this pass is stored: say so instead of "done".
         if (!ok)

@@ -530,10 +530,9 @@ static void
 s_agent_send_result (s_agent_t *agent, const char *command_id, int64_t attempt, json_t *result,
                      const char *error)
 {
-    json_t *frame =
-        json_pack ("{s:s, s:s, s:s, s:o?, s:s?}", "type", "command_result", "command_id",
-                   command_id, "status", error ? "failed" : "completed", "result", result, "error",
-                   error);
+    json_t *frame = json_pack ("{s:s, s:s, s:s, s:o?, s:s?}", "type", "command_result",
+                               "command_id", command_id, "status", error ? "failed" : "completed",
+                               "result", result, "error", error);
     if (frame && attempt > 0)
         json_object_set_new (frame, "attempt", json_integer (attempt));
     s_agent_send (agent, frame, false);
@@ -562,9 +561,9 @@ struct s_cmd_t {
     s_agent_t *agent;
     char *id;
     char *type;
-    json_t *result;  //  DONE: what it completed with
-    json_t *extra;   //  RUNNING: fields added to the program's result
-    uint64_t run;    //  RUNNING a program: its vw_runner id, else 0
+    json_t *result;   //  DONE: what it completed with
+    json_t *extra;    //  RUNNING: fields added to the program's result
+    uint64_t run;     //  RUNNING a program: its vw_runner id, else 0
     int64_t attempt;  //  the latest attempt the backend sent it as, echoed in the result
     uint8_t state;
     bool cancelled;  //  RUNNING: cancel asked; the run's end is not reported

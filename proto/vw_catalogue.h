@@ -314,7 +314,8 @@
     F (command_inserted, STR, code, "for errors")                                                  \
     F (command_inserted, STR, message, "for errors")                                               \
     F (command_inserted, STR, rows, "JSON array of new rows to queue: [id, agent, seq]")           \
-    F (command_inserted, STR, request_id, "the insert's command_id, echoed: a late answer is matched") \
+    F (command_inserted, STR, request_id,                                                          \
+       "the insert's command_id, echoed: a late answer is matched")                                \
     END (command_inserted)                                                                         \
     MSG (command_update,                                                                           \
          "scheduler/executor -> store: persist a transition (answer, if ack: reply 200/409/503)")  \

@@ -135,7 +135,8 @@ test_transitions (void **state)
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 10), 1);  //  not executing
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 1, 100), 0);
     assert_int_equal (vw_command_rows_delivered (f->db, "t1", 110), 0);
-    assert_int_equal (vw_command_rows_pending (f->db, "t1", 2100, "agent_error", "disk full", 1, 1), 0);
+    assert_int_equal (vw_command_rows_pending (f->db, "t1", 2100, "agent_error", "disk full", 1, 1),
+                      0);
     vw_command_rows_get (f->db, "t1", &r);
     assert_string_equal (json_string_value (json_object_get (r.body, "state")), "pending");
     //  The failed attempt's error shows while retries remain.
@@ -147,9 +148,9 @@ test_transitions (void **state)
     assert_int_equal (json_integer_value (json_object_get (r.body, "next_attempt_at")), 2100);
     json_decref (r.body);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 2, 2200), 0);
-    assert_int_equal (
-        vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}", NULL, 1, 2, 2300),
-        0);
+    assert_int_equal (vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}",
+                                              NULL, 1, 2, 2300),
+                      0);
     //  Finished is final: not applied (1), which is not an error (-1).
     assert_int_equal (
         vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2, 2400), 1);
@@ -168,9 +169,10 @@ test_transitions (void **state)
     //  The schema refuses unknown states and reasons.
     s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
     json_decref (r.body);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 0, 1), -1);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 0, 1),
+    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 0, 1),
                       -1);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 0, 1), -1);
     //  ... and a negative count of failures.
     assert_int_equal (vw_command_rows_pending (f->db, "t2", 10, "timeout", NULL, -1, 0), -1);
     //  Back to waiting for its agent after a lost attempt: no next_attempt_at,
@@ -196,10 +198,9 @@ test_transitions (void **state)
     json_decref (r.body);
     for (int attempt = 1; attempt <= 2; attempt++) {
         assert_int_equal (vw_command_rows_executing (f->db, "t3", attempt, 10 * attempt), 0);
-        assert_int_equal (
-            vw_command_rows_pending (f->db, "t3", 100 * attempt, "agent_error", NULL, attempt,
-                                     attempt),
-            0);
+        assert_int_equal (vw_command_rows_pending (f->db, "t3", 100 * attempt, "agent_error", NULL,
+                                                   attempt, attempt),
+                          0);
     }
     assert_int_equal (vw_command_rows_executing (f->db, "t3", 3, 300), 0);
     assert_int_equal (

@@ -295,7 +295,8 @@ test_connection_settings (void **state)
     assert_string_equal (mode, "wal");
     assert_int_equal (s_int (handle, "PRAGMA foreign_keys"), 1);
     assert_int_equal (s_int (handle, "PRAGMA synchronous"), 1);  //  NORMAL
-    assert_int_equal (s_int (handle, "PRAGMA busy_timeout"), 1000);  //  under the callers' deadlines
+    assert_int_equal (s_int (handle, "PRAGMA busy_timeout"),
+                      1000);  //  under the callers' deadlines
     vw_db_close (&db);
 
     s_path (fx, "full.db", path, sizeof (path));

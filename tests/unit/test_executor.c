@@ -76,8 +76,8 @@ s_expect_send (t_fixture_t *f, const char *id, int64_t conn, const char *type)
 
 //  attempt: the result's echo, 0 for an agent that sends none.
 static void
-s_event_attempt (t_fixture_t *f, const char *id, int64_t conn, const char *kind,
-                 const char *status, int64_t attempt)
+s_event_attempt (t_fixture_t *f, const char *id, int64_t conn, const char *kind, const char *status,
+                 int64_t attempt)
 {
     vw_msg_t *e = vw_msg_new (VW_MSG_ID_command_event);
     e->command_event.conn = conn;

@@ -160,8 +160,7 @@ s_store_update (t_fixture_t *f, const char *id, const char *event, const char *s
     if (reason)
         assert_string_equal (u->command_update.failure_reason, reason);
     int64_t attempt = u->command_update.attempt;
-    vw_tb_answer (f->store, "scheduler", &u, status, NULL,
-                  status == 200 ? NULL : "database_error");
+    vw_tb_answer (f->store, "scheduler", &u, status, NULL, status == 200 ? NULL : "database_error");
     return attempt;
 }
 
@@ -625,8 +624,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_is_stored_as_pending, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_earlier_attempt_outcome_ignored, s_setup,
                                          vw_tb_teardown),
-        cmocka_unit_test_setup_teardown (test_cancel_waits_for_its_commit, s_setup,
-                                         vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel_waits_for_its_commit, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_cancel_is_undone, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_write_is_written_again, s_setup,
                                          vw_tb_teardown),
