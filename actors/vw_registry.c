@@ -71,7 +71,11 @@ typedef struct {
     vw_pending_t *pending;
     zhashx_t *agents;  //  agent_id -> s_agent_t
     zhashx_t *hellos;  //  conn (int64_t *) -> s_hello_t
-    uint64_t connects, disconnects, rejects;
+    //  Agents heard from whose status did not change: agent_id -> last_seen
+    //  (ms, as a pointer-sized integer), written in one batch per interval.
+    zhashx_t *seen;
+    uint64_t seen_timer;
+    uint64_t connects, disconnects, rejects, seen_batches;
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -481,6 +485,26 @@ s_on_auth (self_t *self, vw_msg_t *msg)
     zhashx_delete (self->hellos, &conn);
 }
 
+//  One message for every agent heard from in the last interval: a fleet's
+//  heartbeats cost one UPDATE each per interval in one transaction, not a
+//  message and a write each as they come.
+static void
+s_on_seen_due (void *arg, uint64_t id)
+{
+    self_t *self = (self_t *) arg;
+    self->seen_timer = 0;
+    json_t *seen = json_array ();
+    for (void *at = zhashx_first (self->seen); at; at = zhashx_next (self->seen))
+        json_array_append_new (seen, json_pack ("[s, I]", (const char *) zhashx_cursor (self->seen),
+                                                (json_int_t) (intptr_t) at));
+    zhashx_purge (self->seen);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agents_seen);
+    msg->agents_seen.seen = json_dumps (seen, JSON_COMPACT);
+    json_decref (seen);
+    self->seen_batches++;
+    s_send (self, "store", &msg);
+}
+
 static void
 s_on_seen (self_t *self, vw_msg_t *msg)
 {
@@ -492,9 +516,15 @@ s_on_seen (self_t *self, vw_msg_t *msg)
     vw_agent_state_frame (&agent->model, vw_clock_mono_ms (), seen->status);
     vw_agent_status_t before = agent->status;
     s_evaluate (self, agent);
-    //  Heartbeats carry last_seen to the database even without a change.
-    if (seen->status && agent->status == before)
-        s_persist (self, agent, "status", NULL);
+    //  Heartbeats carry last_seen to the database even without a change,
+    //  batched: at most one interval late (status changes went out above).
+    if (seen->status && agent->status == before) {
+        zhashx_update (self->seen, agent->agent_id, (void *) (intptr_t) vw_clock_wall_ms ());
+        if (!self->seen_timer)
+            self->seen_timer =
+                vw_timers_add (vw_actor_timers (self->actor), self->config->heartbeat_interval_ms,
+                               s_on_seen_due, self);
+    }
 }
 
 static void
@@ -720,6 +750,7 @@ s_create (vw_actor_t *actor, void *args)
     self->hellos = zhashx_new ();
     vw_keys_int64 (self->hellos);
     zhashx_set_destructor (self->hellos, s_hello_free);
+    self->seen = zhashx_new ();
     return self;
 }
 
@@ -729,11 +760,24 @@ s_destroy (void **state_p)
     self_t *self = (self_t *) *state_p;
     if (self) {
         vw_pending_destroy (&self->pending);
+        if (self->seen_timer)
+            vw_timers_cancel (vw_actor_timers (self->actor), self->seen_timer);
+        zhashx_destroy (&self->seen);
         zhashx_destroy (&self->hellos);
         zhashx_destroy (&self->agents);
         free (self);
     }
     *state_p = NULL;
+}
+
+//  The last interval's heartbeats go out before the registry stops (the
+//  store stops after it).
+static void
+s_stop (void *state, vw_actor_t *actor)
+{
+    self_t *self = (self_t *) state;
+    if (zhashx_size (self->seen))
+        s_on_seen_due (self, 0);
 }
 
 static void
@@ -763,9 +807,12 @@ s_health (void *state, bool *healthy, char *detail, size_t len)
 {
     self_t *self = (self_t *) state;
     *healthy = true;
-    snprintf (detail, len, "%zu agents in memory, %llu connects, %llu disconnects, %llu refused",
+    snprintf (detail, len,
+              "%zu agents in memory, %llu connects, %llu disconnects, %llu refused; %zu last_seen "
+              "waiting, %llu batch(es) written",
               zhashx_size (self->agents), (unsigned long long) self->connects,
-              (unsigned long long) self->disconnects, (unsigned long long) self->rejects);
+              (unsigned long long) self->disconnects, (unsigned long long) self->rejects,
+              zhashx_size (self->seen), (unsigned long long) self->seen_batches);
 }
 
 const vw_actor_class_t vw_registry_class = {
@@ -773,5 +820,6 @@ const vw_actor_class_t vw_registry_class = {
     .create = s_create,
     .destroy = s_destroy,
     .handle = s_handle,
+    .stop = s_stop,
     .health = s_health,
 };

@@ -219,6 +219,12 @@ s_apply_oneway (self_t *self, const vw_msg_t *msg)
         vw_warn ("store", "agent state for '%s' not saved: %s", s->agent_id,
                  sqlite3_errmsg (vw_db_handle (self->db)));
     }
+    else if (msg->id == VW_MSG_ID_agents_seen) {
+        if (vw_agents_seen (self->db, msg->agents_seen.seen) == 0)
+            return 0;
+        vw_warn ("store", "last_seen of a batch of agents not saved: %s",
+                 sqlite3_errmsg (vw_db_handle (self->db)));
+    }
     else if (msg->id == VW_MSG_ID_audit) {
         const vw_audit_msg_t *a = &msg->audit;
         if (vw_audit_append (self->db, a->ts, a->actor, a->source, a->action, a->target, a->outcome,
@@ -599,6 +605,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             vw_users_load (self->db, msg->users_load.now_s, &result);
             s_answer (self, msg, &result);
             break;
+        case VW_MSG_ID_agents_seen: s_oneway (self, msg_p); break;
         case VW_MSG_ID_audit:
             //  Stamped on arrival, so that a row applied again later keeps
             //  its time.

@@ -294,6 +294,10 @@
     F (command_submit, STR, idempotency_key, "optional")                                           \
     F (command_submit, STR, created_by, "JWT sub or admin-socket")                                 \
     END (command_submit)                                                                           \
+    MSG (agents_seen,                                                                              \
+         "registry -> store: last_seen of agents heard from, once an interval (no answer)")        \
+    F (agents_seen, STR, seen, "JSON array of [agent_id, last_seen ms]")                           \
+    END (agents_seen)                                                                              \
     MSG (command_insert, "scheduler -> store: insert pending rows (answer: command_inserted)")     \
     F (command_insert, STR, command_id, "new id (fan-out: a prefix, one id per agent)")            \
     F (command_insert, STR, agent_id, "target agent, or absent with labels")                       \

@@ -36,6 +36,8 @@ static const char *S_SQL_DISCONNECT =
 static const char *S_SQL_STATUS =
     "UPDATE agents SET status = ?2, last_seen = max(coalesce(last_seen, 0), ?3) "
     "WHERE agent_id = ?1";
+static const char *S_SQL_SEEN =
+    "UPDATE agents SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE agent_id = ?1";
 static const char *S_SQL_REVOKE =
     "UPDATE agents SET revoked_at = ?2, status = 'offline', session_id = NULL "
     "WHERE agent_id = ?1 AND revoked_at IS NULL";
@@ -248,6 +250,36 @@ vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, con
     int rc = sqlite3_step (stmt);
     sqlite3_reset (stmt);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+vw_agents_seen (vw_db_t *db, const char *seen_json)
+{
+    json_t *seen = seen_json ? json_loads (seen_json, 0, NULL) : NULL;
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_SEEN);
+    if (!json_is_array (seen) || !stmt) {
+        json_decref (seen);
+        return -1;
+    }
+    int rc = 0;
+    size_t i;
+    json_t *pair;
+    json_array_foreach (seen, i, pair)
+    {
+        const char *id = json_string_value (json_array_get (pair, 0));
+        json_t *at = json_array_get (pair, 1);
+        if (!id || !json_is_integer (at))
+            continue;  //  not ours to write: the registry sends well-formed pairs
+        vw_db_bind_text (stmt, 1, id);
+        sqlite3_bind_int64 (stmt, 2, json_integer_value (at));
+        if (sqlite3_step (stmt) != SQLITE_DONE)
+            rc = -1;
+        sqlite3_reset (stmt);
+        if (rc)
+            break;
+    }
+    json_decref (seen);
+    return rc;
 }
 
 void

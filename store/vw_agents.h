@@ -52,6 +52,11 @@ int vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event,
                            const char *hostname, const char *version,
                            const char *reported_labels_json, const char *capabilities_json);
 
+//  Heartbeats that changed nothing, in one batch from the registry: a JSON
+//  array of [agent_id, last_seen ms]; last_seen only moves forward. -1 on
+//  a database error or a malformed batch.
+int vw_agents_seen (vw_db_t *db, const char *seen_json);
+
 //  DELETE /agents/{id}: 204, or 404 (also for an agent already revoked).
 void vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t *result);
 

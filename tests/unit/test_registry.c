@@ -10,6 +10,7 @@
     ping/pong barrier.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_config.h"
 #include "vw_testbroker.h"
 #include "vw_token.h"
@@ -20,6 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +226,20 @@ s_maintenance (t_fixture_t *f, const char *agent_id, bool enabled, const char *r
 
 //  --------------------------------------------------------------------------
 //  Cases
+
+//  The same with a short heartbeat interval, for the batches of last_seen.
+static int
+s_setup_short_interval (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    if (!f->tb || !(f->config = vw_tb_config (f->tb)) || sodium_init () < 0 ||
+        vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, "scheduler", &f->scheduler, NULL))
+        return -1;
+    f->config->heartbeat_interval_ms = 300;
+    return vw_tb_run (f->tb, &vw_registry_class, f->config);
+}
 
 static void
 test_hello_good_token_welcomed (void **state)
@@ -515,10 +531,42 @@ test_bad_input_ignored (void **state)
     vw_tb_quiet (f->edge, "registry", f->edge, f->store, f->scheduler, NULL);
 }
 
+//  Issue 10: heartbeats that change nothing are not a write each. The
+//  store gets one agents_seen per interval with every agent heard from and
+//  the time it was last heard.
+static void
+test_last_seen_batched (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 5, "gw-1", S_TOKEN);
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    char *session = s_expect_welcome (f, 5, "gw-1");
+    int64_t before = vw_clock_wall_ms ();
+    for (int i = 0; i < 5; i++) {
+        vw_msg_t *seen = vw_msg_new (VW_MSG_ID_session_seen);
+        vw_msg_set_str (&seen->session_seen.agent_id, "gw-1");
+        vw_msg_set_str (&seen->session_seen.session_id, session);
+        vw_msg_set_str (&seen->session_seen.status, "online");
+        assert_int_equal (vw_tb_send (f->edge, "registry", &seen), 0);
+    }
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_state), 0);
+    vw_msg_t *batch = vw_tb_want (f->store, VW_MSG_ID_agents_seen);
+    json_t *seen = json_loads (batch->agents_seen.seen, 0, NULL);
+    assert_int_equal (json_array_size (seen), 1);
+    assert_string_equal (json_string_value (json_array_get (json_array_get (seen, 0), 0)), "gw-1");
+    assert_true (json_integer_value (json_array_get (json_array_get (seen, 0), 1)) >= before);
+    json_decref (seen);
+    vw_msg_destroy (&batch);
+    free (session);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_last_seen_batched, s_setup_short_interval,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_unknown_or_revoked_rejected, s_setup,

@@ -356,6 +356,31 @@ test_command_insert_load_update_get (void **state)
     vw_tb_check_reply (&reply, 409, "conflict");
 }
 
+//  Issue 10: a batch of last_seen from the registry moves each agent's
+//  last_seen forward only; a malformed batch changes nothing.
+static void
+test_agents_seen_batch (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-7", NULL), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 201, NULL);
+    vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
+    assert_non_null (registry);
+    const char *batches[] = {"[[\"gw-7\",5000],[\"gw-404\",1]]", "[[\"gw-7\",4000]]",
+                             "{\"not\":\"a batch\"}", "[[\"gw-7\",\"9000\"],[7,9000]]"};
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+        vw_msg_t *seen = vw_msg_new (VW_MSG_ID_agents_seen);
+        vw_msg_set_str (&seen->agents_seen.seen, batches[i]);
+        assert_int_equal (vw_tb_send (registry, "store", &seen), 0);
+    }
+    vw_tb_quiet (registry, "store", registry, NULL);
+    reply = s_call (f->edge, s_get (VW_MSG_ID_agent_get, "gw-7"), VW_MSG_ID_reply);
+    json_t *body = s_body (reply);
+    assert_int_equal (json_integer_value (json_object_get (body, "last_seen")), 5000);
+    json_decref (body);
+    vw_tb_check_reply (&reply, 200, NULL);
+}
+
 //  Finding 4 (issue 9): another connection holds the write lock. Every
 //  write is answered 503 - the insert's too, which used to wait for some
 //  later commit that never came - and writes work again once it lets go.
@@ -512,6 +537,7 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup,
                                          vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agents_seen_batch, s_setup, vw_tb_teardown),
         cmocka_unit_test (test_bad_database_url_fails_start),
         cmocka_unit_test (test_busy_database_answers_503),
     };
