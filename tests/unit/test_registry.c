@@ -35,8 +35,10 @@ typedef struct {
     vw_tb_peer_t *edge, *store, *scheduler;
 } t_fixture_t;
 
+//  The registry on a test broker with these peers; interval_ms 0 keeps the
+//  default heartbeat interval.
 static int
-s_setup (void **state)
+s_setup_with (void **state, int64_t interval_ms)
 {
     t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
     *state = f;
@@ -44,7 +46,22 @@ s_setup (void **state)
     if (!f->tb || !(f->config = vw_tb_config (f->tb)) || sodium_init () < 0 ||
         vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, "scheduler", &f->scheduler, NULL))
         return -1;
+    if (interval_ms)
+        f->config->heartbeat_interval_ms = interval_ms;
     return vw_tb_run (f->tb, &vw_registry_class, f->config);
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_with (state, 0);
+}
+
+//  A short heartbeat interval, for the batches of last_seen.
+static int
+s_setup_short_interval (void **state)
+{
+    return s_setup_with (state, 300);
 }
 
 static void
@@ -226,20 +243,6 @@ s_maintenance (t_fixture_t *f, const char *agent_id, bool enabled, const char *r
 
 //  --------------------------------------------------------------------------
 //  Cases
-
-//  The same with a short heartbeat interval, for the batches of last_seen.
-static int
-s_setup_short_interval (void **state)
-{
-    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
-    *state = f;
-    f->tb = vw_tb_new ();
-    if (!f->tb || !(f->config = vw_tb_config (f->tb)) || sodium_init () < 0 ||
-        vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, "scheduler", &f->scheduler, NULL))
-        return -1;
-    f->config->heartbeat_interval_ms = 300;
-    return vw_tb_run (f->tb, &vw_registry_class, f->config);
-}
 
 static void
 test_hello_good_token_welcomed (void **state)
