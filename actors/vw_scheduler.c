@@ -157,6 +157,15 @@ s_timer_cancel (self_t *self, uint64_t *timer)
     *timer = 0;
 }
 
+//  No more writing again (the record goes).
+static void
+s_save_later_cancel (self_t *self, s_cmd_t *cmd)
+{
+    if (cmd->save_timer && self->unstored)
+        self->unstored--;
+    s_timer_cancel (self, &cmd->save_timer);
+}
+
 static void
 s_cmd_free (void **item)
 {
@@ -166,9 +175,7 @@ s_cmd_free (void **item)
         s_timer_cancel (self, &cmd->expiry_timer);
         s_timer_cancel (self, &cmd->retry_timer);
         s_timer_cancel (self, &cmd->deadline_timer);
-        if (cmd->save_timer && self->unstored)
-            self->unstored--;
-        s_timer_cancel (self, &cmd->save_timer);
+        s_save_later_cancel (self, cmd);
         if (cmd->where == S_DONE && self->done)
             self->done--;
         if (cmd->waiters) {
@@ -288,6 +295,28 @@ s_on_save_due (void *arg, uint64_t id)
     s_save (cmd->owner, cmd);
 }
 
+//  The write did not land: the latest state goes again in S_SAVE_RETRY_MS.
+static void
+s_save_later (self_t *self, s_cmd_t *cmd)
+{
+    cmd->dirty = true;
+    self->unstored++;
+    cmd->save_timer =
+        vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
+}
+
+//  What the store answered a write: its status, and why when it is not 200
+//  (503 when it did not answer: timeout, unreachable, shutdown).
+static int
+s_write_status (const vw_msg_t *reply, const char *why, const char **message)
+{
+    bool answered = reply && reply->id == VW_MSG_ID_reply;
+    *message = answered && reply->reply.message
+                   ? reply->reply.message
+                   : (answered ? "write not applied" : (why ? why : "no answer"));
+    return answered ? (int) reply->reply.status : 503;
+}
+
 static void
 s_abort (self_t *self, s_cmd_t *cmd)
 {
@@ -315,34 +344,43 @@ s_on_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
     if (self->stopping)
         return;  //  the records go with the actor
     cmd->saving = false;
-    int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    const char *message;
+    int status = s_write_status (reply, why, &message);
     if (status >= 500) {
         //  Not stored: the latest state is written again a little later.
-        const char *message = reply && reply->id == VW_MSG_ID_reply && reply->reply.message
-                                  ? reply->reply.message
-                                  : (why ? why : "no answer");
         if (self->save_failures++ % 1000 == 0)
             vw_warn ("scheduler",
                      "state of command %s not stored (%s); writing it again in %d ms "
                      "(%llu such failure(s) so far)",
                      cmd->command_id, message, S_SAVE_RETRY_MS,
                      (unsigned long long) self->save_failures);
-        cmd->dirty = true;
-        self->unstored++;
-        cmd->save_timer =
-            vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
+        s_save_later (self, cmd);
         return;
     }
     if (status != 200)
         //  409: the row is finished already (or unknown): nothing to bring
         //  it to; memory follows the database by ending the record below
         //  if it is DONE, else by its next transition.
-        vw_warn ("scheduler", "command %s: %s", cmd->command_id,
-                 reply->reply.message ? reply->reply.message : "write not applied");
+        vw_warn ("scheduler", "command %s: %s", cmd->command_id, message);
     if (cmd->dirty)
         s_save (self, cmd);
     else if (cmd->where == S_DONE)
         s_stored_done (self, cmd);
+}
+
+//  A write of this command's state for `event`, answered after its commit;
+//  the caller fills in what the event needs.
+static vw_msg_t *
+s_update_new (const s_cmd_t *cmd, const char *event)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_command_update_msg_t *u = &msg->command_update;
+    vw_msg_set_str (&u->command_id, cmd->command_id);
+    vw_msg_set_str (&u->event, event);
+    u->ack = true;
+    u->attempt = cmd->attempts;
+    u->failures = cmd->failures;
+    return msg;
 }
 
 //  Writes the command's whole current state (one write in flight per
@@ -355,21 +393,15 @@ s_save (self_t *self, s_cmd_t *cmd)
         return;
     }
     cmd->dirty = false;
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_t *msg = s_update_new (cmd, cmd->where == S_EXECUTING ? "executing"
+                                       : cmd->where == S_DONE    ? "finish"
+                                                                 : "pending");
     vw_command_update_msg_t *u = &msg->command_update;
-    vw_msg_set_str (&u->command_id, cmd->command_id);
-    u->ack = true;
-    u->attempt = cmd->attempts;
-    u->failures = cmd->failures;
     switch (cmd->where) {
-        case S_EXECUTING:
-            vw_msg_set_str (&u->event, "executing");
-            u->ts = cmd->started_at;
-            break;
+        case S_EXECUTING: u->ts = cmd->started_at; break;
         case S_QUEUED:
         case S_WAITING:
         case S_HELD:
-            vw_msg_set_str (&u->event, "pending");
             u->next_attempt_at = (cmd->where == S_HELD ? cmd->held_from : cmd->where) == S_WAITING
                                      ? cmd->next_attempt_at
                                      : 0;
@@ -377,7 +409,6 @@ s_save (self_t *self, s_cmd_t *cmd)
             vw_msg_set_str (&u->error, cmd->error);
             break;
         case S_DONE:
-            vw_msg_set_str (&u->event, "finish");
             vw_msg_set_str (&u->state, cmd->final);
             vw_msg_set_str (&u->failure_reason, cmd->reason);
             vw_msg_set_str (&u->result, cmd->result);
@@ -387,13 +418,20 @@ s_save (self_t *self, s_cmd_t *cmd)
     }
     if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_saved, cmd)) {
         vw_msg_destroy (&msg);
-        cmd->dirty = true;
-        self->unstored++;
-        cmd->save_timer =
-            vw_timers_add (vw_actor_timers (self->actor), S_SAVE_RETRY_MS, s_on_save_due, cmd);
+        s_save_later (self, cmd);
         return;
     }
     cmd->saving = true;
+}
+
+//  Waits out its backoff until next_attempt_at (out of the queue).
+static void
+s_arm_retry (self_t *self, s_cmd_t *cmd, int64_t now)
+{
+    int64_t left = cmd->next_attempt_at - now;
+    cmd->where = S_WAITING;
+    cmd->retry_timer =
+        vw_timers_add (vw_actor_timers (self->actor), left > 0 ? left : 0, s_on_retry_due, cmd);
 }
 
 static void
@@ -471,15 +509,13 @@ s_attempt_failed (self_t *self, s_cmd_t *cmd, const char *reason, const char *re
     else {
         int64_t delay = vw_cmdqueue_backoff_ms ((int) cmd->failures, vw_cmdqueue_jitter ());
         vw_cmdqueue_done (self->queue, cmd->command_id);
-        cmd->where = S_WAITING;
         cmd->next_attempt_at = now + delay;
         cmd->reason = reason;
         s_set_error (cmd, error);
+        s_arm_retry (self, cmd, now);
         self->retried++;
         s_save (self, cmd);
         s_publish_state (self, cmd, "pending", reason);
-        cmd->retry_timer =
-            vw_timers_add (vw_actor_timers (self->actor), delay, s_on_retry_due, cmd);
     }
 }
 
@@ -928,9 +964,7 @@ s_cancel_landed (self_t *self, s_cmd_t *cmd)
     s_answer_waiters (self, cmd, 200, NULL);
     cmd->dirty = false;
     if (!cmd->saving) {  //  else an earlier write is still out: s_on_saved ends the record
-        if (cmd->save_timer && self->unstored)
-            self->unstored--;
-        s_timer_cancel (self, &cmd->save_timer);
+        s_save_later_cancel (self, cmd);
         zhashx_delete (self->cmds, cmd->command_id);
     }
     //  An executing one gave its slot back.
@@ -947,24 +981,15 @@ s_cancel_undone (self_t *self, s_cmd_t *cmd)
                       "goes on: ask again");
     int64_t now = vw_clock_wall_ms ();
     if (cmd->where == S_HELD) {
-        cmd->where = cmd->held_from;
-        if (cmd->revoke_due || now >= cmd->expires_at)
-            ;  //  ended below
-        else if (cmd->where == S_QUEUED) {
-            cmd->where = S_WAITING;  //  s_queue pushes it back in its place
-            s_queue (self, cmd);
-        }
-        else {
-            int64_t left = cmd->next_attempt_at - now;
-            cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), left > 0 ? left : 0,
-                                              s_on_retry_due, cmd);
-        }
-        if (cmd->where == S_QUEUED || cmd->where == S_WAITING) {
-            if (cmd->revoke_due)
-                s_revoke_cmd (self, cmd);
-            else if (now >= cmd->expires_at)
-                s_finish (self, cmd, "failed", "expired", NULL, NULL);
-        }
+        cmd->where = S_WAITING;  //  out of the queue, no retry timer yet
+        if (cmd->revoke_due)
+            s_revoke_cmd (self, cmd);
+        else if (now >= cmd->expires_at)
+            s_finish (self, cmd, "failed", "expired", NULL, NULL);
+        else if (cmd->held_from == S_QUEUED)
+            s_queue (self, cmd);  //  back in its place
+        else
+            s_arm_retry (self, cmd, now);
     }
     else if (cmd->revoke_due)
         s_revoke_cmd (self, cmd);
@@ -994,15 +1019,12 @@ s_on_cancel_stored (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, 
     if (self->stopping)
         return;
     cmd->cancelling = false;
-    int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
-    if (status == 200)
+    const char *message;
+    if (s_write_status (reply, why, &message) == 200)
         s_cancel_landed (self, cmd);
     else {
         vw_warn ("scheduler", "cancel of command %s not stored (%s): the command goes on",
-                 cmd->command_id,
-                 reply && reply->id == VW_MSG_ID_reply && reply->reply.message
-                     ? reply->reply.message
-                     : (why ? why : "no answer"));
+                 cmd->command_id, message);
         s_cancel_undone (self, cmd);
     }
 }
@@ -1022,16 +1044,11 @@ s_cancel_hold (self_t *self, s_cmd_t *cmd)
         cmd->held_from = cmd->where;
         cmd->where = S_HELD;
     }
-    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_t *msg = s_update_new (cmd, "finish");
     vw_command_update_msg_t *u = &msg->command_update;
-    vw_msg_set_str (&u->command_id, cmd->command_id);
-    vw_msg_set_str (&u->event, "finish");
     vw_msg_set_str (&u->state, "cancelled");
     vw_msg_set_str (&u->failure_reason, "cancelled_by_user");
     vw_msg_set_str (&u->error, cmd->error);
-    u->ack = true;
-    u->attempt = cmd->attempts;
-    u->failures = cmd->failures;
     u->ts = vw_clock_wall_ms ();
     if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_cancel_stored,
                             cmd)) {
@@ -1158,15 +1175,13 @@ s_recover (self_t *self, const vw_cmdpage_row_t *row, int64_t now)
     self->load_executing += row->executing;
     if (zhashx_lookup (self->revoked, cmd->agent_id)) {
         //  Its agent was revoked while the pages were loading.
-        s_queue (self, cmd);
+        cmd->where = S_WAITING;  //  not queued, no timer: nothing to undo
         s_revoke_cmd (self, cmd);
         return;
     }
     if (row->next_attempt_at > now) {
         cmd->next_attempt_at = row->next_attempt_at;
-        cmd->where = S_WAITING;
-        cmd->retry_timer = vw_timers_add (vw_actor_timers (self->actor), row->next_attempt_at - now,
-                                          s_on_retry_due, cmd);
+        s_arm_retry (self, cmd, now);
     }
     else
         s_queue (self, cmd);
