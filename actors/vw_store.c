@@ -242,24 +242,32 @@ s_apply_oneway (self_t *self, const vw_msg_t *msg)
     return -1;
 }
 
-//  Applies a one-way write in this pass's transaction and keeps it until
-//  the commit (taken from *msg_p). If the transaction cannot be had, it
-//  waits in redo for the next one.
+//  Applies a one-way write (taken from *msg_p) in the open transaction and
+//  keeps it until the commit. A statement that failed while the
+//  transaction lives is the write's own fault (a constraint): applying it
+//  again would fail the same way, so it is dropped (logged).
+static void
+s_apply_and_keep (self_t *self, vw_msg_t **msg_p)
+{
+    if (s_apply_oneway (self, *msg_p) && !sqlite3_get_autocommit (vw_db_handle (self->db)))
+        vw_msg_destroy (msg_p);
+    else {
+        zlistx_add_end (self->oneway, *msg_p);
+        *msg_p = NULL;
+    }
+}
+
+//  A one-way write in this pass's transaction; if the transaction cannot
+//  be had, it waits in redo for the next one.
 static void
 s_oneway (self_t *self, vw_msg_t **msg_p)
 {
     if (s_write_begin (self)) {
         zlistx_add_end (self->redo, *msg_p);
         *msg_p = NULL;
-        return;
     }
-    //  A statement that failed while the transaction lives is this write's
-    //  own fault (a constraint): applying it again would fail the same way.
-    if (s_apply_oneway (self, *msg_p) && vw_db_in_tx (self->db) &&
-        !sqlite3_get_autocommit (vw_db_handle (self->db)))
-        return;
-    zlistx_add_end (self->oneway, *msg_p);
-    *msg_p = NULL;
+    else
+        s_apply_and_keep (self, msg_p);
 }
 
 //  Applies the kept writes of failed commits, oldest first, in the
@@ -268,13 +276,8 @@ static void
 s_redo (self_t *self)
 {
     vw_msg_t *msg;
-    while ((msg = (vw_msg_t *) zlistx_detach (self->redo, NULL))) {
-        if (s_apply_oneway (self, msg) && !sqlite3_get_autocommit (vw_db_handle (self->db))) {
-            vw_msg_destroy (&msg);
-            continue;
-        }
-        zlistx_add_end (self->oneway, msg);
-    }
+    while ((msg = (vw_msg_t *) zlistx_detach (self->redo, NULL)))
+        s_apply_and_keep (self, &msg);
 }
 
 static void
