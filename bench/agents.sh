@@ -66,65 +66,8 @@ bench_workdir agents
 hz=$(getconf CLK_TCK)
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# Admin socket client (ZeroMQ DEALER, requests pipelined).
-cat >"$work/admin.py" <<'EOF'
-import json, os, sys, zmq
-endpoint, op = sys.argv[1], sys.argv[2]
-ctx = zmq.Context()
-sock = ctx.socket(zmq.DEALER)
-sock.setsockopt(zmq.LINGER, 0)
-sock.setsockopt(zmq.RCVTIMEO, 30000)
-sock.connect(endpoint)
-
-def send(op, args):
-    sock.send_multipart([b"", json.dumps({"op": op, "args": args}).encode()])
-
-def recv():
-    reply = json.loads(sock.recv_multipart()[-1])
-    if not reply.get("ok"):
-        sys.exit("admin error: %s" % reply.get("error"))
-    return reply["data"]
-
-if op == "register":  # register N PREFIX FILE: token file "agent_id token"
-    n, prefix, path = int(sys.argv[3]), sys.argv[4], sys.argv[5]
-    lines, sent, window = [], 0, 1000
-    while len(lines) < n:
-        while sent < n and sent - len(lines) < window:
-            sent += 1
-            send("agents.create", {"agent_id": "%s%05d" % (prefix, sent)})
-        data = recv()
-        lines.append("%s %s\n" % (data["agent_id"], data["token"]))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.writelines(lines)
-elif op == "token":  # token: an admin access token for the HTTP API
-    # tokens.issue needs a live user; the first start makes admin just after
-    # "ready", so ask again while it is not there yet.
-    import time
-    for _ in range(100):
-        send("tokens.issue", {"sub": "admin", "role": "admin", "ttl_s": 3600})
-        reply = json.loads(sock.recv_multipart()[-1])
-        if reply.get("ok") or reply["error"]["code"] not in ("not_found", "unavailable"):
-            break
-        time.sleep(0.1)
-    if not reply.get("ok"):
-        sys.exit("admin error: %s" % reply.get("error"))
-    print(reply["data"]["access_token"])
-elif op == "online":  # online: how many agents the backend lists as online
-    count, cursor = 0, None
-    while True:
-        args = {"status": "online", "limit": 1000}
-        if cursor:
-            args["cursor"] = cursor
-        send("agents.list", args)
-        data = recv()
-        count += len(data["agents"])
-        cursor = data.get("next_cursor")
-        if not cursor:
-            break
-    print(count)
-EOF
-admin() { "$py" "$work/admin.py" "tcp://127.0.0.1:$admin_port" "$@"; }
+# Admin socket client (bench/admin.py: ZeroMQ DEALER, requests pipelined).
+admin() { "$py" "$top/bench/admin.py" "tcp://127.0.0.1:$admin_port" "$@"; }
 # GET /statistics: "online degraded" as the backend counts them (a cheap
 # check: paging through agents.list leaves ~5 MB in the backend's heap, so
 # that runs only after the RSS figure is taken).

@@ -5,8 +5,11 @@
     --simulate N it runs N agents in one lws context on one thread, for load
     tests. docs/agent.md is the user's guide.
 
-    Everything happens in the lws event loop. Each agent owns one lws_sul
-    timer whose meaning follows its state (ramp, backoff, welcome deadline);
+    Everything happens in one event loop: lws on a libev (epoll) loop of
+    ours. Timers are libev's (a heap), not lws_sul: lws 4.1 re-arms its
+    libev timer only after its own events, so an earlier lws_sul set from a
+    quiet loop waits for the previous deadline. Each agent owns one timer
+    whose meaning follows its state (ramp, backoff, welcome deadline);
     heartbeats due in the same slot share one timer (a bucket), because lws
     keeps timers in a sorted list; the process owns three more (connection
     ramp, summary, shutdown deadline). Frames are written only from
@@ -28,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ev.h>
 #include <getopt.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -56,8 +60,10 @@
 #define S_HEARTBEAT_MIN_MS    100
 #define S_HEARTBEAT_MARGIN_MS 1000  //  at most this early (see s_agent_on_welcome)
 //  Simulated agents' heartbeats fire in batches on multiples of this: one
-//  wake-up of the loop serves many agents instead of one each.
-#define S_BATCH_MS 50
+//  wake-up of the loop serves the few agents due in the slot instead of one
+//  each. Small, so that what the backend sees stays close to a real fleet's
+//  spread arrivals (10,000 agents every 9 s: ~6 heartbeats per slot).
+#define S_BATCH_MS 5
 #define S_BUCKETS  1024           //  hash heads for the heartbeat buckets
 #define S_RX_MAX   (1024 * 1024)  //  largest message accepted (SPEC §3)
 //  lws's receive buffer per connection: larger frames arrive in pieces and
@@ -94,11 +100,10 @@ typedef struct s_frame_t {
 typedef struct s_app_t s_app_t;
 typedef struct s_cmd_t s_cmd_t;
 
-//  Agents whose heartbeat is due in the same slot share one lws_sul. lws
-//  keeps its timers in one sorted list and an insertion walks it, so a timer
-//  per agent would cost O(agents) per heartbeat; this costs O(slots).
+//  Agents whose heartbeat is due in the same slot share one timer: one
+//  wake-up serves them all.
 typedef struct s_bucket_t {
-    lws_sorted_usec_list_t sul;
+    ev_timer timer;
     s_app_t *app;
     struct s_bucket_t *next;  //  hash chain
     int64_t slot;             //  due at slot * slot_ms (monotonic)
@@ -107,8 +112,8 @@ typedef struct s_bucket_t {
 
 //  One agent: a few hundred bytes plus lws's wsi while connected.
 typedef struct {
-    lws_sorted_usec_list_t sul;  //  the agent's timer, meaning set by the state
-    lws_dll2_t beat_link;        //  in a heartbeat bucket while ONLINE
+    ev_timer timer;        //  the agent's timer, meaning set by the state
+    lws_dll2_t beat_link;  //  in a heartbeat bucket while ONLINE
     s_app_t *app;
     struct lws *wsi;    //  set while CONNECTING, HANDSHAKE or ONLINE
     char *id;           //  owned
@@ -123,8 +128,9 @@ typedef struct {
     int64_t online_at;      //  monotonic ms of the welcome
     int64_t heartbeat_ms;
     uint32_t index;
-    uint16_t backoff_exp;  //  grows with each failure, reset by a long session
-    uint16_t retries;      //  reconnects since the last welcome
+    uint16_t backoff_exp;    //  grows with each failure, reset by a long session
+    int64_t retry_after_ms;  //  the server's word on when to come back (error frame), 0 if none
+    uint16_t retries;        //  reconnects since the last welcome
     uint16_t queued;
     uint16_t done;        //  completed commands in cmds
     uint16_t peer_close;  //  code of the server's close frame, 0 if none
@@ -184,13 +190,14 @@ struct s_app_t {
     bool spread;  //  bind each agent to a source address 127.0.0.x
     char hostname[256];
     struct lws_context *context;
+    struct ev_loop *loop;  //  epoll through libev; lws runs on it (foreign loop)
     s_agent_t *agents;
     uint32_t count;
     uint32_t started;
     int64_t ramp_t0;
-    lws_sorted_usec_list_t sul_ramp;
-    lws_sorted_usec_list_t sul_summary;
-    lws_sorted_usec_list_t sul_deadline;
+    ev_timer timer_ramp;
+    ev_timer timer_summary;
+    ev_timer timer_deadline;
     s_bucket_t *buckets[S_BUCKETS];
     int64_t slot_ms;
     vw_runner_t *runner;
@@ -204,7 +211,9 @@ struct s_app_t {
     uint32_t states[S_STATE_COUNT];
     uint64_t sent, received, connects, disconnects;
     uint64_t last_sent, last_received;
-    bool all_online;  //  every agent was online at once (logged once)
+    bool all_online;  //  every agent is online now
+    int64_t lost_at;  //  monotonic ms when the last round of all-online ended
+    uint32_t rounds;  //  times every agent was online together
     bool stopping;
     bool done;
     int exit_code;
@@ -216,7 +225,7 @@ static uint64_t s_rng;
 static char s_source_addresses[S_SPREAD_ADDRESSES][16];
 
 static void s_agent_connect (s_agent_t *agent);
-static void s_agent_on_timer (lws_sorted_usec_list_t *sul);
+static void s_agent_on_timer (struct ev_loop *loop, ev_timer *timer, int revents);
 static void s_agent_heartbeat (s_agent_t *agent);
 static int s_app_load_key (s_app_t *app);
 
@@ -251,17 +260,36 @@ s_printable_dup (const unsigned char *data, size_t size)
 #define s_note(app, ...)                                                                           \
     vw_log ((app)->opt.simulate ? VW_LOG_DEBUG : VW_LOG_INFO, "agent", __VA_ARGS__)
 
+//  (Re)starts a one-shot timer delay_ms from now (libev's cached time is
+//  that of the pass's start: refreshed first).
 static void
-s_agent_timer (s_agent_t *agent, int64_t delay_ms)
+s_timer_start (s_app_t *app, ev_timer *timer, int64_t delay_ms)
 {
-    lws_sul_schedule (agent->app->context, 0, &agent->sul, s_agent_on_timer,
-                      (lws_usec_t) delay_ms * 1000);
+    ev_timer_stop (app->loop, timer);
+    ev_now_update (app->loop);
+    ev_timer_set (timer, delay_ms > 0 ? (double) delay_ms / 1000.0 : 0., 0.);
+    ev_timer_start (app->loop, timer);
 }
 
 static void
-s_bucket_on_timer (lws_sorted_usec_list_t *sul)
+s_agent_timer (s_agent_t *agent, int64_t delay_ms)
 {
-    s_bucket_t *bucket = lws_container_of (sul, s_bucket_t, sul);
+    s_timer_start (agent->app, &agent->timer, delay_ms);
+}
+
+//  Has lws drop the connection at once. lws does that from a timer of its
+//  own that, on a quiet loop, only its next event would look at: ring it.
+static void
+s_agent_kill (s_agent_t *agent)
+{
+    lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_cancel_service (agent->app->context);
+}
+
+static void
+s_bucket_on_timer (struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    s_bucket_t *bucket = (s_bucket_t *) timer->data;
     s_app_t *app = bucket->app;
     s_bucket_t **link = &app->buckets[bucket->slot % S_BUCKETS];
     while (*link != bucket)
@@ -292,9 +320,9 @@ s_bucket_get (s_app_t *app, int64_t slot, int64_t now)
     bucket->slot = slot;
     bucket->next = *head;
     *head = bucket;
-    int64_t delay = slot * app->slot_ms - now;
-    lws_sul_schedule (app->context, 0, &bucket->sul, s_bucket_on_timer,
-                      (lws_usec_t) (delay > 0 ? delay : 0) * 1000);
+    ev_init (&bucket->timer, s_bucket_on_timer);
+    bucket->timer.data = bucket;
+    s_timer_start (app, &bucket->timer, slot * app->slot_ms - now);
     return bucket;
 }
 
@@ -305,7 +333,7 @@ s_buckets_destroy (s_app_t *app)
         while (app->buckets[i]) {
             s_bucket_t *bucket = app->buckets[i];
             app->buckets[i] = bucket->next;
-            lws_sul_cancel (&bucket->sul);
+            ev_timer_stop (app->loop, &bucket->timer);
             while (bucket->agents.head)
                 lws_dll2_remove (bucket->agents.head);
             free (bucket);
@@ -317,11 +345,11 @@ s_buckets_destroy (s_app_t *app)
 //  be up to a slot shorter than the interval, never longer (the backend
 //  calls an agent degraded one interval after its last frame).
 static void
-s_agent_next_heartbeat (s_agent_t *agent)
+s_agent_next_heartbeat_in (s_agent_t *agent, int64_t delay_ms)
 {
     s_app_t *app = agent->app;
     int64_t now = vw_clock_mono_ms ();
-    int64_t slot = (now + agent->heartbeat_ms) / app->slot_ms;
+    int64_t slot = (now + delay_ms) / app->slot_ms;
     s_bucket_t *bucket = s_bucket_get (app, slot, now);
     if (!lws_dll2_is_detached (&agent->beat_link))
         lws_dll2_remove (&agent->beat_link);
@@ -332,9 +360,15 @@ s_agent_next_heartbeat (s_agent_t *agent)
 }
 
 static void
+s_agent_next_heartbeat (s_agent_t *agent)
+{
+    s_agent_next_heartbeat_in (agent, agent->heartbeat_ms);
+}
+
+static void
 s_agent_cancel_timers (s_agent_t *agent)
 {
-    lws_sul_cancel (&agent->sul);
+    ev_timer_stop (agent->app->loop, &agent->timer);
     if (!lws_dll2_is_detached (&agent->beat_link))
         lws_dll2_remove (&agent->beat_link);
 }
@@ -342,8 +376,13 @@ s_agent_cancel_timers (s_agent_t *agent)
 static void
 s_agent_set_state (s_agent_t *agent, s_state_t state)
 {
-    agent->app->states[agent->state]--;
-    agent->app->states[state]++;
+    s_app_t *app = agent->app;
+    if (agent->state == S_ONLINE && state != S_ONLINE && app->all_online) {
+        app->all_online = false;
+        app->lost_at = vw_clock_mono_ms ();
+    }
+    app->states[agent->state]--;
+    app->states[state]++;
     agent->state = (uint8_t) state;
 }
 
@@ -375,9 +414,10 @@ s_app_finish (s_app_t *app)
     if (app->done)
         return;
     app->done = true;
-    lws_sul_cancel (&app->sul_ramp);
-    lws_sul_cancel (&app->sul_summary);
-    lws_sul_cancel (&app->sul_deadline);
+    ev_break (app->loop, EVBREAK_ALL);
+    ev_timer_stop (app->loop, &app->timer_ramp);
+    ev_timer_stop (app->loop, &app->timer_summary);
+    ev_timer_stop (app->loop, &app->timer_deadline);
     if (app->stopping) {
         app->exit_code = S_EXIT_OK;
         vw_info ("agent", "stopped");
@@ -416,7 +456,7 @@ s_agent_queue (s_agent_t *agent, const void *data, size_t size, bool heartbeat)
                  "%s: %d frames wait to be sent: the server reads nothing; dropping the "
                  "connection",
                  agent->id, S_QUEUE_MAX);
-        lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        s_agent_kill (agent);
         return -1;
     }
     s_frame_t *frame = malloc (sizeof (s_frame_t) + LWS_PRE + size);
@@ -1061,16 +1101,20 @@ s_agent_on_cancel (s_agent_t *agent, const vw_wire_msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Receiving
 
-//  Logs (and writes to --ready-file) the first time every agent is online.
+//  Logs (and writes to --ready-file) each time every agent is online: the
+//  first time counted from the start, later ones (after a server restart,
+//  say) from the moment the previous round ended.
 static void
 s_app_check_ready (s_app_t *app)
 {
     if (app->all_online || app->states[S_ONLINE] != app->count)
         return;
     app->all_online = true;
-    int64_t ms = vw_clock_mono_ms () - app->ramp_t0;
+    app->rounds++;
+    int64_t ms = vw_clock_mono_ms () - (app->rounds == 1 ? app->ramp_t0 : app->lost_at);
     if (app->opt.simulate)
-        vw_info ("agent", "all %u agents online in %lld ms (%.0f/s)", app->count, (long long) ms,
+        vw_info ("agent", "all %u agents online %s %lld ms (%.0f/s)", app->count,
+                 app->rounds == 1 ? "in" : "again after", (long long) ms,
                  ms > 0 ? app->count * 1000.0 / (double) ms : 0.0);
     if (!app->opt.ready_file)
         return;
@@ -1080,7 +1124,8 @@ s_app_check_ready (s_app_t *app)
     snprintf (temp, sizeof temp, "%s.tmp", app->opt.ready_file);
     FILE *file = fopen (temp, "w");
     bool ok =
-        file && fprintf (file, "%u agents online after %lld ms\n", app->count, (long long) ms) > 0;
+        file && fprintf (file, "%u agents online after %lld ms (round %u, at %lld)\n", app->count,
+                         (long long) ms, app->rounds, (long long) vw_clock_wall_ms ()) > 0;
     if (file && fclose (file) != 0)
         ok = false;
     if (!ok || rename (temp, app->opt.ready_file) != 0)
@@ -1097,15 +1142,24 @@ s_agent_go_online (s_agent_t *agent, int64_t interval)
     agent->heartbeat_ms = interval;
     agent->online_at = vw_clock_mono_ms ();
     agent->retries = 0;
+    agent->retry_after_ms = 0;
     s_agent_set_state (agent, S_ONLINE);
-    lws_sul_cancel (&agent->sul);  //  the welcome deadline
+    ev_timer_stop (app->loop, &agent->timer);  //  the welcome deadline
     s_app_check_ready (app);
     if (app->opt.once) {
         s_agent_send_heartbeat (agent);
         s_agent_close (agent, LWS_CLOSE_STATUS_NORMAL, "once");
         return;
     }
-    s_agent_next_heartbeat (agent);
+    //  Simulated agents come online together (a ramp, a reconnect storm);
+    //  a real fleet's heartbeats arrive spread over the interval. Each
+    //  simulated agent takes a random phase: its first heartbeat comes
+    //  after a uniform fraction of the interval, the rest one interval
+    //  apart.
+    if (app->opt.simulate)
+        s_agent_next_heartbeat_in (agent, 1 + (int64_t) s_random ((uint32_t) interval - 1));
+    else
+        s_agent_next_heartbeat (agent);
 }
 
 static void
@@ -1193,8 +1247,14 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
     switch (msg.type) {
         case VW_WIRE_WELCOME: s_agent_on_welcome (agent, &msg); break;
         case VW_WIRE_ERROR:
-            vw_warn ("agent", "%s: error from the server: %s%s%s", agent->id, msg.code,
-                     msg.message ? ": " : "", msg.message ? msg.message : "");
+            //  A refusal during a reconnect storm says when to come back.
+            agent->retry_after_ms = msg.retry_after_ms;
+            if (msg.retry_after_ms && agent->app->opt.simulate)
+                vw_debug ("agent", "%s: %s: %s (retry after %lld ms)", agent->id, msg.code,
+                          msg.message ? msg.message : "", (long long) msg.retry_after_ms);
+            else
+                vw_warn ("agent", "%s: error from the server: %s%s%s", agent->id, msg.code,
+                         msg.message ? ": " : "", msg.message ? msg.message : "");
             break;
         case VW_WIRE_COMMAND:
             if (agent->state == S_ONLINE)
@@ -1354,13 +1414,24 @@ s_agent_lost (s_agent_t *agent, struct lws *wsi, const char *error)
         s_agent_stop (agent, S_EXIT_FAILURE);
         return;
     }
-    //  Full jitter: uniform in [0, min(cap, base * 2^n)].
-    uint32_t ceiling = S_BACKOFF_CAP_MS;
-    if (agent->backoff_exp < 16 && (S_BACKOFF_BASE_MS << agent->backoff_exp) < S_BACKOFF_CAP_MS)
-        ceiling = S_BACKOFF_BASE_MS << agent->backoff_exp;
-    uint32_t delay = s_random (ceiling);
-    if (agent->backoff_exp < UINT16_MAX)
-        agent->backoff_exp++;
+    uint32_t delay;
+    if (agent->retry_after_ms > 0) {
+        //  The server said when (SPEC §3): that long, plus up to a fifth
+        //  more so that agents told the same do not return together. The
+        //  backoff stays where it was: this was no failure of ours.
+        int64_t after = agent->retry_after_ms;
+        delay = (uint32_t) after + s_random ((uint32_t) (after / 5));
+        agent->retry_after_ms = 0;
+    }
+    else {
+        //  Full jitter: uniform in [0, min(cap, base * 2^n)].
+        uint32_t ceiling = S_BACKOFF_CAP_MS;
+        if (agent->backoff_exp < 16 && (S_BACKOFF_BASE_MS << agent->backoff_exp) < S_BACKOFF_CAP_MS)
+            ceiling = S_BACKOFF_BASE_MS << agent->backoff_exp;
+        delay = s_random (ceiling);
+        if (agent->backoff_exp < UINT16_MAX)
+            agent->backoff_exp++;
+    }
     if (agent->retries < UINT16_MAX)
         agent->retries++;
     if (app->opt.simulate)
@@ -1436,9 +1507,9 @@ s_agent_heartbeat (s_agent_t *agent)
 }
 
 static void
-s_agent_on_timer (lws_sorted_usec_list_t *sul)
+s_agent_on_timer (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    s_agent_t *agent = lws_container_of (sul, s_agent_t, sul);
+    s_agent_t *agent = (s_agent_t *) timer->data;
     switch (agent->state) {
         case S_IDLE:
         case S_BACKOFF: s_agent_connect (agent); break;
@@ -1456,9 +1527,9 @@ s_agent_on_timer (lws_sorted_usec_list_t *sul)
 //  Process timers and shutdown
 
 static void
-s_app_on_ramp (lws_sorted_usec_list_t *sul)
+s_app_on_ramp (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    s_app_t *app = lws_container_of (sul, s_app_t, sul_ramp);
+    s_app_t *app = (s_app_t *) timer->data;
     int64_t now = vw_clock_mono_ms ();
     uint64_t due = (uint64_t) (now - app->ramp_t0) * (uint64_t) app->opt.ramp / 1000 + 1;
     if (due > app->count)
@@ -1471,7 +1542,7 @@ s_app_on_ramp (lws_sorted_usec_list_t *sul)
         int64_t next = app->ramp_t0 + (int64_t) app->started * 1000 / app->opt.ramp - now;
         if (next < 10)
             next = 10;  //  batches: at most 100 wake-ups a second
-        lws_sul_schedule (app->context, 0, &app->sul_ramp, s_app_on_ramp, (lws_usec_t) next * 1000);
+        s_timer_start (app, &app->timer_ramp, next);
     }
     else if (app->opt.simulate)
         vw_info ("agent", "all %u agents started in %lld ms", app->count,
@@ -1479,9 +1550,9 @@ s_app_on_ramp (lws_sorted_usec_list_t *sul)
 }
 
 static void
-s_app_on_summary (lws_sorted_usec_list_t *sul)
+s_app_on_summary (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    s_app_t *app = lws_container_of (sul, s_app_t, sul_summary);
+    s_app_t *app = (s_app_t *) timer->data;
     vw_info ("agent",
              "agents %u: idle %u, connecting %u, online %u, backoff %u, stopped %u; frames "
              "sent %llu (+%llu), received %llu (+%llu); connects %llu, disconnects %llu",
@@ -1493,14 +1564,13 @@ s_app_on_summary (lws_sorted_usec_list_t *sul)
              (unsigned long long) app->connects, (unsigned long long) app->disconnects);
     app->last_sent = app->sent;
     app->last_received = app->received;
-    lws_sul_schedule (app->context, 0, &app->sul_summary, s_app_on_summary,
-                      (lws_usec_t) S_SUMMARY_MS * 1000);
+    s_timer_start (app, &app->timer_summary, S_SUMMARY_MS);
 }
 
 static void
-s_app_on_deadline (lws_sorted_usec_list_t *sul)
+s_app_on_deadline (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    s_app_t *app = lws_container_of (sul, s_app_t, sul_deadline);
+    s_app_t *app = (s_app_t *) timer->data;
     vw_warn ("agent", "%u connection(s) did not close within %u ms",
              app->states[S_CONNECTING] + app->states[S_HANDSHAKE] + app->states[S_ONLINE],
              S_SHUTDOWN_GRACE_MS + app->count / 2);
@@ -1516,10 +1586,9 @@ s_app_shutdown (s_app_t *app)
     vw_info ("agent", "%s: closing %u connection(s) with 1000",
              s_signalled == SIGINT ? "SIGINT" : "SIGTERM",
              app->states[S_CONNECTING] + app->states[S_HANDSHAKE] + app->states[S_ONLINE]);
-    lws_sul_cancel (&app->sul_ramp);
+    ev_timer_stop (app->loop, &app->timer_ramp);
     //  Closing takes a round trip each; a big simulated fleet gets longer.
-    lws_sul_schedule (app->context, 0, &app->sul_deadline, s_app_on_deadline,
-                      ((lws_usec_t) S_SHUTDOWN_GRACE_MS + app->count / 2) * 1000);
+    s_timer_start (app, &app->timer_deadline, (int64_t) S_SHUTDOWN_GRACE_MS + app->count / 2);
     for (uint32_t i = 0; i < app->count && !app->done; i++) {
         s_agent_t *agent = &app->agents[i];
         switch (agent->state) {
@@ -1528,7 +1597,7 @@ s_app_shutdown (s_app_t *app)
             case S_CONNECTING:
                 //  No WebSocket yet to close: drop the attempt.
                 if (agent->wsi)
-                    lws_set_timeout (agent->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                    s_agent_kill (agent);
                 else
                     s_agent_stop (agent, S_EXIT_OK);
                 break;
@@ -2311,6 +2380,8 @@ s_app_setup (s_app_t *app)
     for (uint32_t i = 0; i < app->count; i++) {
         s_agent_t *agent = &app->agents[i];
         agent->app = app;
+        ev_init (&agent->timer, s_agent_on_timer);
+        agent->timer.data = agent;
         agent->index = i;
         agent->token = app->opt.token;
         if (app->opt.simulate) {
@@ -2549,8 +2620,20 @@ main (int argc, char **argv)
 
     lws_set_log_level (vw_log_enabled (VW_LOG_DEBUG) ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR,
                        s_lws_log);
+    //  lws's own loop polls every connection on each wake-up: thousands of
+    //  simulated agents want epoll. The loop is ours (no signal handling:
+    //  ours above stays).
+    app.loop = ev_loop_new (EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (!app.loop) {
+        vw_error ("agent", "cannot create the event loop (epoll)");
+        s_app_destroy (&app);
+        return S_EXIT_FAILURE;
+    }
+    void *loops[] = {app.loop};
     struct lws_context_creation_info info;
     memset (&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = s_protocols;
     info.user = &app;
@@ -2566,6 +2649,7 @@ main (int argc, char **argv)
     app.context = lws_create_context (&info);
     if (!app.context) {
         vw_error ("agent", "cannot create the libwebsockets context");
+        ev_loop_destroy (app.loop);
         s_app_destroy (&app);
         return S_EXIT_FAILURE;
     }
@@ -2585,19 +2669,24 @@ main (int argc, char **argv)
                                                      : "json");
     app.slot_ms = app.opt.simulate ? S_BATCH_MS : 1;
     app.ramp_t0 = vw_clock_mono_ms ();
-    lws_sul_schedule (app.context, 0, &app.sul_ramp, s_app_on_ramp, 1);
+    ev_init (&app.timer_ramp, s_app_on_ramp);
+    ev_init (&app.timer_summary, s_app_on_summary);
+    ev_init (&app.timer_deadline, s_app_on_deadline);
+    app.timer_ramp.data = app.timer_summary.data = app.timer_deadline.data = &app;
+    s_timer_start (&app, &app.timer_ramp, 0);
     if (app.opt.simulate)
-        lws_sul_schedule (app.context, 0, &app.sul_summary, s_app_on_summary,
-                          (lws_usec_t) S_SUMMARY_MS * 1000);
+        s_timer_start (&app, &app.timer_summary, S_SUMMARY_MS);
 
-    while (!app.done) {
-        if (s_signalled && !app.stopping)
-            s_app_shutdown (&app);
-        if (!app.done && lws_service (app.context, 0) < 0) {
-            vw_error ("agent", "the libwebsockets loop failed");
-            app.exit_code = S_EXIT_FAILURE;
-            break;
-        }
+    //  lws re-arms its timer after its own events: ring once so the first
+    //  timers above are seen. The loop runs until s_app_finish breaks it.
+    lws_cancel_service (app.context);
+    if (s_signalled)
+        s_app_shutdown (&app);
+    if (!app.done)
+        ev_run (app.loop, 0);
+    if (!app.done) {
+        vw_error ("agent", "the event loop ended early");
+        app.exit_code = S_EXIT_FAILURE;
     }
 
     //  Programs still running are stopped first: their threads ring this
@@ -2607,14 +2696,15 @@ main (int argc, char **argv)
     for (uint32_t i = 0; i < app.count; i++)
         s_agent_cancel_timers (&app.agents[i]);
     s_buckets_destroy (&app);
-    lws_sul_cancel (&app.sul_ramp);
-    lws_sul_cancel (&app.sul_summary);
-    lws_sul_cancel (&app.sul_deadline);
+    ev_timer_stop (app.loop, &app.timer_ramp);
+    ev_timer_stop (app.loop, &app.timer_summary);
+    ev_timer_stop (app.loop, &app.timer_deadline);
     //  Destroying the context closes what is left; our callbacks must not
     //  schedule anything then.
     app.stopping = true;
     app.done = true;
     lws_context_destroy (app.context);
+    ev_loop_destroy (app.loop);
     int exit_code = app.exit_code;
     s_app_destroy (&app);
     return exit_code;

@@ -35,10 +35,11 @@ typedef struct {
     int64_t http_idle_timeout_ms;     //  http.idle_timeout             30s   (keep-alive)
     char *ws_addr;                    //  ws.addr           --ws-addr           0.0.0.0
     int ws_port;                      //  ws.port           --ws-port           8081
-    int64_t ws_max_frame;   //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
-    int64_t ws_out_max;     //  ws.out_max        --ws-out-max        8MiB  (size, 64KiB..1GiB)
-    char *tls_cert;         //  tls.cert          --tls-cert          (none)
-    char *tls_key;          //  tls.key           --tls-key           (none)
+    int64_t ws_max_frame;       //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
+    int64_t ws_out_max;         //  ws.out_max        --ws-out-max        8MiB  (size, 64KiB..1GiB)
+    int ws_max_pending_hellos;  //  ws.max_pending_hellos --ws-max-pending-hellos 512 (1..1000000)
+    char *tls_cert;             //  tls.cert          --tls-cert          (none)
+    char *tls_key;              //  tls.key           --tls-key           (none)
     char *admin_endpoint;   //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or
                             //  "off" disables)
     char *events_endpoint;  //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or

@@ -20,8 +20,6 @@
 //  How long agents get to see their close frame before the loop ends.
 #define S_CLOSE_GRACE_MS 1000
 
-static int s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                           size_t len);
 static int s_ws_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len);
 
@@ -34,62 +32,20 @@ static struct lws_protocols s_ws_protocols[] = {
     {VW_WIRE_SUBPROTO_MSGPACK, s_ws_entry, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
-//  The ZeroMQ bridge has a vhost of its own that listens nowhere: the HTTP
-//  vhost binds everything adopted on it to raw sockets.
-static struct lws_protocols s_zmq_protocols[] = {{"vw-zmq", s_zmq_callback, 0, 0, 0, NULL, 0},
-                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
-
 vw_edge_t *
 vw_edge_from_wsi (struct lws *wsi)
 {
     return (vw_edge_t *) lws_context_user (lws_get_context (wsi));
 }
 
-static void
-s_on_timer_sul (lws_sorted_usec_list_t *sul)
-{
-    vw_edge_t *self = lws_container_of (sul, vw_edge_t, timer_sul);
-    vw_timers_run (vw_actor_timers (self->actor), vw_clock_mono_ms ());
-    vw_edge_kick (self);
-}
-
-void
-vw_edge_kick (vw_edge_t *self)
-{
-    //  The flush due before the next poll kicks (after sending): callbacks
-    //  that sent something need not.
-    if (self->flush_due)
-        return;
-    //  A send may have consumed ZMQ_FD's edge while messages wait: check.
-    if (zsock_events (vw_actor_sock (self->actor)) & ZMQ_POLLIN)
-        lws_cancel_service (self->context);
-    long wait = vw_timers_timeout (vw_actor_timers (self->actor), vw_clock_mono_ms ());
-    if (wait >= 0)
-        lws_sul_schedule (self->context, 0, &self->timer_sul, s_on_timer_sul,
-                          (lws_usec_t) wait * LWS_US_PER_MS);
-    else
-        lws_sul_cancel (&self->timer_sul);
-}
-
-//  What callbacks sent since the last pass goes out as one bundle per
-//  actor, before lws polls again (a sul due now runs first thing in the
-//  next lws_service).
-static void
-s_on_flush_sul (lws_sorted_usec_list_t *sul)
-{
-    vw_edge_t *self = lws_container_of (sul, vw_edge_t, flush_sul);
-    self->flush_due = false;
-    vw_actor_flush_sends (self->actor);
-    vw_edge_kick (self);
-}
-
-static void
-s_on_batch (void *arg, vw_actor_t *actor)
-{
-    vw_edge_t *self = (vw_edge_t *) arg;
-    self->flush_due = true;
-    lws_sul_schedule (self->context, 0, &self->flush_sul, s_on_flush_sul, 0);
-}
+//  --------------------------------------------------------------------------
+//  The loop. The edge owns a libev loop (epoll) and hands it to lws as a
+//  foreign loop; lws adds its sockets to it. Next to them the loop watches
+//  the actor's pipe and broker socket (their ZMQ_FD, edge-triggered), and
+//  carries one timer for the actor's timer heap. A prepare watcher runs
+//  last before every wait: it sends what callbacks batched during the pass,
+//  drains ZeroMQ again if a send consumed ZMQ_FD's edge while messages
+//  wait, and re-arms the timer. Nothing wakes while idle.
 
 static void
 s_on_stop_deadline (void *arg, uint64_t id)
@@ -112,34 +68,103 @@ s_begin_stop (vw_edge_t *self)
     vw_ws_close_all (self);
 }
 
-//  Drains the pipe and the broker socket; called whenever either fd wakes
-//  lws, and on lws_cancel_service.
+//  Drains the pipe and the broker socket, bounded per pass so HTTP and
+//  agents are not starved by a flood (the prepare watcher comes back for
+//  the rest).
 static void
 s_drain (vw_edge_t *self)
 {
     if (vw_actor_pipe_drain (self->actor))
         s_begin_stop (self);
-    //  Bounded per pass so HTTP and agents are not starved by a flood; the
-    //  kick below brings us back if more is queued.
     vw_actor_drain (self->actor, 4096);
     if (self->stopping && self->ws_count == 0)
         self->done = true;
-    vw_edge_kick (self);
 }
 
-static int
-s_zmq_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+static void
+s_on_lws_wake (struct ev_loop *loop, ev_timer *watcher, int revents)
 {
-    vw_edge_t *self = vw_edge_from_wsi (wsi);
-    switch (reason) {
-        case LWS_CALLBACK_RAW_RX_FILE:
-        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-            if (self && self->actor)
-                s_drain (self);
+    vw_edge_t *self = (vw_edge_t *) watcher->data;
+    lws_cancel_service (self->context);
+}
+
+void
+vw_edge_wake_lws_in (vw_edge_t *self, int64_t ms)
+{
+    int64_t due = vw_clock_mono_ms () + ms;
+    if (ev_is_active (&self->w_lws) && self->lws_wake_due <= due)
+        return;
+    self->lws_wake_due = due;
+    ev_timer_stop (self->loop, &self->w_lws);
+    ev_now_update (self->loop);
+    ev_timer_set (&self->w_lws, (double) ms / 1000.0, 0.);
+    ev_timer_start (self->loop, &self->w_lws);
+}
+
+void
+vw_edge_kill (struct lws *wsi)
+{
+    lws_set_timeout (wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    //  lws does that from its own timer, which lws 4.1 on libev re-arms only
+    //  after an event of its own: this may be a timer or message of ours.
+    lws_cancel_service (lws_get_context (wsi));
+}
+
+static void
+s_on_zmq (struct ev_loop *loop, ev_io *watcher, int revents)
+{
+    s_drain ((vw_edge_t *) watcher->data);
+}
+
+static void
+s_on_timer (struct ev_loop *loop, ev_timer *watcher, int revents)
+{
+    vw_edge_t *self = (vw_edge_t *) watcher->data;
+    vw_timers_run (vw_actor_timers (self->actor), vw_clock_mono_ms ());
+}
+
+//  Keeps the loop from blocking while ZeroMQ holds messages the bounded
+//  drain left (the prepare watcher drains them on the next pass).
+static void
+s_on_idle (struct ev_loop *loop, ev_idle *watcher, int revents)
+{
+    ev_idle_stop (loop, watcher);
+}
+
+static void s_lws_pass_done (void);
+
+static void
+s_on_prepare (struct ev_loop *loop, ev_prepare *watcher, int revents)
+{
+    vw_edge_t *self = (vw_edge_t *) watcher->data;
+    s_lws_pass_done ();
+    //  ZMQ_FD only signals an edge: a send (or a drain cut short) may have
+    //  consumed it while messages wait. Sending may also receive.
+    for (int pass = 0; pass < 2; pass++) {
+        vw_actor_flush_sends (self->actor);
+        if (!(zsock_events (vw_actor_sock (self->actor)) & ZMQ_POLLIN) &&
+            !(zsock_events (self->pipe) & ZMQ_POLLIN))
             break;
-        default: break;
+        if (pass == 1) {
+            ev_idle_start (loop, &self->w_idle);
+            break;
+        }
+        s_drain (self);
     }
-    return 0;
+    if (self->done) {
+        ev_break (loop, EVBREAK_ALL);
+        return;
+    }
+    int64_t now = vw_clock_mono_ms ();
+    long wait = vw_timers_timeout (vw_actor_timers (self->actor), now);
+    if (wait < 0)
+        ev_timer_stop (loop, &self->w_timer);
+    else if (!ev_is_active (&self->w_timer) || now + wait != self->timer_due) {
+        self->timer_due = now + wait;
+        ev_timer_stop (loop, &self->w_timer);
+        ev_timer_set (&self->w_timer, (double) wait / 1000.0, 0.);
+        ev_timer_start (loop, &self->w_timer);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -185,6 +210,14 @@ s_lws_log (int level, const char *line)
             : level == LLL_WARN ? VW_LOG_WARN
                                 : VW_LOG_DEBUG,
             "lws", "%s", text);
+}
+
+//  The end of a loop pass: a complaint belongs to its pass.
+static void
+s_lws_pass_done (void)
+{
+    *s_complaint = 0;
+    s_refused = false;
 }
 
 static void s_log_refusal (const char *component, const char *fmt, ...)
@@ -274,20 +307,6 @@ static int
 s_ws_entry (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     return s_entry (wsi, reason, user, in, len, vw_ws_callback);
-}
-
-//  Adopts a duplicate of a ZeroMQ socket's ZMQ_FD into the lws loop: lws
-//  closes what it adopts, and the original belongs to ZeroMQ.
-static int
-s_adopt_zmq_fd (vw_edge_t *self, zsock_t *sock)
-{
-    lws_sock_file_fd_type fd;
-    fd.filefd = dup (zsock_fd (sock));
-    if (fd.filefd < 0)
-        return -1;
-    if (!lws_adopt_descriptor_vhost (self->zmq_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "vw-zmq", NULL))
-        return -1;  //  lws closed the fd
-    return 0;
 }
 
 static struct lws_vhost *
@@ -496,6 +515,7 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     self->roles = args->roles ? args->roles : VW_EDGE_API | VW_EDGE_AGENTS;
     self->cls = s_edge_class;
     self->cls.name = s_role_name (self->roles);
+    self->pipe = pipe;
     self->actor = vw_actor_new (pipe, &self->cls, args->endpoint);
     if (!self->actor) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: cannot connect to the broker",
@@ -507,10 +527,11 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     s_ws_protocols[0].per_session_data_size = vw_ws_session_size ();
     s_ws_protocols[1].per_session_data_size = vw_ws_session_size ();
     //  lws hands over at most this much of a frame per callback, from a
-    //  buffer it allocates per connection: keep it small (10,000 idle agents
-    //  x 64 KiB would be 640 MB). vw_ws reassembles whole frames up to
-    //  ws.max_frame in a buffer that exists only while a frame is arriving.
-    s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 4096;
+    //  buffer it allocates per connection for the connection's life: sized
+    //  for what an idle agent sends (a heartbeat is ~40 bytes; 10,000 idle
+    //  agents x 64 KiB would be 640 MB). vw_ws reassembles larger frames,
+    //  up to ws.max_frame, in a buffer that exists only while one arrives.
+    s_ws_protocols[0].rx_buffer_size = s_ws_protocols[1].rx_buffer_size = 512;
     self->probe = vw_probe_new (self->actor);
     self->pending = vw_pending_new (self->actor, self);
     self->rl_address = vw_ratelimit_new ((double) config->rl_address_rate,
@@ -528,9 +549,19 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         lws_levels |= LLL_NOTICE | LLL_INFO;
     lws_set_log_level (lws_levels, s_lws_log);
 
+    //  epoll through libev, on a loop of ours: lws's built-in loop polls
+    //  every connection on every wake-up. No signal handling: main owns
+    //  the signals (signalfd).
+    self->loop = ev_loop_new (EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (!self->loop) {
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot create the event loop (epoll)");
+        return -1;
+    }
+    void *loops[] = {self->loop};
     struct lws_context_creation_info info;
     memset (&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     if (config->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = self;
@@ -554,19 +585,19 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         if (!self->ws_vhost)
             return -1;
     }
-    struct lws_context_creation_info zinfo;
-    memset (&zinfo, 0, sizeof zinfo);
-    zinfo.vhost_name = "vw-zmq";
-    zinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    zinfo.protocols = s_zmq_protocols;
-    self->zmq_vhost = lws_create_vhost (self->context, &zinfo);
-    if (!self->zmq_vhost || s_adopt_zmq_fd (self, pipe) ||
-        s_adopt_zmq_fd (self, vw_actor_sock (self->actor))) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: cannot bridge ZeroMQ into lws");
-        return -1;
-    }
-    //  Joining waits on the broker socket outside lws: fine, nothing is
-    //  being served yet.
+    ev_io_init (&self->w_pipe, s_on_zmq, zsock_fd (pipe), EV_READ);
+    ev_io_init (&self->w_sock, s_on_zmq, zsock_fd (vw_actor_sock (self->actor)), EV_READ);
+    ev_timer_init (&self->w_timer, s_on_timer, 0., 0.);
+    ev_timer_init (&self->w_lws, s_on_lws_wake, 0., 0.);
+    self->w_lws.data = self;
+    ev_idle_init (&self->w_idle, s_on_idle);
+    ev_prepare_init (&self->w_prepare, s_on_prepare);
+    self->w_pipe.data = self->w_sock.data = self->w_timer.data = self->w_prepare.data = self;
+    ev_io_start (self->loop, &self->w_pipe);
+    ev_io_start (self->loop, &self->w_sock);
+    ev_prepare_start (self->loop, &self->w_prepare);
+    //  Joining waits on the broker socket outside the loop: fine, nothing
+    //  is being served yet.
     if (vw_actor_join (self->actor, 5000)) {
         vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: the broker did not answer");
         return -1;
@@ -593,29 +624,31 @@ vw_edge_actor (zsock_t *pipe, void *args)
     self->started_ms = vw_clock_mono_ms ();
 
     if (s_start (self, a, pipe) == 0) {
-        vw_actor_set_batching (self->actor, true, s_on_batch, self);
+        vw_actor_set_batching (self->actor, true, NULL, NULL);
         vw_lifecycle_ready (pipe);
-        vw_edge_kick (self);
-        while (!self->done) {
-            //  Blocks until an fd wakes it or the next lws_sul is due.
-            if (lws_service (self->context, 0) < 0)
-                break;
-            *s_complaint = 0;  //  a complaint belongs to its service pass
-            s_refused = false;
-        }
+        //  Returns when the prepare watcher sees `done`.
+        ev_run (self->loop, 0);
         if (!self->stopping)
-            vw_lifecycle_exited (pipe, "lws service loop failed");
+            vw_lifecycle_exited (pipe, "the event loop ended");
         //  From here on (closing connections reports to actors) sends go
         //  out at once.
-        lws_sul_cancel (&self->flush_sul);
-        self->flush_due = false;
         vw_actor_set_batching (self->actor, false, NULL, NULL);
     }
     //  Destroying the context closes listeners and every connection; the
     //  probe goes first so no callback answers into a dead HTTP session.
     vw_probe_destroy (&self->probe);
+    //  lws leaves a foreign loop's watchers stopped: then the loop goes.
     if (self->context)
         lws_context_destroy (self->context);
+    if (self->loop) {
+        ev_io_stop (self->loop, &self->w_pipe);
+        ev_io_stop (self->loop, &self->w_sock);
+        ev_timer_stop (self->loop, &self->w_timer);
+        ev_timer_stop (self->loop, &self->w_lws);
+        ev_idle_stop (self->loop, &self->w_idle);
+        ev_prepare_stop (self->loop, &self->w_prepare);
+        ev_loop_destroy (self->loop);
+    }
     SSL_CTX_free (self->tls_client_ctx);
     vw_tokens_destroy (&self->tokens);  //  before pending: a late sync sees none
     //  After the context: closing connections still reports to the registry

@@ -2,16 +2,14 @@
     from agents (WebSocket, port 8081, path /ws/agent) and operators (HTTP,
     port 8080) into proto messages to the other actors, and back.
 
-    It runs libwebsockets' event loop in its own thread. ZeroMQ reaches that
-    loop without polling: the actor's broker socket and its pipe are adopted
-    into lws as raw file descriptors (duplicates of their ZMQ_FD), so lws's
-    own poll wakes when a message arrives; the edge then drains the socket
-    until it is empty, as ZeroMQ's edge-triggered ZMQ_FD requires. After it
-    sends anything it re-checks ZMQ_EVENTS and rings lws_cancel_service ()
-    on itself if messages are already waiting. The actor's timers (vw_timers)
-    ride on one lws_sul set to the earliest deadline. Nothing ticks while
-    idle. Unlike a doorbell rung by senders, this also works when the broker
-    is in another process.
+    Each edge thread owns a libev loop (epoll) and runs libwebsockets on it
+    as a foreign loop. The same loop watches the actor's broker socket and
+    pipe (their ZMQ_FD: drained until empty, as ZeroMQ's edge-triggered
+    ZMQ_FD requires) and carries one timer for the actor's timers
+    (vw_timers). Before every wait a prepare watcher flushes what the pass
+    sent, drains again if a send consumed ZMQ_FD's edge while messages wait,
+    and re-arms the timer. Nothing ticks while idle. Unlike a doorbell rung
+    by senders, this also works when the broker is in another process.
 
     Run with zactor_new (vw_edge_actor, &args) where args is vw_edge_args_t.
 */

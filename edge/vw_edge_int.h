@@ -4,6 +4,7 @@
 #ifndef VW_EDGE_INT_H
 #define VW_EDGE_INT_H
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,7 +26,6 @@ typedef struct {
     struct lws_context *context;
     struct lws_vhost *http_vhost;
     struct lws_vhost *ws_vhost;
-    struct lws_vhost *zmq_vhost;  //  listens nowhere: the ZeroMQ bridge's fds
     //  With TLS: an idle client SSL_CTX handed to lws for every vhost, so
     //  lws makes (and fails to free, see vw_edge.c) none of its own.
     SSL_CTX *tls_client_ctx;
@@ -37,13 +37,19 @@ typedef struct {
     vw_ratelimit_t *rl_hello;    //  agent connections, per source address
     zhashx_t *conns;             //  agent connection id (int64_t *) -> vw_ws_conn_t
     int64_t next_conn;
-    lws_sorted_usec_list_t timer_sul;
-    lws_sorted_usec_list_t flush_sul;  //  sends of this pass go out (vw_actor batching)
-    bool flush_due;                    //  flush_sul is scheduled
-    int64_t started_ms;                //  monotonic, for uptime
-    bool stopping;                     //  $TERM received: closing agent sessions
-    bool done;                         //  leave the service loop
-    vw_ws_conn_t *ws_conns;            //  every open agent session (for shutdown)
+    struct ev_loop *loop;  //  ours, lws's foreign loop (vw_edge.c)
+    ev_io w_pipe, w_sock;  //  ZMQ_FD of the actor's pipe and broker socket
+    ev_timer w_timer;      //  the actor's earliest timer
+    int64_t timer_due;     //  monotonic ms w_timer is set for
+    ev_idle w_idle;        //  no waiting while ZeroMQ holds messages
+    ev_timer w_lws;        //  rings lws when a timeout of its own is due
+    int64_t lws_wake_due;  //  monotonic ms w_lws is set for
+    ev_prepare w_prepare;  //  before each wait: flush, drain, re-arm
+    zsock_t *pipe;
+    int64_t started_ms;      //  monotonic, for uptime
+    bool stopping;           //  $TERM received: closing agent sessions
+    bool done;               //  leave the service loop
+    vw_ws_conn_t *ws_conns;  //  every open agent session (for shutdown)
     int ws_count;
     //  Back-pressure (vw_ws.c): agents closed for not reading (ws.out_max)
     //  or for lack of memory; reading from agents paused while actors they
@@ -55,14 +61,25 @@ typedef struct {
     int64_t ws_resume_ms;       //  monotonic: read again from then on
     int64_t ws_busy_logged_ms;  //  last warning about busy actors
     uint64_t ws_send_failures;  //  vw_actor_send_failures last seen
-    vw_tokens_t *tokens;        //  api edges: who may hold a token (vw_tokens.c)
+    //  Admission (vw_ws.c): hellos waiting for the registry, refused ones,
+    //  and the answers and refusals of this second and the one before.
+    int ws_hellos_waiting;
+    uint64_t ws_hellos_refused;
+    int64_t ws_window_s;
+    uint32_t ws_window_answered, ws_window_refused;
+    uint32_t ws_prev_answered, ws_prev_refused;
+    vw_tokens_t *tokens;  //  api edges: who may hold a token (vw_tokens.c)
 } vw_edge_t;
 
 //  The edge that owns a wsi's context.
 vw_edge_t *vw_edge_from_wsi (struct lws *wsi);
-//  After sending on the actor socket or adding timers: make sure waiting
-//  messages get drained and the timer sul is armed.
-void vw_edge_kick (vw_edge_t *self);
+
+//  lws 4.1 on libev re-arms its timer only after an event of its own: a
+//  timeout it was given from one of our timers or messages may wait for
+//  that. vw_edge_kill has lws drop a connection at once, from anywhere;
+//  vw_edge_wake_lws_in rings lws when a timeout given to it is due.
+void vw_edge_kill (struct lws *wsi);
+void vw_edge_wake_lws_in (vw_edge_t *self, int64_t ms);
 
 //  vw_http.c
 int vw_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -13,7 +13,7 @@
         -> bearer token and role (401/403) -> rate limit per token
         -> JSON body (415/400) -> handler
 
-    Deadlines per connection (one lws_sul): a request whose head and body
+    Deadlines per connection (one timer of the actor's): a request whose head and body
     are not in within http.request_timeout gets 408 and the connection
     closes; an idle keep-alive connection closes after http.idle_timeout,
     and so does one whose client stops taking its answer (no chunk of it
@@ -252,7 +252,6 @@ vw_http_call (vw_edge_t *edge, vw_http_session_t *session, const char *to, vw_ms
         return NULL;
     }
     session->call = call;
-    vw_edge_kick (edge);
     return call;
 }
 
@@ -507,13 +506,24 @@ s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
 //  --------------------------------------------------------------------------
 //  The connection: reading requests, deadlines, writing answers
 
-static void s_on_deadline (lws_sorted_usec_list_t *sul);
+static void s_on_deadline (void *arg, uint64_t id);
+
+static void
+s_disarm (vw_http_session_t *session)
+{
+    if (session->deadline) {
+        vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
+        vw_timers_cancel (vw_actor_timers (edge->actor), session->deadline);
+        session->deadline = 0;
+    }
+}
 
 static void
 s_arm (vw_http_session_t *session, int64_t ms)
 {
-    lws_sul_schedule (lws_get_context (session->wsi), 0, &session->sul, s_on_deadline,
-                      (lws_usec_t) ms * LWS_US_PER_MS);
+    s_disarm (session);
+    vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
+    session->deadline = vw_timers_add (vw_actor_timers (edge->actor), ms, s_on_deadline, session);
 }
 
 //  A request that could not be read answers and closes the connection
@@ -523,16 +533,17 @@ s_refuse (vw_http_session_t *session, int status, const char *code, const char *
 {
     session->busy = true;
     session->close_after = true;
-    lws_sul_cancel (&session->sul);
+    s_disarm (session);
     lws_rx_flow_control (session->wsi, 0);
     vw_debug ("api", "%s: %d %s (%s)", session->peer, status, code, message);
     vw_http_error (session, status, code, "%s", message);
 }
 
 static void
-s_on_deadline (lws_sorted_usec_list_t *sul)
+s_on_deadline (void *arg, uint64_t id)
 {
-    vw_http_session_t *session = lws_container_of (sul, vw_http_session_t, sul);
+    vw_http_session_t *session = (vw_http_session_t *) arg;
+    session->deadline = 0;
     if (session->busy) {
         //  Waiting for an actor: the calls have deadlines of their own.
         //  Writing: the client did not take a chunk of its answer in time
@@ -540,7 +551,7 @@ s_on_deadline (lws_sorted_usec_list_t *sul)
         //  connection for ever).
         if (session->ready) {
             vw_debug ("api", "%s: the answer was not read in time; closing", session->peer);
-            lws_set_timeout (session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            vw_edge_kill (session->wsi);
         }
         return;
     }
@@ -548,7 +559,7 @@ s_on_deadline (lws_sorted_usec_list_t *sul)
         s_refuse (session, 408, "request_timeout",
                   "the request was not received in time; the connection is closed");
     else
-        lws_set_timeout (session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        vw_edge_kill (session->wsi);
 }
 
 //  Feeds received bytes to the parser until a request is complete; the
@@ -575,7 +586,7 @@ s_consume (vw_edge_t *edge, vw_http_session_t *session, const char *data, size_t
         }
         //  A whole request: answer it before reading on.
         session->busy = true;
-        lws_sul_cancel (&session->sul);
+        s_disarm (session);
         lws_rx_flow_control (session->wsi, 0);
         session->method = s_method_of (session->req->method);
         s_dispatch (edge, session);
@@ -664,7 +675,7 @@ s_close (vw_edge_t *edge, vw_http_session_t *session)
 {
     if (!session->wsi)
         return;
-    lws_sul_cancel (&session->sul);
+    s_disarm (session);
     if (session->probe_id && edge && edge->probe)
         vw_probe_cancel (edge->probe, session->probe_id);
     s_reset (session);

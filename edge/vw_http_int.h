@@ -27,10 +27,10 @@ struct vw_http_session_t {
     vw_httpreq_t *req;  //  the request being read or answered
     char *pending;      //  bytes after it (pipelining), not parsed yet
     size_t pending_len;
-    lws_sorted_usec_list_t sul;  //  request (408) or idle deadline
-    bool busy;                   //  a request is in: answering it, not reading
-    bool close_after;            //  close once the answer is out
-    bool continue_sent;          //  "100 Continue" for this request
+    uint64_t deadline;   //  timer: request (408) or idle deadline
+    bool busy;           //  a request is in: answering it, not reading
+    bool close_after;    //  close once the answer is out
+    bool continue_sent;  //  "100 Continue" for this request
     //  The request being answered.
     int method;  //  LWSHUMETH_* of req->method, -1 for others
     //  authenticated caller

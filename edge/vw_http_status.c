@@ -46,7 +46,6 @@ vw_http_get_health (vw_edge_t *edge, vw_http_session_t *session)
         vw_probe_start (edge->probe, (int) edge->config->health_timeout_ms, s_health_done, session);
     if (!session->probe_id)
         vw_http_error (session, 500, "internal", "cannot start the health probe");
-    vw_edge_kick (edge);
 }
 
 //  --------------------------------------------------------------------------

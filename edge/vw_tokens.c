@@ -205,7 +205,6 @@ s_on_table (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
     else if (!vw_tokens_ready (edge->tokens))
         vw_debug (edge->cls.name, "no token table yet (%s): asking again", why ? why : "?");
     vw_timers_add (vw_actor_timers (edge->actor), ok ? S_RESYNC_MS : S_RETRY_MS, s_on_timer, edge);
-    vw_edge_kick (edge);
 }
 
 static void
@@ -219,7 +218,6 @@ s_sync (vw_edge_t *edge)
         vw_msg_destroy (&msg);
         vw_timers_add (vw_actor_timers (edge->actor), S_RETRY_MS, s_on_timer, edge);
     }
-    vw_edge_kick (edge);
 }
 
 void
@@ -245,8 +243,6 @@ vw_edge_tokens_catch_up (vw_edge_t *edge)
     //  A push may wait behind this request in the broker socket (a change
     //  made through the admin socket or another edge a moment ago, whose
     //  client already heard "done"): take it in before judging a token.
-    if (zsock_events (vw_actor_sock (edge->actor)) & ZMQ_POLLIN) {
+    if (zsock_events (vw_actor_sock (edge->actor)) & ZMQ_POLLIN)
         vw_actor_drain (edge->actor, 4096);
-        vw_edge_kick (edge);
-    }
 }

@@ -43,6 +43,7 @@
 #include "vw_outq.h"
 #include "vw_wire.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #define S_HELLO_DEADLINE_MS 10000
@@ -63,6 +64,7 @@ struct vw_ws_conn_t {
     char *agent_id;       //  once a hello went to the registry
     char session_id[40];  //  once welcomed
     bool hello_sent;
+    bool hello_waiting;  //  the registry has not answered the hello yet
     bool challenged;
     int64_t last_report_ms;     //  last session_seen for a non-heartbeat frame
     vw_ws_conn_t *prev, *next;  //  the edge's list of sessions
@@ -99,6 +101,7 @@ s_give_up (vw_ws_conn_t *conn, int code, const char *reason)
     }
     lws_callback_on_writable (conn->wsi);
     lws_set_timeout (conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, S_GIVE_UP_GRACE_S);
+    vw_edge_wake_lws_in (conn->edge, S_GIVE_UP_GRACE_S * 1000 + 10);
 }
 
 static void
@@ -179,6 +182,10 @@ s_on_resume (void *arg, uint64_t id)
     }
     edge->ws_rx_paused = false;
     s_rx_flow_all (edge, 1);
+    //  lws serves what it buffered for paused connections from its own
+    //  idle watcher, which only its own events start (lws 4.1 on libev):
+    //  this timer is ours, so ring it.
+    lws_cancel_service (edge->context);
     vw_debug ("edge", "reading from agents resumed");
 }
 
@@ -193,7 +200,6 @@ s_pause_reading (vw_edge_t *edge, const char *busy)
     edge->ws_rx_pauses++;
     s_rx_flow_all (edge, 0);
     vw_timers_add (vw_actor_timers (edge->actor), S_BUSY_PAUSE_MS, s_on_resume, edge);
-    vw_edge_kick (edge);
     if (!edge->ws_busy_logged_ms || now - edge->ws_busy_logged_ms >= S_BUSY_LOG_MS) {
         edge->ws_busy_logged_ms = now;
         vw_warn ("edge",
@@ -234,11 +240,12 @@ void
 vw_ws_health (vw_edge_t *self, char *detail, size_t len)
 {
     snprintf (detail, len,
-              "%d agent connection(s); %llu closed for not reading (ws.out_max), %llu for lack of "
+              "%d agent connection(s), %d hello(s) waiting, %llu refused (1013, "
+              "ws.max_pending_hellos); %llu closed for not reading (ws.out_max), %llu for lack of "
               "memory; reading paused %llu time(s) (busy actors)%s",
-              self->ws_count, (unsigned long long) self->ws_overflows,
-              (unsigned long long) self->ws_out_nomem, (unsigned long long) self->ws_rx_pauses,
-              self->ws_rx_paused ? "; paused now" : "");
+              self->ws_count, self->ws_hellos_waiting, (unsigned long long) self->ws_hellos_refused,
+              (unsigned long long) self->ws_overflows, (unsigned long long) self->ws_out_nomem,
+              (unsigned long long) self->ws_rx_pauses, self->ws_rx_paused ? "; paused now" : "");
 }
 
 static void
@@ -250,6 +257,7 @@ s_close (vw_ws_conn_t *conn, int code, const char *reason)
     snprintf (conn->close_reason, sizeof conn->close_reason, "%s", reason);
     lws_callback_on_writable (conn->wsi);
     lws_set_timeout (conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, S_GIVE_UP_GRACE_S);
+    vw_edge_wake_lws_in (conn->edge, S_GIVE_UP_GRACE_S * 1000 + 10);
 }
 
 static void
@@ -268,7 +276,6 @@ s_to_registry (vw_ws_conn_t *conn, vw_msg_t **msg_p)
 {
     if (vw_actor_send (conn->edge->actor, "registry", msg_p))
         vw_msg_destroy (msg_p);
-    vw_edge_kick (conn->edge);
 }
 
 //  A connection's end, told to the registry (it forgets a pending hello or
@@ -285,7 +292,6 @@ s_report_closed (vw_edge_t *edge, int64_t conn_id, const char *agent_id, const c
         if (vw_actor_send (edge->actor, i ? "registry" : "executor", &closed))
             vw_msg_destroy (&closed);
     }
-    vw_edge_kick (edge);
 }
 
 static char *
@@ -344,7 +350,90 @@ s_command_event (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
         e->result = json_dumps (msg->result, JSON_COMPACT | JSON_ENCODE_ANY);
     if (vw_actor_send (conn->edge->actor, "executor", &event))
         vw_msg_destroy (&event);
-    vw_edge_kick (conn->edge);
+}
+
+//  --------------------------------------------------------------------------
+//  Admission. After a restart a whole fleet says hello at once; each hello
+//  costs the registry a credential check (and the store a read when the
+//  agent is not in memory). An edge keeps at most ws.max_pending_hellos
+//  waiting for the registry; the next ones are refused at once with
+//  `error unavailable`, a retry_after_ms, and close 1013. The delay spreads
+//  the refused agents over the time the edge needs to admit them at the
+//  rate it answered lately, jittered so that they do not come back together.
+
+#define S_RETRY_MIN_MS   250
+#define S_RETRY_SPAN_MIN 1000
+#define S_RETRY_SPAN_MAX 30000
+
+static void
+s_admission_window (vw_edge_t *edge)
+{
+    int64_t second = vw_clock_mono_ms () / 1000;
+    if (second == edge->ws_window_s)
+        return;
+    if (edge->ws_window_refused)
+        vw_info ("edge",
+                 "reconnect storm: %u hello(s) refused with 1013 in the last second, %u answered, "
+                 "%d waiting for the registry",
+                 edge->ws_window_refused, edge->ws_window_answered, edge->ws_hellos_waiting);
+    bool adjacent = second == edge->ws_window_s + 1;
+    edge->ws_prev_answered = adjacent ? edge->ws_window_answered : 0;
+    edge->ws_prev_refused = adjacent ? edge->ws_window_refused : 0;
+    edge->ws_window_answered = edge->ws_window_refused = 0;
+    edge->ws_window_s = second;
+}
+
+//  When a refused agent should come back: uniform in [S_RETRY_MIN_MS,
+//  S_RETRY_MIN_MS + span], span the time to answer the agents refused in
+//  the last two seconds at the rate hellos were answered meanwhile.
+static int64_t
+s_retry_after_ms (vw_edge_t *edge)
+{
+    uint64_t refused = (uint64_t) edge->ws_prev_refused + edge->ws_window_refused;
+    uint64_t answered = (uint64_t) edge->ws_prev_answered + edge->ws_window_answered;
+    if (answered < 100)
+        answered = 100;  //  a slow start is not a verdict on the rate
+    uint64_t span = refused * 2000 / answered;
+    if (span < S_RETRY_SPAN_MIN)
+        span = S_RETRY_SPAN_MIN;
+    if (span > S_RETRY_SPAN_MAX)
+        span = S_RETRY_SPAN_MAX;
+    return S_RETRY_MIN_MS + (int64_t) randombytes_uniform ((uint32_t) span + 1);
+}
+
+//  The registry answered the hello (or never will: the connection is gone).
+static void
+s_hello_done (vw_ws_conn_t *conn, bool answered)
+{
+    if (!conn->hello_waiting || !conn->edge)
+        return;
+    conn->hello_waiting = false;
+    conn->edge->ws_hellos_waiting--;
+    s_admission_window (conn->edge);
+    if (answered)
+        conn->edge->ws_window_answered++;
+}
+
+//  true when the hello may go to the registry; otherwise the agent has
+//  been told to come back later.
+static bool
+s_admit_hello (vw_ws_conn_t *conn)
+{
+    vw_edge_t *edge = conn->edge;
+    s_admission_window (edge);
+    if (edge->ws_hellos_waiting < edge->config->ws_max_pending_hellos) {
+        conn->hello_waiting = true;
+        edge->ws_hellos_waiting++;
+        return true;
+    }
+    edge->ws_window_refused++;
+    edge->ws_hellos_refused++;
+    s_send (conn, vw_wire_error_retry ("unavailable",
+                                       "the backend is busy admitting other agents; try again "
+                                       "after retry_after_ms",
+                                       s_retry_after_ms (edge)));
+    s_close (conn, 1013, "try again later");
+    return false;
 }
 
 //  A frame before the welcome: only a hello (or, when challenged, an auth).
@@ -361,7 +450,8 @@ s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error
         return;
     }
     if (rc == 0 && msg->type == VW_WIRE_HELLO && !conn->hello_sent) {
-        s_send_hello (conn, msg);
+        if (s_admit_hello (conn))
+            s_send_hello (conn, msg);
         return;
     }
     if (rc == 0) {
@@ -434,6 +524,7 @@ s_unlink (vw_ws_conn_t *conn)
 static void
 s_free (vw_ws_conn_t *conn)
 {
+    s_hello_done (conn, false);
     if (conn->edge && conn->agent_id)
         s_report_closed (conn->edge, conn->id, conn->agent_id,
                          *conn->session_id ? conn->session_id : NULL);
@@ -459,6 +550,8 @@ vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg)
         default: return;
     }
     vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
+    if (conn && msg->id != VW_MSG_ID_session_kick)
+        s_hello_done (conn, true);
     if (msg->id == VW_MSG_ID_session_welcome && (!conn || conn->close_code)) {
         //  The connection closed while its welcome was on the way: the
         //  session the registry just opened is already over. Say which, so
@@ -651,7 +744,6 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                                                s_on_hello_deadline, conn);
             if (edge->ws_rx_paused)
                 lws_rx_flow_control (wsi, 0);  //  resumed with the others
-            vw_edge_kick (edge);
             vw_debug ("edge", "agent connection from %s (%s)", conn->peer,
                       conn->format == VW_WIRE_MSGPACK ? "msgpack" : "json");
             return 0;
@@ -679,7 +771,6 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 conn->rx_len = 0;
             }
             s_check_send_failures (edge);
-            vw_edge_kick (edge);
             return 0;
         }
 

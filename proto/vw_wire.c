@@ -642,7 +642,9 @@ static int
 s_check_error (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     if (s_name (msg->root, "code", S_CODE_MAX, &msg->code, err) ||
-        s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err))
+        s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err) ||
+        s_int (msg->root, "retry_after_ms", false, 0, VW_WIRE_RETRY_AFTER_MAX_MS,
+               &msg->retry_after_ms, err))
         return -1;
     return 0;
 }
@@ -949,6 +951,15 @@ vw_wire_error (const char *code, const char *message)
     if (message)
         object = s_add (object, "message", json_string (message));
     return object;
+}
+
+json_t *
+vw_wire_error_retry (const char *code, const char *message, int64_t retry_after_ms)
+{
+    if (retry_after_ms < 0 || retry_after_ms > VW_WIRE_RETRY_AFTER_MAX_MS)
+        return NULL;
+    json_t *object = vw_wire_error (code, message);
+    return object ? s_add (object, "retry_after_ms", json_integer (retry_after_ms)) : NULL;
 }
 
 json_t *

@@ -96,6 +96,7 @@ typedef struct {
     int64_t server_time;            //  welcome
     const char *nonce;              //  challenge
     const char *code;               //  error
+    int64_t retry_after_ms;         //  error (optional, 0..VW_WIRE_RETRY_AFTER_MAX_MS; 0 if absent)
     const char *command_type;       //  command
     json_t *payload;                //  command (object)
     int64_t timeout_ms;             //  command
@@ -127,6 +128,10 @@ vw_wire_type_t vw_wire_type_from_name (const char *name);
 json_t *vw_wire_welcome (const char *session_id, int64_t heartbeat_interval_ms,
                          int64_t server_time);
 json_t *vw_wire_error (const char *code, const char *message);
+//  An error that tells the agent when to try again (SPEC §3: a refused
+//  hello during a reconnect storm, close 1013).
+#define VW_WIRE_RETRY_AFTER_MAX_MS 3600000
+json_t *vw_wire_error_retry (const char *code, const char *message, int64_t retry_after_ms);
 json_t *vw_wire_challenge (const char *nonce_b64);
 json_t *vw_wire_command (const char *command_id, const char *command_type,
                          json_t *payload /* borrowed, copied */, int64_t timeout_ms,

@@ -5,7 +5,8 @@ set -euo pipefail
 
 VW_RUNTIME_PKGS=(build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libwebsockets-dev libsqlite3-dev libmsgpack-dev
-  libsodium-dev libcmocka-dev libjansson-dev libssl-dev)
+  libsodium-dev libcmocka-dev libjansson-dev libssl-dev
+  libev-dev libwebsockets-evlib-ev)
 # Test tools: curl for raw upgrades, clang + libclang-rt for libFuzzer and
 # LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
 # independent JWT implementation, pyzmq and websocket-client as independent

@@ -43,6 +43,8 @@ static const expected_option_t s_expected[] = {
     {"ws.port", "--ws-port", "VIWORKS_WS_PORT", NULL, "8081"},
     {"ws.max_frame", "--ws-max-frame", "VIWORKS_WS_MAX_FRAME", NULL, "1MiB"},
     {"ws.out_max", "--ws-out-max", "VIWORKS_WS_OUT_MAX", NULL, "8MiB"},
+    {"ws.max_pending_hellos", "--ws-max-pending-hellos", "VIWORKS_WS_MAX_PENDING_HELLOS", NULL,
+     "512"},
     {"tls.cert", "--tls-cert", "VIWORKS_TLS_CERT", NULL, "none"},
     {"tls.key", "--tls-key", "VIWORKS_TLS_KEY", NULL, "none"},
     {"admin.endpoint", "--admin-endpoint", "VIWORKS_ADMIN_ENDPOINT", NULL, "tcp://127.0.0.1:5555"},
@@ -503,6 +505,7 @@ test_file_sets_every_type (void **state)
                               "    port = 9443\n"
                               "    max_frame = 64KiB\n"
                               "    out_max = 1MiB\n"
+                              "    max_pending_hellos = 64\n"
                               "tls\n"
                               "    cert = /etc/vw/cert.pem\n"
                               "    key = /etc/vw/key.pem\n"
@@ -542,6 +545,7 @@ test_file_sets_every_type (void **state)
     assert_int_equal (config->ws_port, 9443);
     assert_int_equal (config->ws_max_frame, 64 * 1024);
     assert_int_equal (config->ws_out_max, 1024 * 1024);
+    assert_int_equal (config->ws_max_pending_hellos, 64);
     assert_string_equal (config->tls_cert, "/etc/vw/cert.pem");
     assert_string_equal (config->tls_key, "/etc/vw/key.pem");
     assert_null (config->admin_endpoint);

@@ -402,9 +402,30 @@ test_round_trip_error (void **state)
     s_round_trip (tree, VW_WIRE_ERROR, msgs);
     for (int i = 0; i < 2; i++) {
         assert_null (msgs[i].message);
+        assert_int_equal (msgs[i].retry_after_ms, 0);
         vw_wire_msg_reset (&msgs[i]);
     }
     json_decref (tree);
+
+    //  A refusal during a reconnect storm says when to come back.
+    tree = vw_wire_error_retry ("unavailable", "busy", 2300);
+    s_json_is (tree, "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"busy\","
+                     "\"retry_after_ms\":2300}");
+    s_round_trip (tree, VW_WIRE_ERROR, msgs);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (msgs[i].retry_after_ms, 2300);
+        vw_wire_msg_reset (&msgs[i]);
+    }
+    json_decref (tree);
+    assert_null (vw_wire_error_retry ("unavailable", "busy", -1));
+    assert_null (vw_wire_error_retry ("unavailable", "busy", VW_WIRE_RETRY_AFTER_MAX_MS + 1));
+    assert_null (vw_wire_error_retry ("bad code", "busy", 1000));
+    s_rejects ("{\"type\":\"error\",\"code\":\"unavailable\",\"retry_after_ms\":\"soon\"}",
+               "invalid_message", "retry_after_ms");
+    s_rejects ("{\"type\":\"error\",\"code\":\"unavailable\",\"retry_after_ms\":-5}",
+               "invalid_message", "retry_after_ms");
+    s_rejects ("{\"type\":\"error\",\"code\":\"unavailable\",\"retry_after_ms\":3600001}",
+               "invalid_message", "retry_after_ms");
 }
 
 static void
