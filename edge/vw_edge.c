@@ -543,6 +543,8 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
         vw_ratelimit_new ((double) config->rl_hello_rate, (double) config->rl_hello_burst, 100000);
     self->conns = zhashx_new ();
     vw_keys_int64 (self->conns);
+    self->seen = zlistx_new ();
+    zlistx_set_destructor (self->seen, (zlistx_destructor_fn *) vw_msg_destroy);
 
     int lws_levels = LLL_ERR | LLL_WARN;
     if (vw_log_enabled (VW_LOG_TRACE))
@@ -655,6 +657,7 @@ vw_edge_actor (zsock_t *pipe, void *args)
     //  and cancels pending HTTP calls.
     vw_pending_destroy (&self->pending);
     zhashx_destroy (&self->conns);
+    zlistx_destroy (&self->seen);  //  reports of sessions that are over
     vw_ratelimit_destroy (&self->rl_address);
     vw_ratelimit_destroy (&self->rl_token);
     vw_ratelimit_destroy (&self->rl_login);

@@ -65,6 +65,8 @@ typedef struct {
     //  and the answers and refusals of this second and the one before.
     int ws_hellos_waiting;
     uint64_t ws_hellos_refused;
+    zlistx_t *seen;       //  session_seen reports waiting to go (vw_ws.c)
+    uint64_t seen_timer;  //  when they go
     int64_t ws_window_s;
     uint32_t ws_window_answered, ws_window_refused;
     uint32_t ws_prev_answered, ws_prev_refused;

@@ -110,6 +110,27 @@ s_command_object (sqlite3_stmt *stmt)
     return c;
 }
 
+//  The same object for a row just inserted, from the values it was
+//  inserted with (no read back: every other column is still its default).
+static json_t *
+s_new_command_object (const vw_command_new_t *c)
+{
+    json_t *payload = c->payload_json ? json_loads (c->payload_json, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *o = json_pack (
+        "{s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:n, s:n, s:n, s:o, s:n, s:n, "
+        "s:n, s:n, s:o, s:o}",
+        "command_id", c->command_id, "agent_id", c->agent_id, "type", c->type, "payload",
+        payload ? payload : json_object (), "priority", vw_command_priority_name (c->priority),
+        "state", "pending", "attempts", 0, "failures", 0, "max_retries",
+        (json_int_t) c->max_retries, "timeout_ms", (json_int_t) c->timeout_ms, "created_at",
+        (json_int_t) c->created_at, "started_at", "delivered_at", "finished_at", "expires_at",
+        c->expires_at ? json_integer (c->expires_at) : json_null (), "next_attempt_at",
+        "failure_reason", "result", "error", "created_by",
+        c->created_by ? json_string (c->created_by) : json_null (), "idempotency_key",
+        c->idempotency_key ? json_string (c->idempotency_key) : json_null ());
+    return o;
+}
+
 static void
 s_db_error (vw_db_t *db, vw_result_t *result)
 {
@@ -190,9 +211,11 @@ vw_command_rows_insert (vw_db_t *db, const vw_command_new_t *c, int64_t *seq, bo
     if (rc != SQLITE_DONE)
         return s_db_error (db, result);
     *seq = next;
-    vw_command_rows_get (db, c->command_id, result);
-    if (result->status == 200)
-        result->status = 202;
+    json_t *object = s_new_command_object (c);
+    if (object)
+        vw_result_ok (result, 202, object);
+    else
+        vw_result_fail (result, 500, "internal", "out of memory");
 }
 
 void

@@ -232,7 +232,14 @@ test_user_create_bad_input (void **state)
         vw_msg_set_str (&create->user_create.role, bad[i].role);
         vw_msg_t *reply = vw_tb_call (f->edge, "auth", &create, VW_TB_TIMEOUT_MS);
         assert_non_null (reply);
-        assert_non_null (strstr (reply->reply.message, bad[i].field));
+        if (!reply->reply.message || !strstr (reply->reply.message, bad[i].field)) {
+            //  Seen once under a loaded suite: say what came instead.
+            print_error ("case %zu: a '%s' reply, status %d, code %s, message %s\n", i,
+                         vw_msg_name (reply->id), (int) reply->reply.status,
+                         reply->reply.code ? reply->reply.code : "-",
+                         reply->reply.message ? reply->reply.message : "-");
+            fail ();
+        }
         vw_tb_check_reply (&reply, 400, "bad_request");
     }
     vw_msg_t *stray = vw_msg_new (VW_MSG_ID_agent_get);

@@ -88,6 +88,18 @@ test_submit_and_get (void **state)
     assert_string_equal (json_string_value (json_object_get (r.body, "priority")), "normal");
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 0);
     assert_true (json_is_null (json_object_get (r.body, "started_at")));
+    //  The 202 body is built from the inserted values, not read back: it
+    //  must be exactly the row as a read returns it, field for field.
+    vw_result_t read;
+    memset (&read, 0, sizeof read);
+    vw_command_rows_get (f->db, "c1", &read);
+    assert_int_equal (read.status, 200);
+    char *built = json_dumps (r.body, JSON_COMPACT);
+    char *stored = json_dumps (read.body, JSON_COMPACT);
+    assert_string_equal (built, stored);
+    free (built);
+    free (stored);
+    json_decref (read.body);
     json_decref (r.body);
     s_submit (f, "c2", "gw-1", 0, NULL, &r, &seq2, &replayed);
     json_decref (r.body);
