@@ -160,7 +160,6 @@ for run in $(seq "$runs"); do
   t_term=$(now_ms)
   stop "$server"; src=$rc
   shut_ms=$(($(now_ms) - t_term))
-  s_before=0
   start_backend
   s0=$(ticks "$server")
   api_token=$(admin token)
@@ -169,7 +168,7 @@ for run in $(seq "$runs"); do
   ok=1
   wait_round 2 || ok=0
   back_ms=$((at_ms - listening_ms))
-  cpu=$(calc "100 * ($(ticks "$server") - $s0) / $hz * 1000 / ($(now_ms) - listening_ms)" 0)
+  cpu=$(calc "100 * ($(ticks "$server") - $s0) / $hz * 1000 / ($(now_ms) - $listening_ms)" 0)
   wait "$ppid_" || true
   read -r p50 p99 pmax pcount pbad <"$work/probe.out"
   refused=$(admin detail edge | grep -o '[0-9]* refused (1013' | grep -o '^[0-9]*' || echo "?")
