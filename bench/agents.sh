@@ -39,30 +39,14 @@ done
 ((cpu_s <= hold_s)) || { echo "VW_BENCH_CPU_S must not exceed VW_BENCH_HOLD_S" >&2; exit 2; }
 
 # --- prerequisites ----------------------------------------------------------
-missing=()
-"$py" -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)
-[ -x "$testserver" ] || missing+=(libwebsockets-test-server)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]}" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ ! -f "$top/build-release/CMakeCache.txt" ]; then
-  cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF >/dev/null
-fi
-cmake --build "$top/build-release" -j2 >/dev/null
+. "$top/bench/lib.sh"
+bench_need py:zmq:python3-zmq "$testserver:libwebsockets-test-server"
+bench_build
 backend="$top/build-release/viworks-backend"
 agent="$top/build-release/viworks-agent"
-
 # Every process started below inherits this: N sockets each for the agent and
-# the server. 65536 (root may raise the hard limit), else the hard limit.
-if ! ulimit -n 65536 2>/dev/null; then
-  ulimit -Sn "$(ulimit -Hn)"
-fi
-nofile=$(ulimit -Sn)
-[ "$nofile" = unlimited ] && nofile=1048576
-((nofile >= N + 200)) || { echo "ulimit -n is $nofile (hard limit): too low for $N agents" >&2; exit 1; }
-
-. "$top/bench/lib.sh"
+# the server.
+bench_nofile "$N"
 bench_workdir agents
 
 hz=$(getconf CLK_TCK)
@@ -177,10 +161,7 @@ for run in $(seq "$runs"); do
     --ratelimit-hello-rate 100000 --ratelimit-hello-burst 100000 2>"$work/backend.log") &
   server=$!
   pids+=("$server")
-  for _ in $(seq 500); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/health")" = 200 ] && break
-    sleep 0.01
-  done
+  bench_wait_health "$http_port" || echo "  the backend did not answer /health in 5 s" >&2
   api_token=$(admin token)
   t0=$(now_ms)
   admin register "$N" bench- "$work/tokens"

@@ -104,10 +104,7 @@ for run in $(seq "$runs"); do
     --ratelimit-hello-rate 100000 --ratelimit-hello-burst 100000 2>"$work/backend.log") &
   server=$!
   pids+=("$server")
-  for _ in $(seq 500); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/health")" = 200 ] && break
-    sleep 0.01
-  done
+  bench_wait_health "$http_port" || echo "  the backend did not answer /health in 5 s" >&2
   "$load" register --http-port "$http_port" --agents "$agents" --prefix bench- --out "$work/tokens" >/dev/null
   rm -f "$work/ready"
   "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$agents" --ramp 5000 \

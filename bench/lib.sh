@@ -45,3 +45,46 @@ stop() { # SIGTERM, wait; sets rc to the exit status and forgets the pid
   for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   pids=("${keep[@]}")
 }
+
+# bench_need CMD:PKG ...: installs (apt-get) the Debian package of each
+# command or python module that is missing; "py:MODULE:PKG" for a module.
+bench_need() {
+  local missing=() spec
+  for spec in "$@"; do
+    case $spec in
+      py:*) local m=${spec#py:}; "${py:-python3}" -c "import ${m%%:*}" 2>/dev/null || missing+=("${m#*:}") ;;
+      *) command -v "${spec%%:*}" >/dev/null 2>&1 || [ -x "${spec%%:*}" ] || [ -x "/usr/sbin/${spec%%:*}" ] || missing+=("${spec#*:}") ;;
+    esac
+  done
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]}" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+# bench_build [cmake options]: the release build in build-release/ (incremental).
+bench_build() {
+  if [ ! -f "$top/build-release/CMakeCache.txt" ]; then
+    cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF "$@" >/dev/null
+  fi
+  cmake --build "$top/build-release" -j2 >/dev/null
+}
+# bench_nofile N: every process started afterwards may open N + 200 files
+# (65536 where root may raise the hard limit, else the hard limit); sets
+# $nofile, fails if that is too low.
+bench_nofile() {
+  if ! ulimit -n 65536 2>/dev/null; then
+    ulimit -Sn "$(ulimit -Hn)"
+  fi
+  nofile=$(ulimit -Sn)
+  [ "$nofile" = unlimited ] && nofile=1048576
+  ((nofile >= $1 + 200)) || { echo "ulimit -n is $nofile (hard limit): too low for $1 agents" >&2; exit 1; }
+}
+# bench_wait_health PORT: until the backend's GET /health answers 200 (5 s).
+bench_wait_health() {
+  local _
+  for _ in $(seq 500); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health")" = 200 ] && return 0
+    sleep 0.01
+  done
+  return 1
+}

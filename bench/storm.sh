@@ -40,28 +40,12 @@ for v in "$N" "$runs" "$ramp"; do
 done
 [ -z "$pending" ] || [[ $pending =~ ^[1-9][0-9]*$ ]] || { echo "VW_BENCH_PENDING: a number" >&2; exit 2; }
 
-missing=()
-"$py" -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)
-[ -x "$testserver" ] || missing+=(libwebsockets-test-server)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]}" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ ! -f "$top/build-release/CMakeCache.txt" ]; then
-  cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF >/dev/null
-fi
-cmake --build "$top/build-release" -j2 >/dev/null
+. "$top/bench/lib.sh"
+bench_need py:zmq:python3-zmq "$testserver:libwebsockets-test-server"
+bench_build
 backend="$top/build-release/viworks-backend"
 agent="$top/build-release/viworks-agent"
-
-if ! ulimit -n 65536 2>/dev/null; then
-  ulimit -Sn "$(ulimit -Hn)"
-fi
-nofile=$(ulimit -Sn)
-[ "$nofile" = unlimited ] && nofile=1048576
-((nofile >= N + 200)) || { echo "ulimit -n is $nofile (hard limit): too low for $N agents" >&2; exit 1; }
-
-. "$top/bench/lib.sh"
+bench_nofile "$N"
 bench_workdir storm
 hz=$(getconf CLK_TCK)
 admin() { "$py" "$top/bench/admin.py" "tcp://127.0.0.1:$admin_port" "$@"; }
@@ -145,11 +129,12 @@ for run in $(seq "$runs"); do
   mkdir -p "$work/backend"
   : >"$work/backend.log"
   start_backend
-  for _ in $(seq 500); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/health")" = 200 ] && break
-    sleep 0.01
-  done
-  admin register "$N" storm- "$work/tokens"
+  bench_wait_health "$http_port" || echo "  the backend did not answer /health in 5 s" >&2
+  if ! admin register "$N" storm- "$work/tokens"; then
+    echo "  registration failed (ports http $http_port ws $ws_port admin $admin_port); backend log:" >&2
+    tail -20 "$work/backend.log" >&2
+    exit 1
+  fi
   ready="$work/ready"; alog="$work/agent.log"; rm -f "$ready"
   "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$N" --ramp "$ramp" --ready-file "$ready" \
     --id-prefix storm- --token-file "$work/tokens" --log-format text 2>"$alog" &

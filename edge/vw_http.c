@@ -88,12 +88,24 @@ s_reset (vw_http_session_t *session)
 
 static void s_arm (vw_http_session_t *session, int64_t ms);
 
+static void s_respond_json_text (vw_http_session_t *session, int status, const char *text);
+
 //  Queues an answer: status line, fields and body (a JSON value, consumed).
 void
 vw_http_respond (vw_http_session_t *session, int status, json_t *body)
 {
     char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref (body);
+    s_respond_json_text (session, status, text);
+    free (text);
+}
+
+//  The same with the body already serialized (JSON text, or NULL for none):
+//  what another actor answered goes out as it came, not parsed and dumped
+//  again.
+static void
+s_respond_json_text (vw_http_session_t *session, int status, const char *text)
+{
     size_t len = text ? strlen (text) : 0;
     vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
     if (!session->req || !session->req->keep_alive || edge->stopping)
@@ -136,20 +148,11 @@ vw_http_respond (vw_http_session_t *session, int status, json_t *body)
     }
     else
         session->close_after = true;
-    free (text);
     session->status = status;
     session->ready = true;
     //  The client has http.idle_timeout to take each chunk of it.
     s_arm (session, edge->config->http_idle_timeout_ms);
     lws_callback_on_writable (session->wsi);
-}
-
-static void
-s_respond_text (vw_http_session_t *session, int status, const char *json_text)
-{
-    json_error_t jerr;
-    json_t *body = json_text ? json_loads (json_text, JSON_DECODE_ANY, &jerr) : NULL;
-    vw_http_respond (session, status, body);
 }
 
 void
@@ -173,7 +176,7 @@ vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply)
     if (r->code)
         vw_http_error (session, (int) r->status, r->code, "%s", r->message ? r->message : r->code);
     else
-        s_respond_text (session, (int) r->status, r->json);
+        s_respond_json_text (session, (int) r->status, r->json);
 }
 
 //  The query string as a JSON object of strings, for vw_api.
