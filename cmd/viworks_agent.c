@@ -1451,11 +1451,14 @@ s_agent_connect (s_agent_t *agent)
     struct lws_client_connect_info info;
     //  lws pings a connection that had no pong for this long and drops it if
     //  none comes: a vanished server is noticed in under a minute, not when
-    //  TCP gives up. Simulated agents ping rarely: each ping is a wake-up.
+    //  TCP gives up. Simulated agents have none: lws 4.1 keeps these timers
+    //  in one sorted list whose insertion walks it, O(connections) for each
+    //  connect of a process holding thousands (a real agent holds one), and
+    //  a load generator need not notice a vanished server.
     static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 30,
                                                .secs_since_valid_hangup = 45};
-    static const lws_retry_bo_t idle_policy_sim = {.secs_since_valid_ping = 300,
-                                                   .secs_since_valid_hangup = 330};
+    static const lws_retry_bo_t idle_policy_sim = {.secs_since_valid_ping = 0,
+                                                   .secs_since_valid_hangup = 0};
     memset (&info, 0, sizeof info);
     info.context = app->context;
     info.address = app->address;
