@@ -31,7 +31,8 @@
     error frame and close 4400, as does silence for 10 s. After the welcome
     a bad frame gets an error frame and the connection stays open;
     heartbeats (and, at most once a second, any other frame) are reported
-    to the registry as session_seen. The registry can close a session
+    to the registry as session_seen, held briefly and sent together
+    (s_send_seen). The registry can close a session
     (session_kick: 4409 replaced, 4401 revoked, 4408 silent, 4000 operator).
 
     Connection attempts are rate-limited per source address (SPEC §6).
