@@ -2,13 +2,15 @@
     (SPEC §5).
 
     It sends each attempt the scheduler dispatches to the agent's session
-    (through the edge), records the agent's ack (delivered_at, best effort),
-    and reports how the attempt ended to the scheduler: completed, failed
-    (the agent said so), lost (the session closed) or unsent (the send found
-    no session). It knows which session and which attempt number each
-    command went out as, and takes an answer only from that session and for
-    that attempt: a late result of an earlier attempt (its `attempt` echo
-    differs) is ignored and logged, as is one for a command not in flight.
+    (through the edge), records the agent's ack (delivered_at, best effort:
+    written with the attempt's end through the scheduler when that comes
+    within S_DELIVERED_WAIT_MS, else on its own), and reports how the
+    attempt ended to the scheduler: completed, failed (the agent said so),
+    lost (the session closed) or unsent (the send found no session). It
+    knows which session and which attempt number each command went out as,
+    and takes an answer only from that session and for that attempt: a late
+    result of an earlier attempt (its `attempt` echo differs) is ignored and
+    logged, as is one for a command not in flight.
 
     The attempt's deadline is not kept here: the scheduler owns "in flight"
     (its slot and its timeout), so that a command never stays executing
@@ -30,12 +32,14 @@ typedef struct {
     char *agent_id;
     int64_t conn;
     int64_t attempt;
+    int64_t acked_at;  //  the agent's ack (wall ms), not yet written; 0 if none
 } s_flight_t;
 
 struct self_t {
     vw_actor_t *actor;
     zhashx_t *flights;  //  command_id -> s_flight_t (owned)
     uint64_t sent, aborted, late;
+    uint64_t delivered_timer;  //  writes the acks of commands still running
 };
 
 static void
@@ -77,6 +81,7 @@ s_outcome (self_t *self, s_flight_t *f, const char *outcome, const char *result,
     vw_msg_set_str (&msg->command_outcome.error, error);
     msg->command_outcome.conn = f->conn;
     msg->command_outcome.attempt = f->attempt;
+    msg->command_outcome.delivered_at = f->acked_at;
     s_send (self, "scheduler", &msg);
     zhashx_delete (self->flights, f->command_id);
 }
@@ -110,14 +115,51 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     self->sent++;
 }
 
+//  The agent's ack (delivered_at) of a flight, written on its own: for a
+//  command still running S_DELIVERED_WAIT_MS after its ack, or one aborted.
+//  A quick command's ack travels with its outcome instead and is written
+//  with its end: one message and one UPDATE fewer per command.
+#define S_DELIVERED_WAIT_MS 200
+
 static void
-s_fill_delivered (self_t *self, const char *command_id)
+s_write_delivered (self_t *self, s_flight_t *f)
 {
+    if (!f->acked_at)
+        return;
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
-    vw_msg_set_str (&msg->command_update.command_id, command_id);
+    vw_msg_set_str (&msg->command_update.command_id, f->command_id);
     vw_msg_set_str (&msg->command_update.event, "delivered");
-    msg->command_update.ts = vw_clock_wall_ms ();
+    msg->command_update.ts = f->acked_at;
+    f->acked_at = 0;
     s_send (self, "store", &msg);
+}
+
+static void
+s_on_delivered_due (void *arg, uint64_t id)
+{
+    self_t *self = (self_t *) arg;
+    self->delivered_timer = 0;
+    int64_t now = vw_clock_wall_ms ();
+    bool waiting = false;
+    for (s_flight_t *f = (s_flight_t *) zhashx_first (self->flights); f;
+         f = (s_flight_t *) zhashx_next (self->flights))
+        if (f->acked_at && now - f->acked_at >= S_DELIVERED_WAIT_MS)
+            s_write_delivered (self, f);
+        else if (f->acked_at)
+            waiting = true;
+    if (waiting)
+        self->delivered_timer = vw_timers_add (vw_actor_timers (self->actor), S_DELIVERED_WAIT_MS,
+                                               s_on_delivered_due, self);
+}
+
+static void
+s_on_ack (self_t *self, s_flight_t *f)
+{
+    if (!f->acked_at)
+        f->acked_at = vw_clock_wall_ms ();
+    if (!self->delivered_timer)
+        self->delivered_timer = vw_timers_add (vw_actor_timers (self->actor), S_DELIVERED_WAIT_MS,
+                                               s_on_delivered_due, self);
 }
 
 static void
@@ -140,7 +182,7 @@ s_on_event (self_t *self, vw_msg_t *msg)
         return;
     }
     if (streq (e->kind, "ack"))
-        s_fill_delivered (self, f->command_id);
+        s_on_ack (self, f);
     else if (streq (e->kind, "result") && e->status && streq (e->status, "completed"))
         s_outcome (self, f, "completed", e->result, NULL);
     else if (streq (e->kind, "result"))
@@ -176,6 +218,7 @@ s_on_abort (self_t *self, vw_msg_t *msg)
     s_flight_t *f = id ? (s_flight_t *) zhashx_lookup (self->flights, id) : NULL;
     if (f && (!attempt || attempt == f->attempt)) {
         self->aborted++;
+        s_write_delivered (self, f);  //  its end is the scheduler's to write
         s_cancel_frame (self, f);
         zhashx_delete (self->flights, id);
     }

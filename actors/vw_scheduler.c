@@ -96,11 +96,12 @@ typedef struct {
     const char *reason;  //  failure_reason (a literal) or NULL
     char *error;         //  the last failed attempt's error text, or NULL
     int64_t next_attempt_at, started_at, finished_at;
-    const char *final;   //  DONE: completed, failed or cancelled
-    char *result;        //  DONE: JSON text, or NULL
-    bool saving;         //  a write is in flight
-    bool dirty;          //  the state changed since that write was sent (or it failed)
-    bool abort_on_save;  //  DONE while executing: the agent's cancel goes after the commit
+    int64_t delivered_at;  //  the attempt's ack when the executor left it to the end's write
+    const char *final;     //  DONE: completed, failed or cancelled
+    char *result;          //  DONE: JSON text, or NULL
+    bool saving;           //  a write is in flight
+    bool dirty;            //  the state changed since that write was sent (or it failed)
+    bool abort_on_save;    //  DONE while executing: the agent's cancel goes after the commit
     //  A cancel is being written: nothing moves until it lands or fails.
     bool cancelling;
     s_where_t held_from;       //  HELD: where it was (QUEUED or WAITING)
@@ -414,6 +415,7 @@ s_save (self_t *self, s_cmd_t *cmd)
             vw_msg_set_str (&u->result, cmd->result);
             vw_msg_set_str (&u->error, cmd->error);
             u->ts = cmd->finished_at;
+            u->delivered_at = cmd->delivered_at;
             break;
     }
     if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_saved, cmd)) {
@@ -558,6 +560,7 @@ s_pump (self_t *self)
         s_session_t *session = (s_session_t *) zhashx_lookup (self->sessions, cmd->agent_id);
         cmd->attempts++;
         cmd->started_at = now;
+        cmd->delivered_at = 0;
         s_save (self, cmd);
         char why[512];
         if (session && !s_session_takes (session, cmd->agent_id, cmd->type, why, sizeof why)) {
@@ -815,6 +818,9 @@ s_on_outcome (self_t *self, vw_msg_t **msg_p)
     if (!cmd || cmd->where != S_EXECUTING || !o->outcome ||
         (o->attempt && o->attempt != cmd->attempts))
         return;
+    //  A quick command's ack is written with its end, not on its own.
+    if (o->delivered_at)
+        cmd->delivered_at = o->delivered_at;
     if (cmd->cancelling) {
         //  Decided when the cancel lands (dropped) or fails (handled then).
         if (!cmd->parked_outcome) {

@@ -324,8 +324,9 @@ s_on_command_update (self_t *self, vw_msg_t **msg_p)
         rc = vw_command_rows_pending (self->db, u->command_id, u->next_attempt_at,
                                       u->failure_reason, u->error, u->failures, u->attempt);
     else if (streq (u->event, "finish"))
-        rc = vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason,
-                                     u->result, u->error, u->failures, u->attempt, u->ts);
+        rc =
+            vw_command_rows_finish (self->db, u->command_id, u->state, u->failure_reason, u->result,
+                                    u->error, u->failures, u->attempt, u->ts, u->delivered_at);
     if (rc == 0 && u->want_row)
         vw_command_rows_get (self->db, u->command_id, &result);
     else if (rc == 0)

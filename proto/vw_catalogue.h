@@ -333,6 +333,7 @@
     F (command_update, INT, next_attempt_at, "pending: ms, 0 when it waits for its agent")         \
     F (command_update, INT, failures, "pending/finish: failed attempts so far")                    \
     F (command_update, INT, ts, "ms")                                                              \
+    F (command_update, INT, delivered_at, "finish: the attempt's ack (ms), 0 if not known")        \
     F (command_update, BOOL, ack, "answer after the commit: 200 applied, 409 not, 503 not stored") \
     F (command_update, BOOL, want_row, "with ack: the 200 carries the row as committed")           \
     END (command_update)                                                                           \
@@ -407,6 +408,7 @@
     F (command_outcome, STR, result, "JSON value")                                                 \
     F (command_outcome, STR, error, "agent's error text")                                          \
     F (command_outcome, INT, conn, "the session the attempt went to")                              \
+    F (command_outcome, INT, delivered_at, "the agent's ack (ms) not yet written, 0 if none")      \
     END (command_outcome)                                                                          \
     MSG (stats_query,                                                                              \
          "edge/admin -> scheduler or store: figures for GET /statistics (answer: reply 200)")      \

@@ -34,9 +34,12 @@ static const char *S_SQL_PENDING =
     "failure_reason = coalesce (?3, failure_reason), failures = ?4, error = coalesce (?5, error), "
     "attempts = ?6, delivered_at = NULL "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+//  delivered_at: the finishing attempt's ack when the finish carries it (the
+//  executor folds a quick command's ack into its result), else as it was.
 static const char *S_SQL_FINISH =
     "UPDATE commands SET state = ?2, failure_reason = ?3, result = ?4, error = ?5, "
-    "finished_at = ?6, next_attempt_at = NULL, failures = ?7, attempts = max (attempts, ?8) "
+    "finished_at = ?6, next_attempt_at = NULL, failures = ?7, attempts = max (attempts, ?8), "
+    "delivered_at = coalesce (nullif (?9, 0), delivered_at) "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
 //  The partial index walks the unfinished rows in seq order from `after`.
 //  Named, because without statistics the planner prefers the (state, ...)
@@ -326,7 +329,7 @@ vw_command_rows_pending (vw_db_t *db, const char *command_id, int64_t next_attem
 int
 vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                         const char *failure_reason, const char *result_json, const char *error,
-                        int64_t failures, int64_t attempts, int64_t now_ms)
+                        int64_t failures, int64_t attempts, int64_t now_ms, int64_t delivered_at)
 {
     sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_FINISH);
     if (!stmt)
@@ -339,6 +342,7 @@ vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
     sqlite3_bind_int64 (stmt, 6, now_ms);
     sqlite3_bind_int64 (stmt, 7, failures);
     sqlite3_bind_int64 (stmt, 8, attempts);
+    sqlite3_bind_int64 (stmt, 9, delivered_at);
     return s_update (db, stmt);
 }
 

@@ -64,9 +64,11 @@ int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_
 int vw_command_rows_pending (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
                              const char *failure_reason, const char *error, int64_t failures,
                              int64_t attempts);
+//  delivered_at: the attempt's ack time when known (0: delivered_at stays).
 int vw_command_rows_finish (vw_db_t *db, const char *command_id, const char *state,
                             const char *failure_reason, const char *result_json, const char *error,
-                            int64_t failures, int64_t attempts, int64_t now_ms);
+                            int64_t failures, int64_t attempts, int64_t now_ms,
+                            int64_t delivered_at);
 
 //  One unfinished command, as the recovery scan returns it. Strings are
 //  borrowed from SQLite (valid during the callback), NUL-terminated, with

@@ -161,11 +161,11 @@ test_transitions (void **state)
     json_decref (r.body);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 2, 2200), 0);
     assert_int_equal (vw_command_rows_finish (f->db, "t1", "completed", NULL, "{\"pong\":true}",
-                                              NULL, 1, 2, 2300),
+                                              NULL, 1, 2, 2300, 0),
                       0);
     //  Finished is final: not applied (1), which is not an error (-1).
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2, 2400), 1);
+        vw_command_rows_finish (f->db, "t1", "failed", "timeout", NULL, NULL, 2, 2, 2400, 0), 1);
     assert_int_equal (vw_command_rows_executing (f->db, "t1", 3, 2500), 1);
     assert_int_equal (vw_command_rows_pending (f->db, "t1", 0, NULL, NULL, 2, 3), 1);
     assert_int_equal (vw_command_rows_executing (f->db, "no-such-command", 1, 2500), 1);
@@ -181,10 +181,10 @@ test_transitions (void **state)
     //  The schema refuses unknown states and reasons.
     s_submit (f, "t2", "gw-1", 1, NULL, &r, &seq, &replayed);
     json_decref (r.body);
-    assert_int_equal (vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 0, 1),
-                      -1);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 0, 1), -1);
+        vw_command_rows_finish (f->db, "t2", "exploded", NULL, NULL, NULL, 0, 0, 1, 0), -1);
+    assert_int_equal (
+        vw_command_rows_finish (f->db, "t2", "failed", "gremlins", NULL, NULL, 0, 0, 1, 0), -1);
     //  ... and a negative count of failures.
     assert_int_equal (vw_command_rows_pending (f->db, "t2", 10, "timeout", NULL, -1, 0), -1);
     //  Back to waiting for its agent after a lost attempt: no next_attempt_at,
@@ -202,7 +202,7 @@ test_transitions (void **state)
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 2);
     json_decref (r.body);
     assert_int_equal (vw_command_rows_finish (f->db, "t2", "cancelled", "cancelled_by_user", NULL,
-                                              NULL, 1, 2, 30),
+                                              NULL, 1, 2, 30, 0),
                       0);
     //  A final failure records the count with it.
     s_submit (f, "t3", "gw-1", 1, NULL, &r, &seq, &replayed);
@@ -216,8 +216,11 @@ test_transitions (void **state)
     }
     assert_int_equal (vw_command_rows_executing (f->db, "t3", 3, 300), 0);
     assert_int_equal (
-        vw_command_rows_finish (f->db, "t3", "failed", "agent_error", NULL, "boom", 3, 3, 310), 0);
+        vw_command_rows_finish (f->db, "t3", "failed", "agent_error", NULL, "boom", 3, 3, 310, 305),
+        0);
     vw_command_rows_get (f->db, "t3", &r);
+    //  The ack folded into the finish (the delivered write was never sent).
+    assert_int_equal (json_integer_value (json_object_get (r.body, "delivered_at")), 305);
     assert_int_equal (json_integer_value (json_object_get (r.body, "attempts")), 3);
     assert_int_equal (json_integer_value (json_object_get (r.body, "failures")), 3);
     assert_true (json_is_null (json_object_get (r.body, "next_attempt_at")));
@@ -272,7 +275,7 @@ test_recovery_scan (void **state)
     vw_command_rows_pending (f->db, "r0", 6000, "agent_error", NULL, 2, 2);
     vw_command_rows_executing (f->db, "r1", 1, 20);
     vw_command_rows_executing (f->db, "r2", 1, 30);
-    vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 1, 40);
+    vw_command_rows_finish (f->db, "r2", "completed", NULL, "{}", NULL, 0, 1, 40, 0);
     vw_command_rows_executing (f->db, "r3", 1, 50);
     vw_command_rows_executing (f->db, "r3", 2, 60);
 
@@ -333,7 +336,7 @@ test_list_and_unfinished (void **state)
         s_submit (f, id, "gw-1", i % 3, NULL, &r, &seq, &replayed);
         json_decref (r.body);
     }
-    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1, 1, 1);
+    vw_command_rows_finish (f->db, "l3", "failed", "agent_error", NULL, "boom", 1, 1, 1, 0);
     vw_command_rows_executing (f->db, "l4", 1, 1);
     //  Newest first, three at a time.
     json_t *seen = json_array ();

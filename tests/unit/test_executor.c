@@ -3,10 +3,13 @@
 
     Test peers play "scheduler" (dispatches, aborts; gets the outcomes),
     "edge" (gets command_send, reports the agent's ack/result and closes)
-    and "store" (gets the delivered update). The timeout case waits for the
-    executor's own timer through a receive with a deadline, never a sleep.
+    and "store" (gets the delivered update of a command still running: a
+    quick one's ack travels with its outcome). The timeout case waits for
+    the executor's own timer through a receive with a deadline, never a
+    sleep.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_testbroker.h"
 
 #include <stdarg.h>
@@ -117,7 +120,8 @@ s_expect_quiet (t_fixture_t *f)
 //  --------------------------------------------------------------------------
 //  Cases
 
-//  dispatch -> command_send to the edge; ack -> delivered; result -> outcome.
+//  dispatch -> command_send to the edge; ack, then result -> one outcome
+//  carrying the ack's time (written with the command's end, not alone).
 static void
 test_dispatch_ack_result (void **state)
 {
@@ -125,18 +129,37 @@ test_dispatch_ack_result (void **state)
     s_dispatch (f, "cmd-1", 7, 30000);
     s_expect_send (f, "cmd-1", 7, "ping");
     s_event (f, "cmd-1", 7, "ack", NULL);
-    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
-    assert_string_equal (u->command_update.command_id, "cmd-1");
-    assert_string_equal (u->command_update.event, "delivered");
-    vw_msg_destroy (&u);
     s_event (f, "cmd-1", 7, "result", "completed");
     vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
     assert_string_equal (o->command_outcome.outcome, "completed");
     assert_string_equal (o->command_outcome.result, "{\"pong\":true}");
+    assert_true (o->command_outcome.delivered_at > 0);
     vw_msg_destroy (&o);
-    //  A second result for it is late: the first word counts.
+    //  A second result for it is late: the first word counts. No delivered
+    //  write follows, now or when the ack timer comes (the flight is over).
     s_event (f, "cmd-1", 7, "result", "failed");
     s_expect_quiet (f);
+}
+
+//  A command still running after the ack: its delivered_at is written on
+//  its own, with the ack's time.
+static void
+test_ack_of_running_command (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-9", 7, 30000);
+    s_expect_send (f, "cmd-9", 7, "ping");
+    int64_t before = vw_clock_wall_ms ();
+    s_event (f, "cmd-9", 7, "ack", NULL);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.command_id, "cmd-9");
+    assert_string_equal (u->command_update.event, "delivered");
+    assert_true (u->command_update.ts >= before);
+    vw_msg_destroy (&u);
+    s_event (f, "cmd-9", 7, "result", "completed");
+    vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
+    assert_int_equal (o->command_outcome.delivered_at, 0);  //  written already
+    vw_msg_destroy (&o);
 }
 
 static void
@@ -258,6 +281,7 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_ack_of_running_command, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_result, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_abort_names_its_attempt, s_setup, vw_tb_teardown),
