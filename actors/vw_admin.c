@@ -244,7 +244,7 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
         if (id && streq (op, "agents.get")) {
             msg = vw_msg_new (VW_MSG_ID_agent_get);
             vw_msg_set_str (&msg->agent_get.agent_id, id);
-            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+            s_forward (self, envelope_p, source, "registry", &msg, NULL, NULL, NULL);
         }
         else if (id && streq (op, "agents.revoke")) {
             msg = vw_msg_new (VW_MSG_ID_agent_revoke);

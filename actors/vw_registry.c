@@ -63,7 +63,19 @@ struct s_agent_t {
     int64_t conn;          //  edge connection of the session, 0 if none
     uint64_t timer;        //  next status deadline
     uint64_t stale_timer;  //  drop from memory after stale_after offline
+    //  The rest of the agent object, so that GET /agents/{id} of an agent
+    //  held here is answered from memory, with the live fields as they are
+    //  now: taken from the first record, then kept as every write this
+    //  registry sends to the store changes the row (s_persist). The JSON
+    //  texts of hostname, version, labels, reported_labels and the stored
+    //  capabilities, as one block of NUL-terminated pieces (S_TEXT_*);
+    //  times in ms since the epoch, 0 for never.
+    char *texts;
+    int64_t created_at, connected_at, last_seen;
+    int64_t connect_count, disconnect_count;
 };
+
+enum { S_TEXT_HOSTNAME, S_TEXT_VERSION, S_TEXT_LABELS, S_TEXT_REPORTED, S_TEXT_CAPS, S_TEXTS };
 
 typedef struct {
     const vw_config_t *config;
@@ -114,9 +126,52 @@ s_agent_free (void **item)
     if (agent) {
         free (agent->agent_id);
         free (agent->capabilities);
+        free (agent->texts);
         free (agent);
     }
     *item = NULL;
+}
+
+//  The JSON text of a string, or "null" (also for one jansson refuses:
+//  invalid UTF-8, as the store's object shows it).
+static char *
+s_json_string (const char *value)
+{
+    json_t *json = value ? json_string (value) : NULL;
+    char *text = json ? json_dumps (json, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref (json);
+    return text ? text : strdup ("null");
+}
+
+static const char *
+s_text (const s_agent_t *agent, int which)
+{
+    const char *piece = agent->texts;
+    for (int i = 0; i < which; i++)
+        piece += strlen (piece) + 1;
+    return piece;
+}
+
+//  Replaces the object's texts; a NULL piece keeps the one held (or its
+//  default when none is).
+static void
+s_texts_set (s_agent_t *agent, const char *pieces[S_TEXTS])
+{
+    static const char *const defaults[S_TEXTS] = {"null", "null", "{}", "{}", "[]"};
+    const char *use[S_TEXTS];
+    size_t size = 0;
+    for (int i = 0; i < S_TEXTS; i++) {
+        use[i] = pieces[i] ? pieces[i] : agent->texts ? s_text (agent, i) : defaults[i];
+        size += strlen (use[i]) + 1;
+    }
+    char *texts = (char *) malloc (size), *at = texts;
+    for (int i = 0; i < S_TEXTS; i++) {
+        size_t len = strlen (use[i]) + 1;
+        memcpy (at, use[i], len);
+        at += len;
+    }
+    free (agent->texts);
+    agent->texts = texts;
 }
 
 static void
@@ -185,6 +240,22 @@ s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *h
         vw_msg_set_str (&s->reported_labels, hello->labels);
         vw_msg_set_str (&s->capabilities, hello->capabilities);
     }
+    //  The object in memory changes as the row will (vw_agents_apply_state).
+    if (agent->last_seen < s->last_seen)
+        agent->last_seen = s->last_seen;
+    if (hello) {
+        agent->connected_at = s->connected_at;
+        agent->connect_count++;
+        char *hostname = hello->hostname ? s_json_string (hello->hostname) : NULL;
+        char *version = hello->version ? s_json_string (hello->version) : NULL;
+        const char *pieces[S_TEXTS] = {hostname, version, NULL,
+                                       hello->labels ? hello->labels : "{}", hello->capabilities};
+        s_texts_set (agent, pieces);
+        free (hostname);
+        free (version);
+    }
+    else if (streq (event, "disconnect"))
+        agent->disconnect_count++;
     s_send (self, "store", &msg);
 }
 
@@ -400,6 +471,23 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
     s_agent_t *agent = NULL;
     if (record->found) {
         agent = s_agent_get (self, hello->agent_id, true);
+        if (!agent->loaded) {
+            //  The first record fills the object; later ones may have been
+            //  read before changes this registry has made since.
+            char *hostname = s_json_string (record->hostname);
+            char *version = s_json_string (record->version);
+            const char *pieces[S_TEXTS] = {hostname, version, record->labels,
+                                           record->reported_labels, record->capabilities};
+            s_texts_set (agent, pieces);
+            free (hostname);
+            free (version);
+            agent->created_at = record->created_at;
+            agent->connected_at = record->connected_at;
+            if (agent->last_seen < record->last_seen)
+                agent->last_seen = record->last_seen;
+            agent->connect_count = record->connect_count;
+            agent->disconnect_count = record->disconnect_count;
+        }
         agent->loaded = true;
         //  Sticky: a revoke this registry saw after the store read the
         //  record (the look-up was in flight) is not undone by it.
@@ -519,7 +607,8 @@ s_on_seen (self_t *self, vw_msg_t *msg)
     //  Heartbeats carry last_seen to the database even without a change,
     //  batched: at most one interval late (status changes went out above).
     if (seen->status && agent->status == before) {
-        zhashx_update (self->seen, agent->agent_id, (void *) (intptr_t) vw_clock_wall_ms ());
+        agent->last_seen = vw_clock_wall_ms ();
+        zhashx_update (self->seen, agent->agent_id, (void *) (intptr_t) agent->last_seen);
         if (!self->seen_timer)
             self->seen_timer =
                 vw_timers_add (vw_actor_timers (self->actor), self->config->heartbeat_interval_ms,
@@ -736,6 +825,84 @@ s_on_operator_request (self_t *self, vw_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
+//  GET /agents/{id}: an agent held here is answered from memory, with its
+//  live fields as they are now (last_seen is not one batch late, as in the
+//  row); any other goes to the store.
+
+static void
+s_time_text (char *buf, size_t size, int64_t ms)
+{
+    if (ms > 0)
+        snprintf (buf, size, "%lld", (long long) ms);
+    else
+        snprintf (buf, size, "null");
+}
+
+//  The REST agent object, the fields in the store's order.
+static char *
+s_agent_object (const s_agent_t *agent)
+{
+    char connected[24], seen[24], created[24], session[VW_ID_TEXT_LEN + 3];
+    s_time_text (connected, sizeof connected, agent->connected_at);
+    s_time_text (seen, sizeof seen, agent->last_seen);
+    s_time_text (created, sizeof created, agent->created_at);
+    if (agent->conn)
+        snprintf (session, sizeof session, "\"%s\"", agent->session_id);
+    else
+        snprintf (session, sizeof session, "null");
+    size_t size = strlen (agent->agent_id) + 400;
+    for (int i = 0; i < S_TEXTS; i++)
+        size += strlen (s_text (agent, i));
+    char *text = (char *) malloc (size);
+    snprintf (
+        text, size,
+        "{\"agent_id\":\"%s\",\"status\":\"%s\",\"hostname\":%s,\"version\":%s,"
+        "\"labels\":%s,\"reported_labels\":%s,\"capabilities\":%s,\"connected_at\":%s,"
+        "\"last_seen\":%s,\"session_id\":%s,\"created_at\":%s,\"maintenance\":%s,"
+        "\"revoked_at\":null,\"connect_count\":%lld,\"disconnect_count\":%lld}",
+        agent->agent_id, vw_agent_status_name (agent->conn ? agent->status : VW_AGENT_OFFLINE),
+        s_text (agent, S_TEXT_HOSTNAME), s_text (agent, S_TEXT_VERSION),
+        s_text (agent, S_TEXT_LABELS), s_text (agent, S_TEXT_REPORTED), s_text (agent, S_TEXT_CAPS),
+        connected, seen, session, created, agent->model.maintenance ? "true" : "false",
+        (long long) agent->connect_count, (long long) agent->disconnect_count);
+    return text;
+}
+
+static void
+s_on_relayed (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    s_request_t *r = (s_request_t *) ctx;
+    s_forward ((self_t *) state, r, reply);
+    s_request_destroy (&r);
+}
+
+static void
+s_on_agent_get (self_t *self, vw_msg_t *msg)
+{
+    const char *agent_id = msg->agent_get.agent_id ? msg->agent_get.agent_id : "";
+    s_agent_t *agent = s_agent_get (self, agent_id, false);
+    //  Held, loaded and not revoked (a revoked agent's object shows its
+    //  revoked_at, which the row has).
+    if (agent && agent->loaded && agent->texts && !agent->revoked && agent->maintenance_known) {
+        vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
+        answer->reply.status = 200;
+        answer->reply.json = s_agent_object (agent);
+        if (vw_actor_reply (self->actor, msg, &answer))
+            vw_msg_destroy (&answer);
+        return;
+    }
+    s_request_t *r = s_request_new (msg, agent_id);
+    vw_msg_t *forward = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&forward->agent_get.agent_id, agent_id);
+    if (vw_pending_request (self->pending, "store", &forward, S_STORE_TIMEOUT_MS, s_on_relayed,
+                            r)) {
+        vw_msg_destroy (&forward);
+        s_forward (self, r, NULL);
+        s_request_destroy (&r);
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  Actor
 
 static void *
@@ -792,6 +959,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_auth: s_on_auth (self, msg); break;
         case VW_MSG_ID_session_seen: s_on_seen (self, msg); break;
         case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        case VW_MSG_ID_agent_get: s_on_agent_get (self, msg); break;
         case VW_MSG_ID_agent_revoke:
         case VW_MSG_ID_agent_maintenance:
         case VW_MSG_ID_agent_disconnect: s_on_operator_request (self, msg); break;

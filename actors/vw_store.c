@@ -500,7 +500,17 @@ s_on_agent_lookup (self_t *self, vw_msg_t *msg)
             vw_msg_set_bin (&record->agent_record.public_key, cred.public_key, 32);
         record->agent_record.revoked = cred.revoked;
         record->agent_record.maintenance = cred.maintenance;
+        vw_agent_record_msg_t *r = &record->agent_record;
+        //  The strings move into the message (freed with it).
+        r->labels = cred.labels, r->hostname = cred.hostname, r->version = cred.version;
+        r->reported_labels = cred.reported_labels, r->capabilities = cred.capabilities;
+        cred.labels = cred.hostname = cred.version = cred.reported_labels = cred.capabilities =
+            NULL;
+        r->created_at = cred.created_at, r->connected_at = cred.connected_at;
+        r->last_seen = cred.last_seen, r->connect_count = cred.connect_count;
+        r->disconnect_count = cred.disconnect_count;
     }
+    vw_agents_credentials_clear (&cred);
     if (vw_actor_reply (self->actor, msg, &record))
         vw_msg_destroy (&record);
 }

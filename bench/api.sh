@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # REST read benchmark for docs/benchmarks.md (issue 10): an authenticated
-# `GET /agents/{id}` on viworks-backend against Debian's nginx serving the
-# very same JSON body (the bytes the backend returned for that agent) as a
-# static file. Same load for both: `wrk -t1 -c50 -d<D>s --latency` with the
+# `GET /agents/{id}` of a connected agent on viworks-backend (the registry
+# answers it from memory) against Debian's nginx serving the very same JSON
+# body (the bytes the backend returned for that agent) as a static file;
+# and the same read of an agent that never connected (the registry asks the
+# store: one more hop and a SELECT). Same load for both: `wrk -t1 -c50 -d<D>s --latency` with the
 # same bearer-token header (nginx ignores it); both servers pinned to CPU 0,
 # wrk to CPU 1; the two alternate within one invocation, `runs` times each.
 # Per run: requests/s and latency p50/p99; then the medians and the ratio
-# backend / nginx (issue 10's target >= 0.5, moonshot 0.8). Figures only:
+# backend / nginx (issue 10's target >= 0.5, moonshot 0.8), for both reads. Figures only:
 # nothing is asserted, but non-2xx answers and socket errors are reported.
 #
 # The backend runs with its defaults except: SQLite in a fresh temporary
@@ -33,6 +35,7 @@ bench_need wrk:wrk nginx:nginx-light py:zmq:python3-zmq
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 bench_build
 backend="$top/build-release/viworks-backend"
+agent="$top/build-release/viworks-agent"
 bench_workdir api
 admin() { "$py" "$top/bench/admin.py" "tcp://127.0.0.1:$admin_port" "$@"; }
 
@@ -47,14 +50,21 @@ mkdir -p "$work/backend" "$work/www/agents" "$work/nginx"
 server=$!
 pids+=("$server")
 bench_wait_health "$http_port" || echo "the backend did not answer /health in 5 s" >&2
-if ! admin register 1 api- "$work/tokens"; then
+if ! admin register 2 api- "$work/tokens"; then
   echo "registration failed (ports http $http_port ws $ws_port admin $admin_port); backend log:" >&2
   tail -20 "$work/backend.log" >&2
   exit 1
 fi
 token=$(admin token)
+# api-00001 connects (one simulated agent, on wrk's CPU); api-00002 never does.
+taskset -c 1 "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate 1 --id-prefix api- \
+  --token-file "$work/tokens" --ready-file "$work/ready" --log-level warn 2>"$work/agent.log" &
+pids+=("$!")
+for _ in $(seq 500); do [ -s "$work/ready" ] && break; sleep 0.01; done
+[ -s "$work/ready" ] || { echo "the agent did not come online in 5 s:" >&2; tail -5 "$work/agent.log" >&2; exit 1; }
 id=api-00001
 path="/agents/$id"
+cold="/agents/api-00002"
 curl -sf "http://127.0.0.1:$http_port$path" -H "authorization: Bearer $token" -o "$work/www/agents/$id"
 bytes=$(stat -c %s "$work/www/agents/$id")
 # nginx's worker runs as an unprivileged user: it must read the document.
@@ -119,8 +129,12 @@ echo "api bench: runs=$runs, wrk -t1 -c50 -d${secs}s --latency; servers on CPU 0
 echo "commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ); $("$nginx" -v 2>&1)"
 for run in $(seq "$runs"); do
   echo "run $run"
-  for who in viworks-backend nginx; do
-    if [ "$who" = nginx ]; then url="http://127.0.0.1:$nginx_port$path"; else url="http://127.0.0.1:$http_port$path"; fi
+  for who in viworks-backend nginx not-connected; do
+    case $who in
+      nginx) url="http://127.0.0.1:$nginx_port$path" ;;
+      not-connected) url="http://127.0.0.1:$http_port$cold" ;;
+      *) url="http://127.0.0.1:$http_port$path" ;;
+    esac
     read -r rps p50 p99 non2xx errors <<<"$(load "$url")"
     printf '  %-16s %8s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s %s\n' "$who" "$rps" "$p50" "$p99" "$non2xx" "$errors"
     fig[$who,rps]+="$rps "
@@ -135,9 +149,13 @@ stop "$nginx_pid"
 m() { printf '%s\n' ${fig[$1,$2]} | median; }
 echo
 echo "medians over $runs run(s)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b}'; }
 printf '%-28s %16s %16s %8s %s\n' figure viworks-backend nginx ratio target
-b=$(m viworks-backend rps); n=$(m nginx rps)
-printf '%-28s %16s %16s %8s %s\n' "GET /agents/{id} req/s" "$b" "$n" \
-  "$(awk -v a="$b" -v b="$n" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b}')" ">= 0.5 (moonshot 0.8)"
+b=$(m viworks-backend rps); n=$(m nginx rps); c=$(m not-connected rps)
+printf '%-28s %16s %16s %8s %s\n' "GET /agents/{id} req/s" "$b" "$n" "$(ratio "$b" "$n")" \
+  ">= 0.5 (moonshot 0.8); a connected agent"
+printf '%-28s %16s %16s %8s %s\n' "  never-connected agent" "$c" "$n" "$(ratio "$c" "$n")" \
+  "(the registry asks the store)"
 printf '%-28s %16s %16s\n' "latency p50 (ms)" "$(m viworks-backend p50)" "$(m nginx p50)"
 printf '%-28s %16s %16s\n' "latency p99 (ms)" "$(m viworks-backend p99)" "$(m nginx p99)"
+printf '%-28s %16s\n' "  never-connected p50/p99" "$(m not-connected p50) / $(m not-connected p99)"

@@ -23,7 +23,9 @@ vw_http_get_agent (vw_edge_t *edge, vw_http_session_t *session)
         return;
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_get);
     vw_msg_set_str (&msg->agent_get.agent_id, id);
-    vw_http_call (edge, session, "store", &msg, vw_http_reply_plain, NULL, NULL);
+    //  The registry answers for the agents it holds (live fields current),
+    //  and asks the store for the others.
+    vw_http_call (edge, session, "registry", &msg, vw_http_reply_plain, NULL, NULL);
 }
 
 static void

@@ -128,6 +128,16 @@
     F (agent_record, BIN, public_key, "Ed25519 public key, if registered with one")                \
     F (agent_record, BOOL, revoked, "revoked agents are refused")                                  \
     F (agent_record, BOOL, maintenance, "operator maintenance flag")                               \
+    F (agent_record, STR, labels, "the operator's labels (JSON object)")                           \
+    F (agent_record, STR, hostname, "as last reported, or absent")                                 \
+    F (agent_record, STR, version, "as last reported, or absent")                                  \
+    F (agent_record, STR, reported_labels, "the last hello's labels (JSON object)")                \
+    F (agent_record, STR, capabilities, "the last hello's capabilities (JSON array), or absent")   \
+    F (agent_record, INT, created_at, "ms since epoch")                                            \
+    F (agent_record, INT, connected_at, "ms since epoch, 0 if never")                              \
+    F (agent_record, INT, last_seen, "ms since epoch, 0 if never")                                 \
+    F (agent_record, INT, connect_count, "connections so far")                                     \
+    F (agent_record, INT, disconnect_count, "disconnections so far")                               \
     END (agent_record)                                                                             \
     MSG (agent_state, "registry -> store: persist an agent's live state (no answer)")              \
     F (agent_state, STR, agent_id, "agent id")                                                     \
@@ -148,7 +158,7 @@
     F (agent_create, BIN, public_key, "optional Ed25519 public key (32 bytes)")                    \
     F (agent_create, BIN, token_hash, "digest of the token shown once to the caller")              \
     END (agent_create)                                                                             \
-    MSG (agent_get, "edge/admin -> store: one agent (answer: reply 200 or 404)")                   \
+    MSG (agent_get, "edge/admin -> registry (-> store): one agent (answer: reply 200 or 404)")     \
     F (agent_get, STR, agent_id, "agent id")                                                       \
     END (agent_get)                                                                                \
     MSG (agent_list, "edge/admin -> store: a page of agents (answer: reply 200)")                  \

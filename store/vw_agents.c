@@ -23,7 +23,9 @@ static const char *S_SQL_LIST =
     "                           WHERE key = ?3 AND value = ?4)) "
     "ORDER BY agent_id LIMIT ?5";
 static const char *S_SQL_CREDENTIALS =
-    "SELECT token_hash, public_key, revoked_at, maintenance FROM agents WHERE agent_id = ?1";
+    "SELECT token_hash, public_key, revoked_at, maintenance, labels, hostname, version, "
+    "reported_labels, capabilities, created_at, connected_at, last_seen, connect_count, "
+    "disconnect_count FROM agents WHERE agent_id = ?1";
 static const char *S_SQL_CONNECT =
     "UPDATE agents SET status = ?2, session_id = ?3, connected_at = ?4, last_seen = ?5, "
     "hostname = coalesce(?6, hostname), version = coalesce(?7, version), "
@@ -208,9 +210,30 @@ vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t
         }
         out->revoked = sqlite3_column_type (stmt, 2) != SQLITE_NULL;
         out->maintenance = sqlite3_column_int (stmt, 3) != 0;
+        char **texts[] = {&out->labels, &out->hostname, &out->version, &out->reported_labels,
+                          &out->capabilities};
+        for (int i = 0; i < 5; i++) {
+            const char *text = (const char *) sqlite3_column_text (stmt, 4 + i);
+            *texts[i] = text ? strdup (text) : NULL;
+        }
+        int64_t *ints[] = {&out->created_at, &out->connected_at, &out->last_seen,
+                           &out->connect_count, &out->disconnect_count};
+        for (int i = 0; i < 5; i++)
+            *ints[i] = sqlite3_column_int64 (stmt, 9 + i);
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+vw_agents_credentials_clear (vw_agent_credentials_t *cred)
+{
+    free (cred->labels);
+    free (cred->hostname);
+    free (cred->version);
+    free (cred->reported_labels);
+    free (cred->capabilities);
+    memset (cred, 0, sizeof *cred);
 }
 
 int

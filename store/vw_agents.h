@@ -37,10 +37,17 @@ typedef struct {
     bool has_public_key;
     bool revoked;
     bool maintenance;
+    //  The rest of the row, for the registry to answer GET /agents/{id}
+    //  from memory while it holds the agent: JSON texts (NULL if the
+    //  column is), times in ms (0 if never).
+    char *labels, *hostname, *version, *reported_labels, *capabilities;
+    int64_t created_at, connected_at, last_seen, connect_count, disconnect_count;
 } vw_agent_credentials_t;
 
-//  Credentials for the registry's hello check. -1 on a database error.
+//  Credentials and the row for the registry's hello check. -1 on a
+//  database error. Free with vw_agents_credentials_clear.
 int vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t *out);
+void vw_agents_credentials_clear (vw_agent_credentials_t *cred);
 
 //  Live state from the registry. event: "connect" (all fields, counts a
 //  connection), "disconnect" (offline, no session, counts a disconnection)

@@ -169,15 +169,18 @@ test_bad_requests (void **state)
     vw_tb_quiet (f->store, "admin", f->store, NULL);
 }
 
-//  agents.get goes to the store; its reply is the op's answer.
+//  agents.get goes to the registry (which holds the live agents and asks
+//  the store for the others); its reply is the op's answer.
 static void
-test_agents_get_via_store (void **state)
+test_agents_get_via_registry (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
+    vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
+    assert_non_null (registry);
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-1\"}}");
-    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
+    vw_msg_t *get = vw_tb_want (registry, VW_MSG_ID_agent_get);
     assert_string_equal (get->agent_get.agent_id, "gw-1");
-    vw_tb_answer (f->store, "admin", &get, 200, "{\"agent_id\":\"gw-1\",\"status\":\"offline\"}",
+    vw_tb_answer (registry, "admin", &get, 200, "{\"agent_id\":\"gw-1\",\"status\":\"offline\"}",
                   NULL);
     json_t *answer = s_answer (f);
     assert_string_equal (json_string_value (json_object_get (s_data (answer), "status")),
@@ -185,13 +188,13 @@ test_agents_get_via_store (void **state)
     json_decref (answer);
 
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-2\"}}");
-    get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
-    vw_tb_answer (f->store, "admin", &get, 404, NULL, "not_found");
+    get = vw_tb_want (registry, VW_MSG_ID_agent_get);
+    vw_tb_answer (registry, "admin", &get, 404, NULL, "not_found");
     s_expect_error (s_answer (f), "not_found");
 }
 
 //  A reply with the rid of the admin's request, but from another actor, is
-//  not the answer: the store's real reply is.
+//  not the answer: the registry's real reply is.
 static void
 test_reply_from_the_wrong_peer_ignored (void **state)
 {
@@ -199,16 +202,16 @@ test_reply_from_the_wrong_peer_ignored (void **state)
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
     s_send (f, "{\"op\":\"agents.get\",\"args\":{\"agent_id\":\"gw-1\"}}");
-    vw_msg_t *get = vw_tb_want (f->store, VW_MSG_ID_agent_get);
+    vw_msg_t *get = vw_tb_want (registry, VW_MSG_ID_agent_get);
     vw_msg_t *forged = vw_msg_new (VW_MSG_ID_reply);
     forged->rid = get->rid;
     forged->reply.status = 200;
     vw_msg_set_str (&forged->reply.json, "{\"forged\":true}");
-    assert_int_equal (vw_tb_send (registry, "admin", &forged), 0);
+    assert_int_equal (vw_tb_send (f->store, "admin", &forged), 0);
     //  The admin has handled it (barrier) and the client has no answer yet.
-    assert_int_equal (vw_tb_sync (registry, "admin"), 0);
+    assert_int_equal (vw_tb_sync (f->store, "admin"), 0);
     assert_false (zsock_events (f->client) & ZMQ_POLLIN);
-    vw_tb_answer (f->store, "admin", &get, 200, "{\"agent_id\":\"gw-1\"}", NULL);
+    vw_tb_answer (registry, "admin", &get, 200, "{\"agent_id\":\"gw-1\"}", NULL);
     json_t *answer = s_answer (f);
     assert_string_equal (json_string_value (json_object_get (s_data (answer), "agent_id")), "gw-1");
     json_decref (answer);
@@ -312,7 +315,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_ping_req_and_dealer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_requests, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_agents_get_via_store, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_agents_get_via_registry, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reply_from_the_wrong_peer_ignored, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_audited_and_unreachable, s_setup, s_teardown),

@@ -564,6 +564,115 @@ test_last_seen_batched (void **state)
     free (session);
 }
 
+//  Issue 10: GET /agents/{id} of an agent the registry holds is answered
+//  from memory with the live fields as they are now, without the store;
+//  the fields the registry does not change come from the first record.
+static void
+test_agent_get_from_memory (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 7, "gw-1", S_TOKEN);
+    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
+    vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
+    record->rid = lookup->rid;
+    vw_msg_destroy (&lookup);
+    vw_agent_record_msg_t *r = &record->agent_record;
+    vw_msg_set_str (&r->agent_id, "gw-1");
+    r->found = true;
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_hash (S_TOKEN, hash);
+    vw_msg_set_bin (&r->token_hash, hash, sizeof hash);
+    vw_msg_set_str (&r->labels, "{\"site\":\"fra\"}");
+    vw_msg_set_str (&r->hostname, "old-host");
+    vw_msg_set_str (&r->capabilities, "[\"ping\"]");
+    r->created_at = 1700000000000;
+    r->connected_at = 1700000001000;
+    r->last_seen = 1700000002000;
+    r->connect_count = 3;
+    r->disconnect_count = 3;
+    int64_t before = vw_clock_wall_ms ();
+    assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
+    char *session = s_expect_welcome (f, 7, "gw-1");
+
+    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
+    vw_msg_t *reply = vw_tb_call (f->edge, "registry", &get, 2000);
+    assert_non_null (reply);
+    assert_int_equal (reply->reply.status, 200);
+    json_error_t error;
+    json_t *agent = json_loads (reply->reply.json, 0, &error);
+    assert_non_null (agent);
+    assert_string_equal (json_string_value (json_object_get (agent, "agent_id")), "gw-1");
+    assert_string_equal (json_string_value (json_object_get (agent, "status")), "online");
+    //  The hello's hostname and version replaced the row's; its capabilities
+    //  were absent, so the row's stay (as vw_agents_apply_state keeps them).
+    assert_string_equal (json_string_value (json_object_get (agent, "hostname")), "host-1");
+    assert_string_equal (json_string_value (json_object_get (agent, "version")), "1.0.0");
+    assert_string_equal (
+        json_string_value (json_object_get (json_object_get (agent, "labels"), "site")), "fra");
+    assert_int_equal (json_object_size (json_object_get (agent, "reported_labels")), 0);
+    assert_string_equal (
+        json_string_value (json_array_get (json_object_get (agent, "capabilities"), 0)), "ping");
+    assert_string_equal (json_string_value (json_object_get (agent, "session_id")), session);
+    assert_true (json_integer_value (json_object_get (agent, "connected_at")) >= before);
+    assert_true (json_integer_value (json_object_get (agent, "last_seen")) >= before);
+    assert_int_equal (json_integer_value (json_object_get (agent, "created_at")), 1700000000000);
+    assert_int_equal (json_integer_value (json_object_get (agent, "connect_count")), 4);
+    assert_int_equal (json_integer_value (json_object_get (agent, "disconnect_count")), 3);
+    assert_true (json_is_false (json_object_get (agent, "maintenance")));
+    assert_true (json_is_null (json_object_get (agent, "revoked_at")));
+    json_decref (agent);
+    vw_msg_destroy (&reply);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_get), 0);
+
+    //  Offline: no session, the disconnection counted, still from memory.
+    vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+    closed->session_closed.conn = 7;
+    vw_msg_set_str (&closed->session_closed.agent_id, "gw-1");
+    vw_msg_set_str (&closed->session_closed.session_id, session);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
+    get = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
+    reply = vw_tb_call (f->edge, "registry", &get, 2000);
+    assert_non_null (reply);
+    assert_int_equal (reply->reply.status, 200);
+    agent = json_loads (reply->reply.json, 0, &error);
+    assert_non_null (agent);
+    assert_string_equal (json_string_value (json_object_get (agent, "status")), "offline");
+    assert_true (json_is_null (json_object_get (agent, "session_id")));
+    assert_int_equal (json_integer_value (json_object_get (agent, "disconnect_count")), 4);
+    json_decref (agent);
+    vw_msg_destroy (&reply);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_get), 0);
+    free (session);
+}
+
+//  An agent the registry does not hold is the store's to answer: the
+//  request goes there and its reply comes back as it was.
+static void
+test_agent_get_not_held_asks_the_store (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&get->agent_get.agent_id, "gw-9");
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &get);
+    vw_msg_t *forwarded = vw_tb_want (f->store, VW_MSG_ID_agent_get);
+    assert_string_equal (forwarded->agent_get.agent_id, "gw-9");
+    vw_tb_answer (f->store, "registry", &forwarded, 404, NULL, "not_found");
+    vw_tb_expect_reply (f->edge, rid, 404, "not_found");
+
+    get = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&get->agent_get.agent_id, "gw-8");
+    rid = vw_tb_ask (f->edge, "registry", &get);
+    forwarded = vw_tb_want (f->store, VW_MSG_ID_agent_get);
+    vw_tb_answer (f->store, "registry", &forwarded, 200, "{\"agent_id\":\"gw-8\"}", NULL);
+    vw_msg_t *reply = vw_tb_expect_rid (f->edge, rid, 2000);
+    assert_non_null (reply);
+    assert_int_equal (reply->reply.status, 200);
+    assert_string_equal (reply->reply.json, "{\"agent_id\":\"gw-8\"}");
+    vw_msg_destroy (&reply);
+}
+
 int
 main (void)
 {
@@ -591,6 +700,9 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_and_disconnect, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_get_from_memory, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_agent_get_not_held_asks_the_store, s_setup,
+                                         vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

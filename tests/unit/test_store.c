@@ -7,6 +7,7 @@
     is a receive with a deadline; nothing sleeps.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_lifecycle.h"
 #include "vw_testbroker.h"
 
@@ -156,7 +157,9 @@ static void
 test_agent_lookup (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-3", NULL), VW_MSG_ID_reply);
+    int64_t before = vw_clock_wall_ms ();
+    vw_msg_t *reply =
+        s_call (f->edge, s_agent_create ("gw-3", "{\"site\":\"fra\"}"), VW_MSG_ID_reply);
     vw_tb_check_reply (&reply, 201, NULL);
     vw_tb_peer_t *registry = vw_tb_peer (f->tb, "registry");
     assert_non_null (registry);
@@ -168,6 +171,12 @@ test_agent_lookup (void **state)
     assert_int_equal (record->agent_record.token_hash.size, 32);
     assert_memory_equal (record->agent_record.token_hash.data, s_hash, 32);
     assert_false (record->agent_record.revoked);
+    //  The rest of the row, for the registry's GET /agents/{id}.
+    assert_string_equal (record->agent_record.labels, "{\"site\":\"fra\"}");
+    assert_null (record->agent_record.hostname);
+    assert_true (record->agent_record.created_at >= before);
+    assert_int_equal (record->agent_record.connected_at, 0);
+    assert_int_equal (record->agent_record.connect_count, 0);
     vw_msg_destroy (&record);
 
     //  Revoked, then looked up again.
