@@ -788,9 +788,7 @@ s_health (void *state, bool *healthy, char *detail, size_t len)
     vw_db_writes_t writes = vw_db_retry_writes (self->db);
     s_note_writes (self, false);
     *healthy = readable && writes == VW_DB_WRITES_OK;
-    snprintf (detail, len, "%s; %llu commits, %lld rows written",
-              readable ? vw_db_writes_name (writes) : "error", (unsigned long long) self->commits,
-              (long long) vw_db_total_changes (self->db));
+    snprintf (detail, len, "%s", readable ? vw_db_writes_name (writes) : "error");
 }
 
 const vw_actor_class_t vw_store_class = {

@@ -656,12 +656,6 @@ vw_db_migrations_applied (vw_db_t *self)
     return self->migrations_applied;
 }
 
-int64_t
-vw_db_total_changes (vw_db_t *self)
-{
-    return (int64_t) sqlite3_total_changes64 (self->handle);
-}
-
 int
 vw_db_ping (vw_db_t *self)
 {

@@ -12,7 +12,6 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 //  The schema version this build writes.
 #define VW_DB_SCHEMA_VERSION 4
@@ -68,11 +67,6 @@ int vw_db_schema_version (vw_db_t *self);
 //  header (PRAGMA user_version), so a broken file or lock shows up, unlike
 //  a bare "SELECT 1". Returns 0 ok, -1 broken.
 int vw_db_ping (vw_db_t *self);
-
-//  Rows inserted, updated or deleted on this connection since it opened
-//  (sqlite3_total_changes64): the store's health detail, the benchmarks'
-//  writes per command.
-int64_t vw_db_total_changes (vw_db_t *self);
 
 //  How many migrations this open applied (0 when the file was up to date);
 //  for the startup log line and for tests.
