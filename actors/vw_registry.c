@@ -152,12 +152,17 @@ s_text (const s_agent_t *agent, int which)
     return piece;
 }
 
-//  Replaces the object's texts; a NULL piece keeps the one held (or its
-//  default when none is).
+//  Replaces the object's texts: hostname and version as plain strings,
+//  the others as JSON texts. A NULL keeps the piece held (or its default
+//  when none is), as the store's coalesce keeps a column.
 static void
-s_texts_set (s_agent_t *agent, const char *pieces[S_TEXTS])
+s_texts_set (s_agent_t *agent, const char *hostname, const char *version, const char *labels,
+             const char *reported, const char *capabilities)
 {
     static const char *const defaults[S_TEXTS] = {"null", "null", "{}", "{}", "[]"};
+    char *host_json = hostname ? s_json_string (hostname) : NULL;
+    char *version_json = version ? s_json_string (version) : NULL;
+    const char *pieces[S_TEXTS] = {host_json, version_json, labels, reported, capabilities};
     const char *use[S_TEXTS];
     size_t size = 0;
     for (int i = 0; i < S_TEXTS; i++) {
@@ -170,6 +175,8 @@ s_texts_set (s_agent_t *agent, const char *pieces[S_TEXTS])
         memcpy (at, use[i], len);
         at += len;
     }
+    free (host_json);
+    free (version_json);
     free (agent->texts);
     agent->texts = texts;
 }
@@ -246,13 +253,8 @@ s_persist (self_t *self, s_agent_t *agent, const char *event, const s_hello_t *h
     if (hello) {
         agent->connected_at = s->connected_at;
         agent->connect_count++;
-        char *hostname = hello->hostname ? s_json_string (hello->hostname) : NULL;
-        char *version = hello->version ? s_json_string (hello->version) : NULL;
-        const char *pieces[S_TEXTS] = {hostname, version, NULL,
-                                       hello->labels ? hello->labels : "{}", hello->capabilities};
-        s_texts_set (agent, pieces);
-        free (hostname);
-        free (version);
+        s_texts_set (agent, hello->hostname, hello->version, NULL,
+                     hello->labels ? hello->labels : "{}", hello->capabilities);
     }
     else if (streq (event, "disconnect"))
         agent->disconnect_count++;
@@ -473,14 +475,10 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
         agent = s_agent_get (self, hello->agent_id, true);
         if (!agent->loaded) {
             //  The first record fills the object; later ones may have been
-            //  read before changes this registry has made since.
-            char *hostname = s_json_string (record->hostname);
-            char *version = s_json_string (record->version);
-            const char *pieces[S_TEXTS] = {hostname, version, record->labels,
-                                           record->reported_labels, record->capabilities};
-            s_texts_set (agent, pieces);
-            free (hostname);
-            free (version);
+            //  read before changes this registry has made since. (No texts
+            //  are held yet: a column that is NULL gets the default.)
+            s_texts_set (agent, record->hostname, record->version, record->labels,
+                         record->reported_labels, record->capabilities);
             agent->created_at = record->created_at;
             agent->connected_at = record->connected_at;
             if (agent->last_seen < record->last_seen)
@@ -850,6 +848,8 @@ s_agent_object (const s_agent_t *agent)
         snprintf (session, sizeof session, "\"%s\"", agent->session_id);
     else
         snprintf (session, sizeof session, "null");
+    //  The format's 222 literal bytes, status <= 11, three times and two
+    //  counts <= 20 digits each, the quoted session id: < 400.
     size_t size = strlen (agent->agent_id) + 400;
     for (int i = 0; i < S_TEXTS; i++)
         size += strlen (s_text (agent, i));
@@ -881,9 +881,9 @@ s_on_agent_get (self_t *self, vw_msg_t *msg)
 {
     const char *agent_id = msg->agent_get.agent_id ? msg->agent_get.agent_id : "";
     s_agent_t *agent = s_agent_get (self, agent_id, false);
-    //  Held, loaded and not revoked (a revoked agent's object shows its
-    //  revoked_at, which the row has).
-    if (agent && agent->loaded && agent->texts && !agent->revoked && agent->maintenance_known) {
+    //  Held, loaded (which filled its object) and not revoked (a revoked
+    //  agent's object shows its revoked_at, which the row has).
+    if (agent && agent->loaded && !agent->revoked) {
         vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
         answer->reply.status = 200;
         answer->reply.json = s_agent_object (agent);

@@ -81,6 +81,9 @@ typedef struct {
     bool found, revoked, maintenance;
     const char *token;          //  its digest goes in the record
     const uint8_t *public_key;  //  32 bytes or NULL
+    //  The rest of the row (absent / 0 unless a test sets them).
+    const char *labels, *hostname, *capabilities;
+    int64_t created_at, connected_at, last_seen, connect_count, disconnect_count;
 } t_record_t;
 
 //  The store answers the look-up *lookup_p (destroyed) with the record.
@@ -101,6 +104,15 @@ s_answer_lookup (t_fixture_t *f, vw_msg_t **lookup_p, t_record_t rec)
     }
     if (rec.public_key)
         vw_msg_set_bin (&record->agent_record.public_key, rec.public_key, 32);
+    vw_agent_record_msg_t *r = &record->agent_record;
+    vw_msg_set_str (&r->labels, rec.labels);
+    vw_msg_set_str (&r->hostname, rec.hostname);
+    vw_msg_set_str (&r->capabilities, rec.capabilities);
+    r->created_at = rec.created_at;
+    r->connected_at = rec.connected_at;
+    r->last_seen = rec.last_seen;
+    r->connect_count = rec.connect_count;
+    r->disconnect_count = rec.disconnect_count;
     assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
 }
 
@@ -564,6 +576,14 @@ test_last_seen_batched (void **state)
     free (session);
 }
 
+static vw_msg_t *
+s_agent_get_msg (const char *agent_id)
+{
+    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
+    vw_msg_set_str (&get->agent_get.agent_id, agent_id);
+    return get;
+}
+
 //  Issue 10: GET /agents/{id} of an agent the registry holds is answered
 //  from memory with the live fields as they are now, without the store;
 //  the fields the registry does not change come from the first record.
@@ -572,30 +592,21 @@ test_agent_get_from_memory (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     s_hello (f, 7, "gw-1", S_TOKEN);
-    vw_msg_t *lookup = vw_tb_want (f->store, VW_MSG_ID_agent_lookup);
-    vw_msg_t *record = vw_msg_new (VW_MSG_ID_agent_record);
-    record->rid = lookup->rid;
-    vw_msg_destroy (&lookup);
-    vw_agent_record_msg_t *r = &record->agent_record;
-    vw_msg_set_str (&r->agent_id, "gw-1");
-    r->found = true;
-    uint8_t hash[VW_TOKEN_HASH_BYTES];
-    vw_token_hash (S_TOKEN, hash);
-    vw_msg_set_bin (&r->token_hash, hash, sizeof hash);
-    vw_msg_set_str (&r->labels, "{\"site\":\"fra\"}");
-    vw_msg_set_str (&r->hostname, "old-host");
-    vw_msg_set_str (&r->capabilities, "[\"ping\"]");
-    r->created_at = 1700000000000;
-    r->connected_at = 1700000001000;
-    r->last_seen = 1700000002000;
-    r->connect_count = 3;
-    r->disconnect_count = 3;
     int64_t before = vw_clock_wall_ms ();
-    assert_int_equal (vw_tb_send (f->store, "registry", &record), 0);
+    s_store_answers_lookup (f, "gw-1",
+                            (t_record_t){.found = true,
+                                         .token = S_TOKEN,
+                                         .labels = "{\"site\":\"fra\"}",
+                                         .hostname = "old-host",
+                                         .capabilities = "[\"ping\"]",
+                                         .created_at = 1700000000000,
+                                         .connected_at = 1700000001000,
+                                         .last_seen = 1700000002000,
+                                         .connect_count = 3,
+                                         .disconnect_count = 3});
     char *session = s_expect_welcome (f, 7, "gw-1");
 
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
+    vw_msg_t *get = s_agent_get_msg ("gw-1");
     vw_msg_t *reply = vw_tb_call (f->edge, "registry", &get, 2000);
     assert_non_null (reply);
     assert_int_equal (reply->reply.status, 200);
@@ -631,8 +642,7 @@ test_agent_get_from_memory (void **state)
     vw_msg_set_str (&closed->session_closed.agent_id, "gw-1");
     vw_msg_set_str (&closed->session_closed.session_id, session);
     assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-1");
+    get = s_agent_get_msg ("gw-1");
     reply = vw_tb_call (f->edge, "registry", &get, 2000);
     assert_non_null (reply);
     assert_int_equal (reply->reply.status, 200);
@@ -653,16 +663,14 @@ static void
 test_agent_get_not_held_asks_the_store (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    vw_msg_t *get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-9");
+    vw_msg_t *get = s_agent_get_msg ("gw-9");
     uint64_t rid = vw_tb_ask (f->edge, "registry", &get);
     vw_msg_t *forwarded = vw_tb_want (f->store, VW_MSG_ID_agent_get);
     assert_string_equal (forwarded->agent_get.agent_id, "gw-9");
     vw_tb_answer (f->store, "registry", &forwarded, 404, NULL, "not_found");
     vw_tb_expect_reply (f->edge, rid, 404, "not_found");
 
-    get = vw_msg_new (VW_MSG_ID_agent_get);
-    vw_msg_set_str (&get->agent_get.agent_id, "gw-8");
+    get = s_agent_get_msg ("gw-8");
     rid = vw_tb_ask (f->edge, "registry", &get);
     forwarded = vw_tb_want (f->store, VW_MSG_ID_agent_get);
     vw_tb_answer (f->store, "registry", &forwarded, 200, "{\"agent_id\":\"gw-8\"}", NULL);
