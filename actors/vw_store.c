@@ -30,6 +30,7 @@
 #include "vw_clock.h"
 #include "vw_cmdpage.h"
 #include "vw_command_rows.h"
+#include "vw_telemetry_rows.h"
 #include "vw_token.h"
 #include "vw_db.h"
 #include "vw_lifecycle.h"
@@ -643,6 +644,23 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                                   msg->command_list.limit, msg->command_list.cursor, &result);
             s_answer (self, msg, &result);
             break;
+        case VW_MSG_ID_telemetry_write:
+            if (!s_begin (self, msg, &result))
+                break;
+            vw_telemetry_rows_store (self->db, msg->telemetry_write.agent_id,
+                                     msg->telemetry_write.seq, msg->telemetry_write.points.data,
+                                     msg->telemetry_write.points.size, &result);
+            s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_telemetry_query: {
+            const vw_telemetry_query_msg_t *in = &msg->telemetry_query;
+            vw_telemetry_query_t query = {in->agent_id,  in->metric,  in->from,
+                                          in->to,        in->step_ms, vw_agg_from_name (in->agg),
+                                          in->max_points};
+            vw_telemetry_rows_query (self->db, &query, &result);
+            s_answer (self, msg, &result);
+            break;
+        }
         case VW_MSG_ID_audit_list:
             vw_audit_list (self->db, msg->audit_list.action, msg->audit_list.actor,
                            msg->audit_list.from, msg->audit_list.to, msg->audit_list.limit,

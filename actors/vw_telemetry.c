@@ -1,35 +1,159 @@
-/*  vw_telemetry - the telemetry actor.
+/*  vw_telemetry - the telemetry actor (SPEC §3, §9).
 
-    Ingests telemetry batches, keeps rolling analytics and alert rules (SPEC §9). Arrives with the
-   telemetry issue; for now it runs, joins the broker and answers liveness pings.
+    The edge validates each telemetry frame, packs its points (vw_points)
+    and sends them here. Each frame goes to the store, which writes it in
+    its pass's transaction unless the agent's seq is stored already; only
+    once that commit has landed does this actor tell the edge to send
+    `telemetry_ack` (for a duplicate too: it was stored before). A frame the
+    store could not take (busy, failing disk, no answer) gets an `error`
+    with the seq and a retry_after_ms instead, and is not acked: the agent
+    sends it again.
+
+    Rolling analytics and alert rules arrive here next (issue 11).
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_log.h"
+#include "vw_pending.h"
+#include "vw_points.h"
+
+#include <string.h>
+
+#define S_STORE_TIMEOUT_MS 10000
 
 typedef struct {
     const vw_config_t *config;
+    vw_actor_t *actor;
+    vw_pending_t *pending;
+    uint64_t frames;      //  received from the edges
+    uint64_t values;      //  in those frames
+    uint64_t stored;      //  frames written
+    uint64_t duplicates;  //  frames whose seq was stored already
+    uint64_t refused;     //  frames the store did not take
+    bool stopping;        //  destroying: answers that end now go nowhere
 } self_t;
+
+//  A frame on its way to the store: who to ack.
+typedef struct {
+    char edge[VW_ADDR_MAX];
+    int64_t conn;
+    int64_t seq;
+} s_frame_t;
+
+static void
+s_acked (self_t *self, s_frame_t *frame, bool stored, const char *code, const char *message)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_acked);
+    msg->telemetry_acked.conn = frame->conn;
+    msg->telemetry_acked.seq = frame->seq;
+    msg->telemetry_acked.stored = stored;
+    vw_msg_set_str (&msg->telemetry_acked.code, code);
+    vw_msg_set_str (&msg->telemetry_acked.message, message);
+    if (vw_actor_send (self->actor, frame->edge, &msg))
+        vw_msg_destroy (&msg);
+}
+
+static void
+s_on_written (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_frame_t *frame = (s_frame_t *) ctx;
+    if (self->stopping) {
+        free (frame);
+        return;
+    }
+    int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    if (status == 201 || status == 200) {
+        if (status == 201)
+            self->stored++;
+        else
+            self->duplicates++;
+        s_acked (self, frame, true, NULL, NULL);
+    }
+    else {
+        self->refused++;
+        const char *detail = reply && reply->id == VW_MSG_ID_reply && reply->reply.message
+                                 ? reply->reply.message
+                                 : (why ? why : "no answer");
+        char message[256];
+        snprintf (message, sizeof message, "telemetry seq %lld not stored (%s); send it again",
+                  (long long) frame->seq, detail);
+        if (self->refused % 1000 == 1)
+            vw_warn ("telemetry", "%s (%llu such frame(s) so far)", message,
+                     (unsigned long long) self->refused);
+        //  A frame the store refused as malformed cannot come from our edge;
+        //  anything else is the database's trouble, and passes.
+        s_acked (self, frame, false, status == 400 ? "invalid_message" : "unavailable", message);
+    }
+    free (frame);
+}
+
+static void
+s_on_frame (self_t *self, vw_msg_t *msg)
+{
+    vw_telemetry_frame_msg_t *in = &msg->telemetry_frame;
+    vw_points_info_t info;
+    s_frame_t *frame = (s_frame_t *) zmalloc (sizeof *frame);
+    snprintf (frame->edge, sizeof frame->edge, "%s", msg->peer);
+    frame->conn = in->conn;
+    frame->seq = in->seq;
+    self->frames++;
+    if (!in->agent_id || vw_points_walk (in->points.data, in->points.size, NULL, NULL, &info)) {
+        self->refused++;
+        s_acked (self, frame, false, "invalid_message", "not a telemetry frame");
+        free (frame);
+        return;
+    }
+    self->values += info.values;
+    vw_msg_t *write = vw_msg_new (VW_MSG_ID_telemetry_write);
+    vw_msg_set_str (&write->telemetry_write.agent_id, in->agent_id);
+    write->telemetry_write.seq = in->seq;
+    //  The bytes move on as they are.
+    write->telemetry_write.points = in->points;
+    memset (&in->points, 0, sizeof in->points);
+    if (vw_pending_request (self->pending, "store", &write, S_STORE_TIMEOUT_MS, s_on_written,
+                            frame)) {
+        vw_msg_destroy (&write);
+        s_on_written (self, self->actor, frame, NULL, "the store cannot be reached");
+    }
+}
 
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->config = (const vw_config_t *) args;
+    self->actor = actor;
+    self->pending = vw_pending_new (actor, self);
     return self;
 }
 
 static void
 s_destroy (void **state_p)
 {
-    free (*state_p);
+    self_t *self = (self_t *) *state_p;
+    if (!self)
+        return;
+    //  Frames still waiting for the store are not acked: the agents send
+    //  them again to the next run.
+    self->stopping = true;
+    vw_pending_destroy (&self->pending);
+    free (self);
     *state_p = NULL;
 }
 
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
-    vw_warn ("telemetry", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),
-             (*msg_p)->peer);
+    self_t *self = (self_t *) state;
+    vw_msg_t *msg = *msg_p;
+    if (vw_pending_handle (self->pending, msg))
+        return;
+    if (msg->id == VW_MSG_ID_telemetry_frame)
+        s_on_frame (self, msg);
+    else
+        vw_warn ("telemetry", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
+                 msg->peer);
 }
 
 const vw_actor_class_t vw_telemetry_class = {

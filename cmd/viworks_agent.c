@@ -26,6 +26,7 @@
 #include "vw_logring.h"
 #include "vw_runner.h"
 #include "vw_text.h"
+#include "vw_unacked.h"
 #include "vw_wire.h"
 
 #include <arpa/inet.h>
@@ -122,6 +123,7 @@ typedef struct {
     s_frame_t *tail;
     unsigned char *rx;  //  reassembly of a message split over callbacks
     s_cmd_t *cmds;      //  recent commands, newest first (see Commands)
+    struct s_tm_t *tm;  //  telemetry, while --telemetry-ms is set (see Telemetry)
     size_t rx_size;
     char *close_reason;     //  from the server's close frame, until logged
     const char *close_why;  //  reason of the close we send (static text)
@@ -153,11 +155,15 @@ typedef struct {
     const char *id_prefix;
     const char *ca_file;
     vw_wire_format_t format;
-    int64_t heartbeat_ms;    //  0: heartbeat_interval_ms of the welcome
-    int64_t simulate;        //  0: one agent named --id
-    int64_t ramp;            //  connections started per second
-    int64_t max_reconnects;  //  -1: no limit
-    const char *ready_file;  //  a line is written here once all agents are online
+    int64_t heartbeat_ms;       //  0: heartbeat_interval_ms of the welcome
+    int64_t telemetry_ms;       //  a point every this many ms; 0: no telemetry
+    int64_t telemetry_batch;    //  points per frame
+    int64_t telemetry_metrics;  //  simulated: metrics per point
+    int64_t telemetry_buffer;   //  unacked frames kept
+    int64_t simulate;           //  0: one agent named --id
+    int64_t ramp;               //  connections started per second
+    int64_t max_reconnects;     //  -1: no limit
+    const char *ready_file;     //  a line is written here once all agents are online
     bool once;
     bool insecure;
     bool raw;                     //  baseline mode: no subprotocol, no hello, bare heartbeats
@@ -198,6 +204,10 @@ struct s_app_t {
     ev_timer timer_ramp;
     ev_timer timer_summary;
     ev_timer timer_deadline;
+    ev_timer timer_tm;   //  telemetry: one slice of the agents per tick
+    uint32_t tm_slices;  //  the agents take points in this many slices of the interval
+    uint64_t tm_tick;
+    uint64_t tm_frames, tm_acked, tm_refused, tm_values;
     s_bucket_t *buckets[S_BUCKETS];
     int64_t slot_ms;
     vw_runner_t *runner;
@@ -228,6 +238,7 @@ static void s_agent_connect (s_agent_t *agent);
 static void s_agent_on_timer (struct ev_loop *loop, ev_timer *timer, int revents);
 static void s_agent_heartbeat (s_agent_t *agent);
 static int s_app_load_key (s_app_t *app);
+static void s_tm_pump (s_agent_t *agent);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -418,6 +429,7 @@ s_app_finish (s_app_t *app)
     ev_timer_stop (app->loop, &app->timer_ramp);
     ev_timer_stop (app->loop, &app->timer_summary);
     ev_timer_stop (app->loop, &app->timer_deadline);
+    ev_timer_stop (app->loop, &app->timer_tm);
     if (app->stopping) {
         app->exit_code = S_EXIT_OK;
         vw_info ("agent", "stopped");
@@ -541,6 +553,8 @@ s_agent_writeable (s_agent_t *agent)
             return -1;
         }
         agent->app->sent++;
+        if (agent->tm)
+            s_tm_pump (agent);
         if (agent->head || agent->our_close)
             lws_callback_on_writable (agent->wsi);
         return 0;
@@ -552,6 +566,296 @@ s_agent_writeable (s_agent_t *agent)
         return -1;
     }
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Telemetry (SPEC §3). Every --telemetry-ms an agent takes a point: this
+//  host's figures, or made-up gateway metrics when simulating. Every
+//  --telemetry-batch points make a frame with the next seq; the frame is
+//  kept (vw_unacked) until the backend acks it, and whatever is unacked is
+//  sent again on the next session. Simulated agents take their points in
+//  slices spread over the interval, as a real fleet's arrive.
+
+#define S_TM_QUEUE_LOW (S_QUEUE_MAX / 2)  //  unacked frames go out while the queue is below this
+
+typedef struct s_tm_t {
+    vw_unacked_t *unacked;
+    json_t *batch;      //  points not in a frame yet
+    int64_t seq;        //  the next frame's
+    int64_t sent_upto;  //  highest seq queued on this session (-1: none)
+    int64_t resend_at;  //  monotonic ms: send the unacked again (after an `unavailable`)
+    double values[];    //  simulated: each metric's current value
+} s_tm_t;
+
+//  Simulated gateway metrics: name, start, step of the random walk, and
+//  whether it is a counter (only grows) and an integer.
+static const struct {
+    const char *name;
+    double start, step;
+    bool counter, integer;
+} s_sim_metrics[] = {
+    {"cpu", 0.3, 0.02, false, false},
+    {"mem_used_mb", 812, 4, false, true},
+    {"tunnels", 17, 1, false, true},
+    {"rx_bytes", 1e9, 125000, true, true},
+    {"tx_bytes", 4e8, 60000, true, true},
+    {"latency_ms", 12.5, 0.4, false, false},
+    {"sessions", 240, 3, false, true},
+    {"loss_pct", 0.1, 0.01, false, false},
+    {"load1", 0.8, 0.05, false, false},
+    {"conntrack", 5300, 40, false, true},
+    {"disk_used_pct", 41.2, 0.01, false, false},
+    {"temp_c", 48, 0.2, false, false},
+};
+#define S_SIM_NAMED (sizeof s_sim_metrics / sizeof s_sim_metrics[0])
+
+static void
+s_sim_name (size_t index, char *name, size_t size)
+{
+    if (index < S_SIM_NAMED)
+        snprintf (name, size, "%s", s_sim_metrics[index].name);
+    else
+        snprintf (name, size, "m%zu", index);
+}
+
+static s_tm_t *
+s_tm_new (s_app_t *app)
+{
+    size_t metrics = app->opt.simulate ? (size_t) app->opt.telemetry_metrics : 0;
+    s_tm_t *tm = (s_tm_t *) calloc (1, sizeof *tm + metrics * sizeof (double));
+    if (!tm)
+        return NULL;
+    tm->unacked = vw_unacked_new ((size_t) app->opt.telemetry_buffer);
+    tm->batch = json_array ();
+    //  A seq that survives restarts without being stored anywhere: the
+    //  clock in ms, one frame at a time from there (SPEC §3).
+    tm->seq = vw_clock_wall_ms ();
+    tm->sent_upto = -1;
+    for (size_t i = 0; i < metrics; i++)
+        tm->values[i] = i < S_SIM_NAMED ? s_sim_metrics[i].start : 100.0 + (double) i;
+    if (!tm->unacked || !tm->batch) {
+        vw_unacked_destroy (&tm->unacked);
+        json_decref (tm->batch);
+        free (tm);
+        return NULL;
+    }
+    return tm;
+}
+
+static void
+s_tm_destroy (s_tm_t **tm_p)
+{
+    s_tm_t *tm = *tm_p;
+    if (!tm)
+        return;
+    vw_unacked_destroy (&tm->unacked);
+    json_decref (tm->batch);
+    free (tm);
+    *tm_p = NULL;
+}
+
+//  A simulated point: every metric takes a step of its random walk.
+static json_t *
+s_tm_sim_metrics (s_app_t *app, s_tm_t *tm)
+{
+    json_t *metrics = json_object ();
+    for (size_t i = 0; i < (size_t) app->opt.telemetry_metrics; i++) {
+        bool named = i < S_SIM_NAMED;
+        double step = named ? s_sim_metrics[i].step : 1.0;
+        double r = (double) s_random (2001) / 1000.0 - 1.0;  //  -1..1
+        double v = tm->values[i] + (named && s_sim_metrics[i].counter ? (r + 1.0) : r) * step;
+        if (v < 0)
+            v = -v;
+        if (!named || s_sim_metrics[i].integer)
+            v = (double) (int64_t) v;
+        tm->values[i] = v;
+        char name[32];
+        s_sim_name (i, name, sizeof name);
+        json_object_set_new (metrics, name, json_real (v));
+    }
+    return metrics;
+}
+
+//  Reads a number after `key` in a /proc file; -1 if it is not there.
+static double
+s_proc_number (const char *path, const char *key)
+{
+    char buf[8192];
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t n = fread (buf, 1, sizeof buf - 1, file);
+    fclose (file);
+    buf[n] = 0;
+    const char *at = *key ? strstr (buf, key) : buf;
+    return at ? strtod (at + strlen (key), NULL) : -1;
+}
+
+//  This host's figures: load, memory, uptime, bytes through its interfaces.
+static json_t *
+s_tm_host_metrics (void)
+{
+    json_t *metrics = json_object ();
+    double load1 = s_proc_number ("/proc/loadavg", "");
+    double total = s_proc_number ("/proc/meminfo", "MemTotal:");
+    double available = s_proc_number ("/proc/meminfo", "MemAvailable:");
+    double uptime = s_proc_number ("/proc/uptime", "");
+    if (load1 >= 0)
+        json_object_set_new (metrics, "load1", json_real (load1));
+    if (total > 0 && available >= 0) {
+        json_object_set_new (metrics, "mem_total_mb", json_integer ((json_int_t) (total / 1024)));
+        json_object_set_new (metrics, "mem_used_mb",
+                             json_integer ((json_int_t) ((total - available) / 1024)));
+    }
+    if (uptime >= 0)
+        json_object_set_new (metrics, "uptime_s", json_integer ((json_int_t) uptime));
+    FILE *file = fopen ("/proc/net/dev", "r");
+    if (file) {
+        char line[512];
+        unsigned long long rx = 0, tx = 0, r, t;
+        char name[64];
+        while (fgets (line, sizeof line, file))
+            //  "  eth0: rx_bytes packets errs drop fifo frame compressed multicast tx_bytes ..."
+            if (sscanf (line, " %63[^:]: %llu %*u %*u %*u %*u %*u %*u %*u %llu", name, &r, &t) ==
+                    3 &&
+                strcmp (name, "lo") != 0) {
+                rx += r;
+                tx += t;
+            }
+        fclose (file);
+        json_object_set_new (metrics, "rx_bytes", json_integer ((json_int_t) rx));
+        json_object_set_new (metrics, "tx_bytes", json_integer ((json_int_t) tx));
+    }
+    if (json_object_size (metrics) == 0)
+        json_object_set_new (metrics, "up", json_integer (1));
+    return metrics;
+}
+
+static int
+s_tm_send_one (void *arg, int64_t seq, const void *data, size_t size)
+{
+    s_agent_t *agent = (s_agent_t *) arg;
+    if (seq <= agent->tm->sent_upto)
+        return 0;
+    if (agent->queued >= S_TM_QUEUE_LOW)
+        return 1;  //  the rest when the queue has drained
+    if (s_agent_queue (agent, data, size, false))
+        return 1;
+    agent->tm->sent_upto = seq;
+    agent->app->tm_frames++;
+    return 0;
+}
+
+//  Sends the unacked frames not sent on this session yet, as far as the
+//  output queue allows (more after each write).
+static void
+s_tm_pump (s_agent_t *agent)
+{
+    if (agent->tm && agent->state == S_ONLINE && agent->wsi && !agent->our_close)
+        vw_unacked_each (agent->tm->unacked, s_tm_send_one, agent);
+}
+
+//  One point; a full batch becomes a frame.
+static void
+s_tm_sample (s_agent_t *agent)
+{
+    s_app_t *app = agent->app;
+    s_tm_t *tm = agent->tm;
+    json_t *metrics = app->opt.simulate ? s_tm_sim_metrics (app, tm) : s_tm_host_metrics ();
+    app->tm_values += json_object_size (metrics);
+    json_array_append_new (
+        tm->batch,
+        json_pack ("{s:I, s:o}", "ts", (json_int_t) vw_clock_wall_ms (), "metrics", metrics));
+    if ((int64_t) json_array_size (tm->batch) < app->opt.telemetry_batch)
+        return;
+    int64_t seq = tm->seq++;
+    json_t *frame = json_pack ("{s:s, s:I, s:o}", "type", "telemetry", "seq", (json_int_t) seq,
+                               "points", tm->batch);
+    tm->batch = json_array ();
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (frame && vw_wire_serialize (app->opt.format, frame, &data, &size) == 0) {
+        size_t dropped = vw_unacked_dropped (tm->unacked);
+        vw_unacked_add (tm->unacked, seq, data, size);
+        if (vw_unacked_dropped (tm->unacked) != dropped && dropped % 1000 == 0)
+            vw_warn ("agent",
+                     "%s: %zu telemetry frames wait for an ack; dropping the oldest "
+                     "(%llu so far)",
+                     agent->id, vw_unacked_size (tm->unacked),
+                     (unsigned long long) vw_unacked_dropped (tm->unacked));
+    }
+    free (data);
+    json_decref (frame);
+    s_tm_pump (agent);
+}
+
+//  The backend acked a frame, or refused one (an error naming its seq).
+static void
+s_tm_on_ack (s_agent_t *agent, int64_t seq)
+{
+    if (agent->tm && vw_unacked_remove (agent->tm->unacked, seq))
+        agent->app->tm_acked++;
+}
+
+static void
+s_tm_on_error (s_agent_t *agent, const vw_wire_msg_t *msg)
+{
+    s_tm_t *tm = agent->tm;
+    if (!tm)
+        return;
+    if (msg->code && strcmp (msg->code, "unavailable") == 0) {
+        //  Not stored this time: everything unacked goes again a little later.
+        int64_t after = msg->retry_after_ms > 0 ? msg->retry_after_ms : 1000;
+        tm->resend_at = vw_clock_mono_ms () + after;
+        vw_debug ("agent", "%s: telemetry seq %lld not stored; sending again in %lld ms", agent->id,
+                  (long long) msg->seq, (long long) after);
+        return;
+    }
+    //  Refused for good (a point the backend will never take): dropped.
+    if (vw_unacked_remove (tm->unacked, msg->seq))
+        agent->app->tm_refused++;
+    vw_warn ("agent", "%s: telemetry seq %lld refused: %s: %s", agent->id, (long long) msg->seq,
+             msg->code, msg->message ? msg->message : "");
+}
+
+static void
+s_app_on_tm_tick (struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    s_app_t *app = (s_app_t *) timer->data;
+    if (app->stopping)
+        return;
+    uint32_t slice = (uint32_t) (app->tm_tick++ % app->tm_slices);
+    int64_t now = vw_clock_mono_ms ();
+    for (uint32_t i = slice; i < app->count; i += app->tm_slices) {
+        s_agent_t *agent = &app->agents[i];
+        if (agent->state == S_STOPPED)
+            continue;
+        if (!agent->tm && !(agent->tm = s_tm_new (app)))
+            continue;
+        if (agent->tm->resend_at && now >= agent->tm->resend_at) {
+            agent->tm->resend_at = 0;
+            agent->tm->sent_upto = -1;
+        }
+        s_tm_sample (agent);
+    }
+}
+
+//  Starts the telemetry ticks: the interval cut into slices of at least
+//  S_BATCH_MS, each slice's agents taking their point together.
+static void
+s_app_tm_start (s_app_t *app)
+{
+    if (!app->opt.telemetry_ms || app->opt.raw || app->opt.once)
+        return;
+    int64_t slices = app->opt.telemetry_ms / S_BATCH_MS;
+    if (slices > (int64_t) app->count)
+        slices = app->count;
+    app->tm_slices = slices > 0 ? (uint32_t) slices : 1;
+    double period = (double) app->opt.telemetry_ms / 1000.0 / app->tm_slices;
+    ev_init (&app->timer_tm, s_app_on_tm_tick);
+    app->timer_tm.data = app;
+    ev_timer_set (&app->timer_tm, period, period);
+    ev_timer_start (app->loop, &app->timer_tm);
 }
 
 //  Builds the hello (a new reference, NULL if out of memory).
@@ -1160,6 +1464,11 @@ s_agent_go_online (s_agent_t *agent, int64_t interval)
         s_agent_next_heartbeat_in (agent, 1 + (int64_t) s_random ((uint32_t) interval - 1));
     else
         s_agent_next_heartbeat (agent);
+    //  What the last session left unacked goes first.
+    if (agent->tm) {
+        agent->tm->sent_upto = -1;
+        s_tm_pump (agent);
+    }
 }
 
 static void
@@ -1247,6 +1556,10 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
     switch (msg.type) {
         case VW_WIRE_WELCOME: s_agent_on_welcome (agent, &msg); break;
         case VW_WIRE_ERROR:
+            if (msg.seq >= 0) {
+                s_tm_on_error (agent, &msg);  //  about a telemetry frame
+                break;
+            }
             //  A refusal during a reconnect storm says when to come back.
             agent->retry_after_ms = msg.retry_after_ms;
             if (msg.retry_after_ms && agent->app->opt.simulate)
@@ -1264,9 +1577,7 @@ s_agent_on_frame (s_agent_t *agent, const void *data, size_t size)
                          msg.command_id);
             break;
         case VW_WIRE_CANCEL: s_agent_on_cancel (agent, &msg); break;
-        case VW_WIRE_TELEMETRY_ACK:
-            vw_debug ("agent", "%s: telemetry_ack %lld", agent->id, (long long) msg.seq);
-            break;
+        case VW_WIRE_TELEMETRY_ACK: s_tm_on_ack (agent, msg.seq); break;
         case VW_WIRE_CHALLENGE: s_agent_on_challenge (agent, &msg); break;
         default:
             vw_warn ("agent", "%s: unexpected '%s' from the server ignored", agent->id,
@@ -1558,13 +1869,16 @@ s_app_on_summary (struct ev_loop *loop, ev_timer *timer, int revents)
     s_app_t *app = (s_app_t *) timer->data;
     vw_info ("agent",
              "agents %u: idle %u, connecting %u, online %u, backoff %u, stopped %u; frames "
-             "sent %llu (+%llu), received %llu (+%llu); connects %llu, disconnects %llu",
+             "sent %llu (+%llu), received %llu (+%llu); connects %llu, disconnects %llu; "
+             "telemetry values %llu, frames sent %llu, acked %llu, refused %llu",
              app->count, app->states[S_IDLE], app->states[S_CONNECTING] + app->states[S_HANDSHAKE],
              app->states[S_ONLINE], app->states[S_BACKOFF], app->states[S_STOPPED],
              (unsigned long long) app->sent, (unsigned long long) (app->sent - app->last_sent),
              (unsigned long long) app->received,
              (unsigned long long) (app->received - app->last_received),
-             (unsigned long long) app->connects, (unsigned long long) app->disconnects);
+             (unsigned long long) app->connects, (unsigned long long) app->disconnects,
+             (unsigned long long) app->tm_values, (unsigned long long) app->tm_frames,
+             (unsigned long long) app->tm_acked, (unsigned long long) app->tm_refused);
     app->last_sent = app->sent;
     app->last_received = app->received;
     s_timer_start (app, &app->timer_summary, S_SUMMARY_MS);
@@ -1724,6 +2038,14 @@ s_usage (FILE *out)
         "                        default: the command types this agent executes)\n"
         "  --heartbeat-ms N      heartbeat interval (default: heartbeat_interval_ms of the\n"
         "                        welcome)\n"
+        "  --telemetry-ms N      take a telemetry point every N ms, 0 for none (default:\n"
+        "                        10000; simulated agents: 0). Points are this host's load,\n"
+        "                        memory, uptime and interface bytes; simulated agents make\n"
+        "                        up gateway metrics\n"
+        "  --telemetry-batch N   points per telemetry frame (default 1)\n"
+        "  --telemetry-metrics N simulated agents: metrics per point (default 8, max 256)\n"
+        "  --telemetry-buffer N  frames kept until the backend acks them; sent again after\n"
+        "                        a reconnect; the oldest dropped beyond N (default 1000)\n"
         "  --max-reconnects N    give up after N reconnects without a welcome (default: never;\n"
         "                        with --once: 0)\n"
         "  --once                complete one handshake, send one heartbeat, close with 1000\n"
@@ -1800,6 +2122,10 @@ enum {
     O_LABEL,
     O_CAPABILITY,
     O_HEARTBEAT_MS,
+    O_TELEMETRY_MS,
+    O_TELEMETRY_BATCH,
+    O_TELEMETRY_METRICS,
+    O_TELEMETRY_BUFFER,
     O_SIMULATE,
     O_ID_PREFIX,
     O_RAMP,
@@ -1839,6 +2165,10 @@ static const struct option s_longopts[] = {
     {"label", required_argument, NULL, O_LABEL},
     {"capability", required_argument, NULL, O_CAPABILITY},
     {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT_MS},
+    {"telemetry-ms", required_argument, NULL, O_TELEMETRY_MS},
+    {"telemetry-batch", required_argument, NULL, O_TELEMETRY_BATCH},
+    {"telemetry-metrics", required_argument, NULL, O_TELEMETRY_METRICS},
+    {"telemetry-buffer", required_argument, NULL, O_TELEMETRY_BUFFER},
     {"simulate", required_argument, NULL, O_SIMULATE},
     {"id-prefix", required_argument, NULL, O_ID_PREFIX},
     {"ramp", required_argument, NULL, O_RAMP},
@@ -2034,6 +2364,22 @@ s_options_apply (s_options_t *opt, int argc, char **argv)
                                  &opt->heartbeat_ms))
                     return -1;
                 break;
+            case O_TELEMETRY_MS:
+                if (s_parse_int ("--telemetry-ms", optarg, 0, 86400000, &opt->telemetry_ms))
+                    return -1;
+                break;
+            case O_TELEMETRY_BATCH:
+                if (s_parse_int ("--telemetry-batch", optarg, 1, 10000, &opt->telemetry_batch))
+                    return -1;
+                break;
+            case O_TELEMETRY_METRICS:
+                if (s_parse_int ("--telemetry-metrics", optarg, 1, 256, &opt->telemetry_metrics))
+                    return -1;
+                break;
+            case O_TELEMETRY_BUFFER:
+                if (s_parse_int ("--telemetry-buffer", optarg, 1, 1000000, &opt->telemetry_buffer))
+                    return -1;
+                break;
             case O_SIMULATE:
                 if (s_parse_int ("--simulate", optarg, 1, 1000000, &opt->simulate))
                     return -1;
@@ -2152,6 +2498,10 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
     opt->id_prefix = "gw-";
     opt->ramp = 1000;
     opt->max_reconnects = -2;  //  not given
+    opt->telemetry_ms = -1;    //  not given
+    opt->telemetry_batch = 1;
+    opt->telemetry_metrics = 8;
+    opt->telemetry_buffer = 1000;
     opt->service_command = "/usr/bin/systemctl restart";
     opt->max_running = 16;
     opt->output_max = 64 * 1024;
@@ -2191,6 +2541,13 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
     if (opt->raw && opt->format == VW_WIRE_MSGPACK) {
         fprintf (stderr,
                  "viworks-agent: --raw sends text frames: --format msgpack does not apply\n");
+        return -1;
+    }
+    if (opt->telemetry_ms < 0)
+        opt->telemetry_ms = opt->simulate ? 0 : 10000;
+    if (opt->telemetry_ms && opt->telemetry_ms < S_HEARTBEAT_MIN_MS) {
+        fprintf (stderr, "viworks-agent: --telemetry-ms must be 0 or at least %d\n",
+                 S_HEARTBEAT_MIN_MS);
         return -1;
     }
     if (opt->simulate && opt->id) {
@@ -2427,7 +2784,7 @@ s_app_setup (s_app_t *app)
         size_t size = 0;
         json_t *hello = s_hello_new (agent);
         vw_wire_msg_t msg;
-        vw_wire_error_t err = {"malformed", "cannot build the hello"};
+        vw_wire_error_t err = {"malformed", "cannot build the hello", -1};
         int rc = vw_wire_serialize (app->opt.format, hello, &data, &size);
         if (rc == 0)
             rc = vw_wire_decode (app->opt.format, data, size, &msg, &err);
@@ -2546,6 +2903,7 @@ s_app_destroy (s_app_t *app)
                 agent->cmds = next;
             }
             s_agent_reset_io (agent);
+            s_tm_destroy (&agent->tm);
             if (agent->token_owned)
                 free ((char *) agent->token);
             free (agent->id);
@@ -2679,6 +3037,7 @@ main (int argc, char **argv)
     s_timer_start (&app, &app.timer_ramp, 0);
     if (app.opt.simulate)
         s_timer_start (&app, &app.timer_summary, S_SUMMARY_MS);
+    s_app_tm_start (&app);
 
     //  lws re-arms its timer after its own events: ring once so the first
     //  timers above are seen. The loop runs until s_app_finish breaks it.
@@ -2702,6 +3061,7 @@ main (int argc, char **argv)
     ev_timer_stop (app.loop, &app.timer_ramp);
     ev_timer_stop (app.loop, &app.timer_summary);
     ev_timer_stop (app.loop, &app.timer_deadline);
+    ev_timer_stop (app.loop, &app.timer_tm);
     //  Destroying the context closes what is left; our callbacks must not
     //  schedule anything then.
     app.stopping = true;

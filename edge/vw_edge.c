@@ -464,6 +464,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_challenge:
         case VW_MSG_ID_session_kick: vw_ws_on_registry (self, *msg_p); return;
         case VW_MSG_ID_command_send: vw_ws_on_command_send (self, *msg_p); return;
+        case VW_MSG_ID_telemetry_acked: vw_ws_on_telemetry_acked (self, *msg_p); return;
         case VW_MSG_ID_error:
             //  actor_busy for an actor agents feed: back-pressure (vw_ws.c).
             if (vw_ws_on_refused (self, *msg_p))

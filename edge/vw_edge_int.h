@@ -105,6 +105,8 @@ void vw_edge_tokens_catch_up (vw_edge_t *self);
 void vw_ws_on_registry (vw_edge_t *self, vw_msg_t *msg);
 //  command_send from the executor: a command or cancel frame for a session.
 void vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg);
+//  The telemetry actor's word on a frame: telemetry_ack, or an error naming its seq.
+void vw_ws_on_telemetry_acked (vw_edge_t *self, vw_msg_t *msg);
 int vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 size_t vw_ws_session_size (void);

@@ -179,9 +179,8 @@ vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply)
         s_respond_json_text (session, (int) r->status, r->json);
 }
 
-//  The query string as a JSON object of strings, for vw_api.
-static json_t *
-s_query_object (vw_http_session_t *session)
+json_t *
+vw_http_query_object (vw_http_session_t *session)
 {
     json_t *args = json_object ();
     const vw_httpreq_t *req = session->req;
@@ -289,7 +288,7 @@ void
 vw_http_query (vw_edge_t *edge, vw_http_session_t *session, const char *to, vw_http_query_fn *build)
 {
     vw_api_error_t err;
-    json_t *args = s_query_object (session);
+    json_t *args = vw_http_query_object (session);
     vw_msg_t *msg = build (args, &err);
     json_decref (args);
     if (msg)
@@ -317,6 +316,7 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_POST, "/auth/logout", VW_HTTP_VIEWER, false, vw_http_post_logout},
     {LWSHUMETH_POST, "/commands", VW_HTTP_OPERATOR, true, vw_http_post_commands},
     {LWSHUMETH_GET, "/commands", VW_HTTP_VIEWER, false, vw_http_get_commands},
+    {LWSHUMETH_GET, "/telemetry/{id}", VW_HTTP_VIEWER, false, vw_http_get_telemetry},
     {LWSHUMETH_GET, "/commands/{id}", VW_HTTP_VIEWER, false, vw_http_get_command},
     {LWSHUMETH_POST, "/commands/{id}/cancel", VW_HTTP_OPERATOR, false, vw_http_cancel_command},
     {LWSHUMETH_GET, "/audit", VW_HTTP_ADMIN, false, vw_http_get_audit},

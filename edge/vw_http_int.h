@@ -100,6 +100,8 @@ vw_http_call_t *vw_http_call (vw_edge_t *edge, vw_http_session_t *session, const
 //  outcome of a state change, or plainly for a read.
 vw_http_reply_fn vw_http_reply_audited;
 vw_http_reply_fn vw_http_reply_plain;
+//  The query string as a JSON object of strings, for vw_api (new reference).
+json_t *vw_http_query_object (vw_http_session_t *session);
 //  A read whose arguments are the query string: build the message with
 //  `build`, ask `to`, answer with the reply.
 void vw_http_query (vw_edge_t *edge, vw_http_session_t *session, const char *to,
@@ -119,5 +121,7 @@ vw_http_handler_fn vw_http_get_agents, vw_http_post_agents, vw_http_get_agent, v
 //  vw_http_commands.c
 vw_http_handler_fn vw_http_post_commands, vw_http_get_commands, vw_http_get_command,
     vw_http_cancel_command;
+//  vw_http_telemetry.c
+vw_http_handler_fn vw_http_get_telemetry;
 
 #endif

@@ -42,6 +42,7 @@
 #include "vw_edge_int.h"
 #include "vw_log.h"
 #include "vw_outq.h"
+#include "vw_points.h"
 #include "vw_wire.h"
 
 #include <sodium.h>
@@ -232,7 +233,8 @@ vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg)
     //  Only the broker says who is busy.
     if (!self->ws_vhost || strcmp (msg->peer, VW_BROKER_ADDRESS) != 0 || !code ||
         strcmp (code, "actor_busy") != 0 || !target ||
-        (strcmp (target, "registry") != 0 && strcmp (target, "executor") != 0))
+        (strcmp (target, "registry") != 0 && strcmp (target, "executor") != 0 &&
+         strcmp (target, "telemetry") != 0))
         return false;
     char busy[64];
     snprintf (busy, sizeof busy, "the %s", target);
@@ -483,6 +485,84 @@ s_admit_hello (vw_ws_conn_t *conn)
     return false;
 }
 
+//  --------------------------------------------------------------------------
+//  Telemetry. A valid frame is packed once (vw_points) and goes to the
+//  telemetry actor; the agent's telemetry_ack comes back from it once the
+//  frame is durable. A refusal names the frame's seq, so the agent knows
+//  which one not to send again (invalid) or to send again later
+//  (unavailable, with retry_after_ms).
+
+static json_t *
+s_error_frame (const char *code, const char *message, int64_t seq)
+{
+    json_t *error =
+        strcmp (code, "unavailable") == 0
+            ? vw_wire_error_retry (code, message, 1000 + (int64_t) randombytes_uniform (1001))
+            : vw_wire_error (code, message);
+    if (error && seq >= 0)
+        json_object_set_new (error, "seq", json_integer (seq));
+    return error;
+}
+
+static void
+s_telemetry (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
+{
+    vw_edge_t *edge = conn->edge;
+    int64_t now = vw_clock_wall_ms ();
+    int64_t oldest = now - edge->config->telemetry_retention_ms;
+    int64_t newest = now + edge->config->telemetry_max_future_ms;
+    size_t index;
+    json_t *point;
+    json_array_foreach (msg->points, index, point)
+    {
+        int64_t ts = json_integer_value (json_object_get (point, "ts"));
+        if (ts < oldest || ts > newest) {
+            char message[200];
+            snprintf (message, sizeof message,
+                      "points[%zu].ts %lld is %s: points must be within the retention (%lld ms) "
+                      "and at most %lld ms ahead of the server's clock (%lld)",
+                      index, (long long) ts, ts < oldest ? "too old" : "in the future",
+                      (long long) edge->config->telemetry_retention_ms,
+                      (long long) edge->config->telemetry_max_future_ms, (long long) now);
+            s_send (conn, s_error_frame ("invalid_message", message, msg->seq));
+            return;
+        }
+    }
+    uint8_t *packed;
+    size_t size;
+    vw_points_info_t info;
+    if (vw_points_pack (msg->points, &packed, &size, &info)) {
+        s_send (conn, s_error_frame ("unavailable", "server out of memory", msg->seq));
+        return;
+    }
+    vw_msg_t *frame = vw_msg_new (VW_MSG_ID_telemetry_frame);
+    frame->telemetry_frame.conn = conn->id;
+    vw_msg_set_str (&frame->telemetry_frame.agent_id, conn->agent_id);
+    frame->telemetry_frame.seq = msg->seq;
+    frame->telemetry_frame.points.data = packed;
+    frame->telemetry_frame.points.size = size;
+    frame->telemetry_frame.received_ms = vw_clock_mono_ms ();
+    if (vw_actor_send (edge->actor, "telemetry", &frame))
+        vw_msg_destroy (&frame);
+}
+
+void
+vw_ws_on_telemetry_acked (vw_edge_t *self, vw_msg_t *msg)
+{
+    vw_telemetry_acked_msg_t *a = &msg->telemetry_acked;
+    int64_t id = a->conn;
+    vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
+    //  A connection that closed meanwhile: its agent sends the frame again
+    //  on its next session and is acked then.
+    if (!conn || !*conn->session_id || conn->close_code)
+        return;
+    if (a->stored)
+        s_send (conn, vw_wire_telemetry_ack (a->seq));
+    else
+        s_send (conn, s_error_frame (a->code ? a->code : "unavailable",
+                                     a->message ? a->message : "not stored", a->seq));
+}
+
 //  A frame before the welcome: only a hello (or, when challenged, an auth).
 static void
 s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error_t *err)
@@ -520,6 +600,7 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
     bool wrong_kind = binary != (conn->format == VW_WIRE_MSGPACK);
     int rc = wrong_kind ? -1 : vw_wire_decode (conn->format, conn->rx, conn->rx_len, &msg, &err);
     if (wrong_kind) {
+        err.seq = -1;
         snprintf (err.code, sizeof err.code, "malformed");
         snprintf (err.message, sizeof err.message, "%s frames carry %s",
                   conn->format == VW_WIRE_MSGPACK ? VW_WIRE_SUBPROTO_MSGPACK
@@ -529,7 +610,7 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
     if (!*conn->session_id)
         s_on_first_frames (conn, rc, &msg, &err);
     else if (rc)
-        s_send (conn, vw_wire_error (err.code, err.message));
+        s_send (conn, s_error_frame (err.code, err.message, err.seq));
     else if (msg.type == VW_WIRE_HEARTBEAT)
         s_send_seen (conn, msg.status ? msg.status : "online");
     else {
@@ -543,7 +624,7 @@ s_on_frame (vw_ws_conn_t *conn, bool binary)
                  msg.type == VW_WIRE_COMMAND_RESULT)
             s_command_event (conn, &msg);
         else if (msg.type == VW_WIRE_TELEMETRY)
-            s_send (conn, vw_wire_error ("unsupported", "this build does not store telemetry yet"));
+            s_telemetry (conn, &msg);
         else
             s_send (conn,
                     vw_wire_error ("invalid_message", "agents do not send this message type"));

@@ -459,3 +459,64 @@ vw_api_command_list_json (json_t *args, vw_api_error_t *err)
 {
     return s_command_list (args, false, err);
 }
+
+vw_msg_t *
+vw_api_telemetry_query (json_t *args, bool query, const char *agent_id, int64_t now,
+                        int64_t max_points, vw_api_error_t *err)
+{
+    static const char *const allowed[] = {"agent_id", "metric", "from", "to",
+                                          "step_ms",  "agg",    NULL};
+    const char *metric, *agg;
+    int64_t from, to, step;
+    if (!vw_api_only (args, allowed, err) || !s_opt_string (args, "metric", 64, &metric, err) ||
+        !s_opt_string (args, "agg", 8, &agg, err) ||
+        !s_opt_int (args, "to", query, 1, INT64_MAX / 2, now, &to, err) ||
+        !s_opt_int (args, "from", query, 0, INT64_MAX / 2, to > 3600000 ? to - 3600000 : 0, &from,
+                    err) ||
+        !s_opt_int (args, "step_ms", query, 1, INT64_MAX / 2, 0, &step, err))
+        return NULL;
+    if (agent_id && json_object_get (args, "agent_id")) {
+        s_fail (err, "unknown field 'agent_id' (the agent is the path's)");
+        return NULL;
+    }
+    if (!agent_id && !(agent_id = vw_api_agent_id (args, err)))
+        return NULL;
+    if (metric && !vw_wire_valid_name (metric, 64)) {
+        s_fail (err, "field 'metric' must match [A-Za-z0-9_.:-]{1,64}");
+        return NULL;
+    }
+    if (from >= to) {
+        s_fail (err, "field 'from' (%lld) must be before 'to' (%lld)", (long long) from,
+                (long long) to);
+        return NULL;
+    }
+    static const char *const aggs[] = {"avg", "min", "max", "sum", "count", "last", NULL};
+    bool known = !agg;
+    for (int i = 0; agg && aggs[i]; i++)
+        known = known || strcmp (agg, aggs[i]) == 0;
+    if (!known) {
+        s_fail (err, "field 'agg' must be one of avg, min, max, sum, count, last");
+        return NULL;
+    }
+    if (agg && !step) {
+        s_fail (err, "field 'agg' needs 'step_ms' (raw points are not aggregated)");
+        return NULL;
+    }
+    if (step && (to - from) / step >= max_points) {
+        s_fail (err,
+                "field 'step_ms': %lld buckets from 'from' to 'to' is more than the %lld an "
+                "answer may hold; use a larger step_ms or a shorter range",
+                (long long) ((to - from + step - 1) / step), (long long) max_points);
+        return NULL;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_query);
+    vw_telemetry_query_msg_t *q = &msg->telemetry_query;
+    vw_msg_set_str (&q->agent_id, agent_id);
+    vw_msg_set_str (&q->metric, metric);
+    q->from = from;
+    q->to = to;
+    q->step_ms = step;
+    vw_msg_set_str (&q->agg, step ? (agg ? agg : "avg") : NULL);
+    q->max_points = max_points;
+    return msg;
+}

@@ -86,6 +86,14 @@ vw_msg_t *vw_api_command_list (json_t *query, vw_api_error_t *err);
 //  JSON integer.
 vw_msg_t *vw_api_command_list_json (json_t *args, vw_api_error_t *err);
 
+//  telemetry.query / GET /telemetry/{agent_id}?metric=&from=&to=&step_ms=&agg=
+//  (SPEC §6): to defaults to now, from to to - 1 h; agg (default avg) only
+//  with step_ms; at most max_points points or buckets. From the query
+//  string (query = true) integers are decimal strings. agent_id is the
+//  path's, or NULL to take it from args (the admin socket).
+vw_msg_t *vw_api_telemetry_query (json_t *args, bool query, const char *agent_id, int64_t now,
+                                  int64_t max_points, vw_api_error_t *err);
+
 //  Refuses keys other than `allowed` (NULL-terminated): a typo must not be
 //  silently ignored. true if all keys are known.
 bool vw_api_only (json_t *args, const char *const *allowed, vw_api_error_t *err);

@@ -420,6 +420,34 @@
     F (command_outcome, INT, conn, "the session the attempt went to")                              \
     F (command_outcome, INT, delivered_at, "the agent's ack (ms) not yet written, 0 if none")      \
     END (command_outcome)                                                                          \
+    MSG (telemetry_frame, "edge -> telemetry: a valid telemetry frame of a welcomed session")      \
+    F (telemetry_frame, INT, conn, "edge connection id")                                           \
+    F (telemetry_frame, STR, agent_id, "agent id")                                                 \
+    F (telemetry_frame, INT, seq, "the agent's seq for the frame")                                 \
+    F (telemetry_frame, BIN, points, "the points, packed by vw_points")                            \
+    F (telemetry_frame, INT, received_ms, "when the edge read it (monotonic), for ack latency")    \
+    END (telemetry_frame)                                                                          \
+    MSG (telemetry_write, "telemetry -> store: store a frame once per seq (answer: reply)")        \
+    F (telemetry_write, STR, agent_id, "agent id")                                                 \
+    F (telemetry_write, INT, seq, "the agent's seq")                                               \
+    F (telemetry_write, BIN, points, "packed by vw_points")                                        \
+    END (telemetry_write)                                                                          \
+    MSG (telemetry_acked, "telemetry -> edge: a frame is durable (or was not stored)")             \
+    F (telemetry_acked, INT, conn, "edge connection id")                                           \
+    F (telemetry_acked, INT, seq, "the frame's seq")                                               \
+    F (telemetry_acked, BOOL, stored, "true: send telemetry_ack; false: send an error")            \
+    F (telemetry_acked, STR, code, "not stored: error code for the agent")                         \
+    F (telemetry_acked, STR, message, "not stored: why")                                           \
+    END (telemetry_acked)                                                                          \
+    MSG (telemetry_query, "edge/admin -> store: an agent's points (answer: reply)")                \
+    F (telemetry_query, STR, agent_id, "agent id")                                                 \
+    F (telemetry_query, STR, metric, "one metric, or absent for all")                              \
+    F (telemetry_query, INT, from, "ms, inclusive")                                                \
+    F (telemetry_query, INT, to, "ms, exclusive")                                                  \
+    F (telemetry_query, INT, step_ms, "bucket width; 0: raw points")                               \
+    F (telemetry_query, STR, agg, "with step_ms: avg, min, max, sum, count, last")                 \
+    F (telemetry_query, INT, max_points, "bound on the answer (400 above)")                        \
+    END (telemetry_query)                                                                          \
     MSG (stats_query,                                                                              \
          "edge/admin -> scheduler or store: figures for GET /statistics (answer: reply 200)")      \
     F (stats_query, INT, window_ms, "the window for rates and percentiles")                        \

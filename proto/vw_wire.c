@@ -571,6 +571,7 @@ s_check_telemetry (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
     if (s_int (msg->root, "seq", true, 0, INT64_MAX, &msg->seq, err))
         return -1;
+    err->seq = msg->seq;
     json_t *points = json_object_get (msg->root, "points");
     if (!json_is_array (points)) {
         s_fail (err, "invalid_message", "field 'points' is required and must be an array");
@@ -641,7 +642,9 @@ s_check_challenge (vw_wire_msg_t *msg, vw_wire_error_t *err)
 static int
 s_check_error (vw_wire_msg_t *msg, vw_wire_error_t *err)
 {
-    if (s_name (msg->root, "code", S_CODE_MAX, &msg->code, err) ||
+    msg->seq = -1;
+    if (s_int (msg->root, "seq", false, 0, INT64_MAX, &msg->seq, err) ||
+        s_name (msg->root, "code", S_CODE_MAX, &msg->code, err) ||
         s_string (msg->root, "message", false, SIZE_MAX, &msg->message, err) ||
         s_int (msg->root, "retry_after_ms", false, 0, VW_WIRE_RETRY_AFTER_MAX_MS,
                &msg->retry_after_ms, err))
@@ -706,6 +709,7 @@ vw_wire_decode (vw_wire_format_t format, const void *data, size_t size, vw_wire_
     vw_wire_error_t scratch;
     if (!err)
         err = &scratch;
+    err->seq = -1;
     memset (msg, 0, sizeof (*msg));
     msg->root = vw_wire_parse (format, data, size, err);
     if (!msg->root)
@@ -736,6 +740,7 @@ vw_wire_decode (vw_wire_format_t format, const void *data, size_t size, vw_wire_
     }
     err->code[0] = 0;
     err->message[0] = 0;
+    err->seq = -1;
     return 0;
 }
 

@@ -58,6 +58,9 @@ typedef struct {
     //  "unknown_type"    - "type" names no message of the protocol
     char code[32];
     char message[256];
+    //  A refused telemetry frame's seq, once it was read (so the error frame
+    //  can name the frame); -1 otherwise.
+    int64_t seq;
 } vw_wire_error_t;
 
 //  A decoded, validated message. Every pointer is borrowed from `root` and
@@ -97,10 +100,11 @@ typedef struct {
     const char *nonce;              //  challenge
     const char *code;               //  error
     int64_t retry_after_ms;         //  error (optional, 0..VW_WIRE_RETRY_AFTER_MAX_MS; 0 if absent)
-    const char *command_type;       //  command
-    json_t *payload;                //  command (object)
-    int64_t timeout_ms;             //  command
-    int64_t attempt;                //  command; command_result (optional echo, 0 if absent)
+                             //  error: seq (optional) names the telemetry frame; -1 if absent
+    const char *command_type;  //  command
+    json_t *payload;           //  command (object)
+    int64_t timeout_ms;        //  command
+    int64_t attempt;           //  command; command_result (optional echo, 0 if absent)
 } vw_wire_msg_t;
 
 //  Parses one frame into a JSON object tree without validating its type.

@@ -320,8 +320,10 @@ test_schema_is_complete (void **state)
     vw_db_t *db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
 
-    const char *tables[] = {"agents",       "commands",     "telemetry_series", "telemetry",
-                            "telemetry_1m", "telemetry_1h", "audit_logs",       "users"};
+    const char *tables[] = {
+        "agents",           "commands",       "telemetry_series", "telemetry_agents",
+        "telemetry_frames", "telemetry_seqs", "telemetry_1m",     "telemetry_1h",
+        "audit_logs",       "users"};
     for (size_t i = 0; i < sizeof (tables) / sizeof (tables[0]); i++) {
         char sql[256];
         snprintf (sql, sizeof (sql),
@@ -338,10 +340,15 @@ test_schema_is_complete (void **state)
     struct {
         const char *name, *table;
     } indexes[] = {
-        {"commands_idempotency_key", "commands"}, {"commands_state_priority_seq", "commands"},
-        {"commands_agent_state_seq", "commands"}, {"commands_seq", "commands"},
-        {"commands_unfinished_seq", "commands"},  {"audit_logs_ts", "audit_logs"},
-        {"audit_logs_action_ts", "audit_logs"},   {"audit_logs_actor_ts", "audit_logs"},
+        {"commands_idempotency_key", "commands"},
+        {"commands_state_priority_seq", "commands"},
+        {"commands_agent_state_seq", "commands"},
+        {"commands_seq", "commands"},
+        {"commands_unfinished_seq", "commands"},
+        {"audit_logs_ts", "audit_logs"},
+        {"audit_logs_action_ts", "audit_logs"},
+        {"audit_logs_actor_ts", "audit_logs"},
+        {"telemetry_frames_tid_ts", "telemetry_frames"},
     };
     for (size_t i = 0; i < sizeof (indexes) / sizeof (indexes[0]); i++) {
         char sql[256];
@@ -551,7 +558,10 @@ test_constraints_reject_bad_rows (void **state)
     s_exec_ok (handle, "UPDATE commands SET state = 'failed', failure_reason = 'timeout', "
                        "result = '{\"ok\":false}' WHERE command_id = 'c1'");
     s_exec_ok (handle, "INSERT INTO telemetry_series (agent_id, metric) VALUES ('gw-01', 'cpu')");
-    s_exec_ok (handle, "INSERT INTO telemetry VALUES (1, 1764230000000, 0.31)");
+    s_exec_ok (handle, "INSERT INTO telemetry_agents (agent_id) VALUES ('gw-01')");
+    s_exec_ok (handle, "INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) "
+                       "VALUES (1, 42, 1764230000000, 1764230000000, x'01')");
+    s_exec_ok (handle, "INSERT INTO telemetry_seqs VALUES (1, 40, 42)");
     s_exec_ok (handle, "INSERT INTO telemetry_1m VALUES (1, 1764229980000, 0.1, 0.5, 0.6, 2, 0.5, "
                        "1764230000000)");
     s_exec_ok (handle, "INSERT INTO telemetry_1h VALUES (1, 1764226800000, 0.1, 0.5, 0.6, 2, 0.5, "
@@ -607,16 +617,28 @@ test_constraints_reject_bad_rows (void **state)
          "VALUES ('bob', 'h', 'viewer', 'yesterday')",
          SQLITE_CONSTRAINT_DATATYPE},
         {"UPDATE agents SET token_hash = 'hex text'", SQLITE_CONSTRAINT_DATATYPE},
-        {"INSERT INTO telemetry VALUES (1, 1764230001000, NULL)", SQLITE_CONSTRAINT_NOTNULL},
-        {"INSERT INTO telemetry VALUES (1, 1764230001000, 'high')", SQLITE_CONSTRAINT_DATATYPE},
+        {"INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) VALUES (1, 43, 1, 1, "
+         "NULL)",
+         SQLITE_CONSTRAINT_NOTNULL},
+        {"INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) "
+         "VALUES (1, 43, 1, 1, 'text')",
+         SQLITE_CONSTRAINT_DATATYPE},
+        {"INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) VALUES (1, 43, 2, 1, "
+         "x'01')",
+         SQLITE_CONSTRAINT_CHECK},
+        {"INSERT INTO telemetry_seqs VALUES (1, 50, 49)", SQLITE_CONSTRAINT_CHECK},
         //  references
         {"INSERT INTO commands (command_id, agent_id, type, priority, state, timeout_ms, "
          "created_at, expires_at, seq) VALUES ('c2', 'ghost', 'ping', 1, 'pending', 1000, 1, 2, 2)",
          SQLITE_CONSTRAINT_FOREIGNKEY},
-        {"INSERT INTO telemetry VALUES (99, 1, 1.0)", SQLITE_CONSTRAINT_FOREIGNKEY},
+        {"INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) VALUES (99, 1, 1, 1, "
+         "x'01')",
+         SQLITE_CONSTRAINT_FOREIGNKEY},
+        {"INSERT INTO telemetry_agents (agent_id) VALUES ('ghost')", SQLITE_CONSTRAINT_FOREIGNKEY},
         {"DELETE FROM agents WHERE agent_id = 'gw-01'", SQLITE_CONSTRAINT_FOREIGNKEY},
         //  keys
-        {"INSERT INTO telemetry VALUES (1, 1764230000000, 0.5)", SQLITE_CONSTRAINT_PRIMARYKEY},
+        {"INSERT INTO telemetry_seqs VALUES (1, 40, 41)", SQLITE_CONSTRAINT_PRIMARYKEY},
+        {"INSERT INTO telemetry_agents (agent_id) VALUES ('gw-01')", SQLITE_CONSTRAINT_UNIQUE},
         {"INSERT INTO telemetry_series (agent_id, metric) VALUES ('gw-01', 'cpu')",
          SQLITE_CONSTRAINT_UNIQUE},
     };
@@ -633,7 +655,8 @@ test_constraints_reject_bad_rows (void **state)
     assert_string_equal (text, "online {\"site\":\"ams\"}");
     assert_int_equal (s_int (handle, "SELECT count(*) FROM agents"), 1);
     assert_int_equal (s_int (handle, "SELECT count(*) FROM commands"), 1);
-    assert_int_equal (s_int (handle, "SELECT count(*) FROM telemetry"), 1);
+    assert_int_equal (s_int (handle, "SELECT count(*) FROM telemetry_frames"), 1);
+    assert_int_equal (s_int (handle, "SELECT count(*) || lo || hi FROM telemetry_seqs"), 14042);
     assert_int_equal (s_int (handle, "SELECT count(*) FROM users"), 1);
     vw_db_close (&db);
 }
@@ -752,12 +775,16 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     vw_db_close (&db);
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (raw, "DROP TABLE token_denylist; "  //  migration 4
-                    "ALTER TABLE users DROP COLUMN token_gen; "
-                    "DROP INDEX commands_unfinished_seq; "
-                    "ALTER TABLE commands DROP COLUMN failures; "
-                    "ALTER TABLE agents DROP COLUMN reported_labels; "
-                    "PRAGMA user_version = 1;");
+    s_exec_ok (
+        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
+             "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
+             "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
+             "DROP TABLE token_denylist; "  //  migration 4
+             "ALTER TABLE users DROP COLUMN token_gen; "
+             "DROP INDEX commands_unfinished_seq; "
+             "ALTER TABLE commands DROP COLUMN failures; "
+             "ALTER TABLE agents DROP COLUMN reported_labels; "
+             "PRAGMA user_version = 1;");
     s_insert_agent (raw, "gw-01");
     s_exec_ok (raw, "INSERT INTO commands (command_id, agent_id, type, priority, state, attempts, "
                     "timeout_ms, created_at, expires_at, failure_reason, seq) VALUES "
@@ -809,15 +836,19 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_t *db = s_open_ok (path, false);
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (raw, "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
-                    "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
+    s_exec_ok (
+        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
+             "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
+             "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
+             "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
+             "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
     s_exec_ok (raw, "INSERT INTO agents (agent_id, token_hash, labels, created_at) VALUES "
                     "('gw-01', x'00ff', '{\"site\":\"ams\"}', 1)");
     sqlite3_close (raw);
 
     db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
-    assert_int_equal (vw_db_migrations_applied (db), 2);  //  3 and 4
+    assert_int_equal (vw_db_migrations_applied (db), 3);  //  3, 4 and 5
     assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
     char text[64];
     s_text (handle, "SELECT labels || ' ' || reported_labels FROM agents", text, sizeof (text));

@@ -9,6 +9,7 @@
 #include "vw_actors.h"
 #include "vw_clock.h"
 #include "vw_lifecycle.h"
+#include "vw_points.h"
 #include "vw_testbroker.h"
 
 #include <stdarg.h>
@@ -531,6 +532,100 @@ test_bad_database_url_fails_start (void **state)
     vw_tb_destroy (&tb);
 }
 
+//  --------------------------------------------------------------------------
+//  Telemetry
+
+static vw_msg_t *
+s_tm_write (const char *agent, int64_t seq, const char *points_json)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_write);
+    vw_msg_set_str (&msg->telemetry_write.agent_id, agent);
+    msg->telemetry_write.seq = seq;
+    json_t *points = json_loads (points_json, 0, NULL);
+    uint8_t *data;
+    size_t size;
+    vw_points_info_t info;
+    if (points && vw_points_pack (points, &data, &size, &info) == 0) {
+        vw_msg_set_bin (&msg->telemetry_write.points, data, size);
+        free (data);
+    }
+    else
+        vw_msg_set_bin (&msg->telemetry_write.points, (const uint8_t *) "junk", 4);
+    json_decref (points);
+    return msg;
+}
+
+static void
+s_tm_expect (t_fixture_t *f, const char *agent, int64_t seq, const char *points, int status)
+{
+    vw_msg_t *reply = s_call (f->edge, s_tm_write (agent, seq, points), VW_MSG_ID_reply);
+    if (reply->reply.status != status)
+        fail_msg ("seq %lld: %lld %s, wanted %d", (long long) seq, (long long) reply->reply.status,
+                  reply->reply.message ? reply->reply.message : "", status);
+    vw_msg_destroy (&reply);
+}
+
+static json_t *
+s_tm_query (t_fixture_t *f, const char *agent, const char *metric, int64_t step, const char *agg,
+            int64_t max_points, int status)
+{
+    vw_msg_t *q = vw_msg_new (VW_MSG_ID_telemetry_query);
+    vw_msg_set_str (&q->telemetry_query.agent_id, agent);
+    vw_msg_set_str (&q->telemetry_query.metric, metric);
+    q->telemetry_query.from = 0;
+    q->telemetry_query.to = INT64_MAX / 2;
+    q->telemetry_query.step_ms = step;
+    vw_msg_set_str (&q->telemetry_query.agg, agg);
+    q->telemetry_query.max_points = max_points;
+    vw_msg_t *reply = s_call (f->edge, q, VW_MSG_ID_reply);
+    assert_int_equal (reply->reply.status, status);
+    json_t *body = status == 200 ? s_body (reply) : NULL;
+    vw_msg_destroy (&reply);
+    return body;
+}
+
+//  Frames are stored once per seq, in any order; the ranges of stored
+//  seqs merge; queries answer raw points (one per ts, the last stored) and
+//  buckets.
+static void
+test_telemetry_write_once_and_query (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    vw_msg_t *reply = s_call (f->edge, s_agent_create ("gw-1", NULL), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 201, NULL);
+    const char *p = "[{\"ts\":1000,\"metrics\":{\"cpu\":0.5,\"n\":2}}]";
+    s_tm_expect (f, "gw-1", 5, p, 201);
+    s_tm_expect (f, "gw-1", 5, p, 200);
+    s_tm_expect (f, "gw-1", 3, "[{\"ts\":1001,\"metrics\":{\"cpu\":1}}]", 201);
+    s_tm_expect (f, "gw-1", 4, "[{\"ts\":1000,\"metrics\":{\"cpu\":0.75}}]", 201);
+    for (int64_t seq = 3; seq <= 5; seq++)
+        s_tm_expect (f, "gw-1", seq, p, 200);
+    s_tm_expect (f, "gw-1", 2, "[{\"ts\":11000,\"metrics\":{\"cpu\":2}}]", 201);
+    s_tm_expect (f, "gw-1", 6, "[{\"ts\":12000,\"metrics\":{\"cpu\":3}}]", 201);
+    s_tm_expect (f, "gw-1", 0, "[{\"ts\":12500,\"metrics\":{\"cpu\":4}}]", 201);
+    s_tm_expect (f, "gw-1", 0, p, 200);
+    s_tm_expect (f, "gw-1", 2, p, 200);
+    s_tm_expect (f, "gw-1", 6, p, 200);
+    s_tm_expect (f, "gw-nobody", 1, p, 404);
+    s_tm_expect (f, "gw-1", 7, NULL, 400);
+
+    json_t *body = s_tm_query (f, "gw-1", "cpu", 0, NULL, 100, 200);
+    char *text = json_dumps (body, JSON_COMPACT);
+    //  ts 1000 was written by seq 5 (0.5) then seq 4 (0.75): the last stored wins.
+    assert_string_equal (text, "{\"agent_id\":\"gw-1\",\"series\":[{\"metric\":\"cpu\",\"points\":"
+                               "[[1000,0.75],[1001,1],[11000,2],[12000,3],[12500,4]]}]}");
+    free (text);
+    json_decref (body);
+    body = s_tm_query (f, "gw-1", NULL, 10000, "sum", 100, 200);
+    text = json_dumps (json_object_get (body, "series"), JSON_COMPACT);
+    assert_string_equal (text, "[{\"metric\":\"cpu\",\"points\":[[0,1.75],[10000,9]]},"
+                               "{\"metric\":\"n\",\"points\":[[0,2]]}]");
+    free (text);
+    json_decref (body);
+    s_tm_query (f, "gw-1", "cpu", 0, NULL, 4, 400);
+    s_tm_query (f, "gw-nobody", NULL, 0, NULL, 100, 404);
+}
+
 int
 main (void)
 {
@@ -547,6 +642,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unserved_messages_are_ignored, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_agents_seen_batch, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_telemetry_write_once_and_query, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test (test_bad_database_url_fails_start),
         cmocka_unit_test (test_busy_database_answers_503),
     };

@@ -1689,6 +1689,41 @@ test_mpack_check_refusals (void **state)
     assert_int_equal (vw_mpack_check (deep, VW_MPACK_MAX_DEPTH + 2, VW_MPACK_MAX_DEPTH, &used), -1);
 }
 
+//  A refused telemetry frame's error can name its seq (once it was read);
+//  an error frame carries it back to the agent.
+static void
+test_telemetry_refusals_name_the_seq (void **state)
+{
+    (void) state;
+    vw_wire_msg_t msg;
+    vw_wire_error_t err;
+    const char *bad =
+        "{\"type\":\"telemetry\",\"seq\":7,\"points\":[{\"ts\":1,\"metrics\":{\"a b\":1}}]}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, bad, strlen (bad), &msg, &err), -1);
+    assert_int_equal (err.seq, 7);
+    const char *noseq = "{\"type\":\"telemetry\",\"points\":[]}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, noseq, strlen (noseq), &msg, &err), -1);
+    assert_int_equal (err.seq, -1);
+    const char *ok =
+        "{\"type\":\"telemetry\",\"seq\":8,\"points\":[{\"ts\":1,\"metrics\":{\"a\":1}}]}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, ok, strlen (ok), &msg, &err), 0);
+    assert_int_equal (err.seq, -1);
+    assert_int_equal (msg.seq, 8);
+    vw_wire_msg_reset (&msg);
+    const char *named =
+        "{\"type\":\"error\",\"code\":\"unavailable\",\"seq\":9,\"retry_after_ms\":1500}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, named, strlen (named), &msg, &err), 0);
+    assert_int_equal (msg.seq, 9);
+    assert_int_equal (msg.retry_after_ms, 1500);
+    vw_wire_msg_reset (&msg);
+    const char *plain = "{\"type\":\"error\",\"code\":\"unavailable\"}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, plain, strlen (plain), &msg, &err), 0);
+    assert_int_equal (msg.seq, -1);
+    vw_wire_msg_reset (&msg);
+    const char *wrong = "{\"type\":\"error\",\"code\":\"x\",\"seq\":\"9\"}";
+    assert_int_equal (vw_wire_decode (VW_WIRE_JSON, wrong, strlen (wrong), &msg, &err), -1);
+}
+
 int
 main (void)
 {
@@ -1731,6 +1766,7 @@ main (void)
         cmocka_unit_test (test_random_mutations),
         cmocka_unit_test (test_mpack_check_families),
         cmocka_unit_test (test_mpack_check_refusals),
+        cmocka_unit_test (test_telemetry_refusals_name_the_seq),
     };
     return cmocka_run_group_tests_name ("vw_wire", tests, NULL, NULL);
 }

@@ -1,0 +1,145 @@
+/*  test_telemetry - the telemetry actor (actors/vw_telemetry) driven with
+    proto messages through a real broker (vw_testbroker).
+
+    Test peers play "edge" (sends telemetry_frame, gets telemetry_acked)
+    and "store" (gets telemetry_write and answers it). A frame is acked
+    only after the store's answer says it is stored (or was, for a
+    duplicate); a failed or missing write gets "unavailable", a frame that
+    is not packed points never reaches the store.
+*/
+#include "vw_actors.h"
+#include "vw_points.h"
+#include "vw_testbroker.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    vw_tb_t *tb;
+    vw_tb_peer_t *edge, *store;
+} t_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    if (!f->tb || vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, NULL))
+        return -1;
+    return vw_tb_run (f->tb, &vw_telemetry_class, vw_tb_config (f->tb));
+}
+
+static void
+s_frame (t_fixture_t *f, int64_t conn, int64_t seq, bool packed)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_frame);
+    msg->telemetry_frame.conn = conn;
+    vw_msg_set_str (&msg->telemetry_frame.agent_id, "gw-1");
+    msg->telemetry_frame.seq = seq;
+    json_t *points =
+        json_loads ("[{\"ts\":1764230000000,\"metrics\":{\"cpu\":0.5,\"n\":3}}]", 0, NULL);
+    uint8_t *data;
+    size_t size;
+    vw_points_info_t info;
+    assert_int_equal (vw_points_pack (points, &data, &size, &info), 0);
+    if (!packed)
+        data[0] = 9;  //  a version nobody writes
+    vw_msg_set_bin (&msg->telemetry_frame.points, data, size);
+    free (data);
+    json_decref (points);
+    assert_int_equal (vw_tb_send (f->edge, "telemetry", &msg), 0);
+}
+
+static void
+s_expect_acked (t_fixture_t *f, int64_t conn, int64_t seq, bool stored, const char *code)
+{
+    vw_msg_t *a = vw_tb_want (f->edge, VW_MSG_ID_telemetry_acked);
+    assert_int_equal (a->telemetry_acked.conn, conn);
+    assert_int_equal (a->telemetry_acked.seq, seq);
+    assert_int_equal (a->telemetry_acked.stored, stored);
+    if (code) {
+        assert_string_equal (a->telemetry_acked.code, code);
+        assert_non_null (strstr (a->telemetry_acked.message, "not stored"));
+    }
+    vw_msg_destroy (&a);
+}
+
+//  Stored (201) and duplicate (200) are both acked, each only after the
+//  store's answer; the bytes reach the store as the edge packed them.
+static void
+test_ack_after_the_store_answers (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_frame (f, 7, 42, true);
+    vw_msg_t *w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    assert_string_equal (w->telemetry_write.agent_id, "gw-1");
+    assert_int_equal (w->telemetry_write.seq, 42);
+    vw_points_info_t info;
+    assert_int_equal (vw_points_walk (w->telemetry_write.points.data,
+                                      w->telemetry_write.points.size, NULL, NULL, &info),
+                      0);
+    assert_int_equal (info.values, 2);
+    //  Nothing is acked while the write is pending.
+    vw_tb_quiet (f->edge, "telemetry", f->edge, NULL);
+    vw_tb_answer (f->store, "telemetry", &w, 201, NULL, NULL);
+    s_expect_acked (f, 7, 42, true, NULL);
+
+    s_frame (f, 7, 42, true);
+    w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer (f->store, "telemetry", &w, 200, NULL, NULL);
+    s_expect_acked (f, 7, 42, true, NULL);
+}
+
+//  A write that fails (503), or that the store refuses as malformed, is not
+//  acked: the agent hears unavailable (send again) or invalid_message.
+static void
+test_failed_writes_are_not_acked (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_frame (f, 3, 1, true);
+    vw_msg_t *w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer (f->store, "telemetry", &w, 503, NULL, "database_busy");
+    s_expect_acked (f, 3, 1, false, "unavailable");
+
+    s_frame (f, 3, 2, true);
+    w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer_error (f->store, "telemetry", &w, "actor_busy");
+    s_expect_acked (f, 3, 2, false, "unavailable");
+
+    s_frame (f, 3, 3, true);
+    w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer (f->store, "telemetry", &w, 400, NULL, "bad_request");
+    s_expect_acked (f, 3, 3, false, "invalid_message");
+}
+
+//  Bytes that are not packed points are answered at once and never written.
+static void
+test_unpacked_frame_never_reaches_the_store (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_frame (f, 5, 9, false);
+    vw_msg_t *a = vw_tb_want (f->edge, VW_MSG_ID_telemetry_acked);
+    assert_false (a->telemetry_acked.stored);
+    assert_string_equal (a->telemetry_acked.code, "invalid_message");
+    vw_msg_destroy (&a);
+    vw_tb_quiet (f->edge, "telemetry", f->edge, f->store, NULL);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_ack_after_the_store_answers, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_writes_are_not_acked, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_unpacked_frame_never_reaches_the_store, s_setup,
+                                         vw_tb_teardown),
+    };
+    return cmocka_run_group_tests_name ("telemetry actor", tests, NULL, NULL);
+}
