@@ -30,6 +30,7 @@
 #include "vw_clock.h"
 #include "vw_cmdpage.h"
 #include "vw_command_rows.h"
+#include "vw_telemetry_query.h"
 #include "vw_telemetry_rows.h"
 #include "vw_token.h"
 #include "vw_db.h"
@@ -42,7 +43,8 @@
 typedef struct {
     vw_db_t *db;
     vw_actor_t *actor;
-    zlistx_t *deferred;  //  replies waiting for the commit (vw_msg_t *)
+    vw_telemetry_rows_t *telemetry;  //  the telemetry tables' writer (this pass's roll-ups)
+    zlistx_t *deferred;              //  replies waiting for the commit (vw_msg_t *)
     uint64_t commits;
     uint64_t commit_failures;
     //  A run of failed commits (a full or read-only disk fails every one):
@@ -452,6 +454,7 @@ s_create (vw_actor_t *actor, void *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->db = db;
     self->actor = actor;
+    self->telemetry = vw_telemetry_rows_new (db);
     self->deferred = zlistx_new ();
     self->oneway = zlistx_new ();
     self->redo = zlistx_new ();
@@ -477,6 +480,7 @@ s_destroy (void **state_p)
             vw_msg_destroy (&reply);
         while ((reply = (vw_msg_t *) zlistx_detach (self->redo, NULL)))
             vw_msg_destroy (&reply);
+        vw_telemetry_rows_destroy (&self->telemetry);
         zlistx_destroy (&self->oneway);
         zlistx_destroy (&self->redo);
         if (self->redo_timer)
@@ -647,7 +651,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_telemetry_write:
             if (!s_begin (self, msg, &result))
                 break;
-            vw_telemetry_rows_store (self->db, msg->telemetry_write.agent_id,
+            vw_telemetry_rows_store (self->telemetry, msg->telemetry_write.agent_id,
                                      msg->telemetry_write.seq, msg->telemetry_write.points.data,
                                      msg->telemetry_write.points.size, &result);
             s_answer_durable (self, msg, &result);
@@ -657,8 +661,26 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             vw_telemetry_query_t query = {in->agent_id,  in->metric,  in->from,
                                           in->to,        in->step_ms, vw_agg_from_name (in->agg),
                                           in->max_points};
-            vw_telemetry_rows_query (self->db, &query, &result);
+            vw_telemetry_query (self->db, &query, &result);
             s_answer (self, msg, &result);
+            break;
+        }
+        case VW_MSG_ID_telemetry_expire: {
+            if (!s_begin (self, msg, &result))
+                break;
+            const vw_telemetry_expire_msg_t *in = &msg->telemetry_expire;
+            bool more = false;
+            int64_t deleted =
+                vw_telemetry_rows_expire (self->telemetry, in->raw_before, in->m1_before,
+                                          in->h1_before, in->budget > 0 ? in->budget : 1, &more);
+            if (deleted < 0)
+                vw_result_fail (&result, 500, "database_error", "database error: %s",
+                                sqlite3_errmsg (vw_db_handle (self->db)));
+            else
+                vw_result_ok (
+                    &result, 200,
+                    json_pack ("{s:I, s:b}", "deleted", (json_int_t) deleted, "more", more));
+            s_answer_durable (self, msg, &result);
             break;
         }
         case VW_MSG_ID_audit_list:
@@ -758,7 +780,12 @@ s_flush (void *state, vw_actor_t *actor)
     self_t *self = (self_t *) state;
     bool ok = true;
     if (vw_db_in_tx (self->db)) {
+        //  The pass's roll-ups join its transaction; if they cannot, the
+        //  commit fails (the frames must not land without them).
+        vw_telemetry_rows_flush (self->telemetry);
         ok = vw_db_commit (self->db) == 0;
+        if (!ok)
+            vw_telemetry_rows_forget (self->telemetry);
         if (ok)
             self->commits++;
         else

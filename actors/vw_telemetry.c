@@ -20,6 +20,9 @@
 #include <string.h>
 
 #define S_STORE_TIMEOUT_MS 10000
+#define S_EXPIRE_MS        1000  //  a retention step every second while nothing is due
+#define S_EXPIRE_SOON_MS   20    //  the next one soon while a step left some
+#define S_EXPIRE_BUDGET    2000  //  frames per step: a few ms of the store's time
 
 typedef struct {
     const vw_config_t *config;
@@ -31,7 +34,11 @@ typedef struct {
     uint64_t duplicates;  //  frames whose seq was stored already
     uint64_t refused;     //  frames the store did not take
     bool stopping;        //  destroying: answers that end now go nowhere
+    uint64_t expire_timer;
+    uint64_t expired;  //  rows retention removed
 } self_t;
+
+static void s_expire_later (self_t *self, int64_t ms);
 
 //  A frame on its way to the store: who to ack.
 typedef struct {
@@ -118,6 +125,50 @@ s_on_frame (self_t *self, vw_msg_t *msg)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Retention (SPEC §9): small steps, one at a time, so that ingestion
+//  never waits behind a long delete.
+
+static void
+s_on_expired (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    if (self->stopping)
+        return;
+    bool more = false;
+    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 200 && reply->reply.json) {
+        json_t *body = json_loads (reply->reply.json, 0, NULL);
+        self->expired += (uint64_t) json_integer_value (json_object_get (body, "deleted"));
+        more = json_is_true (json_object_get (body, "more"));
+        json_decref (body);
+    }
+    s_expire_later (self, more ? S_EXPIRE_SOON_MS : S_EXPIRE_MS);
+}
+
+static void
+s_on_expire_due (void *arg, uint64_t id)
+{
+    self_t *self = (self_t *) arg;
+    self->expire_timer = 0;
+    const vw_config_t *config = self->config;
+    int64_t now = vw_clock_wall_ms ();
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_expire);
+    msg->telemetry_expire.raw_before = now - config->telemetry_retention_ms;
+    msg->telemetry_expire.m1_before = now - config->telemetry_retention_1m_ms;
+    msg->telemetry_expire.h1_before = now - config->telemetry_retention_1h_ms;
+    msg->telemetry_expire.budget = S_EXPIRE_BUDGET;
+    if (vw_pending_request (self->pending, "store", &msg, S_STORE_TIMEOUT_MS, s_on_expired, NULL)) {
+        vw_msg_destroy (&msg);
+        s_expire_later (self, S_EXPIRE_MS);
+    }
+}
+
+static void
+s_expire_later (self_t *self, int64_t ms)
+{
+    self->expire_timer = vw_timers_add (vw_actor_timers (self->actor), ms, s_on_expire_due, self);
+}
+
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
@@ -125,6 +176,7 @@ s_create (vw_actor_t *actor, void *args)
     self->config = (const vw_config_t *) args;
     self->actor = actor;
     self->pending = vw_pending_new (actor, self);
+    s_expire_later (self, S_EXPIRE_MS);
     return self;
 }
 

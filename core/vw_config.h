@@ -69,12 +69,14 @@ typedef struct {
     int rl_hello_rate;        //  ratelimit.hello_rate    50/s agent connections per address
     int rl_hello_burst;       //  ratelimit.hello_burst   200
     int64_t token_ttl_ms;     //  auth.token_ttl    --token-ttl         1h (duration, 1m..30d)
-    int64_t telemetry_retention_ms;   //  telemetry.retention   7d (raw points; older refused)
-    int64_t telemetry_max_future_ms;  //  telemetry.max_future  5m (points further ahead refused)
-    int telemetry_max_points;         //  telemetry.max_points  100000 (per query answer)
-    int commands_max_inflight;        //  commands.max_inflight  1024 (global in-flight limit)
-    int commands_max_per_agent;       //  commands.max_per_agent 4 (per-agent in-flight limit)
-    char *commands_schema_file;       //  commands.schema_file  (none) more command types (JSON)
+    int64_t telemetry_retention_ms;     //  telemetry.retention   7d (raw points; older refused)
+    int64_t telemetry_retention_1m_ms;  //  telemetry.retention_1m  90d
+    int64_t telemetry_retention_1h_ms;  //  telemetry.retention_1h  730d
+    int64_t telemetry_max_future_ms;    //  telemetry.max_future  5m (points further ahead refused)
+    int telemetry_max_points;           //  telemetry.max_points  100000 (per query answer)
+    int commands_max_inflight;          //  commands.max_inflight  1024 (global in-flight limit)
+    int commands_max_per_agent;         //  commands.max_per_agent 4 (per-agent in-flight limit)
+    char *commands_schema_file;         //  commands.schema_file  (none) more command types (JSON)
     const struct vw_commands_t
         *commands;         //  derived at start: the command catalogue (not an option)
     char *admin_password;  //  admin.password    (no flag)           first start's admin password;

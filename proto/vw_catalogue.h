@@ -439,6 +439,12 @@
     F (telemetry_acked, STR, code, "not stored: error code for the agent")                         \
     F (telemetry_acked, STR, message, "not stored: why")                                           \
     END (telemetry_acked)                                                                          \
+    MSG (telemetry_expire, "telemetry -> store: one step of retention (answer: reply)")            \
+    F (telemetry_expire, INT, raw_before, "frames wholly before this go (ms)")                     \
+    F (telemetry_expire, INT, m1_before, "1-minute buckets before this go")                        \
+    F (telemetry_expire, INT, h1_before, "1-hour buckets before this go")                          \
+    F (telemetry_expire, INT, budget, "at most this many frames in this step")                     \
+    END (telemetry_expire)                                                                         \
     MSG (telemetry_query, "edge/admin -> store: an agent's points (answer: reply)")                \
     F (telemetry_query, STR, agent_id, "agent id")                                                 \
     F (telemetry_query, STR, metric, "one metric, or absent for all")                              \

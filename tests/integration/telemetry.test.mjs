@@ -238,6 +238,74 @@ describe('telemetry ingestion and queries', () => {
   });
 });
 
+describe('telemetry roll-ups and retention', () => {
+  it('answers minute and hour buckets from the roll-ups with the figures of the raw points', async () => {
+    const { b, api, admin } = await setup();
+    try {
+      const token = await createAgent(api, admin, 'gw-roll');
+      const a = await new TmAgent(b.wsUrl, { agentId: 'gw-roll', token }).connect();
+      // 600 points over the last three hours, in frames of 20, not in time
+      // order, with a few equal timestamps.
+      const now = Date.now();
+      let x = 12345;
+      const rnd = () => { x = (x * 1103515245 + 12345) % 2147483648; return x / 2147483648; };
+      const points = Array.from({ length: 600 }, () => ({ ts: now - Math.floor(rnd() * 3 * 3600000), metrics: { rtt: Math.round(rnd() * 1000) / 10, up: 1 } }));
+      points.push({ ...points[7] });  // the same ts again, another value
+      points[600].metrics = { rtt: 99.9, up: 1 };
+      for (let i = 0; i < points.length; i += 20) assert.equal((await a.telemetry(1 + i / 20, points.slice(i, i + 20))).type, 'telemetry_ack');
+      await a.close();
+      const from = now - 3 * 3600000 - 1234, to = now + 1;  // not aligned to any step
+      const raw = series((await api.call('GET', `/telemetry/gw-roll?metric=rtt&from=${from}&to=${to}`, { token: admin })).body, 'rtt');
+      assert.equal(raw.length, 601);
+      const expect = (step, agg) => {
+        const m = new Map();
+        for (const [ts, v] of raw) {
+          const k = ts - (ts % step);
+          const g = m.get(k) ?? { n: 0, sum: 0, min: Infinity, max: -Infinity, last: null };
+          g.n++; g.sum += v; g.min = Math.min(g.min, v); g.max = Math.max(g.max, v); g.last = v;  // raw is in ts order, equal ts in stored order
+          m.set(k, g);
+        }
+        return [...m.entries()].sort((p, q) => p[0] - q[0]).map(([k, g]) => [k, { avg: g.sum / g.n, sum: g.sum, min: g.min, max: g.max, count: g.n, last: g.last }[agg]]);
+      };
+      for (const step of [60000, 300000, 3600000, 7000]) {
+        for (const agg of ['avg', 'min', 'max', 'sum', 'count', 'last']) {
+          const r = await api.call('GET', `/telemetry/gw-roll?metric=rtt&from=${from}&to=${to}&step_ms=${step}&agg=${agg}`, { token: admin });
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+          const got = series(r.body, 'rtt');
+          const want = expect(step, agg);
+          assert.equal(got.length, want.length, `${step} ${agg}`);
+          got.forEach(([k, v], i) => {
+            assert.equal(k, want[i][0]);
+            assert.ok(Math.abs(v - want[i][1]) < 1e-9 * Math.max(1, Math.abs(v)), `${step} ${agg} bucket ${k}: ${v} vs ${want[i][1]}`);
+          });
+        }
+      }
+    } finally { await b.stop('SIGKILL'); b.cleanup(); }
+  });
+
+  it('removes raw points and roll-ups past their retention in the background', async () => {
+    const { b, api, admin } = await setup(['--telemetry-retention', '1h', '--telemetry-retention-1m', '1h']);
+    try {
+      const token = await createAgent(api, admin, 'gw-old');
+      const a = await new TmAgent(b.wsUrl, { agentId: 'gw-old', token }).connect();
+      const now = Date.now();
+      const old = now - 3600000 + 4000;  // past the hour in about four seconds
+      assert.equal((await a.telemetry(1, [{ ts: old, metrics: { v: 1 } }])).type, 'telemetry_ack');
+      assert.equal((await a.telemetry(2, [{ ts: now, metrics: { v: 2 } }])).type, 'telemetry_ack');
+      const get = async (q) => series((await api.call('GET', `/telemetry/gw-old?metric=v&from=${old - old % 3600000}&to=${now + 1}${q}`, { token: admin })).body, 'v');
+      assert.equal((await get('')).length, 2);
+      assert.equal((await get('&step_ms=60000&agg=count')).length, 2);
+      await eventually(async () => (await get('')).length === 1, { timeoutMs: 20000, stepMs: 250 });
+      assert.deepEqual((await get('')).map((p) => p[1]), [2]);
+      // The minute buckets went the same way; the hour buckets (kept 730 d) stay.
+      await eventually(async () => (await get('&step_ms=60000&agg=count')).length === 1, { timeoutMs: 20000, stepMs: 250 });
+      const hours = await get('&step_ms=3600000&agg=count');
+      assert.equal(hours.reduce((n, p) => n + p[1], 0), 2);
+      await a.close();
+    } finally { await b.stop('SIGKILL'); b.cleanup(); }
+  });
+});
+
 describe('telemetry across a crash of the backend', () => {
   it('a frame stored before kill -9 is acked again after the restart and not stored twice; unacked frames are stored once re-sent', async () => {
     let { b, api, admin } = await setup();

@@ -404,9 +404,8 @@ static void
 test_expiry_while_executing (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    int64_t submitted = vw_clock_wall_ms ();
     char *id = s_running (f, 5000, 3, 300);
-    s_wall_past (submitted + 300);
+    s_wall_past (vw_clock_wall_ms () + 300);  //  created before: expired past this
     s_outcome (f, id, "lost", 7, 1);
     s_store_update (f, id, "finish", "failed", "expired", 200);
     s_presence (f, "gw-1", true, 8);
@@ -420,9 +419,10 @@ static void
 test_failure_after_expiry_is_final (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    int64_t submitted = vw_clock_wall_ms ();
     char *id = s_running (f, 5000, 3, 300);
-    s_wall_past (submitted + 300);
+    //  The command was created before s_running returned: past this, it
+    //  has expired whatever the load on the machine.
+    s_wall_past (vw_clock_wall_ms () + 300);
     s_outcome (f, id, "failed", 7, 1);
     s_store_update (f, id, "finish", "failed", "expired", 200);
     vw_tb_quiet (f->executor, "scheduler", f->executor, f->store, NULL);

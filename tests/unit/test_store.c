@@ -611,18 +611,35 @@ test_telemetry_write_once_and_query (void **state)
 
     json_t *body = s_tm_query (f, "gw-1", "cpu", 0, NULL, 100, 200);
     char *text = json_dumps (body, JSON_COMPACT);
-    //  ts 1000 was written by seq 5 (0.5) then seq 4 (0.75): the last stored wins.
-    assert_string_equal (text, "{\"agent_id\":\"gw-1\",\"series\":[{\"metric\":\"cpu\",\"points\":"
-                               "[[1000,0.75],[1001,1],[11000,2],[12000,3],[12500,4]]}]}");
+    //  ts 1000 was written by seq 5 (0.5) then seq 4 (0.75): both are
+    //  stored points, in the order stored.
+    assert_string_equal (text,
+                         "{\"agent_id\":\"gw-1\",\"series\":[{\"metric\":\"cpu\",\"points\":"
+                         "[[1000,0.5],[1000,0.75],[1001,1],[11000,2],[12000,3],[12500,4]]}]}");
     free (text);
     json_decref (body);
     body = s_tm_query (f, "gw-1", NULL, 10000, "sum", 100, 200);
     text = json_dumps (json_object_get (body, "series"), JSON_COMPACT);
-    assert_string_equal (text, "[{\"metric\":\"cpu\",\"points\":[[0,1.75],[10000,9]]},"
+    assert_string_equal (text, "[{\"metric\":\"cpu\",\"points\":[[0,2.25],[10000,9]]},"
                                "{\"metric\":\"n\",\"points\":[[0,2]]}]");
     free (text);
     json_decref (body);
-    s_tm_query (f, "gw-1", "cpu", 0, NULL, 4, 400);
+    //  A step of a minute (and of an hour) reads the roll-ups: the same
+    //  figures as the raw points give, for each aggregate.
+    const char *aggs[] = {"sum", "count", "min", "max", "last", "avg"};
+    const char *want[] = {"11.25", "6", "0.5", "4", "4", "1.875"};
+    for (int step = 0; step < 2; step++)
+        for (size_t i = 0; i < 6; i++) {
+            body = s_tm_query (f, "gw-1", "cpu", step ? 3600000 : 60000, aggs[i], 100, 200);
+            text = json_dumps (json_object_get (body, "series"),
+                               JSON_REAL_PRECISION (6) | JSON_COMPACT);
+            char expect[128];
+            snprintf (expect, sizeof expect, "[{\"metric\":\"cpu\",\"points\":[[0,%s]]}]", want[i]);
+            assert_string_equal (text, expect);
+            free (text);
+            json_decref (body);
+        }
+    s_tm_query (f, "gw-1", "cpu", 0, NULL, 5, 400);
     s_tm_query (f, "gw-nobody", NULL, 0, NULL, 100, 404);
 }
 

@@ -8,6 +8,7 @@
     is not packed points never reaches the store.
 */
 #include "vw_actors.h"
+#include "vw_clock.h"
 #include "vw_points.h"
 #include "vw_testbroker.h"
 
@@ -129,7 +130,34 @@ test_unpacked_frame_never_reaches_the_store (void **state)
     assert_false (a->telemetry_acked.stored);
     assert_string_equal (a->telemetry_acked.code, "invalid_message");
     vw_msg_destroy (&a);
-    vw_tb_quiet (f->edge, "telemetry", f->edge, f->store, NULL);
+    assert_int_equal (vw_tb_sync (f->edge, "telemetry"), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_telemetry_write), 0);
+}
+
+//  Retention runs by itself: a step a second with the configured bounds,
+//  the next one soon while the store says more is due, and never two at once.
+static void
+test_retention_steps (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    const vw_config_t *config = vw_tb_config (f->tb);
+    int64_t before = vw_clock_wall_ms ();
+    vw_msg_t *e = vw_tb_want (f->store, VW_MSG_ID_telemetry_expire);
+    int64_t after = vw_clock_wall_ms ();
+    assert_true (e->telemetry_expire.raw_before >= before - config->telemetry_retention_ms);
+    assert_true (e->telemetry_expire.raw_before <= after - config->telemetry_retention_ms);
+    assert_true (e->telemetry_expire.m1_before <= after - config->telemetry_retention_1m_ms);
+    assert_true (e->telemetry_expire.h1_before <= after - config->telemetry_retention_1h_ms);
+    assert_true (e->telemetry_expire.budget > 0);
+    //  None while this one is unanswered.
+    assert_null (vw_tb_expect (f->store, VW_MSG_ID_telemetry_expire, 1500));
+    vw_tb_answer (f->store, "telemetry", &e, 200, "{\"deleted\":2000,\"more\":true}", NULL);
+    int64_t t0 = vw_clock_mono_ms ();
+    e = vw_tb_want (f->store, VW_MSG_ID_telemetry_expire);
+    assert_true (vw_clock_mono_ms () - t0 < 900);  //  soon, not a second later
+    vw_tb_answer (f->store, "telemetry", &e, 200, "{\"deleted\":5,\"more\":false}", NULL);
+    e = vw_tb_want (f->store, VW_MSG_ID_telemetry_expire);
+    vw_msg_destroy (&e);
 }
 
 int
@@ -140,6 +168,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failed_writes_are_not_acked, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_unpacked_frame_never_reaches_the_store, s_setup,
                                          vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_retention_steps, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests_name ("telemetry actor", tests, NULL, NULL);
 }

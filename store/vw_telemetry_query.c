@@ -1,0 +1,388 @@
+/*  vw_telemetry_query - see vw_telemetry_query.h. */
+#include "vw_telemetry_query.h"
+#include "vw_points.h"
+#include "vw_telemetry_rows.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MINUTE 60000
+#define S_HOUR   3600000
+
+static const char *S_SQL_AGENT = "SELECT 1 FROM agents WHERE agent_id = ?1";
+static const char *S_SQL_FRAMES = "SELECT points FROM telemetry_frames "
+                                  "WHERE tid = ?1 AND ts_max >= ?2 AND ts_min < ?3 ORDER BY id";
+static const char *S_SQL_SERIES_ALL =
+    "SELECT series_id, metric FROM telemetry_series WHERE agent_id = ?1";
+static const char *S_SQL_SERIES_ONE =
+    "SELECT series_id, metric FROM telemetry_series WHERE agent_id = ?1 AND metric = ?2";
+static const char *S_SQL_ROLLUP_1M =
+    "SELECT bucket, min, max, sum, count, last, last_ts FROM telemetry_1m "
+    "WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+static const char *S_SQL_ROLLUP_1H =
+    "SELECT bucket, min, max, sum, count, last, last_ts FROM telemetry_1h "
+    "WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+
+vw_agg_t
+vw_agg_from_name (const char *name)
+{
+    static const char *const names[] = {"", "avg", "min", "max", "sum", "count", "last"};
+    for (int i = 1; name && i < (int) (sizeof names / sizeof names[0]); i++)
+        if (strcmp (name, names[i]) == 0)
+            return (vw_agg_t) i;
+    return VW_AGG_NONE;
+}
+
+typedef struct {
+    int64_t ts;
+    uint64_t order;  //  when stored: of equal ts, the earlier first
+    double value;
+} s_point_t;
+
+//  A bucket's aggregates (from raw points or roll-up rows).
+typedef struct {
+    int64_t bucket, count, last_ts;
+    double min, max, sum, last;
+} s_bucket_t;
+
+typedef struct {
+    char name[65];
+    s_point_t *points;
+    size_t count, cap;
+    s_bucket_t *buckets;
+    size_t nbuckets, capbuckets;
+} s_series_t;
+
+typedef struct {
+    const vw_telemetry_query_t *query;
+    int64_t lo, hi;  //  the range being read: [lo, hi)
+    json_t *index;   //  metric -> position in series
+    s_series_t *series;
+    size_t count, cap;
+    uint64_t order;
+    size_t points;  //  read so far, in every series
+    bool too_many, failed;
+} s_collect_t;
+
+static bool
+s_grow (void **items, size_t *cap, size_t count, size_t size, size_t first)
+{
+    if (count < *cap)
+        return true;
+    size_t n = *cap ? 2 * *cap : first;
+    void *grown = realloc (*items, n * size);
+    if (!grown)
+        return false;
+    *items = grown;
+    *cap = n;
+    return true;
+}
+
+static s_series_t *
+s_series_of (s_collect_t *c, const char *name, size_t len)
+{
+    char key[65];
+    snprintf (key, sizeof key, "%.*s", (int) len, name);
+    json_t *at = json_object_get (c->index, key);
+    if (at)
+        return &c->series[json_integer_value (at)];
+    if (!s_grow ((void **) &c->series, &c->cap, c->count, sizeof *c->series, 8))
+        return NULL;
+    s_series_t *s = &c->series[c->count];
+    memset (s, 0, sizeof *s);
+    memcpy (s->name, key, strlen (key) + 1);
+    json_object_set_new (c->index, key, json_integer ((json_int_t) c->count++));
+    return s;
+}
+
+static int
+s_collect (void *arg, const vw_points_value_t *v)
+{
+    s_collect_t *c = (s_collect_t *) arg;
+    const vw_telemetry_query_t *q = c->query;
+    c->order++;
+    if (v->ts < c->lo || v->ts >= c->hi)
+        return 0;
+    if (q->metric &&
+        (strlen (q->metric) != v->name_len || memcmp (q->metric, v->name, v->name_len)))
+        return 0;
+    //  Raw answers are bounded by the points; bucketed ones by the buckets
+    //  (checked before the query), with a generous bound on what is read.
+    if (++c->points > (size_t) q->max_points * (q->step_ms ? 100 : 1)) {
+        c->too_many = true;
+        return 1;
+    }
+    s_series_t *s = s_series_of (c, v->name, v->name_len);
+    if (!s || !s_grow ((void **) &s->points, &s->cap, s->count, sizeof *s->points, 64)) {
+        c->failed = true;
+        return 1;
+    }
+    s->points[s->count++] = (s_point_t){v->ts, c->order, v->value};
+    return 0;
+}
+
+//  The raw points in [lo, hi) into c's series.
+static int
+s_read_raw (vw_db_t *db, int64_t tid, s_collect_t *c, int64_t lo, int64_t hi)
+{
+    if (lo >= hi)
+        return 0;
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_FRAMES);
+    if (!stmt)
+        return -1;
+    c->lo = lo;
+    c->hi = hi;
+    sqlite3_bind_int64 (stmt, 1, tid);
+    sqlite3_bind_int64 (stmt, 2, lo);
+    sqlite3_bind_int64 (stmt, 3, hi);
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW && !c->too_many && !c->failed)
+        //  A frame that does not walk (it cannot be: the store checked it)
+        //  adds what it holds before the fault.
+        vw_points_walk ((const uint8_t *) sqlite3_column_blob (stmt, 0),
+                        (size_t) sqlite3_column_bytes (stmt, 0), s_collect, c, NULL);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+static s_bucket_t *
+s_bucket_new (s_series_t *s, int64_t bucket)
+{
+    if (!s_grow ((void **) &s->buckets, &s->capbuckets, s->nbuckets, sizeof *s->buckets, 16))
+        return NULL;
+    s_bucket_t *b = &s->buckets[s->nbuckets++];
+    *b = (s_bucket_t){bucket, 0, INT64_MIN, 0, 0, 0, 0};
+    return b;
+}
+
+//  Adds (count, min, max, sum, last at last_ts) to a bucket.
+static void
+s_bucket_add (s_bucket_t *b, int64_t count, double min, double max, double sum, double last,
+              int64_t last_ts)
+{
+    if (b->count == 0 || min < b->min)
+        b->min = min;
+    if (b->count == 0 || max > b->max)
+        b->max = max;
+    b->sum += sum;
+    b->count += count;
+    if (last_ts >= b->last_ts) {
+        b->last = last;
+        b->last_ts = last_ts;
+    }
+}
+
+static int
+s_by_ts (const void *a, const void *b)
+{
+    const s_point_t *x = (const s_point_t *) a, *y = (const s_point_t *) b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int
+s_by_bucket (const void *a, const void *b)
+{
+    int64_t x = ((const s_bucket_t *) a)->bucket, y = ((const s_bucket_t *) b)->bucket;
+    return x < y ? -1 : x > y;
+}
+
+static int
+s_by_name (const void *a, const void *b)
+{
+    return strcmp (((const s_series_t *) a)->name, ((const s_series_t *) b)->name);
+}
+
+//  The series' raw points into buckets of step_ms.
+static int
+s_bucketize (s_series_t *s, int64_t step)
+{
+    if (s->count)
+        qsort (s->points, s->count, sizeof *s->points, s_by_ts);
+    s_bucket_t *b = NULL;
+    for (size_t i = 0; i < s->count; i++) {
+        const s_point_t *p = &s->points[i];
+        int64_t bucket = p->ts - p->ts % step;
+        if ((!b || b->bucket != bucket) && !(b = s_bucket_new (s, bucket)))
+            return -1;
+        s_bucket_add (b, 1, p->value, p->value, p->value, p->value, p->ts);
+    }
+    return 0;
+}
+
+//  The roll-up rows of every series (or the one metric) in [lo, hi), in
+//  buckets of step_ms.
+static int
+s_read_rollups (vw_db_t *db, s_collect_t *c, int64_t tier, int64_t lo, int64_t hi)
+{
+    const vw_telemetry_query_t *q = c->query;
+    sqlite3_stmt *list = vw_db_stmt (db, q->metric ? S_SQL_SERIES_ONE : S_SQL_SERIES_ALL);
+    if (!list)
+        return -1;
+    vw_db_bind_text (list, 1, q->agent_id);
+    if (q->metric)
+        vw_db_bind_text (list, 2, q->metric);
+    //  The series first (the list statement stays open while rows are read).
+    int64_t *sids = NULL;
+    char (*names)[65] = NULL;
+    size_t n = 0, cap = 0, capn = 0;
+    int rc;
+    while ((rc = sqlite3_step (list)) == SQLITE_ROW) {
+        if (!s_grow ((void **) &sids, &cap, n, sizeof *sids, 16) ||
+            !s_grow ((void **) &names, &capn, n, sizeof *names, 16)) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        sids[n] = sqlite3_column_int64 (list, 0);
+        snprintf (names[n], sizeof names[n], "%s", (const char *) sqlite3_column_text (list, 1));
+        n++;
+    }
+    sqlite3_reset (list);
+    for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+        sqlite3_stmt *rows = vw_db_stmt (db, tier == S_HOUR ? S_SQL_ROLLUP_1H : S_SQL_ROLLUP_1M);
+        if (!rows) {
+            rc = SQLITE_ERROR;
+            break;
+        }
+        sqlite3_bind_int64 (rows, 1, sids[i]);
+        sqlite3_bind_int64 (rows, 2, lo);
+        sqlite3_bind_int64 (rows, 3, hi);
+        s_series_t *s = NULL;
+        s_bucket_t *b = NULL;
+        while ((rc = sqlite3_step (rows)) == SQLITE_ROW) {
+            int64_t bucket = sqlite3_column_int64 (rows, 0);
+            bucket -= bucket % q->step_ms;
+            if ((!s && !(s = s_series_of (c, names[i], strlen (names[i])))) ||
+                ((!b || b->bucket != bucket) && !(b = s_bucket_new (s, bucket)))) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            s_bucket_add (b, sqlite3_column_int64 (rows, 4), sqlite3_column_double (rows, 1),
+                          sqlite3_column_double (rows, 2), sqlite3_column_double (rows, 3),
+                          sqlite3_column_double (rows, 5), sqlite3_column_int64 (rows, 6));
+        }
+        sqlite3_reset (rows);
+    }
+    free (sids);
+    free (names);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+//  A number as JSON: an integer when it is one (812, not 812.0).
+static json_t *
+s_number (double v)
+{
+    if (v == (double) (int64_t) v && v > -9007199254740992.0 && v < 9007199254740992.0)
+        return json_integer ((json_int_t) v);
+    return json_real (v);
+}
+
+static json_t *
+s_pair (int64_t ts, double v)
+{
+    json_t *pair = json_array ();
+    json_array_append_new (pair, json_integer (ts));
+    json_array_append_new (pair, s_number (v));
+    return pair;
+}
+
+static json_t *
+s_series_points (s_series_t *s, const vw_telemetry_query_t *q)
+{
+    json_t *out = json_array ();
+    if (!q->step_ms) {
+        if (s->count)
+            qsort (s->points, s->count, sizeof *s->points, s_by_ts);
+        for (size_t i = 0; i < s->count; i++)
+            json_array_append_new (out, s_pair (s->points[i].ts, s->points[i].value));
+        return out;
+    }
+    if (s->nbuckets)
+        qsort (s->buckets, s->nbuckets, sizeof *s->buckets, s_by_bucket);
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        const s_bucket_t *b = &s->buckets[i];
+        double value = q->agg == VW_AGG_MIN     ? b->min
+                       : q->agg == VW_AGG_MAX   ? b->max
+                       : q->agg == VW_AGG_SUM   ? b->sum
+                       : q->agg == VW_AGG_COUNT ? (double) b->count
+                       : q->agg == VW_AGG_LAST  ? b->last
+                                                : b->sum / (double) b->count;
+        json_array_append_new (out, s_pair (b->bucket, value));
+    }
+    return out;
+}
+
+void
+vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result)
+{
+    int64_t tid = 0;
+    int found = vw_telemetry_rows_tid (db, query->agent_id, false, &tid);
+    if (found == 0) {
+        //  An agent that never sent telemetry has none; an unknown one is 404.
+        sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_AGENT);
+        int rc = SQLITE_ERROR;
+        if (stmt) {
+            vw_db_bind_text (stmt, 1, query->agent_id);
+            rc = sqlite3_step (stmt);
+            sqlite3_reset (stmt);
+        }
+        found = rc == SQLITE_ROW ? 2 : rc == SQLITE_DONE ? 0 : -1;
+    }
+    if (found == 0) {
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", query->agent_id);
+        return;
+    }
+    //  Which buckets the roll-ups answer: those wholly inside [from, to).
+    int64_t step = query->step_ms, tier = 0, inner_lo = 0, inner_hi = 0;
+    if (step && step % S_HOUR == 0)
+        tier = S_HOUR;
+    else if (step && step % S_MINUTE == 0)
+        tier = S_MINUTE;
+    if (tier) {
+        inner_lo = (query->from + step - 1) / step * step;
+        inner_hi = query->to / step * step;
+        if (inner_lo >= inner_hi)
+            tier = 0;
+    }
+    s_collect_t c = {query, 0, 0, json_object (), NULL, 0, 0, 0, 0, false, false};
+    int rc = found < 0 ? -1 : 0;
+    if (rc == 0 && found == 1) {
+        if (tier)
+            rc = s_read_raw (db, tid, &c, query->from, inner_lo) ||
+                 s_read_raw (db, tid, &c, inner_hi, query->to);
+        else
+            rc = s_read_raw (db, tid, &c, query->from, query->to);
+    }
+    if (rc == 0 && !c.too_many && !c.failed && step)
+        for (size_t i = 0; i < c.count && rc == 0; i++)
+            rc = s_bucketize (&c.series[i], step);
+    if (rc == 0 && !c.too_many && !c.failed && tier && found == 1)
+        rc = s_read_rollups (db, &c, tier, inner_lo, inner_hi);
+    if (c.too_many)
+        vw_result_fail (result, 400, "too_many_points",
+                        "the range holds more than %lld points; narrow it (from, to, metric) or "
+                        "ask for buckets (step_ms)",
+                        (long long) query->max_points);
+    else if (c.failed || rc)
+        vw_result_fail (result, 500, "database_error", "database error: %s",
+                        c.failed ? "out of memory" : sqlite3_errmsg (vw_db_handle (db)));
+    else {
+        if (c.count)
+            qsort (c.series, c.count, sizeof *c.series, s_by_name);
+        json_t *series = json_array ();
+        for (size_t i = 0; i < c.count; i++)
+            json_array_append_new (series,
+                                   json_pack ("{s:s, s:o}", "metric", c.series[i].name, "points",
+                                              s_series_points (&c.series[i], query)));
+        vw_result_ok (result, 200,
+                      json_pack ("{s:s, s:o}", "agent_id", query->agent_id, "series", series));
+    }
+    for (size_t i = 0; i < c.count; i++) {
+        free (c.series[i].points);
+        free (c.series[i].buckets);
+    }
+    free (c.series);
+    json_decref (c.index);
+}
