@@ -8,6 +8,7 @@
 typedef struct s_frame_t {
     struct s_frame_t *prev, *next;
     int64_t seq;
+    int64_t stamp;
     size_t size;
     unsigned char data[];
 } s_frame_t;
@@ -65,6 +66,7 @@ vw_unacked_add (vw_unacked_t *self, int64_t seq, const void *data, size_t size)
         self->dropped++;
     }
     frame->seq = seq;
+    frame->stamp = 0;
     frame->size = size;
     memcpy (frame->data, data, size);
     frame->next = NULL;
@@ -79,10 +81,12 @@ vw_unacked_add (vw_unacked_t *self, int64_t seq, const void *data, size_t size)
 }
 
 bool
-vw_unacked_remove (vw_unacked_t *self, int64_t seq)
+vw_unacked_remove (vw_unacked_t *self, int64_t seq, int64_t *stamp)
 {
     for (s_frame_t *frame = self->head; frame; frame = frame->next)
         if (frame->seq == seq) {
+            if (stamp)
+                *stamp = frame->stamp;
             s_unlink (self, frame);
             return true;
         }
@@ -93,7 +97,7 @@ int
 vw_unacked_each (vw_unacked_t *self, vw_unacked_fn *fn, void *arg)
 {
     for (s_frame_t *frame = self->head; frame; frame = frame->next) {
-        int rc = fn (arg, frame->seq, frame->data, frame->size);
+        int rc = fn (arg, frame->seq, frame->data, frame->size, &frame->stamp);
         if (rc)
             return rc;
     }

@@ -23,11 +23,13 @@ void vw_unacked_destroy (vw_unacked_t **self_p);
 //  is reached the oldest frame goes first (vw_unacked_dropped counts them).
 int vw_unacked_add (vw_unacked_t *self, int64_t seq, const void *data, size_t size);
 
-//  Forgets the frame with this seq: true if it was here.
-bool vw_unacked_remove (vw_unacked_t *self, int64_t seq);
+//  Forgets the frame with this seq: true if it was here. *stamp (when not
+//  NULL) gets the frame's stamp.
+bool vw_unacked_remove (vw_unacked_t *self, int64_t seq, int64_t *stamp);
 
 //  Calls fn for every frame, oldest first; stops at a non-zero return.
-typedef int (vw_unacked_fn) (void *arg, int64_t seq, const void *data, size_t size);
+//  *stamp is the frame's to keep (0 when added), e.g. when it was sent.
+typedef int (vw_unacked_fn) (void *arg, int64_t seq, const void *data, size_t size, int64_t *stamp);
 int vw_unacked_each (vw_unacked_t *self, vw_unacked_fn *fn, void *arg);
 
 size_t vw_unacked_size (vw_unacked_t *self);

@@ -208,6 +208,7 @@ struct s_app_t {
     uint32_t tm_slices;  //  the agents take points in this many slices of the interval
     uint64_t tm_tick;
     uint64_t tm_frames, tm_acked, tm_refused, tm_values;
+    uint32_t *tm_latency;  //  acks of the current summary interval by ms after the send
     s_bucket_t *buckets[S_BUCKETS];
     int64_t slot_ms;
     vw_runner_t *runner;
@@ -576,7 +577,8 @@ s_agent_writeable (s_agent_t *agent)
 //  sent again on the next session. Simulated agents take their points in
 //  slices spread over the interval, as a real fleet's arrive.
 
-#define S_TM_QUEUE_LOW (S_QUEUE_MAX / 2)  //  unacked frames go out while the queue is below this
+#define S_TM_QUEUE_LOW   (S_QUEUE_MAX / 2)  //  unacked frames go out while the queue is below this
+#define S_TM_LATENCY_MAX 10000  //  ack latencies counted to the ms up to this (the rest: over)
 
 typedef struct s_tm_t {
     vw_unacked_t *unacked;
@@ -732,7 +734,7 @@ s_tm_host_metrics (void)
 }
 
 static int
-s_tm_send_one (void *arg, int64_t seq, const void *data, size_t size)
+s_tm_send_one (void *arg, int64_t seq, const void *data, size_t size, int64_t *stamp)
 {
     s_agent_t *agent = (s_agent_t *) arg;
     if (seq <= agent->tm->sent_upto)
@@ -743,6 +745,7 @@ s_tm_send_one (void *arg, int64_t seq, const void *data, size_t size)
         return 1;
     agent->tm->sent_upto = seq;
     agent->app->tm_frames++;
+    *stamp = vw_clock_mono_ms ();  //  the latest send: ack latency counts from it
     return 0;
 }
 
@@ -793,8 +796,30 @@ s_tm_sample (s_agent_t *agent)
 static void
 s_tm_on_ack (s_agent_t *agent, int64_t seq)
 {
-    if (agent->tm && vw_unacked_remove (agent->tm->unacked, seq))
-        agent->app->tm_acked++;
+    s_app_t *app = agent->app;
+    int64_t sent = 0;
+    if (!agent->tm || !vw_unacked_remove (agent->tm->unacked, seq, &sent))
+        return;
+    app->tm_acked++;
+    int64_t ms = sent ? vw_clock_mono_ms () - sent : 0;
+    if (app->tm_latency)
+        app->tm_latency[ms < 0 ? 0 : ms > S_TM_LATENCY_MAX ? S_TM_LATENCY_MAX : ms]++;
+}
+
+//  The ack latency of this interval at fraction q (0..1), in ms; -1 with no acks.
+static int64_t
+s_tm_latency_at (const s_app_t *app, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; app->tm_latency && i <= S_TM_LATENCY_MAX; i++)
+        total += app->tm_latency[i];
+    if (!total)
+        return -1;
+    uint64_t want = (uint64_t) (q * (double) total);
+    for (int i = 0; i <= S_TM_LATENCY_MAX; i++)
+        if ((seen += app->tm_latency[i]) > want)
+            return i;
+    return S_TM_LATENCY_MAX;
 }
 
 static void
@@ -812,7 +837,7 @@ s_tm_on_error (s_agent_t *agent, const vw_wire_msg_t *msg)
         return;
     }
     //  Refused for good (a point the backend will never take): dropped.
-    if (vw_unacked_remove (tm->unacked, msg->seq))
+    if (vw_unacked_remove (tm->unacked, msg->seq, NULL))
         agent->app->tm_refused++;
     vw_warn ("agent", "%s: telemetry seq %lld refused: %s: %s", agent->id, (long long) msg->seq,
              msg->code, msg->message ? msg->message : "");
@@ -851,6 +876,7 @@ s_app_tm_start (s_app_t *app)
     if (slices > (int64_t) app->count)
         slices = app->count;
     app->tm_slices = slices > 0 ? (uint32_t) slices : 1;
+    app->tm_latency = (uint32_t *) calloc (S_TM_LATENCY_MAX + 1, sizeof (uint32_t));
     double period = (double) app->opt.telemetry_ms / 1000.0 / app->tm_slices;
     ev_init (&app->timer_tm, s_app_on_tm_tick);
     app->timer_tm.data = app;
@@ -1870,7 +1896,8 @@ s_app_on_summary (struct ev_loop *loop, ev_timer *timer, int revents)
     vw_info ("agent",
              "agents %u: idle %u, connecting %u, online %u, backoff %u, stopped %u; frames "
              "sent %llu (+%llu), received %llu (+%llu); connects %llu, disconnects %llu; "
-             "telemetry values %llu, frames sent %llu, acked %llu, refused %llu",
+             "telemetry values %llu, frames sent %llu, acked %llu, refused %llu, ack p50 %lld "
+             "ms p99 %lld ms",
              app->count, app->states[S_IDLE], app->states[S_CONNECTING] + app->states[S_HANDSHAKE],
              app->states[S_ONLINE], app->states[S_BACKOFF], app->states[S_STOPPED],
              (unsigned long long) app->sent, (unsigned long long) (app->sent - app->last_sent),
@@ -1878,7 +1905,10 @@ s_app_on_summary (struct ev_loop *loop, ev_timer *timer, int revents)
              (unsigned long long) (app->received - app->last_received),
              (unsigned long long) app->connects, (unsigned long long) app->disconnects,
              (unsigned long long) app->tm_values, (unsigned long long) app->tm_frames,
-             (unsigned long long) app->tm_acked, (unsigned long long) app->tm_refused);
+             (unsigned long long) app->tm_acked, (unsigned long long) app->tm_refused,
+             (long long) s_tm_latency_at (app, 0.5), (long long) s_tm_latency_at (app, 0.99));
+    if (app->tm_latency)
+        memset (app->tm_latency, 0, (S_TM_LATENCY_MAX + 1) * sizeof (uint32_t));
     app->last_sent = app->sent;
     app->last_received = app->received;
     s_timer_start (app, &app->timer_summary, S_SUMMARY_MS);
@@ -2921,6 +2951,7 @@ s_app_destroy (s_app_t *app)
         free (*arg);
     free (app->service_argv);
     free (app->runs);
+    free (app->tm_latency);
     vw_log_set_tee (NULL, NULL);
     vw_logring_destroy (&app->logs);
     sodium_memzero (app->sign_key, sizeof app->sign_key);

@@ -15,8 +15,9 @@ typedef struct {
 } s_seen_t;
 
 static int
-s_each (void *arg, int64_t seq, const void *data, size_t size)
+s_each (void *arg, int64_t seq, const void *data, size_t size, int64_t *stamp)
 {
+    *stamp = seq * 100;
     s_seen_t *seen = (s_seen_t *) arg;
     char text[32];
     snprintf (text, sizeof text, "frame %lld", (long long) seq);
@@ -47,17 +48,25 @@ test_order_ack_and_bound (void **state)
     s_add (u, 13);
     assert_int_equal (vw_unacked_size (u), 3);
     assert_int_equal (vw_unacked_dropped (u), 1);
-    assert_false (vw_unacked_remove (u, 10));
+    assert_false (vw_unacked_remove (u, 10, NULL));
     //  An ack out of order, then in order.
-    assert_true (vw_unacked_remove (u, 12));
-    assert_true (vw_unacked_remove (u, 11));
-    assert_false (vw_unacked_remove (u, 11));
-    s_add (u, 14);
+    assert_true (vw_unacked_remove (u, 12, NULL));
+    assert_true (vw_unacked_remove (u, 11, NULL));
+    assert_false (vw_unacked_remove (u, 11, NULL));
     s_seen_t seen = {{0}, 0};
+    assert_int_equal (vw_unacked_each (u, s_each, &seen), 0);
+    s_add (u, 14);
+    seen.count = 0;
     assert_int_equal (vw_unacked_each (u, s_each, &seen), 0);
     assert_int_equal (seen.count, 2);
     assert_int_equal (seen.seqs[0], 13);
     assert_int_equal (seen.seqs[1], 14);
+    int64_t stamp = 0;
+    assert_true (vw_unacked_remove (u, 14, &stamp));
+    assert_int_equal (stamp, 1400);
+    s_add (u, 15);
+    assert_true (vw_unacked_remove (u, 15, &stamp));
+    assert_int_equal (stamp, 0);  //  never handed to fn
     vw_unacked_destroy (&u);
     assert_null (u);
     vw_unacked_destroy (&u);
