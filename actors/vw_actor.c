@@ -270,6 +270,24 @@ vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p)
     return vw_actor_send (self, request->peer, reply_p);
 }
 
+bool
+vw_actor_wants_prometheus (const vw_msg_t *stats_query)
+{
+    const char *format = stats_query->stats_query.format;
+    return format && strcmp (format, "prometheus") == 0;
+}
+
+void
+vw_actor_reply_metrics (vw_actor_t *self, const vw_msg_t *request, vw_prom_t *prom)
+{
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_metrics_text);
+    if (!prom->failed && prom->data)
+        vw_msg_set_str (&reply->metrics_text.text, prom->data);
+    vw_prom_free (prom);
+    if (vw_actor_reply (self, request, &reply))
+        vw_msg_destroy (&reply);
+}
+
 void
 vw_actor_publish (vw_actor_t *self, const char *topic, const char *json)
 {

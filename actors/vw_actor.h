@@ -30,6 +30,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 
+#include "vw_metrics.h"
 #include "vw_msg.h"
 #include "vw_timers.h"
 
@@ -90,6 +91,11 @@ void vw_actor_flush_sends (vw_actor_t *self);
 uint64_t vw_actor_send_failures (vw_actor_t *self);
 //  Sends a reply to `request`'s sender with `request`'s rid.
 int vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p);
+//  Whether a stats_query asks for Prometheus families (GET /metrics)
+//  rather than JSON figures (GET /statistics).
+bool vw_actor_wants_prometheus (const vw_msg_t *stats_query);
+//  Answers such a stats_query with the families written into *prom (freed).
+void vw_actor_reply_metrics (vw_actor_t *self, const vw_msg_t *request, vw_prom_t *prom);
 //  A fresh request id (never 0), unique within this actor.
 uint64_t vw_actor_next_rid (vw_actor_t *self);
 vw_timers_t *vw_actor_timers (vw_actor_t *self);

@@ -246,11 +246,27 @@ s_destroy (void **state_p)
 }
 
 static void
+s_on_metrics (self_t *self, vw_msg_t *msg)
+{
+    vw_prom_t p = {0};
+    vw_prom_one (&p, "viworks_command_deliveries_total", "counter",
+                 "Command attempts the executor sent to an agent's session.", (double) self->sent);
+    vw_prom_one (&p, "viworks_command_cancels_sent_total", "counter",
+                 "Cancels sent to agents (operator cancels and timeouts).", (double) self->aborted);
+    vw_prom_one (&p, "viworks_command_late_results_total", "counter",
+                 "Agent results that came after their attempt had ended.", (double) self->late);
+    vw_prom_one (&p, "viworks_command_deliveries_in_flight", "gauge",
+                 "Attempts sent and not answered yet.", (double) zhashx_size (self->flights));
+    vw_actor_reply_metrics (self->actor, msg, &p);
+}
+
+static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
     self_t *self = (self_t *) state;
     vw_msg_t *msg = *msg_p;
     switch (msg->id) {
+        case VW_MSG_ID_stats_query: s_on_metrics (self, msg); break;  //  prometheus only
         case VW_MSG_ID_command_dispatch: s_on_dispatch (self, msg); break;
         case VW_MSG_ID_command_event: s_on_event (self, msg); break;
         case VW_MSG_ID_command_abort: s_on_abort (self, msg); break;

@@ -88,6 +88,7 @@ typedef struct {
     zhashx_t *seen;
     uint64_t seen_timer;
     uint64_t connects, disconnects, rejects, seen_batches;
+    uint64_t rejects_unauthorized;  //  of rejects: closed 4401 (the rest: 1013, try later)
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -214,6 +215,8 @@ static void
 s_reject (self_t *self, s_hello_t *hello, int close_code, const char *code, const char *message)
 {
     self->rejects++;
+    if (close_code == 4401)
+        self->rejects_unauthorized++;
     vw_info ("registry", "hello from '%s' at %s refused: %s", hello->agent_id,
              hello->peer ? hello->peer : "?", message);
     vw_msg_t *reject = vw_msg_new (VW_MSG_ID_session_reject);
@@ -947,6 +950,29 @@ s_stop (void *state, vw_actor_t *actor)
         s_on_seen_due (self, 0);
 }
 
+//  GET /metrics: sessions (the store counts agents by status).
+static void
+s_on_metrics (self_t *self, vw_msg_t *msg)
+{
+    vw_prom_t p = {0};
+    vw_prom_one (&p, "viworks_agent_connects_total", "counter",
+                 "Agent sessions welcomed (hello accepted).", (double) self->connects);
+    vw_prom_one (&p, "viworks_agent_disconnects_total", "counter", "Agent sessions that ended.",
+                 (double) self->disconnects);
+    vw_prom_family (&p, "viworks_agent_hellos_refused_total", "counter",
+                    "Agent hellos the registry refused, by reason (unauthorized: closed 4401; "
+                    "unavailable: closed 1013, credentials not checkable then).");
+    vw_prom_sample (&p, "viworks_agent_hellos_refused_total", "reason", "unauthorized",
+                    (double) self->rejects_unauthorized);
+    vw_prom_sample (&p, "viworks_agent_hellos_refused_total", "reason", "unavailable",
+                    (double) (self->rejects - self->rejects_unauthorized));
+    vw_prom_one (&p, "viworks_agents_in_memory", "gauge",
+                 "Agents the registry holds in memory (online, or offline less than "
+                 "registry.stale_after).",
+                 (double) zhashx_size (self->agents));
+    vw_actor_reply_metrics (self->actor, msg, &p);
+}
+
 static void
 s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
 {
@@ -963,6 +989,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_agent_revoke:
         case VW_MSG_ID_agent_maintenance:
         case VW_MSG_ID_agent_disconnect: s_on_operator_request (self, msg); break;
+        case VW_MSG_ID_stats_query: s_on_metrics (self, msg); break;  //  prometheus only
         default:
             vw_warn ("registry", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);

@@ -141,6 +141,7 @@ struct self_t {
     size_t done;      //  records DONE, waiting for their end to be stored
     size_t unstored;  //  records whose last write failed, waiting to be written again
     uint64_t completed, failed, retried, expired, cancelled, timeouts, save_failures;
+    vw_histo_t latency;  //  submit (or recovery) -> the command's end, completed or failed
     //  The last S_RING finished commands: when, submit -> finish latency, ok.
     struct {
         int64_t at_ms;
@@ -457,6 +458,7 @@ s_end (self_t *self, s_cmd_t *cmd, const char *state, const char *reason, const 
         self->ring_next = (self->ring_next + 1) % S_RING;
         if (self->ring_used < S_RING)
             self->ring_used++;
+        vw_histo_observe_ms (&self->latency, (double) (now - cmd->created_mono));
     }
     if (streq (state, "completed"))
         self->completed++;
@@ -1264,6 +1266,37 @@ s_compare_i64 (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+//  GET /metrics: the queue and how commands ended (the store counts rows
+//  by state).
+static void
+s_on_metrics (self_t *self, vw_msg_t *msg)
+{
+    vw_prom_t p = {0};
+    vw_prom_family (&p, "viworks_commands_ended_total", "counter",
+                    "Commands that ended since the start, by how (expired and timed-out ones "
+                    "are failed; see viworks_command_timeouts_total).");
+    const char *ends[] = {"completed", "failed", "expired", "cancelled"};
+    uint64_t counts[] = {self->completed, self->failed, self->expired, self->cancelled};
+    for (int i = 0; i < 4; i++)
+        vw_prom_sample (&p, "viworks_commands_ended_total", "how", ends[i], (double) counts[i]);
+    vw_prom_one (&p, "viworks_command_retries_total", "counter",
+                 "Failed attempts queued again after their backoff.", (double) self->retried);
+    vw_prom_one (&p, "viworks_command_timeouts_total", "counter",
+                 "Attempts that got no result within timeout_ms.", (double) self->timeouts);
+    vw_prom_family (&p, "viworks_command_queue_depth", "gauge",
+                    "Commands waiting for a slot, by priority.");
+    const char *priorities[] = {"high", "normal", "low"};
+    for (int i = 0; i < 3; i++)
+        vw_prom_sample (&p, "viworks_command_queue_depth", "priority", priorities[i],
+                        (double) vw_cmdqueue_pending_priority (self->queue, i));
+    vw_prom_one (&p, "viworks_commands_in_flight", "gauge", "Commands executing on an agent.",
+                 (double) vw_cmdqueue_inflight (self->queue));
+    vw_prom_histo (&p, "viworks_command_duration_seconds",
+                   "From submit to the command's end (completed, or failed for good).",
+                   &self->latency);
+    vw_actor_reply_metrics (self->actor, msg, &p);
+}
+
 static void
 s_on_stats (self_t *self, vw_msg_t *msg)
 {
@@ -1375,7 +1408,12 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_outcome: s_on_outcome (self, msg_p); break;
         case VW_MSG_ID_command_cancel: s_on_cancel (self, msg); break;
         case VW_MSG_ID_agent_presence: s_on_presence (self, msg); break;
-        case VW_MSG_ID_stats_query: s_on_stats (self, msg); break;
+        case VW_MSG_ID_stats_query:
+            if (vw_actor_wants_prometheus (msg))
+                s_on_metrics (self, msg);
+            else
+                s_on_stats (self, msg);
+            break;
         case VW_MSG_ID_command_inserted: s_on_late_inserted (self, msg); break;
         case VW_MSG_ID_reply:
             //  A write's answer that came after its deadline: the write was

@@ -47,6 +47,7 @@ typedef struct {
     zlistx_t *deferred;              //  replies waiting for the commit (vw_msg_t *)
     uint64_t commits;
     uint64_t commit_failures;
+    vw_histo_t commit_latency;  //  the pass's roll-ups and COMMIT
     //  A run of failed commits (a full or read-only disk fails every one):
     //  logged when it starts, then at most every S_FAILURE_LOG_MS with the
     //  count of those not logged, and once when writes land again.
@@ -428,6 +429,37 @@ s_begin (self_t *self, const vw_msg_t *request, vw_result_t *result)
     return false;
 }
 
+//  GET /metrics: commits, and the database's agents and commands by state.
+static void
+s_on_metrics (self_t *self, vw_msg_t *msg)
+{
+    vw_prom_t p = {0};
+    vw_prom_one (&p, "viworks_store_commits_total", "counter",
+                 "Transactions committed (one per store pass with writes).",
+                 (double) self->commits);
+    vw_prom_one (&p, "viworks_store_commit_failures_total", "counter",
+                 "Transactions that did not commit (their writes answered 503).",
+                 (double) self->commit_failures);
+    vw_prom_histo (&p, "viworks_store_commit_seconds",
+                   "Time to commit a pass's transaction (telemetry roll-ups included).",
+                   &self->commit_latency);
+    json_t *counts = vw_command_rows_counts (self->db);
+    const char *names[] = {"viworks_agents", "viworks_commands"};
+    const char *keys[] = {"agents", "commands"};
+    const char *labels[] = {"status", "state"};
+    const char *helps[] = {"Registered agents by status (the database's count).",
+                           "Commands in the database by state."};
+    for (int i = 0; i < 2; i++) {
+        vw_prom_family (&p, names[i], "gauge", helps[i]);
+        const char *key;
+        json_t *value;
+        json_object_foreach (json_object_get (counts, keys[i]), key, value)
+            vw_prom_sample (&p, names[i], labels[i], key, (double) json_integer_value (value));
+    }
+    json_decref (counts);
+    vw_actor_reply_metrics (self->actor, msg, &p);
+}
+
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
@@ -636,6 +668,10 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_update: s_on_command_update (self, msg_p); break;
         case VW_MSG_ID_commands_load: s_on_commands_load (self, msg); break;
         case VW_MSG_ID_stats_query:
+            if (vw_actor_wants_prometheus (msg)) {
+                s_on_metrics (self, msg);
+                break;
+            }
             vw_result_ok (&result, 200, vw_command_rows_counts (self->db));
             s_answer (self, msg, &result);
             break;
@@ -782,8 +818,10 @@ s_flush (void *state, vw_actor_t *actor)
     if (vw_db_in_tx (self->db)) {
         //  The pass's roll-ups join its transaction; if they cannot, the
         //  commit fails (the frames must not land without them).
+        int64_t t0 = vw_clock_mono_us ();
         vw_telemetry_rows_flush (self->telemetry);
         ok = vw_db_commit (self->db) == 0;
+        vw_histo_observe_ms (&self->commit_latency, (double) (vw_clock_mono_us () - t0) / 1000.0);
         if (!ok)
             vw_telemetry_rows_forget (self->telemetry);
         if (ok)

@@ -14,6 +14,7 @@
 #include "vw_actors.h"
 #include "vw_clock.h"
 #include "vw_log.h"
+#include "vw_metrics.h"
 #include "vw_pending.h"
 #include "vw_points.h"
 
@@ -23,6 +24,7 @@
 #define S_EXPIRE_MS        1000  //  a retention step every second while nothing is due
 #define S_EXPIRE_SOON_MS   20    //  the next one soon while a step left some
 #define S_EXPIRE_BUDGET    2000  //  frames per step: a few ms of the store's time
+#define S_RATE_SLOTS       10    //  seconds over which /statistics gives rates
 
 typedef struct {
     const vw_config_t *config;
@@ -32,8 +34,15 @@ typedef struct {
     uint64_t values;      //  in those frames
     uint64_t stored;      //  frames written
     uint64_t duplicates;  //  frames whose seq was stored already
-    uint64_t refused;     //  frames the store did not take
-    bool stopping;        //  destroying: answers that end now go nowhere
+    uint64_t refused;     //  frames not stored (invalid, or the store did not take them)
+    uint64_t values_stored, points_stored;
+    vw_histo_t ack_latency;  //  frame in -> its ack decided (the commit), ms
+    //  Values and points stored per second, the last S_RATE_SLOTS seconds.
+    struct {
+        int64_t second;
+        uint64_t values, points;
+    } rate[S_RATE_SLOTS];
+    bool stopping;  //  destroying: answers that end now go nowhere
     uint64_t expire_timer;
     uint64_t expired;  //  rows retention removed
 } self_t;
@@ -45,7 +54,24 @@ typedef struct {
     char edge[VW_ADDR_MAX];
     int64_t conn;
     int64_t seq;
+    int64_t in_ms;  //  when it came in (monotonic)
+    uint64_t values, points;
 } s_frame_t;
+
+static void
+s_count_stored (self_t *self, const s_frame_t *frame)
+{
+    int64_t second = vw_clock_mono_ms () / 1000;
+    int slot = (int) (second % S_RATE_SLOTS);
+    if (self->rate[slot].second != second) {
+        self->rate[slot].second = second;
+        self->rate[slot].values = self->rate[slot].points = 0;
+    }
+    self->rate[slot].values += frame->values;
+    self->rate[slot].points += frame->points;
+    self->values_stored += frame->values;
+    self->points_stored += frame->points;
+}
 
 static void
 s_acked (self_t *self, s_frame_t *frame, bool stored, const char *code, const char *message)
@@ -70,9 +96,12 @@ s_on_written (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
         return;
     }
     int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    vw_histo_observe_ms (&self->ack_latency, (double) (vw_clock_mono_ms () - frame->in_ms));
     if (status == 201 || status == 200) {
-        if (status == 201)
+        if (status == 201) {
             self->stored++;
+            s_count_stored (self, frame);
+        }
         else
             self->duplicates++;
         s_acked (self, frame, true, NULL, NULL);
@@ -104,6 +133,7 @@ s_on_frame (self_t *self, vw_msg_t *msg)
     snprintf (frame->edge, sizeof frame->edge, "%s", msg->peer);
     frame->conn = in->conn;
     frame->seq = in->seq;
+    frame->in_ms = vw_clock_mono_ms ();
     self->frames++;
     if (!in->agent_id || vw_points_walk (in->points.data, in->points.size, NULL, NULL, &info)) {
         self->refused++;
@@ -112,6 +142,8 @@ s_on_frame (self_t *self, vw_msg_t *msg)
         return;
     }
     self->values += info.values;
+    frame->values = info.values;
+    frame->points = info.points;
     vw_msg_t *write = vw_msg_new (VW_MSG_ID_telemetry_write);
     vw_msg_set_str (&write->telemetry_write.agent_id, in->agent_id);
     write->telemetry_write.seq = in->seq;
@@ -169,6 +201,68 @@ s_expire_later (self_t *self, int64_t ms)
     self->expire_timer = vw_timers_add (vw_actor_timers (self->actor), ms, s_on_expire_due, self);
 }
 
+//  --------------------------------------------------------------------------
+//  Figures: GET /statistics and GET /metrics
+
+static void
+s_on_stats (self_t *self, vw_msg_t *msg)
+{
+    //  The rate over the last whole seconds (the current one is still filling).
+    int64_t now = vw_clock_mono_ms () / 1000;
+    uint64_t values = 0, points = 0;
+    for (int i = 0; i < S_RATE_SLOTS; i++)
+        if (self->rate[i].second < now && self->rate[i].second >= now - (S_RATE_SLOTS - 1)) {
+            values += self->rate[i].values;
+            points += self->rate[i].points;
+        }
+    double span = S_RATE_SLOTS - 1;
+    double p50 = vw_histo_quantile_ms (&self->ack_latency, 0.5);
+    double p99 = vw_histo_quantile_ms (&self->ack_latency, 0.99);
+    json_t *body = json_pack (
+        "{s:{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}}", "telemetry", "points_per_s",
+        (double) points / span, "values_per_s", (double) values / span, "frames_received",
+        (json_int_t) self->frames, "frames_stored", (json_int_t) self->stored, "duplicates",
+        (json_int_t) self->duplicates, "refused", (json_int_t) self->refused, "values_stored",
+        (json_int_t) self->values_stored, "points_stored", (json_int_t) self->points_stored,
+        "ack_p50_ms", p50 < 0 ? json_null () : json_real (p50), "ack_p99_ms",
+        p99 < 0 ? json_null () : json_real (p99), "rows_expired", (json_int_t) self->expired);
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->reply.status = 200;
+    reply->reply.json = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    if (vw_actor_reply (self->actor, msg, &reply))
+        vw_msg_destroy (&reply);
+}
+
+static void
+s_on_metrics (self_t *self, vw_msg_t *msg)
+{
+    vw_prom_t p = {0};
+    vw_prom_one (&p, "viworks_telemetry_frames_received_total", "counter",
+                 "Telemetry frames received from agents (valid ones).", (double) self->frames);
+    vw_prom_one (&p, "viworks_telemetry_frames_stored_total", "counter",
+                 "Telemetry frames stored (acked after their commit).", (double) self->stored);
+    vw_prom_one (&p, "viworks_telemetry_frames_duplicate_total", "counter",
+                 "Telemetry frames whose seq was stored before (acked, not stored again).",
+                 (double) self->duplicates);
+    vw_prom_one (&p, "viworks_telemetry_frames_refused_total", "counter",
+                 "Telemetry frames not stored (the agent sends them again).",
+                 (double) self->refused);
+    vw_prom_one (&p, "viworks_telemetry_values_stored_total", "counter", "Metric values stored.",
+                 (double) self->values_stored);
+    vw_prom_one (&p, "viworks_telemetry_points_stored_total", "counter",
+                 "Telemetry points (timestamps with their metrics) stored.",
+                 (double) self->points_stored);
+    vw_prom_one (&p, "viworks_telemetry_rows_expired_total", "counter",
+                 "Telemetry rows (frames and roll-up buckets) removed by retention.",
+                 (double) self->expired);
+    vw_prom_histo (&p, "viworks_telemetry_ack_seconds",
+                   "From a telemetry frame's arrival at the telemetry actor to its ack (the "
+                   "commit).",
+                   &self->ack_latency);
+    vw_actor_reply_metrics (self->actor, msg, &p);
+}
+
 static void *
 s_create (vw_actor_t *actor, void *args)
 {
@@ -203,6 +297,10 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         return;
     if (msg->id == VW_MSG_ID_telemetry_frame)
         s_on_frame (self, msg);
+    else if (msg->id == VW_MSG_ID_stats_query && vw_actor_wants_prometheus (msg))
+        s_on_metrics (self, msg);
+    else if (msg->id == VW_MSG_ID_stats_query)
+        s_on_stats (self, msg);
     else
         vw_warn ("telemetry", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                  msg->peer);

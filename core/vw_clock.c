@@ -29,6 +29,14 @@ vw_clock_mono_ms (void)
     return s_read (CLOCK_MONOTONIC);
 }
 
+int64_t
+vw_clock_mono_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void
 vw_clock_set_fake (const int64_t *fake)
 {

@@ -69,6 +69,7 @@ typedef struct {
     int rl_hello_rate;        //  ratelimit.hello_rate    50/s agent connections per address
     int rl_hello_burst;       //  ratelimit.hello_burst   200
     int64_t token_ttl_ms;     //  auth.token_ttl    --token-ttl         1h (duration, 1m..30d)
+    bool http_metrics_auth;   //  http.metrics_auth     false (GET /metrics open)
     int64_t telemetry_retention_ms;     //  telemetry.retention   7d (raw points; older refused)
     int64_t telemetry_retention_1m_ms;  //  telemetry.retention_1m  90d
     int64_t telemetry_retention_1h_ms;  //  telemetry.retention_1h  730d

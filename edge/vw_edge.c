@@ -471,6 +471,13 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                 return;
             break;
         case VW_MSG_ID_token_table: vw_edge_on_token_table (self, *msg_p); return;
+        case VW_MSG_ID_stats_query: {  //  prometheus only
+            vw_prom_t p = {0};
+            if (self->ws_vhost)
+                vw_ws_metrics (self, &p);
+            vw_actor_reply_metrics (self->actor, *msg_p, &p);
+            return;
+        }
         default: break;
     }
     vw_warn ("edge", "unexpected '%s' from '%s' ignored", vw_msg_name ((*msg_p)->id),

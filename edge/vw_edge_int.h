@@ -120,5 +120,7 @@ void vw_ws_close_all (vw_edge_t *self);
 bool vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg);
 //  The agent side's counters, for the edge's pong detail.
 void vw_ws_health (vw_edge_t *self, char *detail, size_t len);
+//  The agent side's families for GET /metrics.
+void vw_ws_metrics (vw_edge_t *self, vw_prom_t *p);
 
 #endif

@@ -88,7 +88,8 @@ s_reset (vw_http_session_t *session)
 
 static void s_arm (vw_http_session_t *session, int64_t ms);
 
-static void s_respond_json_text (vw_http_session_t *session, int status, const char *text);
+static void s_respond_text (vw_http_session_t *session, int status, const char *type,
+                            const char *text);
 
 //  Queues an answer: status line, fields and body (a JSON value, consumed).
 void
@@ -96,15 +97,21 @@ vw_http_respond (vw_http_session_t *session, int status, json_t *body)
 {
     char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref (body);
-    s_respond_json_text (session, status, text);
+    s_respond_text (session, status, "application/json", text);
     free (text);
+}
+
+void
+vw_http_respond_text (vw_http_session_t *session, int status, const char *type, const char *text)
+{
+    s_respond_text (session, status, type, text);
 }
 
 //  The same with the body already serialized (JSON text, or NULL for none):
 //  what another actor answered goes out as it came, not parsed and dumped
 //  again.
 static void
-s_respond_json_text (vw_http_session_t *session, int status, const char *text)
+s_respond_text (vw_http_session_t *session, int status, const char *type, const char *text)
 {
     size_t len = text ? strlen (text) : 0;
     vw_edge_t *edge = vw_edge_from_wsi (session->wsi);
@@ -117,7 +124,7 @@ s_respond_json_text (vw_http_session_t *session, int status, const char *text)
     int n = snprintf (head, sizeof head, "HTTP/1.1 %d %s\r\n", status, vw_httpreq_reason (status));
     if (status != 204)
         n += snprintf (head + n, sizeof head - (size_t) n,
-                       "content-type: application/json\r\ncontent-length: %zu\r\n", len);
+                       "content-type: %s\r\ncontent-length: %zu\r\n", type, len);
     n += snprintf (head + n, sizeof head - (size_t) n, "cache-control: no-store\r\n%s",
                    session->close_after ? "connection: close\r\n" : "");
     if (*session->allow)
@@ -176,7 +183,7 @@ vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply)
     if (r->code)
         vw_http_error (session, (int) r->status, r->code, "%s", r->message ? r->message : r->code);
     else
-        s_respond_json_text (session, (int) r->status, r->json);
+        s_respond_text (session, (int) r->status, "application/json", r->json);
 }
 
 json_t *
@@ -302,6 +309,7 @@ vw_http_query (vw_edge_t *edge, vw_http_session_t *session, const char *to, vw_h
 
 static const s_route_t s_routes[] = {
     {LWSHUMETH_GET, "/health", VW_HTTP_ANYONE, false, vw_http_get_health},
+    {LWSHUMETH_GET, "/metrics", VW_HTTP_ANYONE, false, vw_http_get_metrics},
     {LWSHUMETH_POST, "/auth/token", VW_HTTP_ANYONE, true, vw_http_post_token},
     {LWSHUMETH_GET, "/agents", VW_HTTP_VIEWER, false, vw_http_get_agents},
     {LWSHUMETH_POST, "/agents", VW_HTTP_ADMIN, true, vw_http_post_agents},
@@ -478,13 +486,18 @@ s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
         if (!s_path_matches (route->path, session->req))
             continue;
         if (route->method == session->method) {
-            if (route->role != VW_HTTP_ANYONE) {
+            //  GET /metrics takes a viewer's token when http.metrics_auth says so.
+            vw_http_role_t need =
+                route->handler == vw_http_get_metrics && edge->config->http_metrics_auth
+                    ? VW_HTTP_VIEWER
+                    : route->role;
+            if (need != VW_HTTP_ANYONE) {
                 if (!s_authenticate (edge, session))
                     return;
-                if (session->role < route->role) {
+                if (session->role < need) {
                     vw_http_error (session, 403, "forbidden",
                                    "%s %s needs the %s role (you are %s)", method, route->path,
-                                   s_role_names[route->role], s_role_names[session->role]);
+                                   s_role_names[need], s_role_names[session->role]);
                     return;
                 }
             }

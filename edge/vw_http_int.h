@@ -81,6 +81,9 @@ void vw_http_respond (vw_http_session_t *session, int status, json_t *body);
 void vw_http_error (vw_http_session_t *session, int status, const char *code, const char *fmt, ...)
     __attribute__ ((format (printf, 4, 5)));
 void vw_http_api_error (vw_http_session_t *session, const vw_api_error_t *err);
+//  Queues an answer whose body is text of this content type.
+void vw_http_respond_text (vw_http_session_t *session, int status, const char *type,
+                           const char *text);
 //  Answers with another actor's `reply` message.
 void vw_http_respond_reply (vw_http_session_t *session, const vw_msg_t *reply);
 
@@ -111,7 +114,7 @@ void vw_http_query (vw_edge_t *edge, vw_http_session_t *session, const char *to,
 //  Handlers, one file per resource
 
 //  vw_http_status.c
-vw_http_handler_fn vw_http_get_health, vw_http_get_statistics;
+vw_http_handler_fn vw_http_get_health, vw_http_get_statistics, vw_http_get_metrics;
 //  vw_http_users.c
 vw_http_handler_fn vw_http_post_token, vw_http_post_logout, vw_http_post_users, vw_http_get_users,
     vw_http_get_user, vw_http_put_user, vw_http_delete_user, vw_http_get_audit;

@@ -1,9 +1,13 @@
 /*  vw_http_status - GET /health and GET /statistics (SPEC §6). */
 #include "vw_http_int.h"
 #include "vw_clock.h"
+#include "vw_metrics.h"
 #include "vw_probe.h"
 
+#include <dirent.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 //  --------------------------------------------------------------------------
 //  GET /health
@@ -50,7 +54,8 @@ vw_http_get_health (vw_edge_t *edge, vw_http_session_t *session)
 
 //  --------------------------------------------------------------------------
 //  GET /statistics: the scheduler's queue, the store's counts, the broker's
-//  per-actor message counters, one after the other.
+//  per-actor message counters and the telemetry actor's figures, one after
+//  the other.
 
 static json_t *
 s_reply_json (vw_msg_t *reply)
@@ -58,6 +63,22 @@ s_reply_json (vw_msg_t *reply)
     return reply && reply->id == VW_MSG_ID_reply && reply->reply.json
                ? json_loads (reply->reply.json, 0, NULL)
                : NULL;
+}
+
+static void
+s_stats_telemetry (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
+                   vw_msg_t *reply, const char *why)
+{
+    json_t *telemetry = s_reply_json (reply);
+    if (!telemetry) {
+        vw_http_error (session, 503, "unavailable", "the telemetry actor did not answer");
+        return;
+    }
+    json_object_update (session->partial, telemetry);
+    json_decref (telemetry);
+    json_t *body = session->partial;
+    session->partial = NULL;
+    vw_http_respond (session, 200, body);
 }
 
 static void
@@ -70,11 +91,8 @@ s_stats_broker (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *cal
     json_t *actors = json_object_get (broker, "actors");
     json_object_set (session->partial, "messages", actors ? actors : json_null ());
     json_decref (broker);
-    //  Telemetry ingestion arrives with the telemetry engine.
-    json_object_set_new (session->partial, "telemetry", json_pack ("{s:f}", "points_per_s", 0.0));
-    json_t *body = session->partial;
-    session->partial = NULL;
-    vw_http_respond (session, 200, body);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
+    vw_http_call (edge, session, "telemetry", &msg, s_stats_telemetry, NULL, NULL);
 }
 
 static void
@@ -112,4 +130,171 @@ vw_http_get_statistics (vw_edge_t *edge, vw_http_session_t *session)
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
     msg->stats_query.window_ms = 300000;
     vw_http_call (edge, session, "scheduler", &msg, s_stats_scheduler, NULL, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  GET /metrics: every actor writes its own families (a stats_query in
+//  the prometheus format, answered with metrics_text); this
+//  edge adds the broker's per-actor message counters and the process's own
+//  figures, and joins the text. An actor that does not answer is left out
+//  (viworks_up{actor=...} says which).
+
+static const char *const s_metric_actors[] = {"registry", "scheduler", "executor",
+                                              "store",    "telemetry", "edge"};
+#define S_METRIC_ACTORS (sizeof s_metric_actors / sizeof s_metric_actors[0])
+
+static void s_metrics_next (vw_edge_t *edge, vw_http_session_t *session);
+
+//  The process: memory, CPU, descriptors, start, build.
+static void
+s_process_metrics (vw_edge_t *edge, vw_prom_t *p)
+{
+    long page = sysconf (_SC_PAGESIZE), ticks = sysconf (_SC_CLK_TCK);
+    unsigned long long size = 0, resident = 0, utime = 0, stime = 0, start = 0;
+    FILE *file = fopen ("/proc/self/statm", "r");
+    if (file) {
+        if (fscanf (file, "%llu %llu", &size, &resident) != 2)
+            size = resident = 0;
+        fclose (file);
+    }
+    char stat[1024] = "";
+    file = fopen ("/proc/self/stat", "r");
+    if (file) {
+        size_t n = fread (stat, 1, sizeof stat - 1, file);
+        stat[n] = 0;
+        fclose (file);
+    }
+    //  After the command name's closing parenthesis: field 3 onwards.
+    const char *rest = strrchr (stat, ')');
+    if (rest && sscanf (rest + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                        "%*d %*d %llu",
+                        &utime, &stime, &start) != 3)
+        utime = stime = start = 0;
+    double boot = 0;
+    file = fopen ("/proc/stat", "r");
+    if (file) {
+        char line[256];
+        while (fgets (line, sizeof line, file))
+            if (sscanf (line, "btime %lf", &boot) == 1)
+                break;
+        fclose (file);
+    }
+    int fds = 0;
+    DIR *dir = opendir ("/proc/self/fd");
+    for (struct dirent *e = dir ? readdir (dir) : NULL; e; e = readdir (dir))
+        fds += e->d_name[0] != '.';
+    if (dir)
+        closedir (dir);
+    struct rlimit limit = {0, 0};
+    getrlimit (RLIMIT_NOFILE, &limit);
+    vw_prom_one (p, "viworks_process_resident_memory_bytes", "gauge",
+                 "Resident memory of the backend process.", (double) resident * (double) page);
+    vw_prom_one (p, "viworks_process_virtual_memory_bytes", "gauge",
+                 "Virtual memory of the backend process.", (double) size * (double) page);
+    vw_prom_one (p, "viworks_process_cpu_seconds_total", "counter",
+                 "CPU time of the backend process (user and system).",
+                 (double) (utime + stime) / (double) ticks);
+    vw_prom_one (p, "viworks_process_open_fds", "gauge", "Open file descriptors.",
+                 (double) (fds > 0 ? fds - 1 : 0));  //  less the one reading the directory
+    vw_prom_one (p, "viworks_process_max_fds", "gauge", "The open files limit.",
+                 (double) limit.rlim_cur);
+    vw_prom_one (p, "viworks_process_start_time_seconds", "gauge",
+                 "When the process started, in seconds since the epoch.",
+                 boot + (double) start / (double) ticks);
+    vw_prom_family (p, "viworks_build_info", "gauge", "The build: always 1, its version a label.");
+    vw_prom_sample (p, "viworks_build_info", "version", VW_VERSION, 1);
+    vw_prom_one (p, "viworks_uptime_seconds", "gauge", "Seconds since the backend started.",
+                 (double) (vw_clock_mono_ms () - edge->started_ms) / 1000.0);
+}
+
+//  The broker's counters: messages in and out per actor.
+static void
+s_broker_metrics (json_t *broker, vw_prom_t *p)
+{
+    json_t *actors = json_object_get (broker, "actors");
+    const char *names[2] = {"viworks_actor_messages_received_total",
+                            "viworks_actor_messages_sent_total"};
+    const char *keys[2] = {"out", "in"};  //  the broker's "out" is what it delivered to the actor
+    const char *helps[2] = {"Messages the broker delivered to each actor.",
+                            "Messages each actor sent through the broker."};
+    for (int i = 0; i < 2; i++) {
+        vw_prom_family (p, names[i], "counter", helps[i]);
+        const char *actor;
+        json_t *figures;
+        json_object_foreach (actors, actor, figures)
+            vw_prom_sample (p, names[i], "actor", actor,
+                            (double) json_integer_value (json_object_get (figures, keys[i])));
+    }
+    vw_prom_one (p, "viworks_broker_routing_errors_total", "counter",
+                 "Messages the broker could not route (unknown or busy actor).",
+                 (double) json_integer_value (json_object_get (broker, "errors")));
+}
+
+static void
+s_metrics_done (vw_edge_t *edge, vw_http_session_t *session, json_t *broker)
+{
+    vw_prom_t p = {0};
+    size_t i;
+    json_t *part;
+    vw_prom_family (&p, "viworks_up", "gauge",
+                    "Whether each actor answered this scrape (1) or not (0).");
+    json_array_foreach (session->partial, i, part)
+        vw_prom_sample (&p, "viworks_up", "actor", s_metric_actors[i], json_is_string (part));
+    json_array_foreach (session->partial, i, part) if (json_is_string (part))
+        vw_prom_append (&p, json_string_value (part), json_string_length (part));
+    if (broker)
+        s_broker_metrics (broker, &p);
+    s_process_metrics (edge, &p);
+    json_decref (session->partial);
+    session->partial = NULL;
+    if (p.failed)
+        vw_http_error (session, 500, "internal", "out of memory writing the metrics");
+    else
+        vw_http_respond_text (session, 200, "text/plain; version=0.0.4; charset=utf-8", p.data);
+    vw_prom_free (&p);
+}
+
+static void
+s_metrics_broker (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
+                  vw_msg_t *reply, const char *why)
+{
+    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
+                         ? json_loads (reply->broker_stats.json, 0, NULL)
+                         : NULL;
+    s_metrics_done (edge, session, broker);
+    json_decref (broker);
+}
+
+static void
+s_metrics_part (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call, vw_msg_t *reply,
+                const char *why)
+{
+    bool ok = reply && reply->id == VW_MSG_ID_metrics_text;
+    json_array_append_new (
+        session->partial,
+        ok ? json_string (reply->metrics_text.text ? reply->metrics_text.text : "") : json_null ());
+    s_metrics_next (edge, session);
+}
+
+static void
+s_metrics_next (vw_edge_t *edge, vw_http_session_t *session)
+{
+    size_t step = json_array_size (session->partial);
+    if (step < S_METRIC_ACTORS) {
+        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
+        vw_msg_set_str (&msg->stats_query.format, "prometheus");
+        //  Should the call fail, the session is answered 503 already.
+        vw_http_call (edge, session, s_metric_actors[step], &msg, s_metrics_part, NULL, NULL);
+        return;
+    }
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
+    vw_http_call (edge, session, "broker", &msg, s_metrics_broker, NULL, NULL);
+}
+
+void
+vw_http_get_metrics (vw_edge_t *edge, vw_http_session_t *session)
+{
+    session->partial = json_array ();
+    s_metrics_next (edge, session);
 }

@@ -243,6 +243,29 @@ vw_ws_on_refused (vw_edge_t *self, vw_msg_t *msg)
 }
 
 void
+vw_ws_metrics (vw_edge_t *self, vw_prom_t *p)
+{
+    vw_prom_one (p, "viworks_agent_connections", "gauge",
+                 "WebSocket connections this edge holds (welcomed or not yet).",
+                 (double) self->ws_count);
+    vw_prom_one (p, "viworks_agent_hellos_waiting", "gauge",
+                 "Hellos waiting for the registry (admission: ws.max_pending_hellos).",
+                 (double) self->ws_hellos_waiting);
+    vw_prom_family (p, "viworks_agent_closed_total", "counter",
+                    "Agent connections the edge closed, by reason (admission: 1013 with "
+                    "retry_after_ms; slow_reader: 1008, ws.out_max; no_memory: 1013).");
+    vw_prom_sample (p, "viworks_agent_closed_total", "reason", "admission",
+                    (double) self->ws_hellos_refused);
+    vw_prom_sample (p, "viworks_agent_closed_total", "reason", "slow_reader",
+                    (double) self->ws_overflows);
+    vw_prom_sample (p, "viworks_agent_closed_total", "reason", "no_memory",
+                    (double) self->ws_out_nomem);
+    vw_prom_one (p, "viworks_agent_read_pauses_total", "counter",
+                 "Times the edge stopped reading from agents while an actor was busy.",
+                 (double) self->ws_rx_pauses);
+}
+
+void
 vw_ws_health (vw_edge_t *self, char *detail, size_t len)
 {
     snprintf (detail, len,
@@ -541,7 +564,6 @@ s_telemetry (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
     frame->telemetry_frame.seq = msg->seq;
     frame->telemetry_frame.points.data = packed;
     frame->telemetry_frame.points.size = size;
-    frame->telemetry_frame.received_ms = vw_clock_mono_ms ();
     if (vw_actor_send (edge->actor, "telemetry", &frame))
         vw_msg_destroy (&frame);
 }

@@ -425,7 +425,6 @@
     F (telemetry_frame, STR, agent_id, "agent id")                                                 \
     F (telemetry_frame, INT, seq, "the agent's seq for the frame")                                 \
     F (telemetry_frame, BIN, points, "the points, packed by vw_points")                            \
-    F (telemetry_frame, INT, received_ms, "when the edge read it (monotonic), for ack latency")    \
     END (telemetry_frame)                                                                          \
     MSG (telemetry_write, "telemetry -> store: store a frame once per seq (answer: reply)")        \
     F (telemetry_write, STR, agent_id, "agent id")                                                 \
@@ -454,9 +453,13 @@
     F (telemetry_query, STR, agg, "with step_ms: avg, min, max, sum, count, last")                 \
     F (telemetry_query, INT, max_points, "bound on the answer (400 above)")                        \
     END (telemetry_query)                                                                          \
+    MSG (metrics_text, "answer to a stats_query for prometheus: text exposition 0.0.4")            \
+    F (metrics_text, STR, text, "HELP, TYPE and sample lines")                                     \
+    END (metrics_text)                                                                             \
     MSG (stats_query,                                                                              \
-         "edge/admin -> scheduler or store: figures for GET /statistics (answer: reply 200)")      \
+         "edge/admin -> scheduler, store, telemetry: figures for /statistics (answer: reply)")     \
     F (stats_query, INT, window_ms, "the window for rates and percentiles")                        \
+    F (stats_query, STR, format, "absent: JSON (reply); prometheus: metrics_text")                 \
     END (stats_query)
 
 /*  The messages that answer a request: they carry the request's rid back to
@@ -477,6 +480,7 @@
     X (user_record)                                                                                \
     X (login_result)                                                                               \
     X (command_inserted)                                                                           \
-    X (commands_page)
+    X (commands_page)                                                                              \
+    X (metrics_text)
 
 #endif

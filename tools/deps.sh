@@ -11,8 +11,9 @@ VW_RUNTIME_PKGS=(build-essential cmake pkg-config
 # LeakSanitizer, sqlite3 to edit a database under test, python3-jwt as an
 # independent JWT implementation, pyzmq and websocket-client as independent
 # admin-socket, event-stream and agent clients; openssl makes the CA and
-# certificates of the TLS tests (curl checks HTTPS with them).
-VW_TEST_PKGS=(curl openssl ca-certificates clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml)
+# certificates of the TLS tests (curl checks HTTPS with them); prometheus-client
+# parses GET /metrics as a Prometheus server would.
+VW_TEST_PKGS=(curl openssl ca-certificates clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml python3-prometheus-client)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
