@@ -298,6 +298,23 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
                        json_string_value (id), NULL);
         }
     }
+    //  telemetry.query (the arguments of GET /telemetry/{agent_id}, with
+    //  agent_id) and telemetry.summary.
+    else if (streq (op, "telemetry.query")) {
+        if ((msg = vw_api_telemetry_query (args, false, NULL, vw_clock_wall_ms (),
+                                           self->config->telemetry_max_points, &err)))
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+    }
+    else if (streq (op, "telemetry.summary")) {
+        static const char *const allowed[] = {"agent_id", NULL};
+        const char *id = vw_api_only (args, allowed, &err) ? vw_api_agent_id (args, &err) : NULL;
+        if (id) {
+            msg = vw_msg_new (VW_MSG_ID_telemetry_summary);
+            vw_msg_set_str (&msg->telemetry_summary.agent_id, id);
+            msg->telemetry_summary.now = vw_clock_wall_ms ();
+            s_forward (self, envelope_p, source, "store", &msg, NULL, NULL, NULL);
+        }
+    }
     else if (streq (op, "users.create")) {
         if ((msg = vw_api_user_create (args, &err))) {
             char user[160];

@@ -701,6 +701,12 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             s_answer (self, msg, &result);
             break;
         }
+        case VW_MSG_ID_telemetry_summary:
+            vw_telemetry_summary (self->db, msg->telemetry_summary.agent_id,
+                                  msg->telemetry_summary.now ? msg->telemetry_summary.now : now,
+                                  &result);
+            s_answer (self, msg, &result);
+            break;
         case VW_MSG_ID_telemetry_expire: {
             if (!s_begin (self, msg, &result))
                 break;

@@ -325,6 +325,7 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_POST, "/commands", VW_HTTP_OPERATOR, true, vw_http_post_commands},
     {LWSHUMETH_GET, "/commands", VW_HTTP_VIEWER, false, vw_http_get_commands},
     {LWSHUMETH_GET, "/telemetry/{id}", VW_HTTP_VIEWER, false, vw_http_get_telemetry},
+    {LWSHUMETH_GET, "/telemetry/{id}/summary", VW_HTTP_VIEWER, false, vw_http_get_summary},
     {LWSHUMETH_GET, "/commands/{id}", VW_HTTP_VIEWER, false, vw_http_get_command},
     {LWSHUMETH_POST, "/commands/{id}/cancel", VW_HTTP_OPERATOR, false, vw_http_cancel_command},
     {LWSHUMETH_GET, "/audit", VW_HTTP_ADMIN, false, vw_http_get_audit},

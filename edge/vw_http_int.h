@@ -125,6 +125,6 @@ vw_http_handler_fn vw_http_get_agents, vw_http_post_agents, vw_http_get_agent, v
 vw_http_handler_fn vw_http_post_commands, vw_http_get_commands, vw_http_get_command,
     vw_http_cancel_command;
 //  vw_http_telemetry.c
-vw_http_handler_fn vw_http_get_telemetry;
+vw_http_handler_fn vw_http_get_telemetry, vw_http_get_summary;
 
 #endif

@@ -438,6 +438,10 @@
     F (telemetry_acked, STR, code, "not stored: error code for the agent")                         \
     F (telemetry_acked, STR, message, "not stored: why")                                           \
     END (telemetry_acked)                                                                          \
+    MSG (telemetry_summary, "edge/admin -> store: an agent's telemetry summary (answer: reply)")   \
+    F (telemetry_summary, STR, agent_id, "agent id")                                               \
+    F (telemetry_summary, INT, now, "the windows end here (ms)")                                   \
+    END (telemetry_summary)                                                                        \
     MSG (telemetry_expire, "telemetry -> store: one step of retention (answer: reply)")            \
     F (telemetry_expire, INT, raw_before, "frames wholly before this go (ms)")                     \
     F (telemetry_expire, INT, m1_before, "1-minute buckets before this go")                        \

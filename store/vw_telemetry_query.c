@@ -386,3 +386,136 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
     free (c.series);
     json_decref (c.index);
 }
+
+//  --------------------------------------------------------------------------
+//  GET /telemetry/{agent_id}/summary
+
+#define S_SUMMARY_RAW_MS (5 * S_MINUTE)  //  the raw points read: the 1 m and 5 m windows
+
+static const char *S_SQL_LATEST_1M =
+    "SELECT last, last_ts FROM telemetry_1m WHERE series_id = ?1 ORDER BY bucket DESC LIMIT 1";
+
+//  {"min","max","avg","count"} of the series' raw points in [from, now].
+static json_t *
+s_window (const s_series_t *s, int64_t from, int64_t now)
+{
+    s_bucket_t b = {0, 0, INT64_MIN, 0, 0, 0, 0};
+    for (size_t i = 0; i < s->count; i++)
+        if (s->points[i].ts >= from && s->points[i].ts <= now)
+            s_bucket_add (&b, 1, s->points[i].value, s->points[i].value, s->points[i].value,
+                          s->points[i].value, s->points[i].ts);
+    return b.count ? json_pack ("{s:o, s:o, s:o, s:I}", "min", s_number (b.min), "max",
+                                s_number (b.max), "avg", json_real (b.sum / (double) b.count),
+                                "count", (json_int_t) b.count)
+                   : json_pack ("{s:n, s:n, s:n, s:i}", "min", "max", "avg", "count", 0);
+}
+
+//  The 1 h window from the minute roll-ups, and the trend: the slope of the
+//  least-squares line through the minute averages, per minute (null with
+//  fewer than two minutes).
+static void
+s_hour (const s_series_t *s, json_t **window, json_t **trend)
+{
+    s_bucket_t all = {0, 0, INT64_MIN, 0, 0, 0, 0};
+    double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        const s_bucket_t *b = &s->buckets[i];
+        s_bucket_add (&all, b->count, b->min, b->max, b->sum, b->last, b->last_ts);
+        double x = (double) b->bucket / S_MINUTE, y = b->sum / (double) b->count;
+        n++;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    *window = all.count
+                  ? json_pack ("{s:o, s:o, s:o, s:I}", "min", s_number (all.min), "max",
+                               s_number (all.max), "avg", json_real (all.sum / (double) all.count),
+                               "count", (json_int_t) all.count)
+                  : json_pack ("{s:n, s:n, s:n, s:i}", "min", "max", "avg", "count", 0);
+    double d = n * sxx - sx * sx;
+    *trend = n >= 2 && d != 0 ? json_real ((n * sxy - sx * sy) / d) : json_null ();
+}
+
+void
+vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_t *result)
+{
+    //  The 1 h window reads the minute roll-ups since now - 1 h (rounded
+    //  down to the minute); the rest reads the raw points of the last 5 min.
+    vw_telemetry_query_t query = {agent_id, NULL,        now - S_SUMMARY_RAW_MS, now + 1,
+                                  0,        VW_AGG_NONE, INT64_MAX / 1000};
+    int64_t tid = 0;
+    int found = vw_telemetry_rows_tid (db, agent_id, false, &tid);
+    if (found == 0) {
+        vw_telemetry_query (db, &query, result);  //  404, or an agent without telemetry
+        if (result->status == 200) {
+            json_object_del (result->body, "series");
+            json_object_set_new (result->body, "metrics", json_object ());
+        }
+        return;
+    }
+    s_collect_t c = {&query, 0, 0, json_object (), NULL, 0, 0, 0, 0, false, false};
+    int rc = found < 0 ? -1 : s_read_raw (db, tid, &c, query.from, query.to);
+    //  Roll-ups of every series the agent ever had: the raw read found those
+    //  of the last 5 minutes; the others appear here.
+    query.step_ms = S_MINUTE;
+    int64_t hour_from = (now - S_HOUR) / S_MINUTE * S_MINUTE;
+    if (rc == 0 && !c.failed)
+        rc = s_read_rollups (db, &c, S_MINUTE, hour_from, now + 1);
+    json_t *metrics = json_object ();
+    for (size_t i = 0; rc == 0 && !c.failed && i < c.count; i++) {
+        s_series_t *s = &c.series[i];
+        if (s->count)
+            qsort (s->points, s->count, sizeof *s->points, s_by_ts);
+        json_t *hour, *trend;
+        s_hour (s, &hour, &trend);
+        json_t *last = json_null (), *last_ts = json_null ();
+        if (s->count) {
+            json_decref (last);
+            json_decref (last_ts);
+            last = s_number (s->points[s->count - 1].value);
+            last_ts = json_integer (s->points[s->count - 1].ts);
+        }
+        else {
+            //  Nothing in 5 min: the newest minute bucket holds the last value.
+            sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_SERIES_ONE);
+            sqlite3_stmt *latest = vw_db_stmt (db, S_SQL_LATEST_1M);
+            if (stmt && latest) {
+                vw_db_bind_text (stmt, 1, agent_id);
+                vw_db_bind_text (stmt, 2, s->name);
+                if (sqlite3_step (stmt) == SQLITE_ROW) {
+                    sqlite3_bind_int64 (latest, 1, sqlite3_column_int64 (stmt, 0));
+                    if (sqlite3_step (latest) == SQLITE_ROW) {
+                        json_decref (last);
+                        json_decref (last_ts);
+                        last = s_number (sqlite3_column_double (latest, 0));
+                        last_ts = json_integer (sqlite3_column_int64 (latest, 1));
+                    }
+                    sqlite3_reset (latest);
+                }
+                sqlite3_reset (stmt);
+            }
+        }
+        json_object_set_new (metrics, s->name,
+                             json_pack ("{s:o, s:o, s:{s:o, s:o, s:o}, s:o}", "last", last,
+                                        "last_ts", last_ts, "windows", "1m",
+                                        s_window (s, now - S_MINUTE, now), "5m",
+                                        s_window (s, now - S_SUMMARY_RAW_MS, now), "1h", hour,
+                                        "trend_per_min", trend));
+    }
+    if (c.failed || rc) {
+        json_decref (metrics);
+        vw_result_fail (result, 500, "database_error", "database error: %s",
+                        c.failed ? "out of memory" : sqlite3_errmsg (vw_db_handle (db)));
+    }
+    else
+        vw_result_ok (result, 200,
+                      json_pack ("{s:s, s:I, s:o}", "agent_id", agent_id, "at", (json_int_t) now,
+                                 "metrics", metrics));
+    for (size_t i = 0; i < c.count; i++) {
+        free (c.series[i].points);
+        free (c.series[i].buckets);
+    }
+    free (c.series);
+    json_decref (c.index);
+}

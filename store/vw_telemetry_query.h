@@ -46,4 +46,14 @@ typedef struct {
 //  stored for equal ts. 404 for an unknown agent; 400 too_many_points; 500.
 void vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result);
 
+//  GET /telemetry/{agent_id}/summary at `now`: 200 {"agent_id","at","metrics":
+//  {"cpu":{"last","last_ts","windows":{"1m":{"min","max","avg","count"},
+//  "5m":{…},"1h":{…}},"trend_per_min"},…}}. 1m and 5m are the raw points
+//  in [now - window, now]; 1h and the trend come from the minute roll-ups
+//  since now - 1 h (the first minute may start before it); trend_per_min
+//  is the slope of the least-squares line through the minute averages
+//  (null with fewer than two minutes). last is the newest point (from the
+//  newest minute bucket when none is 5 min old). 404 for an unknown agent.
+void vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_t *result);
+
 #endif

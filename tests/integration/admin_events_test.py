@@ -348,6 +348,31 @@ def admin_commands_ops_and_events():
     sub.close()
 
 
+def admin_telemetry_query_and_summary():
+    r = B.req("agents.create", {"agent_id": "py-tm"})
+    assert r["ok"], r
+    ws, welcome = agent(B, "py-tm", r["data"]["token"])
+    assert welcome["type"] == "welcome", welcome
+    now = int(time.time() * 1000)
+    ws.send(json.dumps({"type": "telemetry", "seq": 1, "points": [
+        {"ts": now - 2000, "metrics": {"cpu": 0.25}}, {"ts": now - 1000, "metrics": {"cpu": 0.75}}]}))
+    assert json.loads(ws.recv()) == {"type": "telemetry_ack", "seq": 1}
+    r = B.req("telemetry.query", {"agent_id": "py-tm", "metric": "cpu", "from": now - 60000})
+    assert r["ok"] and r["data"]["series"] == [{"metric": "cpu", "points": [[now - 2000, 0.25], [now - 1000, 0.75]]}], r
+    r = B.req("telemetry.query", {"agent_id": "py-tm", "from": now - 60000, "step_ms": 60000, "agg": "max"})
+    assert r["ok"] and r["data"]["series"][0]["points"][-1][1] == 0.75, r
+    r = B.req("telemetry.query", {"agent_id": "py-tm", "from": "yesterday"})
+    assert not r["ok"] and r["error"]["code"] == "bad_request" and "'from'" in r["error"]["message"], r
+    r = B.req("telemetry.query", {"agent_id": "py-nobody"})
+    assert not r["ok"] and r["error"]["code"] == "not_found", r
+    r = B.req("telemetry.summary", {"agent_id": "py-tm"})
+    assert r["ok"] and r["data"]["metrics"]["cpu"]["last"] == 0.75, r
+    assert r["data"]["metrics"]["cpu"]["windows"]["1m"]["count"] == 2, r
+    r = B.req("telemetry.summary", {"agent_id": "py-tm", "extra": 1})
+    assert not r["ok"] and r["error"]["code"] == "bad_request", r
+    ws.close()
+
+
 def stats_reports_broker_counters():
     r = B.req("stats")
     assert r["ok"], r

@@ -283,6 +283,42 @@ describe('telemetry roll-ups and retention', () => {
     } finally { await b.stop('SIGKILL'); b.cleanup(); }
   });
 
+  it('summarises each metric: last value, 1 m / 5 m / 1 h windows and the trend per minute', async () => {
+    const { b, api, admin } = await setup();
+    try {
+      const token = await createAgent(api, admin, 'gw-sum');
+      const a = await new TmAgent(b.wsUrl, { agentId: 'gw-sum', token }).connect();
+      const now = Date.now();
+      // cpu rises 2 per minute for the last 30 minutes (one point each 30 s);
+      // disk was last heard 40 minutes ago.
+      const points = [];
+      for (let i = 0; i < 60; i++) points.push({ ts: now - 30 * 60000 + i * 30000, metrics: { cpu: i } });
+      points.push({ ts: now - 40 * 60000, metrics: { disk: 41 } });
+      assert.equal((await a.telemetry(1, points)).type, 'telemetry_ack');
+      const r = await api.call('GET', '/telemetry/gw-sum/summary', { token: admin });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.agent_id, 'gw-sum');
+      const cpu = r.body.metrics.cpu;
+      assert.equal(cpu.last, 59);
+      assert.equal(cpu.last_ts, now - 30 * 60000 + 59 * 30000);
+      // The last minute holds points 58 and 59; five minutes 50..59; the hour all 60.
+      const inRange = (from) => points.filter((p) => p.metrics.cpu !== undefined && p.ts >= from && p.ts <= r.body.at).map((p) => p.metrics.cpu);
+      for (const [w, ms] of [['1m', 60000], ['5m', 300000]]) {
+        const v = inRange(r.body.at - ms);
+        assert.deepEqual(cpu.windows[w], { min: Math.min(...v), max: Math.max(...v), avg: v.reduce((x, y) => x + y, 0) / v.length, count: v.length }, w);
+      }
+      assert.equal(cpu.windows['1h'].count, 60);
+      assert.equal(cpu.windows['1h'].min, 0);
+      assert.equal(cpu.windows['1h'].max, 59);
+      assert.ok(Math.abs(cpu.trend_per_min - 2) < 0.01, `trend ${cpu.trend_per_min}`);
+      const disk = r.body.metrics.disk;
+      assert.deepEqual(disk, { last: 41, last_ts: now - 40 * 60000, windows: { '1m': { min: null, max: null, avg: null, count: 0 }, '5m': { min: null, max: null, avg: null, count: 0 }, '1h': { min: 41, max: 41, avg: 41, count: 1 } }, trend_per_min: null });
+      assert.equal((await api.call('GET', '/telemetry/gw-nobody/summary', { token: admin })).status, 404);
+      assert.equal((await api.call('GET', '/telemetry/gw-sum/summary?x=1', { token: admin })).status, 400);
+      await a.close();
+    } finally { await b.stop('SIGKILL'); b.cleanup(); }
+  });
+
   it('removes raw points and roll-ups past their retention in the background', async () => {
     const { b, api, admin } = await setup(['--telemetry-retention', '1h', '--telemetry-retention-1m', '1h']);
     try {
