@@ -71,7 +71,7 @@ vw_agent_state_eval (const vw_agent_state_t *self, int64_t now_ms, int64_t *next
                        : self->last_frame_ms + S_OFFLINE_INTERVALS * self->interval_ms;
     if (self->maintenance || self->reported == VW_AGENT_MAINTENANCE)
         return VW_AGENT_MAINTENANCE;
-    if (self->reported == VW_AGENT_DEGRADED || now_ms >= degraded_at)
+    if (self->reported == VW_AGENT_DEGRADED || self->alerting || now_ms >= degraded_at)
         return VW_AGENT_DEGRADED;
     return VW_AGENT_ONLINE;
 }

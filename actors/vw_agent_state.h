@@ -3,8 +3,8 @@
     clock and no sockets.
 
     online       after the welcome, while frames keep coming;
-    degraded     the agent says so, or one heartbeat interval passed with no
-                 frame from it;
+    degraded     the agent says so, one heartbeat interval passed with no
+                 frame from it, or a telemetry alert that degrades fires;
     maintenance  an operator set it (it wins over everything but offline), or
                  the agent reports it;
     offline      disconnected, or three intervals passed with no frame (the
@@ -29,6 +29,7 @@ typedef struct {
     vw_agent_status_t reported;  //  last status the agent reported
     int64_t last_frame_ms;       //  monotonic
     int64_t interval_ms;         //  heartbeat interval announced in the welcome
+    bool alerting;               //  a telemetry alert rule that degrades fires for it
 } vw_agent_state_t;
 
 const char *vw_agent_status_name (vw_agent_status_t status);

@@ -617,6 +617,21 @@ s_on_seen (self_t *self, vw_msg_t *msg)
     }
 }
 
+//  The telemetry actor's word: an alert rule that degrades fires for the
+//  agent (or none does any more). Kept across its sessions while it is in
+//  memory; the telemetry actor tells again when that changes.
+static void
+s_on_alerting (self_t *self, vw_msg_t *msg)
+{
+    const vw_agent_alerting_msg_t *a = &msg->agent_alerting;
+    s_agent_t *agent = a->agent_id ? s_agent_get (self, a->agent_id, false) : NULL;
+    if (!agent || agent->model.alerting == a->alerting)
+        return;
+    agent->model.alerting = a->alerting;
+    if (agent->conn)
+        s_evaluate (self, agent);
+}
+
 static void
 s_on_closed (self_t *self, vw_msg_t *msg)
 {
@@ -985,6 +1000,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_auth: s_on_auth (self, msg); break;
         case VW_MSG_ID_session_seen: s_on_seen (self, msg); break;
         case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        case VW_MSG_ID_agent_alerting: s_on_alerting (self, msg); break;
         case VW_MSG_ID_agent_get: s_on_agent_get (self, msg); break;
         case VW_MSG_ID_agent_revoke:
         case VW_MSG_ID_agent_maintenance:

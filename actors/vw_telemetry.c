@@ -12,6 +12,7 @@
     Rolling analytics and alert rules arrive here next (issue 11).
 */
 #include "vw_actors.h"
+#include "vw_alerts.h"
 #include "vw_clock.h"
 #include "vw_log.h"
 #include "vw_metrics.h"
@@ -45,7 +46,21 @@ typedef struct {
     bool stopping;  //  destroying: answers that end now go nowhere
     uint64_t expire_timer;
     uint64_t expired;  //  rows retention removed
+    //  Alert rules (telemetry.alerts) and where each stands per agent.
+    vw_alert_rule_t rules[VW_ALERTS_MAX];
+    int nrules;
+    zhashx_t *alerts;    //  "agent_id\x1frule index" -> s_alert_t (owned): the condition holds
+    zhashx_t *degrades;  //  agent_id -> count of firing rules that degrade (as a pointer)
+    uint64_t fired, resolved;
 } self_t;
+
+//  A rule whose condition holds for an agent, since `since` (the ts of
+//  the first point of this run that met it).
+typedef struct {
+    int64_t since, last_ts;
+    double value;
+    bool firing;
+} s_alert_t;
 
 static void s_expire_later (self_t *self, int64_t ms);
 
@@ -124,6 +139,103 @@ s_on_written (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
     free (frame);
 }
 
+//  --------------------------------------------------------------------------
+//  Alerts (SPEC §9). Each value of a metric some rule watches is checked
+//  as it arrives, in the order of the points' ts (an older point than the
+//  last seen for that rule and agent, e.g. a re-sent frame, is skipped).
+//  The rule fires once its condition has held from a point at `since` to
+//  one at since + for_ms, and resolves at the first point that breaks it;
+//  both are published as telemetry.alert. A rule that degrades keeps its
+//  agent degraded while it fires (the registry is told on the first such
+//  rule and when the last resolves).
+
+static void
+s_alert_publish (self_t *self, const char *agent_id, const vw_alert_rule_t *rule,
+                 const s_alert_t *a, const char *state, double value, int64_t ts)
+{
+    json_t *event =
+        json_pack ("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:b}", "rule", rule->name,
+                   "agent_id", agent_id, "metric", rule->metric, "state", state, "op",
+                   vw_alert_op_name (rule->op), "threshold", rule->threshold, "value", value,
+                   "since", (json_int_t) a->since, "ts", (json_int_t) ts, "degrade", rule->degrade);
+    char *json = json_dumps (event, JSON_COMPACT);
+    vw_actor_publish (self->actor, "telemetry.alert", json);
+    vw_info ("telemetry", "alert %s %s for '%s': %s %s %g (value %g)", rule->name, state, agent_id,
+             rule->metric, vw_alert_op_name (rule->op), rule->threshold, value);
+    free (json);
+    json_decref (event);
+}
+
+static void
+s_degrade (self_t *self, const char *agent_id, int delta)
+{
+    intptr_t n = (intptr_t) zhashx_lookup (self->degrades, agent_id) + delta;
+    if (n > 0)
+        zhashx_update (self->degrades, agent_id, (void *) n);
+    else
+        zhashx_delete (self->degrades, agent_id);
+    if ((delta > 0 && n == 1) || (delta < 0 && n == 0)) {
+        vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_alerting);
+        vw_msg_set_str (&msg->agent_alerting.agent_id, agent_id);
+        msg->agent_alerting.alerting = n > 0;
+        if (vw_actor_send (self->actor, "registry", &msg))
+            vw_msg_destroy (&msg);
+    }
+}
+
+static void
+s_alert_check (self_t *self, const char *agent_id, int index, int64_t ts, double value)
+{
+    const vw_alert_rule_t *rule = &self->rules[index];
+    char key[256];
+    snprintf (key, sizeof key, "%s\x1f%d", agent_id, index);
+    s_alert_t *a = (s_alert_t *) zhashx_lookup (self->alerts, key);
+    if (a && ts < a->last_ts)
+        return;
+    if (!vw_alert_holds (rule, value)) {
+        if (a && a->firing) {
+            self->resolved++;
+            s_alert_publish (self, agent_id, rule, a, "resolved", value, ts);
+            if (rule->degrade)
+                s_degrade (self, agent_id, -1);
+        }
+        if (a)
+            zhashx_delete (self->alerts, key);
+        return;
+    }
+    if (!a) {
+        a = (s_alert_t *) zmalloc (sizeof *a);
+        a->since = ts;
+        zhashx_insert (self->alerts, key, a);
+    }
+    a->last_ts = ts;
+    a->value = value;
+    if (!a->firing && ts - a->since >= rule->for_ms) {
+        a->firing = true;
+        self->fired++;
+        s_alert_publish (self, agent_id, rule, a, "firing", value, ts);
+        if (rule->degrade)
+            s_degrade (self, agent_id, +1);
+    }
+}
+
+typedef struct {
+    self_t *self;
+    const char *agent_id;
+} s_alert_walk_t;
+
+static int
+s_alert_value (void *arg, const vw_points_value_t *v)
+{
+    s_alert_walk_t *w = (s_alert_walk_t *) arg;
+    for (int i = 0; i < w->self->nrules; i++) {
+        const char *metric = w->self->rules[i].metric;
+        if (strlen (metric) == v->name_len && memcmp (metric, v->name, v->name_len) == 0)
+            s_alert_check (w->self, w->agent_id, i, v->ts, v->value);
+    }
+    return 0;
+}
+
 static void
 s_on_frame (self_t *self, vw_msg_t *msg)
 {
@@ -144,6 +256,10 @@ s_on_frame (self_t *self, vw_msg_t *msg)
     self->values += info.values;
     frame->values = info.values;
     frame->points = info.points;
+    if (self->nrules) {
+        s_alert_walk_t walk = {self, in->agent_id};
+        vw_points_walk (in->points.data, in->points.size, s_alert_value, &walk, NULL);
+    }
     vw_msg_t *write = vw_msg_new (VW_MSG_ID_telemetry_write);
     vw_msg_set_str (&write->telemetry_write.agent_id, in->agent_id);
     write->telemetry_write.seq = in->seq;
@@ -256,6 +372,13 @@ s_on_metrics (self_t *self, vw_msg_t *msg)
     vw_prom_one (&p, "viworks_telemetry_rows_expired_total", "counter",
                  "Telemetry rows (frames and roll-up buckets) removed by retention.",
                  (double) self->expired);
+    vw_prom_one (&p, "viworks_telemetry_alerts_fired_total", "counter",
+                 "Alert rules that started firing for an agent.", (double) self->fired);
+    vw_prom_one (&p, "viworks_telemetry_alerts_resolved_total", "counter",
+                 "Alert rules that stopped firing for an agent.", (double) self->resolved);
+    vw_prom_one (&p, "viworks_telemetry_alerts_firing", "gauge",
+                 "Alert rules firing now (over all agents).",
+                 (double) (self->fired - self->resolved));
     vw_prom_histo (&p, "viworks_telemetry_ack_seconds",
                    "From a telemetry frame's arrival at the telemetry actor to its ack (the "
                    "commit).",
@@ -270,6 +393,16 @@ s_create (vw_actor_t *actor, void *args)
     self->config = (const vw_config_t *) args;
     self->actor = actor;
     self->pending = vw_pending_new (actor, self);
+    self->alerts = zhashx_new ();
+    zhashx_set_destructor (self->alerts, (zhashx_destructor_fn *) zstr_free);
+    self->degrades = zhashx_new ();
+    char err[512];
+    //  main checked the rules before starting the actors.
+    int n = vw_alerts_parse (self->config->telemetry_alerts, self->rules, VW_ALERTS_MAX, err,
+                             sizeof err);
+    self->nrules = n > 0 ? n : 0;
+    if (self->nrules)
+        vw_info ("telemetry", "%d alert rule(s)", self->nrules);
     s_expire_later (self, S_EXPIRE_MS);
     return self;
 }
@@ -284,6 +417,8 @@ s_destroy (void **state_p)
     //  them again to the next run.
     self->stopping = true;
     vw_pending_destroy (&self->pending);
+    zhashx_destroy (&self->alerts);
+    zhashx_destroy (&self->degrades);
     free (self);
     *state_p = NULL;
 }

@@ -9,6 +9,7 @@
     instead of taking the process down silently.
 */
 #include "vw_actors.h"
+#include "vw_alerts.h"
 #include "vw_broker.h"
 #include "vw_commands.h"
 #include "vw_clock.h"
@@ -318,6 +319,17 @@ main (int argc, char **argv)
         if (!config->jwt_secret) {
             vw_error ("main", "no JWT secret: %s", err);
             exit_code = VW_EXIT_DATABASE;
+            goto shutdown;
+        }
+    }
+
+    //  Alert rules are read by the telemetry actor; a bad one stops the start.
+    {
+        vw_alert_rule_t rules[VW_ALERTS_MAX];
+        char err[512] = "";
+        if (vw_alerts_parse (config->telemetry_alerts, rules, VW_ALERTS_MAX, err, sizeof err) < 0) {
+            fprintf (stderr, "viworks-backend: invalid value for telemetry.alerts: %s\n", err);
+            exit_code = VW_EXIT_USAGE;
             goto shutdown;
         }
     }

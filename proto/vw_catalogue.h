@@ -442,6 +442,10 @@
     F (telemetry_summary, STR, agent_id, "agent id")                                               \
     F (telemetry_summary, INT, now, "the windows end here (ms)")                                   \
     END (telemetry_summary)                                                                        \
+    MSG (agent_alerting, "telemetry -> registry: a degrading alert fires for an agent, or none")   \
+    F (agent_alerting, STR, agent_id, "agent id")                                                  \
+    F (agent_alerting, BOOL, alerting, "true while one fires: the agent is degraded")              \
+    END (agent_alerting)                                                                           \
     MSG (telemetry_expire, "telemetry -> store: one step of retention (answer: reply)")            \
     F (telemetry_expire, INT, raw_before, "frames wholly before this go (ms)")                     \
     F (telemetry_expire, INT, m1_before, "1-minute buckets before this go")                        \

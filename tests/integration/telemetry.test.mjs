@@ -342,6 +342,33 @@ describe('telemetry roll-ups and retention', () => {
   });
 });
 
+describe('telemetry alerts', () => {
+  it('a rule that degrades marks its agent degraded while it fires, and online again after', async () => {
+    const { b, api, admin } = await setup(['--telemetry-alerts', 'hot: temp_c > 80 degrade; busy: cpu >= 0.95 for 1s']);
+    try {
+      const token = await createAgent(api, admin, 'gw-hot');
+      const a = await new TmAgent(b.wsUrl, { agentId: 'gw-hot', token }).connect();
+      const status = async () => (await api.call('GET', '/agents/gw-hot', { token: admin })).body.status;
+      await eventually(async () => (await status()) === 'online');
+      const now = Date.now();
+      assert.equal((await a.telemetry(1, [{ ts: now - 2000, metrics: { temp_c: 85, cpu: 0.99 } }])).type, 'telemetry_ack');
+      await eventually(async () => (await status()) === 'degraded');
+      // Another rule (not degrading) firing and resolving changes nothing.
+      assert.equal((await a.telemetry(2, [{ ts: now - 500, metrics: { temp_c: 86, cpu: 0.99 } }])).type, 'telemetry_ack');
+      assert.equal((await a.telemetry(3, [{ ts: now, metrics: { temp_c: 40, cpu: 0.1 } }])).type, 'telemetry_ack');
+      await eventually(async () => (await status()) === 'online');
+      await a.close();
+    } finally { await b.stop('SIGKILL'); b.cleanup(); }
+  });
+
+  it('a bad rule stops the start with exit 2 naming it', async () => {
+    const { runBackend } = await import('./lib/backend.mjs');
+    const r = await runBackend(['--telemetry-alerts', 'hot: temp_c >> 80']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /alert rule 'hot': the operator/);
+  });
+});
+
 describe('telemetry across a crash of the backend', () => {
   it('a frame stored before kill -9 is acked again after the restart and not stored twice; unacked frames are stored once re-sent', async () => {
     let { b, api, admin } = await setup();

@@ -99,6 +99,26 @@ test_operator_maintenance (void **state)
     assert_int_equal (vw_agent_state_eval (&s, 2, NULL), VW_AGENT_DEGRADED);
 }
 
+//  A telemetry alert that degrades: degraded while it fires, through a
+//  reconnect; maintenance still wins.
+static void
+test_alerting (void **state)
+{
+    (void) state;
+    vw_agent_state_t s = {0};
+    vw_agent_state_connect (&s, 1000, 10000);
+    s.alerting = true;
+    assert_int_equal (vw_agent_state_eval (&s, 1001, NULL), VW_AGENT_DEGRADED);
+    vw_agent_state_disconnect (&s);
+    vw_agent_state_connect (&s, 2000, 10000);
+    assert_int_equal (vw_agent_state_eval (&s, 2001, NULL), VW_AGENT_DEGRADED);
+    s.maintenance = true;
+    assert_int_equal (vw_agent_state_eval (&s, 2002, NULL), VW_AGENT_MAINTENANCE);
+    s.maintenance = false;
+    s.alerting = false;
+    assert_int_equal (vw_agent_state_eval (&s, 2003, NULL), VW_AGENT_ONLINE);
+}
+
 static void
 test_names (void **state)
 {
@@ -117,6 +137,7 @@ main (void)
         cmocka_unit_test (test_silence_degrades_then_times_out),
         cmocka_unit_test (test_frames_keep_it_online),
         cmocka_unit_test (test_reported_status),
+        cmocka_unit_test (test_alerting),
         cmocka_unit_test (test_operator_maintenance),
         cmocka_unit_test (test_names),
     };

@@ -23,7 +23,8 @@
 
 typedef struct {
     vw_tb_t *tb;
-    vw_tb_peer_t *edge, *store;
+    vw_tb_peer_t *edge, *store, *registry;
+    zsock_t *events;
 } t_fixture_t;
 
 static int
@@ -37,15 +38,30 @@ s_setup (void **state)
     return vw_tb_run (f->tb, &vw_telemetry_class, vw_tb_config (f->tb));
 }
 
+//  With the rules "hot: t > 10 for 2s degrade; low: t < 0" and a registry peer.
+static int
+s_setup_alerts (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    vw_config_t *config = f->tb ? vw_tb_config (f->tb) : NULL;
+    if (!config ||
+        vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, "registry", &f->registry, NULL))
+        return -1;
+    config->telemetry_alerts = strdup ("hot: t > 10 for 2s degrade; low: t < 0");
+    f->events = vw_tb_events (f->tb, "telemetry.alert");
+    return vw_tb_run (f->tb, &vw_telemetry_class, config);
+}
+
 static void
-s_frame (t_fixture_t *f, int64_t conn, int64_t seq, bool packed)
+s_frame_points (t_fixture_t *f, int64_t conn, int64_t seq, const char *points_json, bool packed)
 {
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_telemetry_frame);
     msg->telemetry_frame.conn = conn;
     vw_msg_set_str (&msg->telemetry_frame.agent_id, "gw-1");
     msg->telemetry_frame.seq = seq;
-    json_t *points =
-        json_loads ("[{\"ts\":1764230000000,\"metrics\":{\"cpu\":0.5,\"n\":3}}]", 0, NULL);
+    json_t *points = json_loads (points_json, 0, NULL);
     uint8_t *data;
     size_t size;
     vw_points_info_t info;
@@ -56,6 +72,13 @@ s_frame (t_fixture_t *f, int64_t conn, int64_t seq, bool packed)
     free (data);
     json_decref (points);
     assert_int_equal (vw_tb_send (f->edge, "telemetry", &msg), 0);
+}
+
+static void
+s_frame (t_fixture_t *f, int64_t conn, int64_t seq, bool packed)
+{
+    s_frame_points (f, conn, seq, "[{\"ts\":1764230000000,\"metrics\":{\"cpu\":0.5,\"n\":3}}]",
+                    packed);
 }
 
 static void
@@ -160,6 +183,83 @@ test_retention_steps (void **state)
     vw_msg_destroy (&e);
 }
 
+//  One value of t at ts: stored, acked.
+static void
+s_t (t_fixture_t *f, int64_t seq, int64_t ts, double t)
+{
+    char points[128];
+    snprintf (points, sizeof points, "[{\"ts\":%lld,\"metrics\":{\"t\":%g,\"x\":1}}]",
+              (long long) ts, t);
+    s_frame_points (f, 1, seq, points, true);
+    vw_msg_t *w = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer (f->store, "telemetry", &w, 201, NULL, NULL);
+    s_expect_acked (f, 1, seq, true, NULL);
+}
+
+static json_t *
+s_event (t_fixture_t *f)
+{
+    zsock_set_rcvtimeo (f->events, VW_TB_TIMEOUT_MS);
+    char *topic = NULL, *body = NULL;
+    assert_int_equal (zstr_recvx (f->events, &topic, &body, NULL), 2);
+    assert_string_equal (topic, "telemetry.alert");
+    json_t *event = json_loads (body, 0, NULL);
+    zstr_free (&topic);
+    zstr_free (&body);
+    assert_non_null (event);
+    return event;
+}
+
+static void
+s_no_event (t_fixture_t *f)
+{
+    assert_int_equal (vw_tb_sync (f->edge, "telemetry"), 0);
+    assert_false (zsock_events (f->events) & ZMQ_POLLIN);
+}
+
+//  A rule fires once its condition held from one point to another for_ms
+//  later (the points' ts), degrades the agent while it fires, and resolves
+//  at the first point that breaks it; an older point changes nothing.
+static void
+test_alert_fires_degrades_and_resolves (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    const int64_t t0 = 1764230000000;
+    s_t (f, 1, t0, 11);
+    s_t (f, 2, t0 + 1000, 12);
+    s_no_event (f);
+    s_t (f, 3, t0 + 2000, 13);
+    json_t *e = s_event (f);
+    assert_string_equal (json_string_value (json_object_get (e, "rule")), "hot");
+    assert_string_equal (json_string_value (json_object_get (e, "agent_id")), "gw-1");
+    assert_string_equal (json_string_value (json_object_get (e, "state")), "firing");
+    assert_int_equal (json_integer_value (json_object_get (e, "since")), t0);
+    assert_true (json_real_value (json_object_get (e, "value")) == 13);
+    json_decref (e);
+    vw_msg_t *a = vw_tb_want (f->registry, VW_MSG_ID_agent_alerting);
+    assert_string_equal (a->agent_alerting.agent_id, "gw-1");
+    assert_true (a->agent_alerting.alerting);
+    vw_msg_destroy (&a);
+    //  Older than the last point seen: skipped (a re-sent frame).
+    s_t (f, 4, t0 + 1500, 1);
+    s_t (f, 5, t0 + 3000, 14);  //  still firing: no new event
+    s_no_event (f);
+    s_t (f, 6, t0 + 4000, 5);
+    e = s_event (f);
+    assert_string_equal (json_string_value (json_object_get (e, "state")), "resolved");
+    json_decref (e);
+    a = vw_tb_want (f->registry, VW_MSG_ID_agent_alerting);
+    assert_false (a->agent_alerting.alerting);
+    vw_msg_destroy (&a);
+    //  A rule without for fires at its first point, and does not degrade.
+    s_t (f, 7, t0 + 5000, -1);
+    e = s_event (f);
+    assert_string_equal (json_string_value (json_object_get (e, "rule")), "low");
+    assert_false (json_is_true (json_object_get (e, "degrade")));
+    json_decref (e);
+    vw_tb_quiet (f->edge, "telemetry", f->registry, NULL);
+}
+
 int
 main (void)
 {
@@ -169,6 +269,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unpacked_frame_never_reaches_the_store, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_retention_steps, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_alert_fires_degrades_and_resolves, s_setup_alerts,
+                                         vw_tb_teardown),
     };
     return cmocka_run_group_tests_name ("telemetry actor", tests, NULL, NULL);
 }
