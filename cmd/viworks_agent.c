@@ -25,6 +25,7 @@
 #include "vw_log.h"
 #include "vw_logring.h"
 #include "vw_runner.h"
+#include "vw_simmetrics.h"
 #include "vw_text.h"
 #include "vw_unacked.h"
 #include "vw_wire.h"
@@ -589,37 +590,6 @@ typedef struct s_tm_t {
     double values[];    //  simulated: each metric's current value
 } s_tm_t;
 
-//  Simulated gateway metrics: name, start, step of the random walk, and
-//  whether it is a counter (only grows) and an integer.
-static const struct {
-    const char *name;
-    double start, step;
-    bool counter, integer;
-} s_sim_metrics[] = {
-    {"cpu", 0.3, 0.02, false, false},
-    {"mem_used_mb", 812, 4, false, true},
-    {"tunnels", 17, 1, false, true},
-    {"rx_bytes", 1e9, 125000, true, true},
-    {"tx_bytes", 4e8, 60000, true, true},
-    {"latency_ms", 12.5, 0.4, false, false},
-    {"sessions", 240, 3, false, true},
-    {"loss_pct", 0.1, 0.01, false, false},
-    {"load1", 0.8, 0.05, false, false},
-    {"conntrack", 5300, 40, false, true},
-    {"disk_used_pct", 41.2, 0.01, false, false},
-    {"temp_c", 48, 0.2, false, false},
-};
-#define S_SIM_NAMED (sizeof s_sim_metrics / sizeof s_sim_metrics[0])
-
-static void
-s_sim_name (size_t index, char *name, size_t size)
-{
-    if (index < S_SIM_NAMED)
-        snprintf (name, size, "%s", s_sim_metrics[index].name);
-    else
-        snprintf (name, size, "m%zu", index);
-}
-
 static s_tm_t *
 s_tm_new (s_app_t *app)
 {
@@ -633,8 +603,7 @@ s_tm_new (s_app_t *app)
     //  clock in ms, one frame at a time from there (SPEC §3).
     tm->seq = vw_clock_wall_ms ();
     tm->sent_upto = -1;
-    for (size_t i = 0; i < metrics; i++)
-        tm->values[i] = i < S_SIM_NAMED ? s_sim_metrics[i].start : 100.0 + (double) i;
+    vw_simmetrics_init (tm->values, metrics);
     if (!tm->unacked || !tm->batch) {
         vw_unacked_destroy (&tm->unacked);
         json_decref (tm->batch);
@@ -654,28 +623,6 @@ s_tm_destroy (s_tm_t **tm_p)
     json_decref (tm->batch);
     free (tm);
     *tm_p = NULL;
-}
-
-//  A simulated point: every metric takes a step of its random walk.
-static json_t *
-s_tm_sim_metrics (s_app_t *app, s_tm_t *tm)
-{
-    json_t *metrics = json_object ();
-    for (size_t i = 0; i < (size_t) app->opt.telemetry_metrics; i++) {
-        bool named = i < S_SIM_NAMED;
-        double step = named ? s_sim_metrics[i].step : 1.0;
-        double r = (double) s_random (2001) / 1000.0 - 1.0;  //  -1..1
-        double v = tm->values[i] + (named && s_sim_metrics[i].counter ? (r + 1.0) : r) * step;
-        if (v < 0)
-            v = -v;
-        if (!named || s_sim_metrics[i].integer)
-            v = (double) (int64_t) v;
-        tm->values[i] = v;
-        char name[32];
-        s_sim_name (i, name, sizeof name);
-        json_object_set_new (metrics, name, json_real (v));
-    }
-    return metrics;
 }
 
 //  Reads a number after `key` in a /proc file; -1 if it is not there.
@@ -764,7 +711,10 @@ s_tm_sample (s_agent_t *agent)
 {
     s_app_t *app = agent->app;
     s_tm_t *tm = agent->tm;
-    json_t *metrics = app->opt.simulate ? s_tm_sim_metrics (app, tm) : s_tm_host_metrics ();
+    json_t *metrics =
+        app->opt.simulate
+            ? vw_simmetrics_step (tm->values, (size_t) app->opt.telemetry_metrics, &s_rng)
+            : s_tm_host_metrics ();
     app->tm_values += json_object_size (metrics);
     json_array_append_new (
         tm->batch,

@@ -73,6 +73,8 @@ s_put_varint (s_buf_t *buf, uint64_t value)
         buf->size += vw_varint_put (at, value);
 }
 
+static const double s_pow10[9] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+
 static void
 s_put_number (s_buf_t *buf, double value)
 {
@@ -80,6 +82,17 @@ s_put_number (s_buf_t *buf, double value)
         s_put_varint (buf, vw_zigzag ((int64_t) value) << 1);
         return;
     }
+    //  A short decimal (0.31, 12.5): the integer m with m / 10^k == value
+    //  exactly, for the smallest k up to 8.
+    if (fabs (value) < S_INT_MAX / 1e8)
+        for (int k = 1; k <= 8; k++) {
+            double m = round (value * s_pow10[k]);
+            if (m != 0 && m / s_pow10[k] == value) {
+                s_put_varint (buf,
+                              (((vw_zigzag ((int64_t) m) << 3) | (uint64_t) (k - 1)) << 1) | 1);
+                return;
+            }
+        }
     uint8_t *at = s_room (buf, 9);
     if (!at)
         return;
@@ -275,8 +288,14 @@ vw_points_walk (const uint8_t *data, size_t size, vw_points_fn *fn, void *arg,
                 }
             }
             else if (v & 1) {
-                rc = -1;
-                break;
+                //  A decimal: m / 10^k.
+                uint64_t u = v >> 1;
+                int64_t m = vw_unzigzag (u >> 3);
+                if (m > (int64_t) S_INT_MAX || m < -(int64_t) S_INT_MAX) {
+                    rc = -1;
+                    break;
+                }
+                value.value = (double) m / s_pow10[(u & 7) + 1];
             }
             else {
                 int64_t integer = vw_unzigzag (v >> 1);

@@ -14,9 +14,12 @@
 
     A number is a varint v: an even v is the integer zigzag(v >> 1) (every
     integral value of magnitude up to 2^53, which a double holds exactly:
-    counters and gauges such as tunnels=17 take one or two bytes), v = 1 is
-    followed by the 8 bytes of an IEEE 754 double, little-endian. Values are
-    doubles to their readers either way.
+    counters and gauges such as tunnels=17 take one or two bytes); v = 1 is
+    followed by the 8 bytes of an IEEE 754 double, little-endian; any other
+    odd v is a short decimal: with u = v >> 1, the value is
+    zigzag⁻¹(u >> 3) / 10^((u & 7) + 1), chosen by the writer only when that
+    division gives the very same double (cpu=0.31 takes two bytes, not
+    nine). Values are doubles to their readers in every case.
 
     Varints are LEB128 (7 bits a byte, at most 10 bytes). The reader trusts
     nothing: every count and length is checked against the bytes left, the
