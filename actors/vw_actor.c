@@ -270,6 +270,17 @@ vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p)
     return vw_actor_send (self, request->peer, reply_p);
 }
 
+void
+vw_actor_reply_json (vw_actor_t *self, const vw_msg_t *request, int status, json_t *body)
+{
+    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
+    reply->reply.status = status;
+    reply->reply.json = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    json_decref (body);
+    if (vw_actor_reply (self, request, &reply))
+        vw_msg_destroy (&reply);
+}
+
 bool
 vw_actor_wants_prometheus (const vw_msg_t *stats_query)
 {

@@ -28,6 +28,7 @@
 #define VW_ACTOR_H
 
 #include <czmq.h>
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "vw_metrics.h"
@@ -91,6 +92,8 @@ void vw_actor_flush_sends (vw_actor_t *self);
 uint64_t vw_actor_send_failures (vw_actor_t *self);
 //  Sends a reply to `request`'s sender with `request`'s rid.
 int vw_actor_reply (vw_actor_t *self, const vw_msg_t *request, vw_msg_t **reply_p);
+//  Answers a request with a reply of this status and JSON body (consumed).
+void vw_actor_reply_json (vw_actor_t *self, const vw_msg_t *request, int status, json_t *body);
 //  Whether a stats_query asks for Prometheus families (GET /metrics)
 //  rather than JSON figures (GET /statistics).
 bool vw_actor_wants_prometheus (const vw_msg_t *stats_query);

@@ -1333,12 +1333,7 @@ s_on_stats (self_t *self, vw_msg_t *msg)
         (json_int_t) window, "since_start", "completed", (json_int_t) self->completed, "failed",
         (json_int_t) self->failed, "retried", (json_int_t) self->retried, "expired",
         (json_int_t) self->expired, "cancelled", (json_int_t) self->cancelled);
-    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->reply.status = 200;
-    reply->reply.json = json_dumps (body, JSON_COMPACT);
-    json_decref (body);
-    if (vw_actor_reply (self->actor, msg, &reply))
-        vw_msg_destroy (&reply);
+    vw_actor_reply_json (self->actor, msg, 200, body);
 }
 
 //  --------------------------------------------------------------------------

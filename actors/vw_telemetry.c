@@ -342,12 +342,7 @@ s_on_stats (self_t *self, vw_msg_t *msg)
         (json_int_t) self->values_stored, "points_stored", (json_int_t) self->points_stored,
         "ack_p50_ms", p50 < 0 ? json_null () : json_real (p50), "ack_p99_ms",
         p99 < 0 ? json_null () : json_real (p99), "rows_expired", (json_int_t) self->expired);
-    vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
-    reply->reply.status = 200;
-    reply->reply.json = json_dumps (body, JSON_COMPACT);
-    json_decref (body);
-    if (vw_actor_reply (self->actor, msg, &reply))
-        vw_msg_destroy (&reply);
+    vw_actor_reply_json (self->actor, msg, 200, body);
 }
 
 static void

@@ -65,17 +65,27 @@ s_reply_json (vw_msg_t *reply)
                : NULL;
 }
 
+//  Merges an actor's JSON figures into the answer being built: false
+//  (answered 503) when the actor did not give any.
+static bool
+s_merge (vw_http_session_t *session, vw_msg_t *reply, const char *actor)
+{
+    json_t *figures = s_reply_json (reply);
+    if (!figures) {
+        vw_http_error (session, 503, "unavailable", "the %s did not answer", actor);
+        return false;
+    }
+    json_object_update (session->partial, figures);
+    json_decref (figures);
+    return true;
+}
+
 static void
 s_stats_telemetry (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
                    vw_msg_t *reply, const char *why)
 {
-    json_t *telemetry = s_reply_json (reply);
-    if (!telemetry) {
-        vw_http_error (session, 503, "unavailable", "the telemetry actor did not answer");
+    if (!s_merge (session, reply, "telemetry actor"))
         return;
-    }
-    json_object_update (session->partial, telemetry);
-    json_decref (telemetry);
     json_t *body = session->partial;
     session->partial = NULL;
     vw_http_respond (session, 200, body);
@@ -99,13 +109,8 @@ static void
 s_stats_store (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call, vw_msg_t *reply,
                const char *why)
 {
-    json_t *counts = s_reply_json (reply);
-    if (!counts) {
-        vw_http_error (session, 503, "unavailable", "the store did not answer");
+    if (!s_merge (session, reply, "store"))
         return;
-    }
-    json_object_update (session->partial, counts);
-    json_decref (counts);
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
     vw_http_call (edge, session, "broker", &msg, s_stats_broker, NULL, NULL);
 }
