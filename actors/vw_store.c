@@ -487,12 +487,6 @@ s_create (vw_actor_t *actor, void *args)
     self->db = db;
     self->actor = actor;
     self->telemetry = vw_telemetry_rows_new (db);
-    int replayed = self->telemetry ? vw_telemetry_rows_replayed (self->telemetry) : -1;
-    if (replayed > 0)
-        vw_info ("store", "%d telemetry frame(s) summed again into the roll-ups", replayed);
-    else if (replayed < 0)
-        vw_error ("store", "telemetry frames after the roll-ups' watermark could not be read: "
-                           "the roll-ups will miss them");
     self->deferred = zlistx_new ();
     self->oneway = zlistx_new ();
     self->redo = zlistx_new ();
@@ -703,12 +697,12 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             vw_telemetry_query_t query = {in->agent_id,  in->metric,  in->from,
                                           in->to,        in->step_ms, vw_agg_from_name (in->agg),
                                           in->max_points};
-            vw_telemetry_query (self->db, self->telemetry, &query, &result);
+            vw_telemetry_query (self->db, &query, &result);
             s_answer (self, msg, &result);
             break;
         }
         case VW_MSG_ID_telemetry_summary:
-            vw_telemetry_summary (self->db, self->telemetry, msg->telemetry_summary.agent_id,
+            vw_telemetry_summary (self->db, msg->telemetry_summary.agent_id,
                                   msg->telemetry_summary.now ? msg->telemetry_summary.now : now,
                                   &result);
             s_answer (self, msg, &result);
@@ -831,10 +825,11 @@ s_flush (void *state, vw_actor_t *actor)
         //  The pass's roll-ups join its transaction; if they cannot, the
         //  commit fails (the frames must not land without them).
         int64_t t0 = vw_clock_mono_us ();
-        vw_telemetry_rows_flush (self->telemetry, t0 / 1000);
+        vw_telemetry_rows_flush (self->telemetry);
         ok = vw_db_commit (self->db) == 0;
         vw_histo_observe_ms (&self->commit_latency, (double) (vw_clock_mono_us () - t0) / 1000.0);
-        vw_telemetry_rows_committed (self->telemetry, ok, t0 / 1000);
+        if (!ok)
+            vw_telemetry_rows_forget (self->telemetry);
         if (ok)
             self->commits++;
         else

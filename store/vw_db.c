@@ -239,7 +239,7 @@ static const char *const s_migrations[] = {
     "    agent_id TEXT NOT NULL UNIQUE REFERENCES agents (agent_id)\n"
     ") STRICT;\n"
     "CREATE TABLE telemetry_frames (\n"
-    "    id     INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    id     INTEGER PRIMARY KEY,\n"
     "    tid    INTEGER NOT NULL REFERENCES telemetry_agents (tid),\n"
     "    seq    INTEGER NOT NULL CHECK (seq >= 0),\n"
     "    ts_min INTEGER NOT NULL,\n"
@@ -252,12 +252,6 @@ static const char *const s_migrations[] = {
     "    lo  INTEGER NOT NULL CHECK (lo >= 0),\n"
     "    hi  INTEGER NOT NULL CHECK (hi >= lo),\n"
     "    PRIMARY KEY (tid, lo)\n"
-    ") STRICT, WITHOUT ROWID;\n"
-    //  rollups_through: every frame up to this id is in the roll-up tables
-    //  (frames after it are summed again from their rows at start).
-    "CREATE TABLE telemetry_meta (\n"
-    "    key   TEXT NOT NULL PRIMARY KEY,\n"
-    "    value INTEGER NOT NULL\n"
     ") STRICT, WITHOUT ROWID;\n",
 };
 

@@ -189,26 +189,6 @@ s_by_bucket (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-//  Sorts the series' buckets and adds up those of the same start (rows and
-//  sums in memory may both hold one).
-static void
-s_buckets_merge (s_series_t *s)
-{
-    if (s->nbuckets < 2)
-        return;
-    qsort (s->buckets, s->nbuckets, sizeof *s->buckets, s_by_bucket);
-    size_t kept = 0;
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        const s_bucket_t *b = &s->buckets[i];
-        if (kept && s->buckets[kept - 1].bucket == b->bucket)
-            s_bucket_add (&s->buckets[kept - 1], b->count, b->min, b->max, b->sum, b->last,
-                          b->last_ts);
-        else
-            s->buckets[kept++] = *b;
-    }
-    s->nbuckets = kept;
-}
-
 static int
 s_by_name (const void *a, const void *b)
 {
@@ -232,37 +212,10 @@ s_bucketize (s_series_t *s, int64_t step)
     return 0;
 }
 
-//  Sums not written to the roll-up tables yet, for the series listed.
-typedef struct {
-    s_collect_t *c;
-    const int64_t *sids;
-    char (*names)[65];
-    size_t n;
-    bool failed;
-} s_unwritten_t;
-
-static void
-s_add_unwritten (void *arg, int64_t sid, int64_t bucket, int64_t count, double min, double max,
-                 double sum, double last, int64_t last_ts)
-{
-    s_unwritten_t *u = (s_unwritten_t *) arg;
-    for (size_t i = 0; i < u->n; i++)
-        if (u->sids[i] == sid) {
-            s_series_t *s = s_series_of (u->c, u->names[i], strlen (u->names[i]));
-            s_bucket_t *b = s ? s_bucket_new (s, bucket - bucket % u->c->query->step_ms) : NULL;
-            if (!b)
-                u->failed = true;
-            else
-                s_bucket_add (b, count, min, max, sum, last, last_ts);
-            return;
-        }
-}
-
 //  The roll-up rows of every series (or the one metric) in [lo, hi), in
-//  buckets of step_ms, with the sums not written yet.
+//  buckets of step_ms.
 static int
-s_read_rollups (vw_db_t *db, vw_telemetry_rows_t *rows, s_collect_t *c, int64_t tier, int64_t lo,
-                int64_t hi)
+s_read_rollups (vw_db_t *db, s_collect_t *c, int64_t tier, int64_t lo, int64_t hi)
 {
     const vw_telemetry_query_t *q = c->query;
     sqlite3_stmt *list = vw_db_stmt (db, q->metric ? S_SQL_SERIES_ONE : S_SQL_SERIES_ALL);
@@ -288,37 +241,29 @@ s_read_rollups (vw_db_t *db, vw_telemetry_rows_t *rows, s_collect_t *c, int64_t 
     }
     sqlite3_reset (list);
     for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
-        sqlite3_stmt *stmt_rows =
-            vw_db_stmt (db, tier == S_HOUR ? S_SQL_ROLLUP_1H : S_SQL_ROLLUP_1M);
-        if (!stmt_rows) {
+        sqlite3_stmt *rows = vw_db_stmt (db, tier == S_HOUR ? S_SQL_ROLLUP_1H : S_SQL_ROLLUP_1M);
+        if (!rows) {
             rc = SQLITE_ERROR;
             break;
         }
-        sqlite3_bind_int64 (stmt_rows, 1, sids[i]);
-        sqlite3_bind_int64 (stmt_rows, 2, lo);
-        sqlite3_bind_int64 (stmt_rows, 3, hi);
+        sqlite3_bind_int64 (rows, 1, sids[i]);
+        sqlite3_bind_int64 (rows, 2, lo);
+        sqlite3_bind_int64 (rows, 3, hi);
         s_series_t *s = NULL;
         s_bucket_t *b = NULL;
-        while ((rc = sqlite3_step (stmt_rows)) == SQLITE_ROW) {
-            int64_t bucket = sqlite3_column_int64 (stmt_rows, 0);
+        while ((rc = sqlite3_step (rows)) == SQLITE_ROW) {
+            int64_t bucket = sqlite3_column_int64 (rows, 0);
             bucket -= bucket % q->step_ms;
             if ((!s && !(s = s_series_of (c, names[i], strlen (names[i])))) ||
                 ((!b || b->bucket != bucket) && !(b = s_bucket_new (s, bucket)))) {
                 rc = SQLITE_NOMEM;
                 break;
             }
-            s_bucket_add (
-                b, sqlite3_column_int64 (stmt_rows, 4), sqlite3_column_double (stmt_rows, 1),
-                sqlite3_column_double (stmt_rows, 2), sqlite3_column_double (stmt_rows, 3),
-                sqlite3_column_double (stmt_rows, 5), sqlite3_column_int64 (stmt_rows, 6));
+            s_bucket_add (b, sqlite3_column_int64 (rows, 4), sqlite3_column_double (rows, 1),
+                          sqlite3_column_double (rows, 2), sqlite3_column_double (rows, 3),
+                          sqlite3_column_double (rows, 5), sqlite3_column_int64 (rows, 6));
         }
-        sqlite3_reset (stmt_rows);
-    }
-    if (rc == SQLITE_DONE && rows) {
-        s_unwritten_t u = {c, sids, names, n, false};
-        vw_telemetry_rows_unwritten (rows, tier == S_HOUR, lo, hi, s_add_unwritten, &u);
-        if (u.failed)
-            rc = SQLITE_NOMEM;
+        sqlite3_reset (rows);
     }
     free (sids);
     free (names);
@@ -354,7 +299,8 @@ s_series_points (s_series_t *s, const vw_telemetry_query_t *q)
             json_array_append_new (out, s_pair (s->points[i].ts, s->points[i].value));
         return out;
     }
-    s_buckets_merge (s);
+    if (s->nbuckets)
+        qsort (s->buckets, s->nbuckets, sizeof *s->buckets, s_by_bucket);
     for (size_t i = 0; i < s->nbuckets; i++) {
         const s_bucket_t *b = &s->buckets[i];
         double value = q->agg == VW_AGG_MIN     ? b->min
@@ -369,8 +315,7 @@ s_series_points (s_series_t *s, const vw_telemetry_query_t *q)
 }
 
 void
-vw_telemetry_query (vw_db_t *db, vw_telemetry_rows_t *rows, const vw_telemetry_query_t *query,
-                    vw_result_t *result)
+vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result)
 {
     int64_t tid = 0;
     int found = vw_telemetry_rows_tid (db, query->agent_id, false, &tid);
@@ -414,7 +359,7 @@ vw_telemetry_query (vw_db_t *db, vw_telemetry_rows_t *rows, const vw_telemetry_q
         for (size_t i = 0; i < c.count && rc == 0; i++)
             rc = s_bucketize (&c.series[i], step);
     if (rc == 0 && !c.too_many && !c.failed && tier && found == 1)
-        rc = s_read_rollups (db, rows, &c, tier, inner_lo, inner_hi);
+        rc = s_read_rollups (db, &c, tier, inner_lo, inner_hi);
     if (c.too_many)
         vw_result_fail (result, 400, "too_many_points",
                         "the range holds more than %lld points; narrow it (from, to, metric) or "
@@ -493,8 +438,7 @@ s_hour (const s_series_t *s, json_t **window, json_t **trend)
 }
 
 void
-vw_telemetry_summary (vw_db_t *db, vw_telemetry_rows_t *rows, const char *agent_id, int64_t now,
-                      vw_result_t *result)
+vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_t *result)
 {
     //  The 1 h window reads the minute roll-ups since now - 1 h (rounded
     //  down to the minute); the rest reads the raw points of the last 5 min.
@@ -503,7 +447,7 @@ vw_telemetry_summary (vw_db_t *db, vw_telemetry_rows_t *rows, const char *agent_
     int64_t tid = 0;
     int found = vw_telemetry_rows_tid (db, agent_id, false, &tid);
     if (found == 0) {
-        vw_telemetry_query (db, rows, &query, result);  //  404, or an agent without telemetry
+        vw_telemetry_query (db, &query, result);  //  404, or an agent without telemetry
         if (result->status == 200) {
             json_object_del (result->body, "series");
             json_object_set_new (result->body, "metrics", json_object ());
@@ -517,14 +461,13 @@ vw_telemetry_summary (vw_db_t *db, vw_telemetry_rows_t *rows, const char *agent_
     query.step_ms = S_MINUTE;
     int64_t hour_from = (now - S_HOUR) / S_MINUTE * S_MINUTE;
     if (rc == 0 && !c.failed)
-        rc = s_read_rollups (db, rows, &c, S_MINUTE, hour_from, now + 1);
+        rc = s_read_rollups (db, &c, S_MINUTE, hour_from, now + 1);
     json_t *metrics = json_object ();
     for (size_t i = 0; rc == 0 && !c.failed && i < c.count; i++) {
         s_series_t *s = &c.series[i];
         if (s->count)
             qsort (s->points, s->count, sizeof *s->points, s_by_ts);
         json_t *hour, *trend;
-        s_buckets_merge (s);
         s_hour (s, &hour, &trend);
         json_t *last = json_null (), *last_ts = json_null ();
         if (s->count) {

@@ -18,7 +18,6 @@
 
 #include "vw_db.h"
 #include "vw_result.h"
-#include "vw_telemetry_rows.h"
 
 typedef enum {
     VW_AGG_NONE = 0,  //  raw points
@@ -45,10 +44,7 @@ typedef struct {
 //  200 {"agent_id","series":[{"metric","points":[[ts,value],…]}]}: series
 //  by metric name (those with points in range), points by ts, in the order
 //  stored for equal ts. 404 for an unknown agent; 400 too_many_points; 500.
-//  rows: the writer, whose roll-up sums not written yet are added (may be
-//  NULL: the tables only).
-void vw_telemetry_query (vw_db_t *db, vw_telemetry_rows_t *rows, const vw_telemetry_query_t *query,
-                         vw_result_t *result);
+void vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result);
 
 //  GET /telemetry/{agent_id}/summary at `now`: 200 {"agent_id","at","metrics":
 //  {"cpu":{"last","last_ts","windows":{"1m":{"min","max","avg","count"},
@@ -58,7 +54,6 @@ void vw_telemetry_query (vw_db_t *db, vw_telemetry_rows_t *rows, const vw_teleme
 //  is the slope of the least-squares line through the minute averages
 //  (null with fewer than two minutes). last is the newest point (from the
 //  newest minute bucket when none is 5 min old). 404 for an unknown agent.
-void vw_telemetry_summary (vw_db_t *db, vw_telemetry_rows_t *rows, const char *agent_id,
-                           int64_t now, vw_result_t *result);
+void vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_t *result);
 
 #endif

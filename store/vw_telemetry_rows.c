@@ -9,8 +9,6 @@
 #define S_MINUTE    60000
 #define S_HOUR      3600000
 #define S_CACHE_MAX 200000  //  series ids kept in memory; past that the cache starts again
-#define S_ROLLUP_EVERY_MS 2000    //  roll-ups written at least this often
-#define S_ROLLUP_HELD_MAX 200000  //  or once this many buckets wait
 
 static const char *S_SQL_TID = "SELECT tid FROM telemetry_agents WHERE agent_id = ?1";
 static const char *S_SQL_TID_NEW =
@@ -47,14 +45,6 @@ static const char *S_SQL_UPSERT_1H =
 //  Retention. Frames go in the order they were stored (their id), up to
 //  the first one still inside the retention: a range of the table, not a
 //  search. Roll-ups go per series, a range of each series' key.
-static const char *S_SQL_WATERMARK_GET =
-    "SELECT value FROM telemetry_meta WHERE key = 'rollups_through'";
-static const char *S_SQL_WATERMARK_SET =
-    "INSERT INTO telemetry_meta (key, value) VALUES ('rollups_through', ?1) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-static const char *S_SQL_FRAMES_AFTER =
-    "SELECT f.id, a.agent_id, f.points FROM telemetry_frames f JOIN telemetry_agents a "
-    "USING (tid) WHERE f.id > ?1 ORDER BY f.id";
 static const char *S_SQL_FRAMES_OLDEST =
     "SELECT id, ts_max FROM telemetry_frames ORDER BY id LIMIT ?1";
 static const char *S_SQL_FRAMES_DROP = "DELETE FROM telemetry_frames WHERE id <= ?1";
@@ -76,21 +66,12 @@ typedef struct {
     size_t cap, used;
 } s_aggs_t;
 
-//  Roll-up sums wait in memory: `pass` holds this pass's (not committed
-//  yet), `held` those of committed frames not written yet. Every
-//  S_ROLLUP_EVERY_MS (or past S_ROLLUP_HELD_MAX buckets) both are upserted
-//  in the pass's transaction with the watermark: the id of the last frame
-//  they include.
 struct vw_telemetry_rows_t {
     vw_db_t *db;
     json_t *series;  //  "agent_id\x1fmetric" -> series_id
-    s_aggs_t pass_m, pass_h, held_m, held_h;
-    int64_t pass_last_id, held_last_id;  //  the newest frame summed in each
-    int64_t written_ms;                  //  when roll-ups were last written (monotonic)
-    bool written;                        //  this pass's transaction writes them
-    int64_t expire_series;               //  where the roll-ups' expiry goes on
-    bool broken;   //  a roll-up of this pass was lost (no memory): it must fail
-    int replayed;  //  frames summed again at start (-1: could not)
+    s_aggs_t minutes, hours;
+    int64_t expire_series;  //  where the roll-ups' expiry goes on
+    bool broken;            //  a roll-up of this pass was lost (no memory): it must fail
 };
 
 static size_t
@@ -156,8 +137,6 @@ s_agg_add (s_agg_t *agg, int64_t ts, double v)
     }
 }
 
-static int s_replay (vw_telemetry_rows_t *self);
-
 vw_telemetry_rows_t *
 vw_telemetry_rows_new (vw_db_t *db)
 {
@@ -170,7 +149,6 @@ vw_telemetry_rows_new (vw_db_t *db)
         free (self);
         return NULL;
     }
-    self->replayed = s_replay (self);
     return self;
 }
 
@@ -181,10 +159,8 @@ vw_telemetry_rows_destroy (vw_telemetry_rows_t **self_p)
     if (!self)
         return;
     json_decref (self->series);
-    free (self->pass_m.slots);
-    free (self->pass_h.slots);
-    free (self->held_m.slots);
-    free (self->held_h.slots);
+    free (self->minutes.slots);
+    free (self->hours.slots);
     free (self);
     *self_p = NULL;
 }
@@ -342,7 +318,6 @@ typedef struct {
     const char *agent_id;
     int64_t *sids;  //  by the frame's name index
     size_t nsids;
-    s_aggs_t *minutes, *hours;  //  where s_roll sums
 } s_frame_walk_t;
 
 static int
@@ -368,8 +343,8 @@ s_roll (void *arg, const vw_points_value_t *v)
 {
     s_frame_walk_t *w = (s_frame_walk_t *) arg;
     int64_t sid = w->sids[v->name_index];
-    s_agg_t *m = s_aggs_get (w->minutes, sid, v->ts - v->ts % S_MINUTE);
-    s_agg_t *h = s_aggs_get (w->hours, sid, v->ts - v->ts % S_HOUR);
+    s_agg_t *m = s_aggs_get (&w->self->minutes, sid, v->ts - v->ts % S_MINUTE);
+    s_agg_t *h = s_aggs_get (&w->self->hours, sid, v->ts - v->ts % S_HOUR);
     if (!m || !h) {
         w->self->broken = true;
         return -1;
@@ -395,7 +370,7 @@ vw_telemetry_rows_store (vw_telemetry_rows_t *self, const char *agent_id, int64_
         vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
         return;
     }
-    s_frame_walk_t walk = {self, agent_id, NULL, 0, &self->pass_m, &self->pass_h};
+    s_frame_walk_t walk = {self, agent_id, NULL, 0};
     if (found == 1 && s_seq_below (db, tid, seq, &lo, &hi) == 0) {
         if (lo >= 0 && hi >= seq) {
             vw_result_ok (result, 200, NULL);
@@ -408,7 +383,6 @@ vw_telemetry_rows_store (vw_telemetry_rows_t *self, const char *agent_id, int64_
             s_seq_add (db, tid, seq, lo, hi) == 0) {
             //  Only memory from here: a failure fails the pass (flush).
             vw_points_walk (points, size, s_roll, &walk, NULL);
-            self->pass_last_id = sqlite3_last_insert_rowid (vw_db_handle (db));
             free (walk.sids);
             vw_result_ok (result, 201, NULL);
             return;
@@ -445,141 +419,32 @@ s_upsert_all (vw_db_t *db, s_aggs_t *aggs, const char *sql)
     return 0;
 }
 
-//  Adds b's buckets into a.
-static int
-s_aggs_merge (s_aggs_t *a, const s_aggs_t *b)
-{
-    for (size_t i = 0; i < b->cap; i++) {
-        const s_agg_t *x = &b->slots[i];
-        if (!x->sid)
-            continue;
-        s_agg_t *y = s_aggs_get (a, x->sid, x->bucket);
-        if (!y)
-            return -1;
-        if (y->count == 0 || x->min < y->min)
-            y->min = x->min;
-        if (y->count == 0 || x->max > y->max)
-            y->max = x->max;
-        y->sum += x->sum;
-        y->count += x->count;
-        if (x->last_ts >= y->last_ts) {
-            y->last = x->last;
-            y->last_ts = x->last_ts;
-        }
-    }
-    return 0;
-}
-
-static int
-s_watermark (vw_db_t *db, int64_t id)
-{
-    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_WATERMARK_SET);
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, id);
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
 int
-vw_telemetry_rows_flush (vw_telemetry_rows_t *self, int64_t now_ms)
+vw_telemetry_rows_flush (vw_telemetry_rows_t *self)
 {
-    int rc = self->broken ? -1 : 0;
-    size_t buckets = self->held_m.used + self->held_h.used + self->pass_m.used + self->pass_h.used;
-    self->written = false;
-    if (rc == 0 && buckets &&
-        (now_ms - self->written_ms >= S_ROLLUP_EVERY_MS || buckets >= S_ROLLUP_HELD_MAX)) {
-        int64_t last =
-            self->pass_last_id > self->held_last_id ? self->pass_last_id : self->held_last_id;
-        if (s_upsert_all (self->db, &self->held_m, S_SQL_UPSERT_1M) ||
-            s_upsert_all (self->db, &self->held_h, S_SQL_UPSERT_1H) ||
-            s_upsert_all (self->db, &self->pass_m, S_SQL_UPSERT_1M) ||
-            s_upsert_all (self->db, &self->pass_h, S_SQL_UPSERT_1H) || s_watermark (self->db, last))
-            rc = -1;
-        self->written = rc == 0;
-    }
+    int rc = 0;
+    if (self->broken || s_upsert_all (self->db, &self->minutes, S_SQL_UPSERT_1M) ||
+        s_upsert_all (self->db, &self->hours, S_SQL_UPSERT_1H))
+        rc = -1;
+    s_aggs_clear (&self->minutes);
+    s_aggs_clear (&self->hours);
+    self->broken = false;
     if (rc) {
-        //  Frames whose roll-ups are lost must not land: the commit that
+        //  Frames without their roll-ups must not land: the commit that
         //  follows finds the transaction gone and fails the pass.
         sqlite3_exec (vw_db_handle (self->db), "ROLLBACK", NULL, NULL, NULL);
+        json_object_clear (self->series);
     }
     return rc;
 }
 
 void
-vw_telemetry_rows_committed (vw_telemetry_rows_t *self, bool ok, int64_t now_ms)
+vw_telemetry_rows_forget (vw_telemetry_rows_t *self)
 {
-    if (ok && self->written) {
-        s_aggs_clear (&self->held_m);
-        s_aggs_clear (&self->held_h);
-        self->held_last_id = 0;
-        self->written_ms = now_ms;
-    }
-    else if (ok && (s_aggs_merge (&self->held_m, &self->pass_m) ||
-                    s_aggs_merge (&self->held_h, &self->pass_h))) {
-        //  No memory to keep them: summed again from the frames at the next
-        //  start (the watermark stays where it was), and written then.
-        s_aggs_clear (&self->held_m);
-        s_aggs_clear (&self->held_h);
-    }
-    else if (ok && self->pass_last_id > self->held_last_id)
-        self->held_last_id = self->pass_last_id;
-    if (!ok)
-        json_object_clear (self->series);  //  ids learnt in a transaction that is gone
-    s_aggs_clear (&self->pass_m);
-    s_aggs_clear (&self->pass_h);
-    self->pass_last_id = 0;
-    self->written = false;
     self->broken = false;
-}
-
-void
-vw_telemetry_rows_unwritten (vw_telemetry_rows_t *self, bool hours, int64_t lo, int64_t hi,
-                             vw_telemetry_rollup_fn *fn, void *arg)
-{
-    const s_aggs_t *maps[2] = {hours ? &self->held_h : &self->held_m,
-                               hours ? &self->pass_h : &self->pass_m};
-    for (int m = 0; m < 2; m++)
-        for (size_t i = 0; i < maps[m]->cap; i++) {
-            const s_agg_t *a = &maps[m]->slots[i];
-            if (a->sid && a->bucket >= lo && a->bucket < hi)
-                fn (arg, a->sid, a->bucket, a->count, a->min, a->max, a->sum, a->last, a->last_ts);
-        }
-}
-
-//  At start: the frames stored after the watermark (their roll-ups were
-//  not written when the last run ended) are summed again into `held`.
-static int
-s_replay (vw_telemetry_rows_t *self)
-{
-    int64_t from = 0;
-    sqlite3_stmt *stmt = vw_db_stmt (self->db, S_SQL_WATERMARK_GET);
-    if (!stmt)
-        return -1;
-    if (sqlite3_step (stmt) == SQLITE_ROW)
-        from = sqlite3_column_int64 (stmt, 0);
-    sqlite3_reset (stmt);
-    stmt = vw_db_stmt (self->db, S_SQL_FRAMES_AFTER);
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, from);
-    int rc, n = 0;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        //  The agent id is copied: s_resolve runs statements of its own.
-        char agent_id[160];
-        snprintf (agent_id, sizeof agent_id, "%s", (const char *) sqlite3_column_text (stmt, 1));
-        s_frame_walk_t walk = {self, agent_id, NULL, 0, &self->held_m, &self->held_h};
-        const uint8_t *points = (const uint8_t *) sqlite3_column_blob (stmt, 2);
-        size_t size = (size_t) sqlite3_column_bytes (stmt, 2);
-        if (vw_points_walk (points, size, s_resolve, &walk, NULL) == 0)
-            vw_points_walk (points, size, s_roll, &walk, NULL);
-        free (walk.sids);
-        self->held_last_id = sqlite3_column_int64 (stmt, 0);
-        n++;
-    }
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? n : -1;
+    s_aggs_clear (&self->minutes);
+    s_aggs_clear (&self->hours);
+    json_object_clear (self->series);
 }
 
 int64_t
@@ -641,10 +506,4 @@ vw_telemetry_rows_expire (vw_telemetry_rows_t *self, int64_t raw_before, int64_t
     //  enough, and `more` speaks for the frames only.
     self->expire_series = n == per_step ? sids[n - 1] : 0;
     return deleted;
-}
-
-int
-vw_telemetry_rows_replayed (vw_telemetry_rows_t *self)
-{
-    return self->replayed;
 }

@@ -3,15 +3,12 @@
     stored per agent, the 1-minute and 1-hour roll-ups, and their expiry.
     Called by the store actor only.
 
-    Roll-ups follow the raw points exactly. A frame's values are added to
-    this pass's roll-up sums in memory (one per series and bucket); once the
-    pass has committed they join the sums held for committed frames. Every
-    2 s (or when many buckets wait) vw_telemetry_rows_flush upserts all of
-    them in a pass's transaction, with a watermark: the id of the last frame
-    they include. A crash loses only sums of frames after the watermark,
-    and those are summed again from the frames' rows at the next start.
-    Queries add the sums not written yet (vw_telemetry_rows_unwritten), so
-    an answer always covers every stored point.
+    Roll-ups follow the raw points exactly: a frame's values are added to
+    this pass's roll-up sums (one per series and bucket, however many points
+    the pass brought), and vw_telemetry_rows_flush writes them, as upserts,
+    in the same transaction as the frames, just before its commit. What is
+    committed therefore always agrees with the frames committed; a pass
+    that fails leaves neither.
 */
 #ifndef VW_TELEMETRY_ROWS_H
 #define VW_TELEMETRY_ROWS_H
@@ -34,23 +31,12 @@ void vw_telemetry_rows_destroy (vw_telemetry_rows_t **self_p);
 void vw_telemetry_rows_store (vw_telemetry_rows_t *self, const char *agent_id, int64_t seq,
                               const uint8_t *points, size_t size, vw_result_t *result);
 
-//  Before the pass's commit: writes the roll-ups waiting in memory when
-//  due. 0, or -1 after rolling the whole transaction back (the commit then
-//  fails).
-int vw_telemetry_rows_flush (vw_telemetry_rows_t *self, int64_t now_ms);
-//  After it: ok, the pass's sums are held (or gone, if they were written);
-//  not ok, they are dropped with what was learnt about series ids.
-void vw_telemetry_rows_committed (vw_telemetry_rows_t *self, bool ok, int64_t now_ms);
-
-//  The roll-up sums in memory (held and this pass's) of the 1-hour (or
-//  1-minute) buckets in [lo, hi), for queries.
-typedef void (vw_telemetry_rollup_fn) (void *arg, int64_t sid, int64_t bucket, int64_t count,
-                                       double min, double max, double sum, double last,
-                                       int64_t last_ts);
-void vw_telemetry_rows_unwritten (vw_telemetry_rows_t *self, bool hours, int64_t lo, int64_t hi,
-                                  vw_telemetry_rollup_fn *fn, void *arg);
-//  Frames summed again at start (after the watermark); -1 if that failed.
-int vw_telemetry_rows_replayed (vw_telemetry_rows_t *self);
+//  Writes this pass's roll-ups (before the commit). 0, or -1 after rolling
+//  the whole transaction back (the commit then fails).
+int vw_telemetry_rows_flush (vw_telemetry_rows_t *self);
+//  The pass's transaction did not land: forget its roll-ups and what was
+//  learnt about series ids in it.
+void vw_telemetry_rows_forget (vw_telemetry_rows_t *self);
 
 //  Retention, one small step in the open transaction: at most `budget`
 //  frames wholly before raw_before, in the order they were stored, up to

@@ -776,7 +776,7 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; DROP TABLE telemetry_meta; "  //  migration 5
+        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
              "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
              "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
              "DROP TABLE token_denylist; "  //  migration 4
@@ -837,7 +837,7 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; DROP TABLE telemetry_meta; "  //  migration 5
+        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
              "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
              "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
              "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "

@@ -165,7 +165,7 @@ test_migration_4_keeps_users_at_generation_0 (void **state)
     sqlite3 *raw = NULL;
     assert_int_equal (sqlite3_open (file, &raw), SQLITE_OK);
     assert_int_equal (sqlite3_exec (raw,
-                                    "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; DROP TABLE telemetry_meta; "
+                                    "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "
                                     "DROP TABLE telemetry_agents; CREATE TABLE telemetry (a "
                                     "INTEGER); "
                                     "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN "
