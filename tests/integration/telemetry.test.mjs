@@ -394,6 +394,13 @@ describe('telemetry across a crash of the backend', () => {
       for (let seq = 1; seq <= 40; seq++) assert.equal((await a.telemetry(seq, frame(seq))).type, 'telemetry_ack', `seq ${seq}`);
       const r = await api.call('GET', `/telemetry/gw-crash?metric=seq&from=${t}&to=${t + 1000}`, { token: admin });
       assert.deepEqual(series(r.body, 'seq').map((p) => p[1]), Array.from({ length: 40 }, (_, i) => i + 1));
+      // The roll-ups hold every frame once too (written in the frames' own
+      // transactions, so the kill cannot have split them).
+      const from = t - (t % 3600000), to = t + 3600000 * 2;
+      for (const step of [60000, 3600000]) {
+        const b2 = await api.call('GET', `/telemetry/gw-crash?metric=seq&from=${from}&to=${to - (to % step)}&step_ms=${step}&agg=sum`, { token: admin });
+        assert.equal(series(b2.body, 'seq').reduce((n, p) => n + p[1], 0), 820, `step ${step}`);
+      }
       await a.close();
     } finally { await b.stop('SIGKILL'); b.cleanup(); }
   });
