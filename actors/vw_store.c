@@ -73,7 +73,9 @@ s_reply_of (vw_result_t *result)
     vw_msg_t *reply = vw_msg_new (VW_MSG_ID_reply);
     reply->reply.status = result->status;
     if (result->body) {
-        reply->reply.json = json_dumps (result->body, JSON_COMPACT);
+        reply->reply.json = json_dumps (
+            result->body,
+            JSON_COMPACT | (result->real_digits ? JSON_REAL_PRECISION (result->real_digits) : 0));
         json_decref (result->body);
         result->body = NULL;
     }

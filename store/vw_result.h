@@ -12,6 +12,10 @@ typedef struct {
     json_t *body;       //  owned; NULL for 204 and errors
     const char *code;   //  for errors: snake_case (static string)
     char message[200];  //  for errors: human sentence
+    //  Significant digits for the body's reals when it is serialised: 0 for
+    //  jansson's 17 (always exact); fewer when every real of the body reads
+    //  back as the same double with them (1.93, not 1.9299999999999999).
+    int real_digits;
 } vw_result_t;
 
 #define vw_result_ok(r, st, b)                                                                     \

@@ -270,13 +270,29 @@ s_read_rollups (vw_db_t *db, s_collect_t *c, int64_t tier, int64_t lo, int64_t h
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+//  Whether every real of the answer reads back exactly with 15 digits
+//  (then the answer is written with 15: 1.93 rather than 1.9299999999999999).
+static bool s_short_reals;
+
+//  A real as JSON, noting whether 15 digits give it back.
+static json_t *
+s_real (double v)
+{
+    if (s_short_reals) {
+        char text[32];
+        snprintf (text, sizeof text, "%.15g", v);
+        s_short_reals = strtod (text, NULL) == v;
+    }
+    return json_real (v);
+}
+
 //  A number as JSON: an integer when it is one (812, not 812.0).
 static json_t *
 s_number (double v)
 {
     if (v == (double) (int64_t) v && v > -9007199254740992.0 && v < 9007199254740992.0)
         return json_integer ((json_int_t) v);
-    return json_real (v);
+    return s_real (v);
 }
 
 static json_t *
@@ -348,6 +364,7 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
     }
     s_collect_t c = {query, 0, 0, json_object (), NULL, 0, 0, 0, 0, false, false};
     int rc = found < 0 ? -1 : 0;
+    s_short_reals = true;
     if (rc == 0 && found == 1) {
         if (tier)
             rc = s_read_raw (db, tid, &c, query->from, inner_lo) ||
@@ -378,6 +395,7 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
                                               s_series_points (&c.series[i], query)));
         vw_result_ok (result, 200,
                       json_pack ("{s:s, s:o}", "agent_id", query->agent_id, "series", series));
+        result->real_digits = s_short_reals ? 15 : 0;
     }
     for (size_t i = 0; i < c.count; i++) {
         free (c.series[i].points);
@@ -405,8 +423,8 @@ s_window (const s_series_t *s, int64_t from, int64_t now)
             s_bucket_add (&b, 1, s->points[i].value, s->points[i].value, s->points[i].value,
                           s->points[i].value, s->points[i].ts);
     return b.count ? json_pack ("{s:o, s:o, s:o, s:I}", "min", s_number (b.min), "max",
-                                s_number (b.max), "avg", json_real (b.sum / (double) b.count),
-                                "count", (json_int_t) b.count)
+                                s_number (b.max), "avg", s_real (b.sum / (double) b.count), "count",
+                                (json_int_t) b.count)
                    : json_pack ("{s:n, s:n, s:n, s:i}", "min", "max", "avg", "count", 0);
 }
 
@@ -430,11 +448,11 @@ s_hour (const s_series_t *s, json_t **window, json_t **trend)
     }
     *window = all.count
                   ? json_pack ("{s:o, s:o, s:o, s:I}", "min", s_number (all.min), "max",
-                               s_number (all.max), "avg", json_real (all.sum / (double) all.count),
+                               s_number (all.max), "avg", s_real (all.sum / (double) all.count),
                                "count", (json_int_t) all.count)
                   : json_pack ("{s:n, s:n, s:n, s:i}", "min", "max", "avg", "count", 0);
     double d = n * sxx - sx * sx;
-    *trend = n >= 2 && d != 0 ? json_real ((n * sxy - sx * sy) / d) : json_null ();
+    *trend = n >= 2 && d != 0 ? s_real ((n * sxy - sx * sy) / d) : json_null ();
 }
 
 void
@@ -456,6 +474,7 @@ vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_
     }
     s_collect_t c = {&query, 0, 0, json_object (), NULL, 0, 0, 0, 0, false, false};
     int rc = found < 0 ? -1 : s_read_raw (db, tid, &c, query.from, query.to);
+    s_short_reals = true;
     //  Roll-ups of every series the agent ever had: the raw read found those
     //  of the last 5 minutes; the others appear here.
     query.step_ms = S_MINUTE;
@@ -508,10 +527,12 @@ vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_
         vw_result_fail (result, 500, "database_error", "database error: %s",
                         c.failed ? "out of memory" : sqlite3_errmsg (vw_db_handle (db)));
     }
-    else
+    else {
         vw_result_ok (result, 200,
                       json_pack ("{s:s, s:I, s:o}", "agent_id", agent_id, "at", (json_int_t) now,
                                  "metrics", metrics));
+        result->real_digits = s_short_reals ? 15 : 0;
+    }
     for (size_t i = 0; i < c.count; i++) {
         free (c.series[i].points);
         free (c.series[i].buckets);

@@ -101,6 +101,19 @@ describe('telemetry ingestion and queries', () => {
     await a.close();
   });
 
+  it('writes values as short as they read back exactly', async () => {
+    const a = await new TmAgent(b.wsUrl, { agentId: 'gw-tm-1', token }).connect();
+    const t = base + 400000;
+    assert.equal((await a.telemetry(300, [{ ts: t, metrics: { load: 1.93 } }])).type, 'telemetry_ack');
+    const res = await fetch(`${b.httpUrl}/telemetry/gw-tm-1?metric=load&from=${t}&to=${t + 1}`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(await res.text(), `{"agent_id":"gw-tm-1","series":[{"metric":"load","points":[[${t},1.93]]}]}`);
+    // A value 15 digits cannot give back makes the answer use 17: still exact.
+    assert.equal((await a.telemetry(301, [{ ts: t + 1, metrics: { load: 0.1 + 0.2 } }])).type, 'telemetry_ack');
+    const r = await api.call('GET', `/telemetry/gw-tm-1?metric=load&from=${t}&to=${t + 2}`, { token: admin });
+    assert.deepEqual(series(r.body, 'load'), [[t, 1.93], [t + 1, 0.1 + 0.2]]);
+    await a.close();
+  });
+
   it('answers buckets aligned to step_ms with each aggregate, empty buckets left out', async () => {
     const a = await new TmAgent(b.wsUrl, { agentId: 'gw-tm-1', token }).connect();
     const t = base + 120000;  // a fresh minute
