@@ -339,7 +339,13 @@ def admin_commands_ops_and_events():
     ws.send(json.dumps({"type": "command_result", "command_id": cid, "status": "completed", "result": {"pong": True}}))
     done = events_until(sub, "command.state", lambda e: e["command_id"] == cid and e["state"] == "completed")
     assert done["attempts"] == 1, done
-    got = B.req("commands.get", {"command_id": cid})
+    # The event goes out when the scheduler hands the end to the store; the
+    # row shows it once that pass has committed (bounded wait).
+    for _ in range(200):
+        got = B.req("commands.get", {"command_id": cid})
+        if got["ok"] and got["data"]["state"] == "completed":
+            break
+        time.sleep(0.01)
     assert got["ok"] and got["data"]["result"] == {"pong": True} and got["data"]["delivered_at"], got
     listed = B.req("commands.list", {"agent_id": "py-cmd", "state": "completed"})
     assert [c["command_id"] for c in listed["data"]["commands"]] == [cid], listed
