@@ -96,6 +96,17 @@ s_series_of (s_collect_t *c, const char *name, size_t len)
     return s;
 }
 
+static void
+s_collect_free (s_collect_t *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        free (c->series[i].points);
+        free (c->series[i].buckets);
+    }
+    free (c->series);
+    json_decref (c->index);
+}
+
 static int
 s_collect (void *arg, const vw_points_value_t *v)
 {
@@ -397,12 +408,7 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
                       json_pack ("{s:s, s:o}", "agent_id", query->agent_id, "series", series));
         result->real_digits = s_short_reals ? 15 : 0;
     }
-    for (size_t i = 0; i < c.count; i++) {
-        free (c.series[i].points);
-        free (c.series[i].buckets);
-    }
-    free (c.series);
-    json_decref (c.index);
+    s_collect_free (&c);
 }
 
 //  --------------------------------------------------------------------------
@@ -533,10 +539,5 @@ vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_
                                  "metrics", metrics));
         result->real_digits = s_short_reals ? 15 : 0;
     }
-    for (size_t i = 0; i < c.count; i++) {
-        free (c.series[i].points);
-        free (c.series[i].buckets);
-    }
-    free (c.series);
-    json_decref (c.index);
+    s_collect_free (&c);
 }
