@@ -341,26 +341,34 @@ s_series_points (s_series_t *s, const vw_telemetry_query_t *q)
     return out;
 }
 
-void
-vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result)
+//  The agent's tid: 1; 2 when the agent exists but never sent telemetry;
+//  -1 on a database error; 0 (answered 404) when there is no such agent.
+static int
+s_find (vw_db_t *db, const char *agent_id, int64_t *tid, vw_result_t *result)
 {
-    int64_t tid = 0;
-    int found = vw_telemetry_rows_tid (db, query->agent_id, false, &tid);
+    int found = vw_telemetry_rows_tid (db, agent_id, false, tid);
     if (found == 0) {
-        //  An agent that never sent telemetry has none; an unknown one is 404.
         sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_AGENT);
         int rc = SQLITE_ERROR;
         if (stmt) {
-            vw_db_bind_text (stmt, 1, query->agent_id);
+            vw_db_bind_text (stmt, 1, agent_id);
             rc = sqlite3_step (stmt);
             sqlite3_reset (stmt);
         }
         found = rc == SQLITE_ROW ? 2 : rc == SQLITE_DONE ? 0 : -1;
     }
-    if (found == 0) {
-        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", query->agent_id);
+    if (found == 0)
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
+    return found;
+}
+
+void
+vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t *result)
+{
+    int64_t tid = 0;
+    int found = s_find (db, query->agent_id, &tid, result);
+    if (found == 0)
         return;
-    }
     //  Which buckets the roll-ups answer: those wholly inside [from, to).
     int64_t step = query->step_ms, tier = 0, inner_lo = 0, inner_hi = 0;
     if (step && step % S_HOUR == 0)
@@ -469,23 +477,17 @@ vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_
     vw_telemetry_query_t query = {agent_id, NULL,        now - S_SUMMARY_RAW_MS, now + 1,
                                   0,        VW_AGG_NONE, INT64_MAX / 1000};
     int64_t tid = 0;
-    int found = vw_telemetry_rows_tid (db, agent_id, false, &tid);
-    if (found == 0) {
-        vw_telemetry_query (db, &query, result);  //  404, or an agent without telemetry
-        if (result->status == 200) {
-            json_object_del (result->body, "series");
-            json_object_set_new (result->body, "metrics", json_object ());
-        }
+    int found = s_find (db, agent_id, &tid, result);
+    if (found == 0)
         return;
-    }
     s_collect_t c = {&query, 0, 0, json_object (), NULL, 0, 0, 0, 0, false, false};
-    int rc = found < 0 ? -1 : s_read_raw (db, tid, &c, query.from, query.to);
+    int rc = found < 0 ? -1 : found == 2 ? 0 : s_read_raw (db, tid, &c, query.from, query.to);
     s_short_reals = true;
     //  Roll-ups of every series the agent ever had: the raw read found those
     //  of the last 5 minutes; the others appear here.
     query.step_ms = S_MINUTE;
     int64_t hour_from = (now - S_HOUR) / S_MINUTE * S_MINUTE;
-    if (rc == 0 && !c.failed)
+    if (rc == 0 && !c.failed && found == 1)
         rc = s_read_rollups (db, &c, S_MINUTE, hour_from, now + 1);
     json_t *metrics = json_object ();
     for (size_t i = 0; rc == 0 && !c.failed && i < c.count; i++) {

@@ -106,10 +106,10 @@ def events_until(sub, topic, pred=lambda e: True, timeout=5.0):
     raise AssertionError(f"no {topic} event in {timeout} s")
 
 
-def run(fn):
+def run(fn, *args):
     global PASSED, FAILED
     try:
-        fn()
+        fn(*args)
         PASSED += 1
         print(f"ok - {fn.__name__}")
     except Exception:

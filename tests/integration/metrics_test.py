@@ -8,13 +8,11 @@ Also GET /statistics' telemetry figures, and http.metrics_auth.
 
 Run: /usr/bin/python3 metrics_test.py PATH/TO/viworks-backend
 Prints "N passed, M failed" and exits non-zero on any failure."""
-import json, sys, time, traceback, urllib.error, urllib.request
+import json, sys, time, urllib.error, urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 import admin_events_test as common
-
-PASSED, FAILED = 0, 0
 
 
 def scrape(b, token=None):
@@ -64,18 +62,6 @@ def login(b):
             return body["access_token"]
         time.sleep(0.05)
     raise AssertionError(f"no login: {status} {body}")
-
-
-def run(fn, *args):
-    global PASSED, FAILED
-    try:
-        fn(*args)
-        PASSED += 1
-        print(f"ok - {fn.__name__}")
-    except Exception:
-        FAILED += 1
-        print(f"not ok - {fn.__name__}")
-        traceback.print_exc()
 
 
 def metrics_parse_and_follow_the_fleet(b):
@@ -143,12 +129,12 @@ def metrics_can_require_a_token():
 if __name__ == "__main__":
     B = common.Backend()
     try:
-        run(metrics_parse_and_follow_the_fleet, B)
-        run(metrics_can_require_a_token)
+        common.run(metrics_parse_and_follow_the_fleet, B)
+        common.run(metrics_can_require_a_token)
     finally:
         code, rest = B.stop()
         if code != 0:
-            FAILED += 1
+            common.FAILED += 1
             print(f"not ok - backend exit code {code}\n{rest[-3000:]}")
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    print(f"{common.PASSED} passed, {common.FAILED} failed")
+    sys.exit(1 if common.FAILED else 0)

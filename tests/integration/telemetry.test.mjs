@@ -223,6 +223,10 @@ describe('telemetry ingestion and queries', () => {
     const quiet = await api.call('GET', '/telemetry/gw-tm-quiet', { token: admin });
     assert.equal(quiet.status, 200);
     assert.deepEqual(quiet.body, { agent_id: 'gw-tm-quiet', series: [] });
+    const summary = await api.call('GET', '/telemetry/gw-tm-quiet/summary', { token: admin });
+    assert.equal(summary.status, 200);
+    assert.deepEqual(summary.body.metrics, {});
+    assert.ok(Number.isInteger(summary.body.at));
   });
 
   it('bounds a raw answer by telemetry.max_points', async () => {
