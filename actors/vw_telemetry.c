@@ -36,6 +36,8 @@ typedef struct {
     uint64_t stored;      //  frames written
     uint64_t duplicates;  //  frames whose seq was stored already
     uint64_t refused;     //  frames not stored (invalid, or the store did not take them)
+    uint64_t shed;        //  frames refused at once: too many values on their way to the store
+    uint64_t inflight;    //  values on their way to the store
     uint64_t values_stored, points_stored;
     vw_histo_t ack_latency;  //  frame in -> its ack decided (the commit), ms
     //  Values and points stored per second, the last S_RATE_SLOTS seconds.
@@ -111,6 +113,7 @@ s_on_written (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
         return;
     }
     int status = reply && reply->id == VW_MSG_ID_reply ? (int) reply->reply.status : 503;
+    self->inflight -= frame->values;
     vw_histo_observe_ms (&self->ack_latency, (double) (vw_clock_mono_ms () - frame->in_ms));
     if (status == 201 || status == 200) {
         if (status == 201) {
@@ -254,8 +257,24 @@ s_on_frame (self_t *self, vw_msg_t *msg)
         return;
     }
     self->values += info.values;
+    //  Back-pressure: past telemetry.max_in_flight values on their way to
+    //  the store a frame is refused at once (`unavailable`: the agent sends
+    //  it again after retry_after_ms) rather than queued, so that the wait a
+    //  frame meets stays bounded at any offered load (decision 59).
+    if (self->inflight &&
+        self->inflight + info.values > (uint64_t) self->config->telemetry_max_in_flight) {
+        self->shed++;
+        char message[160];
+        snprintf (message, sizeof message,
+                  "telemetry seq %lld not stored: the store is busy; send it again",
+                  (long long) in->seq);
+        s_acked (self, frame, false, "unavailable", message);
+        free (frame);
+        return;
+    }
     frame->values = info.values;
     frame->points = info.points;
+    self->inflight += info.values;
     if (self->nrules) {
         s_alert_walk_t walk = {self, in->agent_id};
         vw_points_walk (in->points.data, in->points.size, s_alert_value, &walk, NULL);
@@ -335,10 +354,11 @@ s_on_stats (self_t *self, vw_msg_t *msg)
     double p50 = vw_histo_quantile_ms (&self->ack_latency, 0.5);
     double p99 = vw_histo_quantile_ms (&self->ack_latency, 0.99);
     json_t *body = json_pack (
-        "{s:{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}}", "telemetry", "points_per_s",
-        (double) points / span, "values_per_s", (double) values / span, "frames_received",
-        (json_int_t) self->frames, "frames_stored", (json_int_t) self->stored, "duplicates",
-        (json_int_t) self->duplicates, "refused", (json_int_t) self->refused, "values_stored",
+        "{s:{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}}", "telemetry",
+        "points_per_s", (double) points / span, "values_per_s", (double) values / span,
+        "frames_received", (json_int_t) self->frames, "frames_stored", (json_int_t) self->stored,
+        "duplicates", (json_int_t) self->duplicates, "refused", (json_int_t) self->refused, "shed",
+        (json_int_t) self->shed, "values_in_flight", (json_int_t) self->inflight, "values_stored",
         (json_int_t) self->values_stored, "points_stored", (json_int_t) self->points_stored,
         "ack_p50_ms", p50 < 0 ? json_null () : json_real (p50), "ack_p99_ms",
         p99 < 0 ? json_null () : json_real (p99), "rows_expired", (json_int_t) self->expired);
@@ -359,6 +379,13 @@ s_on_metrics (self_t *self, vw_msg_t *msg)
     vw_prom_one (&p, "viworks_telemetry_frames_refused_total", "counter",
                  "Telemetry frames not stored (the agent sends them again).",
                  (double) self->refused);
+    vw_prom_one (&p, "viworks_telemetry_frames_shed_total", "counter",
+                 "Telemetry frames refused at once while the store was busy (the agent sends "
+                 "them again).",
+                 (double) self->shed);
+    vw_prom_one (&p, "viworks_telemetry_values_in_flight", "gauge",
+                 "Metric values on their way to the store, not yet committed.",
+                 (double) self->inflight);
     vw_prom_one (&p, "viworks_telemetry_values_stored_total", "counter", "Metric values stored.",
                  (double) self->values_stored);
     vw_prom_one (&p, "viworks_telemetry_points_stored_total", "counter",

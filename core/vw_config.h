@@ -74,12 +74,13 @@ typedef struct {
     int64_t telemetry_retention_1m_ms;  //  telemetry.retention_1m  90d
     int64_t telemetry_retention_1h_ms;  //  telemetry.retention_1h  730d
     int64_t telemetry_max_future_ms;
-    char *telemetry_alerts;      //  telemetry.alerts  (none) rules, see vw_alerts.h    //
-                                 //  telemetry.max_future  5m (points further ahead refused)
-    int telemetry_max_points;    //  telemetry.max_points  100000 (per query answer)
-    int commands_max_inflight;   //  commands.max_inflight  1024 (global in-flight limit)
-    int commands_max_per_agent;  //  commands.max_per_agent 4 (per-agent in-flight limit)
-    char *commands_schema_file;  //  commands.schema_file  (none) more command types (JSON)
+    char *telemetry_alerts;       //  telemetry.alerts  (none) rules, see vw_alerts.h    //
+                                  //  telemetry.max_future  5m (points further ahead refused)
+    int telemetry_max_points;     //  telemetry.max_points  100000 (per query answer)
+    int telemetry_max_in_flight;  //  telemetry.max_in_flight  300000 values (back-pressure)
+    int commands_max_inflight;    //  commands.max_inflight  1024 (global in-flight limit)
+    int commands_max_per_agent;   //  commands.max_per_agent 4 (per-agent in-flight limit)
+    char *commands_schema_file;   //  commands.schema_file  (none) more command types (JSON)
     const struct vw_commands_t
         *commands;         //  derived at start: the command catalogue (not an option)
     char *admin_password;  //  admin.password    (no flag)           first start's admin password;

@@ -75,33 +75,58 @@ s_put_varint (s_buf_t *buf, uint64_t value)
 
 static const double s_pow10[9] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
 
-static void
-s_put_number (s_buf_t *buf, double value)
+size_t
+vw_number_put (uint8_t *out, double value)
 {
-    if (value == floor (value) && fabs (value) <= S_INT_MAX) {
-        s_put_varint (buf, vw_zigzag ((int64_t) value) << 1);
-        return;
-    }
+    if (value == floor (value) && fabs (value) <= S_INT_MAX)
+        return vw_varint_put (out, vw_zigzag ((int64_t) value) << 1);
     //  A short decimal (0.31, 12.5): the integer m with m / 10^k == value
     //  exactly, for the smallest k up to 8.
     if (fabs (value) < S_INT_MAX / 1e8)
         for (int k = 1; k <= 8; k++) {
             double m = round (value * s_pow10[k]);
-            if (m != 0 && m / s_pow10[k] == value) {
-                s_put_varint (buf,
-                              (((vw_zigzag ((int64_t) m) << 3) | (uint64_t) (k - 1)) << 1) | 1);
-                return;
-            }
+            if (m != 0 && m / s_pow10[k] == value)
+                return vw_varint_put (
+                    out, (((vw_zigzag ((int64_t) m) << 3) | (uint64_t) (k - 1)) << 1) | 1);
         }
-    uint8_t *at = s_room (buf, 9);
-    if (!at)
-        return;
     uint64_t bits;
     memcpy (&bits, &value, sizeof bits);
-    at[0] = 1;
+    out[0] = 1;
     for (int i = 0; i < 8; i++)
-        at[1 + i] = (uint8_t) (bits >> (8 * i));
-    buf->size += 9;
+        out[1 + i] = (uint8_t) (bits >> (8 * i));
+    return 9;
+}
+
+int
+vw_number_get (const uint8_t **p, const uint8_t *end, double *value)
+{
+    uint64_t v;
+    if (vw_varint_get (p, end, &v))
+        return -1;
+    if (v == 1) {
+        if (end - *p < 8)
+            return -1;
+        uint64_t bits = 0;
+        for (int b = 0; b < 8; b++)
+            bits |= (uint64_t) (*p)[b] << (8 * b);
+        *p += 8;
+        memcpy (value, &bits, sizeof bits);
+        return isfinite (*value) ? 0 : -1;
+    }
+    //  A decimal m / 10^k, or an integer.
+    int64_t m = vw_unzigzag (v & 1 ? v >> 4 : v >> 1);
+    if (m > (int64_t) S_INT_MAX || m < -(int64_t) S_INT_MAX)
+        return -1;
+    *value = v & 1 ? (double) m / s_pow10[((v >> 1) & 7) + 1] : (double) m;
+    return 0;
+}
+
+static void
+s_put_number (s_buf_t *buf, double value)
+{
+    uint8_t *at = s_room (buf, 10);
+    if (at)
+        buf->size += vw_number_put (at, value);
 }
 
 int
@@ -266,45 +291,16 @@ vw_points_walk (const uint8_t *data, size_t size, vw_points_fn *fn, void *arg,
             seen.ts_max = ts;
         seen.points++;
         for (uint64_t k = 0; rc == 0 && k < count; k++) {
-            uint64_t i, v;
-            if (vw_varint_get (&p, end, &i) || i >= names || vw_varint_get (&p, end, &v)) {
+            uint64_t i;
+            vw_points_value_t value = {NULL, 0, 0, ts, 0};
+            if (vw_varint_get (&p, end, &i) || i >= names ||
+                vw_number_get (&p, end, &value.value)) {
                 rc = -1;
                 break;
             }
-            vw_points_value_t value = {(const char *) name_at[i], name_len[i], (uint32_t) i, ts, 0};
-            if (v == 1) {
-                if (end - p < 8) {
-                    rc = -1;
-                    break;
-                }
-                uint64_t bits = 0;
-                for (int b = 0; b < 8; b++)
-                    bits |= (uint64_t) p[b] << (8 * b);
-                p += 8;
-                memcpy (&value.value, &bits, sizeof bits);
-                if (!isfinite (value.value)) {
-                    rc = -1;
-                    break;
-                }
-            }
-            else if (v & 1) {
-                //  A decimal: m / 10^k.
-                uint64_t u = v >> 1;
-                int64_t m = vw_unzigzag (u >> 3);
-                if (m > (int64_t) S_INT_MAX || m < -(int64_t) S_INT_MAX) {
-                    rc = -1;
-                    break;
-                }
-                value.value = (double) m / s_pow10[(u & 7) + 1];
-            }
-            else {
-                int64_t integer = vw_unzigzag (v >> 1);
-                if (integer > (int64_t) S_INT_MAX || integer < -(int64_t) S_INT_MAX) {
-                    rc = -1;
-                    break;
-                }
-                value.value = (double) integer;
-            }
+            value.name = (const char *) name_at[i];
+            value.name_len = name_len[i];
+            value.name_index = (uint32_t) i;
             seen.values++;
             if (fn)
                 rc = fn (arg, &value);

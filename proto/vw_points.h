@@ -73,6 +73,12 @@ int vw_points_walk (const uint8_t *data, size_t size, vw_points_fn *fn, void *ar
 size_t vw_varint_put (uint8_t *out, uint64_t value);  //  out has room for 10 bytes
 //  Reads one varint at *p (before end): 0, or -1 (truncated or over 64 bits).
 int vw_varint_get (const uint8_t **p, const uint8_t *end, uint64_t *value);
+//  A number in the form above (out has room for 10 bytes): the bytes
+//  written. vw_number_get reads one at *p: 0, or -1 (truncated, out of
+//  range or not finite).
+size_t vw_number_put (uint8_t *out, double value);
+int vw_number_get (const uint8_t **p, const uint8_t *end, double *value);
+
 static inline uint64_t
 vw_zigzag (int64_t v)
 {

@@ -253,6 +253,29 @@ static const char *const s_migrations[] = {
     "    hi  INTEGER NOT NULL CHECK (hi >= lo),\n"
     "    PRIMARY KEY (tid, lo)\n"
     ") STRICT, WITHOUT ROWID;\n",
+
+    //  6: roll-ups one row per agent and bucket, every metric's aggregates
+    //  packed by vw_rollup: a pass then upserts a row per agent and bucket
+    //  instead of one per metric (measured: the per-metric upserts bounded
+    //  the ack latency). The key is the agent's tid in the high 32 bits and
+    //  the bucket's number in the low ones: an agent's buckets are one range
+    //  of the table's own b-tree, with no index beside it. tid and bucket
+    //  are there to read. Schema 5 lived one day on the development branch;
+    //  its roll-ups are not carried over (decision 58).
+    "DROP TABLE telemetry_1m;\n"
+    "DROP TABLE telemetry_1h;\n"
+    "CREATE TABLE telemetry_1m (\n"
+    "    key    INTEGER PRIMARY KEY CHECK (key > 0),\n"
+    "    aggs   BLOB NOT NULL CHECK (length (aggs) >= 2),\n"
+    "    tid    INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,\n"
+    "    bucket INTEGER GENERATED ALWAYS AS ((key & 4294967295) * 60000) VIRTUAL\n"
+    ") STRICT;\n"
+    "CREATE TABLE telemetry_1h (\n"
+    "    key    INTEGER PRIMARY KEY CHECK (key > 0),\n"
+    "    aggs   BLOB NOT NULL CHECK (length (aggs) >= 2),\n"
+    "    tid    INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,\n"
+    "    bucket INTEGER GENERATED ALWAYS AS ((key & 4294967295) * 3600000) VIRTUAL\n"
+    ") STRICT;\n",
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 //  The schema version this build writes.
-#define VW_DB_SCHEMA_VERSION 5
+#define VW_DB_SCHEMA_VERSION 6
 
 //  PRAGMA application_id of a ViWorkS database ("VIWK"), written by
 //  migration 1. A file carrying another non-zero id belongs to some other

@@ -1,6 +1,7 @@
 /*  vw_telemetry_query - see vw_telemetry_query.h. */
 #include "vw_telemetry_query.h"
 #include "vw_points.h"
+#include "vw_rollup.h"
 #include "vw_telemetry_rows.h"
 
 #include <jansson.h>
@@ -17,12 +18,12 @@ static const char *S_SQL_SERIES_ALL =
     "SELECT series_id, metric FROM telemetry_series WHERE agent_id = ?1";
 static const char *S_SQL_SERIES_ONE =
     "SELECT series_id, metric FROM telemetry_series WHERE agent_id = ?1 AND metric = ?2";
+//  An agent's roll-up rows in a range of buckets (vw_telemetry_rows: the
+//  key is tid << 32 | the bucket's number).
 static const char *S_SQL_ROLLUP_1M =
-    "SELECT bucket, min, max, sum, count, last, last_ts FROM telemetry_1m "
-    "WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+    "SELECT key, aggs FROM telemetry_1m WHERE key >= ?1 AND key < ?2 ORDER BY key";
 static const char *S_SQL_ROLLUP_1H =
-    "SELECT bucket, min, max, sum, count, last, last_ts FROM telemetry_1h "
-    "WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+    "SELECT key, aggs FROM telemetry_1h WHERE key >= ?1 AND key < ?2 ORDER BY key";
 
 vw_agg_t
 vw_agg_from_name (const char *name)
@@ -223,10 +224,22 @@ s_bucketize (s_series_t *s, int64_t step)
     return 0;
 }
 
-//  The roll-up rows of every series (or the one metric) in [lo, hi), in
-//  buckets of step_ms.
+typedef struct {
+    int64_t sid;
+    char name[65];
+} s_named_t;
+
 static int
-s_read_rollups (vw_db_t *db, s_collect_t *c, int64_t tier, int64_t lo, int64_t hi)
+s_by_sid (const void *a, const void *b)
+{
+    int64_t x = ((const s_named_t *) a)->sid, y = ((const s_named_t *) b)->sid;
+    return x < y ? -1 : x > y;
+}
+
+//  The roll-ups of every series (or the one metric) in buckets [lo, hi)
+//  of the tier, in buckets of step_ms.
+static int
+s_read_rollups (vw_db_t *db, int64_t tid, s_collect_t *c, int64_t tier, int64_t lo, int64_t hi)
 {
     const vw_telemetry_query_t *q = c->query;
     sqlite3_stmt *list = vw_db_stmt (db, q->metric ? S_SQL_SERIES_ONE : S_SQL_SERIES_ALL);
@@ -235,49 +248,71 @@ s_read_rollups (vw_db_t *db, s_collect_t *c, int64_t tier, int64_t lo, int64_t h
     vw_db_bind_text (list, 1, q->agent_id);
     if (q->metric)
         vw_db_bind_text (list, 2, q->metric);
-    //  The series first (the list statement stays open while rows are read).
-    int64_t *sids = NULL;
-    char (*names)[65] = NULL;
-    size_t n = 0, cap = 0, capn = 0;
+    //  The series wanted, by id (the list statement is done before the
+    //  rows are read).
+    s_named_t *wanted = NULL;
+    size_t n = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step (list)) == SQLITE_ROW) {
-        if (!s_grow ((void **) &sids, &cap, n, sizeof *sids, 16) ||
-            !s_grow ((void **) &names, &capn, n, sizeof *names, 16)) {
+        if (!s_grow ((void **) &wanted, &cap, n, sizeof *wanted, 16)) {
             rc = SQLITE_NOMEM;
             break;
         }
-        sids[n] = sqlite3_column_int64 (list, 0);
-        snprintf (names[n], sizeof names[n], "%s", (const char *) sqlite3_column_text (list, 1));
+        wanted[n].sid = sqlite3_column_int64 (list, 0);
+        snprintf (wanted[n].name, sizeof wanted[n].name, "%s",
+                  (const char *) sqlite3_column_text (list, 1));
         n++;
     }
     sqlite3_reset (list);
-    for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
-        sqlite3_stmt *rows = vw_db_stmt (db, tier == S_HOUR ? S_SQL_ROLLUP_1H : S_SQL_ROLLUP_1M);
-        if (!rows) {
+    if (n)
+        qsort (wanted, n, sizeof *wanted, s_by_sid);
+    sqlite3_stmt *rows = NULL;
+    if (rc == SQLITE_DONE && n) {
+        rows = vw_db_stmt (db, tier == S_HOUR ? S_SQL_ROLLUP_1H : S_SQL_ROLLUP_1M);
+        if (!rows)
             rc = SQLITE_ERROR;
+        else {
+            sqlite3_bind_int64 (rows, 1, (int64_t) ((uint64_t) tid << 32 | (uint64_t) (lo / tier)));
+            sqlite3_bind_int64 (
+                rows, 2, (int64_t) ((uint64_t) tid << 32 | (uint64_t) ((hi + tier - 1) / tier)));
+        }
+    }
+    vw_rollup_t *entries = NULL;
+    size_t cap_entries = 0, count = 0;
+    while (rows && rc == SQLITE_DONE && (rc = sqlite3_step (rows)) == SQLITE_ROW) {
+        rc = SQLITE_DONE;
+        int64_t at = (sqlite3_column_int64 (rows, 0) & 0xffffffff) * tier;
+        if (vw_rollup_decode ((const uint8_t *) sqlite3_column_blob (rows, 1),
+                              (size_t) sqlite3_column_bytes (rows, 1), at, tier, &entries,
+                              &cap_entries, &count)) {
+            rc = SQLITE_CORRUPT;
             break;
         }
-        sqlite3_bind_int64 (rows, 1, sids[i]);
-        sqlite3_bind_int64 (rows, 2, lo);
-        sqlite3_bind_int64 (rows, 3, hi);
-        s_series_t *s = NULL;
-        s_bucket_t *b = NULL;
-        while ((rc = sqlite3_step (rows)) == SQLITE_ROW) {
-            int64_t bucket = sqlite3_column_int64 (rows, 0);
-            bucket -= bucket % q->step_ms;
-            if ((!s && !(s = s_series_of (c, names[i], strlen (names[i])))) ||
-                ((!b || b->bucket != bucket) && !(b = s_bucket_new (s, bucket)))) {
+        int64_t bucket = at - at % q->step_ms;
+        for (size_t i = 0; i < count; i++) {
+            s_named_t key = {entries[i].sid, ""};
+            const s_named_t *w =
+                (const s_named_t *) bsearch (&key, wanted, n, sizeof *wanted, s_by_sid);
+            if (!w)
+                continue;
+            //  Rows come by bucket: a series' buckets grow at its end.
+            s_series_t *s = s_series_of (c, w->name, strlen (w->name));
+            s_bucket_t *b = s && s->nbuckets && s->buckets[s->nbuckets - 1].bucket == bucket
+                                ? &s->buckets[s->nbuckets - 1]
+                            : s ? s_bucket_new (s, bucket)
+                                : NULL;
+            if (!b) {
                 rc = SQLITE_NOMEM;
                 break;
             }
-            s_bucket_add (b, sqlite3_column_int64 (rows, 4), sqlite3_column_double (rows, 1),
-                          sqlite3_column_double (rows, 2), sqlite3_column_double (rows, 3),
-                          sqlite3_column_double (rows, 5), sqlite3_column_int64 (rows, 6));
+            const vw_rollup_t *e = &entries[i];
+            s_bucket_add (b, e->count, e->min, e->max, e->sum, e->last, e->last_ts);
         }
-        sqlite3_reset (rows);
     }
-    free (sids);
-    free (names);
+    if (rows)
+        sqlite3_reset (rows);
+    free (entries);
+    free (wanted);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -395,7 +430,7 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
         for (size_t i = 0; i < c.count && rc == 0; i++)
             rc = s_bucketize (&c.series[i], step);
     if (rc == 0 && !c.too_many && !c.failed && tier && found == 1)
-        rc = s_read_rollups (db, &c, tier, inner_lo, inner_hi);
+        rc = s_read_rollups (db, tid, &c, tier, inner_lo, inner_hi);
     if (c.too_many)
         vw_result_fail (result, 400, "too_many_points",
                         "the range holds more than %lld points; narrow it (from, to, metric) or "
@@ -424,9 +459,6 @@ vw_telemetry_query (vw_db_t *db, const vw_telemetry_query_t *query, vw_result_t 
 
 #define S_SUMMARY_RAW_MS (5 * S_MINUTE)  //  the raw points read: the 1 m and 5 m windows
 
-static const char *S_SQL_LATEST_1M =
-    "SELECT last, last_ts FROM telemetry_1m WHERE series_id = ?1 ORDER BY bucket DESC LIMIT 1";
-
 //  {"min","max","avg","count"} of the series' raw points in [from, now].
 static json_t *
 s_window (const s_series_t *s, int64_t from, int64_t now)
@@ -445,7 +477,7 @@ s_window (const s_series_t *s, int64_t from, int64_t now)
 //  The 1 h window from the minute roll-ups, and the trend: the slope of the
 //  least-squares line through the minute averages, per minute (null with
 //  fewer than two minutes).
-static void
+static s_bucket_t
 s_hour (const s_series_t *s, json_t **window, json_t **trend)
 {
     s_bucket_t all = {0, 0, INT64_MIN, 0, 0, 0, 0};
@@ -467,6 +499,7 @@ s_hour (const s_series_t *s, json_t **window, json_t **trend)
                   : json_pack ("{s:n, s:n, s:n, s:i}", "min", "max", "avg", "count", 0);
     double d = n * sxx - sx * sx;
     *trend = n >= 2 && d != 0 ? s_real ((n * sxy - sx * sy) / d) : json_null ();
+    return all;
 }
 
 void
@@ -488,41 +521,17 @@ vw_telemetry_summary (vw_db_t *db, const char *agent_id, int64_t now, vw_result_
     query.step_ms = S_MINUTE;
     int64_t hour_from = (now - S_HOUR) / S_MINUTE * S_MINUTE;
     if (rc == 0 && !c.failed && found == 1)
-        rc = s_read_rollups (db, &c, S_MINUTE, hour_from, now + 1);
+        rc = s_read_rollups (db, tid, &c, S_MINUTE, hour_from, now + 1);
     json_t *metrics = json_object ();
     for (size_t i = 0; rc == 0 && !c.failed && i < c.count; i++) {
         s_series_t *s = &c.series[i];
         if (s->count)
             qsort (s->points, s->count, sizeof *s->points, s_by_ts);
         json_t *hour, *trend;
-        s_hour (s, &hour, &trend);
-        json_t *last = json_null (), *last_ts = json_null ();
-        if (s->count) {
-            json_decref (last);
-            json_decref (last_ts);
-            last = s_number (s->points[s->count - 1].value);
-            last_ts = json_integer (s->points[s->count - 1].ts);
-        }
-        else {
-            //  Nothing in 5 min: the newest minute bucket holds the last value.
-            sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_SERIES_ONE);
-            sqlite3_stmt *latest = vw_db_stmt (db, S_SQL_LATEST_1M);
-            if (stmt && latest) {
-                vw_db_bind_text (stmt, 1, agent_id);
-                vw_db_bind_text (stmt, 2, s->name);
-                if (sqlite3_step (stmt) == SQLITE_ROW) {
-                    sqlite3_bind_int64 (latest, 1, sqlite3_column_int64 (stmt, 0));
-                    if (sqlite3_step (latest) == SQLITE_ROW) {
-                        json_decref (last);
-                        json_decref (last_ts);
-                        last = s_number (sqlite3_column_double (latest, 0));
-                        last_ts = json_integer (sqlite3_column_int64 (latest, 1));
-                    }
-                    sqlite3_reset (latest);
-                }
-                sqlite3_reset (stmt);
-            }
-        }
+        s_bucket_t all = s_hour (s, &hour, &trend);
+        //  Nothing in 5 min: the newest minute bucket holds the last value.
+        json_t *last = s->count ? s_number (s->points[s->count - 1].value) : s_number (all.last);
+        json_t *last_ts = json_integer (s->count ? s->points[s->count - 1].ts : all.last_ts);
         json_object_set_new (metrics, s->name,
                              json_pack ("{s:o, s:o, s:{s:o, s:o, s:o}, s:o}", "last", last,
                                         "last_ts", last_ts, "windows", "1m",

@@ -1,6 +1,7 @@
 /*  vw_telemetry_rows - see vw_telemetry_rows.h. */
 #include "vw_telemetry_rows.h"
 #include "vw_points.h"
+#include "vw_rollup.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -28,36 +29,34 @@ static const char *S_SQL_SERIES_NEW =
     "INSERT INTO telemetry_series (agent_id, metric) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 static const char *S_SQL_SERIES =
     "SELECT series_id FROM telemetry_series WHERE agent_id = ?1 AND metric = ?2";
-static const char *S_SQL_UPSERT_1M =
-    "INSERT INTO telemetry_1m (series_id, bucket, min, max, sum, count, last, last_ts) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (series_id, bucket) DO UPDATE SET "
-    "min = min (telemetry_1m.min, excluded.min), max = max (telemetry_1m.max, excluded.max), "
-    "sum = telemetry_1m.sum + excluded.sum, count = telemetry_1m.count + excluded.count, "
-    "last = CASE WHEN excluded.last_ts >= telemetry_1m.last_ts THEN excluded.last "
-    "ELSE telemetry_1m.last END, last_ts = max (telemetry_1m.last_ts, excluded.last_ts)";
-static const char *S_SQL_UPSERT_1H =
-    "INSERT INTO telemetry_1h (series_id, bucket, min, max, sum, count, last, last_ts) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (series_id, bucket) DO UPDATE SET "
-    "min = min (telemetry_1h.min, excluded.min), max = max (telemetry_1h.max, excluded.max), "
-    "sum = telemetry_1h.sum + excluded.sum, count = telemetry_1h.count + excluded.count, "
-    "last = CASE WHEN excluded.last_ts >= telemetry_1h.last_ts THEN excluded.last "
-    "ELSE telemetry_1h.last END, last_ts = max (telemetry_1h.last_ts, excluded.last_ts)";
+//  A roll-up row's key: the agent's tid in the high 32 bits, the bucket's
+//  number (minutes or hours since the epoch) in the low ones, so that an
+//  agent's buckets are one range of the table's own b-tree.
+static const char *S_SQL_ROLLUP_GET_1M = "SELECT aggs FROM telemetry_1m WHERE key = ?1";
+static const char *S_SQL_ROLLUP_GET_1H = "SELECT aggs FROM telemetry_1h WHERE key = ?1";
+static const char *S_SQL_ROLLUP_PUT_1M =
+    "INSERT OR REPLACE INTO telemetry_1m (key, aggs) VALUES (?1, ?2)";
+static const char *S_SQL_ROLLUP_PUT_1H =
+    "INSERT OR REPLACE INTO telemetry_1h (key, aggs) VALUES (?1, ?2)";
 //  Retention. Frames go in the order they were stored (their id), up to
 //  the first one still inside the retention: a range of the table, not a
 //  search. Roll-ups go per series, a range of each series' key.
 static const char *S_SQL_FRAMES_OLDEST =
     "SELECT id, ts_max FROM telemetry_frames ORDER BY id LIMIT ?1";
 static const char *S_SQL_FRAMES_DROP = "DELETE FROM telemetry_frames WHERE id <= ?1";
-static const char *S_SQL_SERIES_NEXT =
-    "SELECT series_id FROM telemetry_series WHERE series_id > ?1 ORDER BY series_id LIMIT ?2";
-static const char *S_SQL_DROP_1M = "DELETE FROM telemetry_1m WHERE series_id = ?1 AND bucket < ?2";
-static const char *S_SQL_DROP_1H = "DELETE FROM telemetry_1h WHERE series_id = ?1 AND bucket < ?2";
+static const char *S_SQL_AGENTS_NEXT =
+    "SELECT tid FROM telemetry_agents WHERE tid > ?1 ORDER BY tid LIMIT ?2";
+static const char *S_SQL_OLDEST_1M =
+    "SELECT key FROM telemetry_1m WHERE key >= ?1 ORDER BY key LIMIT 1";
+static const char *S_SQL_OLDEST_1H =
+    "SELECT key FROM telemetry_1h WHERE key >= ?1 ORDER BY key LIMIT 1";
+static const char *S_SQL_DROP_1M = "DELETE FROM telemetry_1m WHERE key >= ?1 AND key < ?2";
+static const char *S_SQL_DROP_1H = "DELETE FROM telemetry_1h WHERE key >= ?1 AND key < ?2";
 
 //  One roll-up bucket of one series, summed over a pass.
 typedef struct {
-    int64_t sid;  //  0: free slot
-    int64_t bucket, count, last_ts;
-    double min, max, sum, last;
+    int64_t tid, bucket;
+    vw_rollup_t r;  //  r.sid 0: a free slot
 } s_agg_t;
 
 //  Open addressing on (sid, bucket).
@@ -66,12 +65,23 @@ typedef struct {
     size_t cap, used;
 } s_aggs_t;
 
+//  One tier of roll-ups: its span, statements, and this pass's sums.
+typedef struct {
+    int64_t span;
+    const char *get, *put, *oldest, *drop;
+    s_aggs_t aggs;
+} s_tier_t;
+
 struct vw_telemetry_rows_t {
     vw_db_t *db;
-    json_t *series;  //  "agent_id\x1fmetric" -> series_id
-    s_aggs_t minutes, hours;
-    int64_t expire_series;  //  where the roll-ups' expiry goes on
-    bool broken;            //  a roll-up of this pass was lost (no memory): it must fail
+    json_t *series;                //  "agent_id\x1fmetric" -> series_id
+    s_tier_t tiers[2];             //  minutes, hours
+    vw_rollup_t *stored, *merged;  //  a row's entries as read, and with the pass's added
+    size_t cap_stored, cap_merged;
+    uint8_t *out;
+    size_t cap_out;
+    int64_t expire_tid;  //  where the roll-ups' expiry goes on
+    bool broken;         //  a roll-up of this pass was lost (no memory): it must fail
 };
 
 static size_t
@@ -90,9 +100,9 @@ s_aggs_get (s_aggs_t *aggs, int64_t sid, int64_t bucket)
         if (!slots)
             return NULL;
         for (size_t i = 0; i < aggs->cap; i++)
-            if (aggs->slots[i].sid) {
-                size_t at = s_hash (aggs->slots[i].sid, aggs->slots[i].bucket) & (cap - 1);
-                while (slots[at].sid)
+            if (aggs->slots[i].r.sid) {
+                size_t at = s_hash (aggs->slots[i].r.sid, aggs->slots[i].bucket) & (cap - 1);
+                while (slots[at].r.sid)
                     at = (at + 1) & (cap - 1);
                 slots[at] = aggs->slots[i];
             }
@@ -101,40 +111,28 @@ s_aggs_get (s_aggs_t *aggs, int64_t sid, int64_t bucket)
         aggs->cap = cap;
     }
     size_t at = s_hash (sid, bucket) & (aggs->cap - 1);
-    while (aggs->slots[at].sid && (aggs->slots[at].sid != sid || aggs->slots[at].bucket != bucket))
+    while (aggs->slots[at].r.sid &&
+           (aggs->slots[at].r.sid != sid || aggs->slots[at].bucket != bucket))
         at = (at + 1) & (aggs->cap - 1);
     s_agg_t *agg = &aggs->slots[at];
-    if (!agg->sid) {
-        agg->sid = sid;
+    if (!agg->r.sid) {
+        agg->r.sid = sid;
         agg->bucket = bucket;
-        agg->last_ts = INT64_MIN;
+        agg->r.last_ts = INT64_MIN;
         aggs->used++;
     }
     return agg;
 }
 
-static void
-s_aggs_clear (s_aggs_t *aggs)
-{
-    if (aggs->used)
-        memset (aggs->slots, 0, aggs->cap * sizeof *aggs->slots);
-    aggs->used = 0;
-}
-
 //  A value into a bucket; of two values at the same ts the later one is last.
 static void
-s_agg_add (s_agg_t *agg, int64_t ts, double v)
+s_agg_add (vw_rollup_t *r, int64_t ts, double v)
 {
-    if (agg->count == 0 || v < agg->min)
-        agg->min = v;
-    if (agg->count == 0 || v > agg->max)
-        agg->max = v;
-    agg->sum += v;
-    agg->count++;
-    if (ts >= agg->last_ts) {
-        agg->last = v;
-        agg->last_ts = ts;
-    }
+    vw_rollup_t one = {r->sid, 1, ts, v, v, v, v};
+    if (r->count == 0)
+        *r = one;
+    else
+        vw_rollup_merge (r, &one);
 }
 
 vw_telemetry_rows_t *
@@ -144,6 +142,10 @@ vw_telemetry_rows_new (vw_db_t *db)
     if (!self)
         return NULL;
     self->db = db;
+    self->tiers[0] = (s_tier_t){S_MINUTE,        S_SQL_ROLLUP_GET_1M, S_SQL_ROLLUP_PUT_1M,
+                                S_SQL_OLDEST_1M, S_SQL_DROP_1M,       {NULL, 0, 0}};
+    self->tiers[1] = (s_tier_t){S_HOUR,          S_SQL_ROLLUP_GET_1H, S_SQL_ROLLUP_PUT_1H,
+                                S_SQL_OLDEST_1H, S_SQL_DROP_1H,       {NULL, 0, 0}};
     self->series = json_object ();
     if (!self->series) {
         free (self);
@@ -159,8 +161,11 @@ vw_telemetry_rows_destroy (vw_telemetry_rows_t **self_p)
     if (!self)
         return;
     json_decref (self->series);
-    free (self->minutes.slots);
-    free (self->hours.slots);
+    for (int i = 0; i < 2; i++)
+        free (self->tiers[i].aggs.slots);
+    free (self->stored);
+    free (self->merged);
+    free (self->out);
     free (self);
     *self_p = NULL;
 }
@@ -316,6 +321,7 @@ s_series_id (vw_telemetry_rows_t *self, const char *agent_id, const char *metric
 typedef struct {
     vw_telemetry_rows_t *self;
     const char *agent_id;
+    int64_t tid;
     int64_t *sids;  //  by the frame's name index
     size_t nsids;
 } s_frame_walk_t;
@@ -343,14 +349,16 @@ s_roll (void *arg, const vw_points_value_t *v)
 {
     s_frame_walk_t *w = (s_frame_walk_t *) arg;
     int64_t sid = w->sids[v->name_index];
-    s_agg_t *m = s_aggs_get (&w->self->minutes, sid, v->ts - v->ts % S_MINUTE);
-    s_agg_t *h = s_aggs_get (&w->self->hours, sid, v->ts - v->ts % S_HOUR);
-    if (!m || !h) {
-        w->self->broken = true;
-        return -1;
+    for (int i = 0; i < 2; i++) {
+        s_tier_t *tier = &w->self->tiers[i];
+        s_agg_t *agg = s_aggs_get (&tier->aggs, sid, v->ts - v->ts % tier->span);
+        if (!agg) {
+            w->self->broken = true;
+            return -1;
+        }
+        agg->tid = w->tid;
+        s_agg_add (&agg->r, v->ts, v->value);
     }
-    s_agg_add (m, v->ts, v->value);
-    s_agg_add (h, v->ts, v->value);
     return 0;
 }
 
@@ -370,7 +378,7 @@ vw_telemetry_rows_store (vw_telemetry_rows_t *self, const char *agent_id, int64_
         vw_result_fail (result, 404, "not_found", "no agent '%.64s'", agent_id);
         return;
     }
-    s_frame_walk_t walk = {self, agent_id, NULL, 0};
+    s_frame_walk_t walk = {self, agent_id, tid, NULL, 0};
     if (found == 1 && s_seq_below (db, tid, seq, &lo, &hi) == 0) {
         if (lo >= 0 && hi >= seq) {
             vw_result_ok (result, 200, NULL);
@@ -393,41 +401,127 @@ vw_telemetry_rows_store (vw_telemetry_rows_t *self, const char *agent_id, int64_
                     sqlite3_errmsg (vw_db_handle (db)));
 }
 
-static int
-s_upsert_all (vw_db_t *db, s_aggs_t *aggs, const char *sql)
+static int64_t
+s_key (int64_t tid, int64_t bucket, int64_t span)
 {
-    for (size_t i = 0; i < aggs->cap; i++) {
-        const s_agg_t *a = &aggs->slots[i];
-        if (!a->sid)
-            continue;
-        sqlite3_stmt *stmt = vw_db_stmt (db, sql);
-        if (!stmt)
-            return -1;
-        sqlite3_bind_int64 (stmt, 1, a->sid);
-        sqlite3_bind_int64 (stmt, 2, a->bucket);
-        sqlite3_bind_double (stmt, 3, a->min);
-        sqlite3_bind_double (stmt, 4, a->max);
-        sqlite3_bind_double (stmt, 5, a->sum);
-        sqlite3_bind_int64 (stmt, 6, a->count);
-        sqlite3_bind_double (stmt, 7, a->last);
-        sqlite3_bind_int64 (stmt, 8, a->last_ts);
-        int rc = sqlite3_step (stmt);
-        sqlite3_reset (stmt);
-        if (rc != SQLITE_DONE)
+    return (int64_t) ((uint64_t) tid << 32 | (uint64_t) (bucket / span));
+}
+
+static int
+s_by_row (const void *a, const void *b)
+{
+    const s_agg_t *x = (const s_agg_t *) a, *y = (const s_agg_t *) b;
+    if (x->tid != y->tid)
+        return x->tid < y->tid ? -1 : 1;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    return x->r.sid < y->r.sid ? -1 : x->r.sid > y->r.sid;
+}
+
+static bool
+s_room (void **items, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return true;
+    void *grown = realloc (*items, need * size);
+    if (!grown)
+        return false;
+    *items = grown;
+    *cap = need;
+    return true;
+}
+
+//  One row (an agent's bucket): what it holds merged with the pass's sums
+//  of it, pass[0..n) by series id.
+static int
+s_write_row (vw_telemetry_rows_t *self, s_tier_t *tier, const s_agg_t *pass, size_t n)
+{
+    int64_t key = s_key (pass->tid, pass->bucket, tier->span);
+    sqlite3_stmt *stmt = vw_db_stmt (self->db, tier->get);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, key);
+    int rc = sqlite3_step (stmt);
+    size_t nstored = 0;
+    if (rc == SQLITE_ROW &&
+        vw_rollup_decode ((const uint8_t *) sqlite3_column_blob (stmt, 0),
+                          (size_t) sqlite3_column_bytes (stmt, 0), pass->bucket, tier->span,
+                          &self->stored, &self->cap_stored, &nstored))
+        rc = SQLITE_CORRUPT;
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+    //  Both lists go by series id: merge them.
+    if (!s_room ((void **) &self->merged, &self->cap_merged, nstored + n, sizeof *self->merged))
+        return -1;
+    size_t i = 0, j = 0, m = 0;
+    while (i < nstored || j < n) {
+        if (j == n || (i < nstored && self->stored[i].sid < pass[j].r.sid))
+            self->merged[m++] = self->stored[i++];
+        else if (i == nstored || pass[j].r.sid < self->stored[i].sid)
+            self->merged[m++] = pass[j++].r;
+        else {
+            self->merged[m] = self->stored[i++];
+            vw_rollup_merge (&self->merged[m++], &pass[j++].r);
+        }
+    }
+    size_t bound = vw_rollup_bound (m);
+    if (!s_room ((void **) &self->out, &self->cap_out, bound, 1))
+        return -1;
+    size_t size = vw_rollup_encode (self->merged, m, pass->bucket, self->out);
+    if (!(stmt = vw_db_stmt (self->db, tier->put)))
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, key);
+    sqlite3_bind_blob (stmt, 2, self->out, (int) size, SQLITE_STATIC);
+    rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+//  The pass's sums of one tier, a row per agent and bucket.
+static int
+s_write_tier (vw_telemetry_rows_t *self, s_tier_t *tier)
+{
+    s_aggs_t *aggs = &tier->aggs;
+    if (!aggs->used)
+        return 0;
+    //  The used slots, packed to the front and sorted by row, then series.
+    size_t n = 0;
+    for (size_t i = 0; i < aggs->cap; i++)
+        if (aggs->slots[i].r.sid)
+            aggs->slots[n++] = aggs->slots[i];
+    qsort (aggs->slots, n, sizeof *aggs->slots, s_by_row);
+    for (size_t at = 0, end; at < n; at = end) {
+        for (end = at + 1; end < n && aggs->slots[end].tid == aggs->slots[at].tid &&
+                           aggs->slots[end].bucket == aggs->slots[at].bucket;
+             end++)
+            ;
+        if (s_write_row (self, tier, &aggs->slots[at], end - at))
             return -1;
     }
     return 0;
+}
+
+static void
+s_aggs_clear_all (vw_telemetry_rows_t *self)
+{
+    for (int i = 0; i < 2; i++) {
+        s_aggs_t *aggs = &self->tiers[i].aggs;
+        if (aggs->cap)
+            memset (aggs->slots, 0, aggs->cap * sizeof *aggs->slots);
+        aggs->used = 0;
+    }
 }
 
 int
 vw_telemetry_rows_flush (vw_telemetry_rows_t *self)
 {
     int rc = 0;
-    if (self->broken || s_upsert_all (self->db, &self->minutes, S_SQL_UPSERT_1M) ||
-        s_upsert_all (self->db, &self->hours, S_SQL_UPSERT_1H))
+    if (self->broken || s_write_tier (self, &self->tiers[0]) ||
+        s_write_tier (self, &self->tiers[1]))
         rc = -1;
-    s_aggs_clear (&self->minutes);
-    s_aggs_clear (&self->hours);
+    s_aggs_clear_all (self);
     self->broken = false;
     if (rc) {
         //  Frames without their roll-ups must not land: the commit that
@@ -442,8 +536,7 @@ void
 vw_telemetry_rows_forget (vw_telemetry_rows_t *self)
 {
     self->broken = false;
-    s_aggs_clear (&self->minutes);
-    s_aggs_clear (&self->hours);
+    s_aggs_clear_all (self);
     json_object_clear (self->series);
 }
 
@@ -480,30 +573,42 @@ vw_telemetry_rows_expire (vw_telemetry_rows_t *self, int64_t raw_before, int64_t
     }
     if (!stopped && seen == budget)
         *more = true;
-    //  Roll-ups: the next few series, round robin.
-    stmt = vw_db_stmt (db, S_SQL_SERIES_NEXT);
+    //  Roll-ups: the next few agents, round robin; of each, at most a
+    //  budget of buckets (keys are consecutive bucket numbers).
+    stmt = vw_db_stmt (db, S_SQL_AGENTS_NEXT);
     if (!stmt)
         return -1;
     int64_t per_step = budget / 10 > 0 ? budget / 10 : 1;
-    sqlite3_bind_int64 (stmt, 1, self->expire_series);
+    sqlite3_bind_int64 (stmt, 1, self->expire_tid);
     sqlite3_bind_int64 (stmt, 2, per_step);
-    int64_t sids[1024];
+    int64_t tids[1024];
     int64_t n = 0;
-    while (n < (int64_t) (sizeof sids / sizeof sids[0]) && n < per_step &&
+    while (n < (int64_t) (sizeof tids / sizeof tids[0]) && n < per_step &&
            (rc = sqlite3_step (stmt)) == SQLITE_ROW)
-        sids[n++] = sqlite3_column_int64 (stmt, 0);
+        tids[n++] = sqlite3_column_int64 (stmt, 0);
     sqlite3_reset (stmt);
-    for (int64_t i = 0; i < n; i++) {
-        if (s_run (db, S_SQL_DROP_1M, 2, sids[i], m1_before, 0, NULL) != SQLITE_DONE)
-            return -1;
-        deleted += sqlite3_changes (vw_db_handle (db));
-        if (s_run (db, S_SQL_DROP_1H, 2, sids[i], h1_before, 0, NULL) != SQLITE_DONE)
-            return -1;
-        deleted += sqlite3_changes (vw_db_handle (db));
-    }
-    //  The next step goes on after these series; after the last, from the
+    const int64_t before[2] = {m1_before, h1_before};
+    for (int64_t i = 0; i < n; i++)
+        for (int t = 0; t < 2; t++) {
+            const s_tier_t *tier = &self->tiers[t];
+            int64_t lo = s_key (tids[i], 0, tier->span), oldest = 0;
+            //  Buckets that start before the bound go, as in the raw tier.
+            int64_t hi =
+                before[t] > 0 ? s_key (tids[i], before[t] + tier->span - 1, tier->span) : lo;
+            rc = s_run (db, tier->oldest, 1, lo, 0, 0, &oldest);
+            if (rc == SQLITE_DONE || (rc == SQLITE_ROW && oldest >= hi))
+                continue;
+            if (rc != SQLITE_ROW)
+                return -1;
+            if (hi - oldest > budget)
+                hi = oldest + budget;
+            if (s_run (db, tier->drop, 2, oldest, hi, 0, NULL) != SQLITE_DONE)
+                return -1;
+            deleted += sqlite3_changes (vw_db_handle (db));
+        }
+    //  The next step goes on after these agents; after the last, from the
     //  start. Roll-ups expire by the minute: going round at this pace is soon
     //  enough, and `more` speaks for the frames only.
-    self->expire_series = n == per_step ? sids[n - 1] : 0;
+    self->expire_tid = n == per_step ? tids[n - 1] : 0;
     return deleted;
 }

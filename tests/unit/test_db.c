@@ -378,7 +378,8 @@ test_schema_is_complete (void **state)
     assert_int_equal (s_int (handle, "SELECT partial FROM pragma_index_list('commands') "
                                      "WHERE name = 'commands_unfinished_seq'"),
                       1);
-    assert_int_equal (s_int (handle, "SELECT count(*) FROM pragma_table_info('telemetry_1h')"), 8);
+    //  key and aggs, and the two generated columns to read them by
+    assert_int_equal (s_int (handle, "SELECT count(*) FROM pragma_table_xinfo('telemetry_1h')"), 4);
 
     assert_int_equal (s_int (handle, "PRAGMA user_version"), VW_DB_SCHEMA_VERSION);
     assert_int_equal (s_int (handle, "PRAGMA application_id"), VW_DB_APPLICATION_ID);
@@ -562,10 +563,12 @@ test_constraints_reject_bad_rows (void **state)
     s_exec_ok (handle, "INSERT INTO telemetry_frames (tid, seq, ts_min, ts_max, points) "
                        "VALUES (1, 42, 1764230000000, 1764230000000, x'01')");
     s_exec_ok (handle, "INSERT INTO telemetry_seqs VALUES (1, 40, 42)");
-    s_exec_ok (handle, "INSERT INTO telemetry_1m VALUES (1, 1764229980000, 0.1, 0.5, 0.6, 2, 0.5, "
-                       "1764230000000)");
-    s_exec_ok (handle, "INSERT INTO telemetry_1h VALUES (1, 1764226800000, 0.1, 0.5, 0.6, 2, 0.5, "
-                       "1764230000000)");
+    s_exec_ok (handle, "INSERT INTO telemetry_1m (key, aggs) VALUES (1 << 32 | 29403833, x'0100')");
+    s_exec_ok (handle, "INSERT INTO telemetry_1h (key, aggs) VALUES (1 << 32 | 490063, x'0100')");
+    //  The key reads as the agent's tid and the bucket's start.
+    assert_int_equal (s_int (handle, "SELECT tid FROM telemetry_1m"), 1);
+    assert_true (s_int (handle, "SELECT bucket = 1764229980000 FROM telemetry_1m"));
+    assert_true (s_int (handle, "SELECT bucket = 1764226800000 FROM telemetry_1h"));
     s_exec_ok (handle, "INSERT INTO users (username, password_hash, role, created_at) "
                        "VALUES ('admin', '$argon2id$…', 'admin', 1)");
     s_exec_ok (handle, "INSERT INTO audit_logs (ts, actor, action, outcome) "
@@ -603,13 +606,10 @@ test_constraints_reject_bad_rows (void **state)
         {"UPDATE commands SET timeout_ms = 0", SQLITE_CONSTRAINT_CHECK},
         {"INSERT INTO telemetry_series (agent_id, metric) VALUES ('gw-01', '')",
          SQLITE_CONSTRAINT_CHECK},
-        {"INSERT INTO telemetry_1m VALUES (1, 1764229980001, 0, 0, 0, 1, 0, 1764229980001)",
-         SQLITE_CONSTRAINT_CHECK},
-        {"INSERT INTO telemetry_1h VALUES (1, 1764230000000, 0, 0, 0, 1, 0, 1764230000000)",
-         SQLITE_CONSTRAINT_CHECK},
-        {"UPDATE telemetry_1m SET count = 0", SQLITE_CONSTRAINT_CHECK},
-        {"UPDATE telemetry_1m SET last_ts = bucket + 60000", SQLITE_CONSTRAINT_CHECK},
-        {"UPDATE telemetry_1m SET min = 1, max = 0", SQLITE_CONSTRAINT_CHECK},
+        {"INSERT INTO telemetry_1m (key, aggs) VALUES (0, x'0100')", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE telemetry_1m SET aggs = x'01'", SQLITE_CONSTRAINT_CHECK},
+        {"UPDATE telemetry_1h SET aggs = NULL", SQLITE_CONSTRAINT_NOTNULL},
+        {"UPDATE telemetry_1h SET aggs = 'text'", SQLITE_CONSTRAINT_DATATYPE},
         //  missing and wrongly typed values (STRICT)
         {"INSERT INTO agents (agent_id, created_at) VALUES (NULL, 1)", SQLITE_CONSTRAINT_NOTNULL},
         {"INSERT INTO agents (agent_id) VALUES ('gw-03')", SQLITE_CONSTRAINT_NOTNULL},
@@ -776,7 +776,12 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
+        raw, "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
+             "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
+             "sum REAL, count INTEGER, last REAL, last_ts INTEGER, PRIMARY KEY (series_id, "
+             "bucket)) STRICT, WITHOUT ROWID; CREATE TABLE telemetry_1h (series_id INTEGER, "
+             "bucket INTEGER) STRICT; "
+             "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
              "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
              "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
              "DROP TABLE token_denylist; "  //  migration 4
@@ -837,7 +842,12 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
+        raw, "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
+             "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
+             "sum REAL, count INTEGER, last REAL, last_ts INTEGER, PRIMARY KEY (series_id, "
+             "bucket)) STRICT, WITHOUT ROWID; CREATE TABLE telemetry_1h (series_id INTEGER, "
+             "bucket INTEGER) STRICT; "
+             "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
              "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
              "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
              "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
@@ -848,11 +858,13 @@ test_migration_3_upgrades_a_version_2_file (void **state)
 
     db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
-    assert_int_equal (vw_db_migrations_applied (db), 3);  //  3, 4 and 5
+    assert_int_equal (vw_db_migrations_applied (db), 4);  //  3, 4, 5 and 6
     assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
     char text[64];
     s_text (handle, "SELECT labels || ' ' || reported_labels FROM agents", text, sizeof (text));
     assert_string_equal (text, "{\"site\":\"ams\"} {}");
+    //  The roll-ups have their row-per-agent shape (migration 6).
+    assert_int_equal (s_int (handle, "SELECT count(*) FROM pragma_table_xinfo('telemetry_1m')"), 4);
     //  The new column's CHECK holds for rows written from now on.
     assert_int_equal (
         sqlite3_exec (handle, "UPDATE agents SET reported_labels = '[1]'", NULL, NULL, NULL),

@@ -54,6 +54,20 @@ s_setup_alerts (void **state)
     return vw_tb_run (f->tb, &vw_telemetry_class, config);
 }
 
+//  With telemetry.max_in_flight at 3 values (the frames below hold 2).
+static int
+s_setup_busy (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) calloc (1, sizeof (t_fixture_t));
+    *state = f;
+    f->tb = vw_tb_new ();
+    vw_config_t *config = f->tb ? vw_tb_config (f->tb) : NULL;
+    if (!config || vw_tb_peers (f->tb, "edge", &f->edge, "store", &f->store, NULL))
+        return -1;
+    config->telemetry_max_in_flight = 3;
+    return vw_tb_run (f->tb, &vw_telemetry_class, config);
+}
+
 static void
 s_frame_points (t_fixture_t *f, int64_t conn, int64_t seq, const char *points_json, bool packed)
 {
@@ -155,6 +169,41 @@ test_unpacked_frame_never_reaches_the_store (void **state)
     vw_msg_destroy (&a);
     assert_int_equal (vw_tb_sync (f->edge, "telemetry"), 0);
     assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_telemetry_write), 0);
+}
+
+//  Back-pressure: past telemetry.max_in_flight values waiting for the store
+//  a frame is refused at once with unavailable (it is sent again), never
+//  queued; once the store has answered, frames go through again. A frame
+//  bigger than the bound alone still goes (nothing else waits).
+static void
+test_frames_over_the_bound_are_refused_at_once (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_frame (f, 4, 1, true);
+    vw_msg_t *w1 = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    s_frame (f, 4, 2, true);  //  2 + 2 > 3
+    vw_msg_t *a = vw_tb_want (f->edge, VW_MSG_ID_telemetry_acked);
+    assert_int_equal (a->telemetry_acked.seq, 2);
+    assert_false (a->telemetry_acked.stored);
+    assert_string_equal (a->telemetry_acked.code, "unavailable");
+    assert_non_null (strstr (a->telemetry_acked.message, "busy"));
+    vw_msg_destroy (&a);
+    assert_int_equal (vw_tb_sync (f->edge, "telemetry"), 0);
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_telemetry_write), 0);
+    vw_tb_answer (f->store, "telemetry", &w1, 201, NULL, NULL);
+    s_expect_acked (f, 4, 1, true, NULL);
+    //  Room again: the re-sent frame goes to the store.
+    s_frame (f, 4, 2, true);
+    vw_msg_t *w2 = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    assert_int_equal (w2->telemetry_write.seq, 2);
+    vw_tb_answer (f->store, "telemetry", &w2, 201, NULL, NULL);
+    s_expect_acked (f, 4, 2, true, NULL);
+    //  A frame of 4 values, alone, is written.
+    s_frame_points (f, 4, 3,
+                    "[{\"ts\":1764230000000,\"metrics\":{\"a\":1,\"b\":2,\"c\":3,\"d\":4}}]", true);
+    vw_msg_t *w3 = vw_tb_want (f->store, VW_MSG_ID_telemetry_write);
+    vw_tb_answer (f->store, "telemetry", &w3, 201, NULL, NULL);
+    s_expect_acked (f, 4, 3, true, NULL);
 }
 
 //  Retention runs by itself: a step a second with the configured bounds,
@@ -269,6 +318,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unpacked_frame_never_reaches_the_store, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_retention_steps, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_frames_over_the_bound_are_refused_at_once,
+                                         s_setup_busy, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_alert_fires_degrades_and_resolves, s_setup_alerts,
                                          vw_tb_teardown),
     };
