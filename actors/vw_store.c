@@ -445,6 +445,14 @@ s_on_metrics (self_t *self, vw_msg_t *msg)
     vw_prom_histo (&p, "viworks_store_commit_seconds",
                    "Time to commit a pass's transaction (telemetry roll-ups included).",
                    &self->commit_latency);
+    uint64_t inline_runs = 0;
+    uint64_t checkpoints = vw_db_checkpoints (self->db, &inline_runs);
+    vw_prom_family (&p, "viworks_store_checkpoints_total", "counter",
+                    "WAL checkpoints, by who ran them (background: off the commit path; "
+                    "writer: the WAL outgrew its bound).");
+    vw_prom_sample (&p, "viworks_store_checkpoints_total", "by", "background",
+                    (double) checkpoints);
+    vw_prom_sample (&p, "viworks_store_checkpoints_total", "by", "writer", (double) inline_runs);
     json_t *counts = vw_command_rows_counts (self->db);
     const char *names[] = {"viworks_agents", "viworks_commands"};
     const char *keys[] = {"agents", "commands"};
@@ -488,6 +496,10 @@ s_create (vw_actor_t *actor, void *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->db = db;
     self->actor = actor;
+    //  Commits must not wait for a checkpoint's disk flush (vw_db).
+    if (vw_db_checkpoint_in_background (db))
+        vw_warn ("store", "no background checkpoints (%s): commits run them",
+                 sqlite3_errmsg (vw_db_handle (db)));
     self->telemetry = vw_telemetry_rows_new (db);
     self->deferred = zlistx_new ();
     self->oneway = zlistx_new ();

@@ -140,12 +140,44 @@ print("%.0f %.0f %d %d %d" % (rate, gen, med(p99), med(p50), max(p99, default=-1
 PY
 }
 
-# metrics: "frames_stored commits" from the backend's GET /metrics ("- -"
-# if it does not answer in 5 s).
-metrics() {
-  curl -sf --max-time 5 "http://127.0.0.1:$http_port/metrics" |
-    awk '$1 == "viworks_telemetry_frames_stored_total" {f = $2} $1 == "viworks_store_commits_total" {c = $2}
-         END {print (f == "" ? "-" : f), (c == "" ? "-" : c)}' || echo "- -"
+# scrape FILE: the backend's GET /metrics into FILE (empty if it does not
+# answer in 5 s).
+scrape() { curl -sf --max-time 5 "http://127.0.0.1:$http_port/metrics" >"$1" || : >"$1"; }
+
+# between FILE0 FILE1: from two scrapes, the frames stored per store commit
+# and the p99 and p50 of the backend's own ack latency (frame in at the
+# telemetry actor -> its commit; the upper bound of the histogram bucket, ms)
+# over the frames acked between them, and the frames shed (refused at once
+# while the store was busy): "per_commit p99 p50 shed" ("- - - -" if a
+# scrape is missing).
+between() {
+  "$py" - "$1" "$2" <<'PY'
+import sys
+def read(path):
+    m, h = {}, {}
+    for line in open(path):
+        if line.startswith('#') or not line.strip():
+            continue
+        name, value = line.rsplit(' ', 1)
+        if name.startswith('viworks_telemetry_ack_seconds_bucket{le="'):
+            le = name.split('"')[1]
+            h[float('inf') if le == '+Inf' else float(le)] = float(value)
+        else:
+            m[name] = float(value)
+    return m, h
+try:
+    (m0, h0), (m1, h1) = read(sys.argv[1]), read(sys.argv[2])
+    frames = m1['viworks_telemetry_frames_stored_total'] - m0['viworks_telemetry_frames_stored_total']
+    commits = m1['viworks_store_commits_total'] - m0['viworks_store_commits_total']
+    les = sorted(h1)
+    total = h1[les[-1]] - h0.get(les[-1], 0)
+    q = lambda f: next((le for le in les if h1[le] - h0.get(le, 0) >= f * total), les[-1])
+    ms = lambda le: '%g' % (le * 1000) if le != float('inf') else 'inf'
+    shed = m1['viworks_telemetry_frames_shed_total'] - m0['viworks_telemetry_frames_shed_total']
+    print('%.0f %s %s %d' % (frames / max(commits, 1), ms(q(0.99)), ms(q(0.5)), shed) if total else '- - - -')
+except (KeyError, OSError, ValueError, IndexError):
+    print('- - - -')
+PY
 }
 
 # tk PID: the CPU ticks of PID, 0 once it has exited (said on stderr with
@@ -160,20 +192,23 @@ tk() {
 # measure SERVER_PID VALUES_PER_FRAME [backend]: after the warm-up, acked
 # and generated values/s over the window, the median p99 and p50, the CPU of
 # the server, of the agents (all processes) and of the rest of the machine;
-# with "backend", also its frames per store commit in the window. Sets rate,
-# gen, p99, p50, p99max, cpu_srv, cpu_agent, cpu_rest, per_commit.
+# with "backend", also its frames per store commit and its own ack p99 and
+# p50 in the window. Sets rate, gen, p99, p50, p99max, cpu_srv, cpu_agent,
+# cpu_rest, per_commit, srv_p99, srv_p50, shed.
 measure() {
   sleep "$warm_s"
-  local t0 s0 a0 m0 s1 a1 m1 a f0=- c0=- f1=- c1=-
-  per_commit=-
-  [ "${3:-}" = backend ] && read -r f0 c0 <<<"$(metrics)"
+  local t0 s0 a0 m0 s1 a1 m1 a
+  per_commit=- srv_p99=- srv_p50=- shed=-
+  [ "${3:-}" = backend ] && scrape "$work/metrics0"
   t0=$(now_ms); s0=$(tk "$1"); m0=$(busy); a0=0
   for a in "${apids[@]}"; do a0=$((a0 + $(tk "$a"))); done
   sleep "$window_s"
   s1=$(tk "$1"); m1=$(busy); a1=0
   for a in "${apids[@]}"; do a1=$((a1 + $(tk "$a"))); done
-  [ "${3:-}" = backend ] && read -r f1 c1 <<<"$(metrics)"
-  [[ "$f0$c0$f1$c1" =~ ^[0-9.e+]+$ ]] && per_commit=$(calc "($f1 - $f0) / ($c1 - $c0 + 1e-9)" 0)
+  if [ "${3:-}" = backend ]; then
+    scrape "$work/metrics1"
+    read -r per_commit srv_p99 srv_p50 shed <<<"$(between "$work/metrics0" "$work/metrics1")"
+  fi
   cpu_srv=$(calc "100 * $((s1 - s0)) / $hz / $window_s" 0)
   cpu_agent=$(calc "100 * $((a1 - a0)) / $hz / $window_s" 0)
   cpu_rest=$(calc "100 * $((m1 - m0 - (s1 - s0) - (a1 - a0))) / $hz / $window_s" 0)
@@ -227,9 +262,9 @@ for run in $(seq "$runs"); do
     stop "$server"
     steady=0
     ((rate * 10 >= gen * 9 && rate * 10 <= gen * 11 && p99max < 10000)) && steady=1
-    printf '  %-16s M=%-3d %9d values/s acked of %d generated (nominal %d), ack p99 %d ms (max %d); CPU server %3d %%, agents %3d %%, rest %3d %%; %s frames a commit; %s\n' \
-      viworks-backend "$m" "$rate" "$gen" "$((N * 10 * m))" "$p99" "$p99max" "$cpu_srv" "$cpu_agent" "$cpu_rest" \
-      "$per_commit" "$( ((steady)) && echo steady || echo 'not steady')"
+    printf '  %-16s M=%-3d %9d values/s acked of %d generated (nominal %d), ack p99 %d ms (max %d) at the agents, %s ms in the backend; CPU server %3d %%, agents %3d %%, rest %3d %%; %s frames a commit, %s shed; %s\n' \
+      viworks-backend "$m" "$rate" "$gen" "$((N * 10 * m))" "$p99" "$p99max" "$srv_p99" "$cpu_srv" "$cpu_agent" "$cpu_rest" \
+      "$per_commit" "$shed" "$( ((steady)) && echo steady || echo 'not steady')"
     ((steady)) || { kept_up=0; break; }
     if ((rate > ours_rate)); then
       ours_rate=$rate ours_m=$m ours_commit=$per_commit
@@ -247,8 +282,8 @@ for run in $(seq "$runs"); do
   # --- half the saturation rate, on a fresh backend -------------------------
   # Two latencies: the agents' (send -> ack, as a fleet sees it, load
   # generator included) and the backend's own (frame in at the telemetry
-  # actor -> its commit, GET /statistics ack_p99_ms: since the start, so
-  # of this phase only). M is interpolated between the ladder's steps by
+  # actor -> its commit, from its GET /metrics histogram over the window).
+  # M is interpolated between the ladder's steps by
   # what the agents generated there (not the nominal, which they miss more
   # the higher M), so that about half the saturation rate is offered.
   half_m=$(awk -v want="$((ours_rate / 2))" '{
@@ -262,17 +297,14 @@ for run in $(seq "$runs"); do
     printf "%.0f", r }' <<<"$steps")
   ((half_m < 1)) && half_m=1
   start_backend
-  api_token=$(admin token)
   fleet "$ws_port" "$half_m" 100 10
-  measure "$server" "$((10 * half_m))"
+  measure "$server" "$((10 * half_m))" backend
   stop_fleet
-  srv_p99=$(curl -sf "http://127.0.0.1:$http_port/statistics" -H "authorization: Bearer $api_token" |
-    "$py" -c 'import json,sys; print(json.load(sys.stdin)["telemetry"]["ack_p99_ms"])')
   fig[p99]+="$p99 "
   fig[p50]+="$p50 "
   fig[srv_p99]+="$srv_p99 "
-  printf '  %-16s %9d values/s acked at half load (M=%d): ack p99 %s ms (p50 %s) at the agents (median of 5-s windows), %s ms in the backend; rest %d %%\n' \
-    viworks-backend "$rate" "$half_m" "$p99" "$p50" "$srv_p99" "$cpu_rest"
+  printf '  %-16s %9d values/s acked at half load (M=%d): ack p99 %s ms (p50 %s) at the agents (median of 5-s windows), %s ms (p50 %s) in the backend; rest %d %%\n' \
+    viworks-backend "$rate" "$half_m" "$p99" "$p50" "$srv_p99" "$srv_p50" "$cpu_rest"
   stop "$server"
   # --- the parse limit: telemetry-sink ---------------------------------------
   sink_port=$(port)

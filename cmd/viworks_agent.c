@@ -583,11 +583,12 @@ s_agent_writeable (s_agent_t *agent)
 
 typedef struct s_tm_t {
     vw_unacked_t *unacked;
-    json_t *batch;      //  points not in a frame yet
-    int64_t seq;        //  the next frame's
-    int64_t sent_upto;  //  highest seq queued on this session (-1: none)
-    int64_t resend_at;  //  monotonic ms: send the unacked again (after an `unavailable`)
-    double values[];    //  simulated: each metric's current value
+    json_t *batch;        //  points not in a frame yet
+    int64_t seq;          //  the next frame's
+    int64_t sent_upto;    //  highest seq queued on this session (-1: none)
+    int64_t resend_at;    //  monotonic ms: send the unacked again (after an `unavailable`)
+    int64_t resend_from;  //  from this seq (the lowest refused; -1: every unacked frame)
+    double values[];      //  simulated: each metric's current value
 } s_tm_t;
 
 static s_tm_t *
@@ -779,9 +780,17 @@ s_tm_on_error (s_agent_t *agent, const vw_wire_msg_t *msg)
     if (!tm)
         return;
     if (msg->code && strcmp (msg->code, "unavailable") == 0) {
-        //  Not stored this time: everything unacked goes again a little later.
+        //  Not stored this time: it goes again a little later, with the
+        //  frames sent after it (those before it are on their way, or were
+        //  refused too and said so). Further refusals meanwhile do not put
+        //  the resend off.
         int64_t after = msg->retry_after_ms > 0 ? msg->retry_after_ms : 1000;
-        tm->resend_at = vw_clock_mono_ms () + after;
+        if (!tm->resend_at) {
+            tm->resend_at = vw_clock_mono_ms () + after;
+            tm->resend_from = msg->seq;
+        }
+        else if (msg->seq < tm->resend_from)
+            tm->resend_from = msg->seq;
         vw_debug ("agent", "%s: telemetry seq %lld not stored; sending again in %lld ms", agent->id,
                   (long long) msg->seq, (long long) after);
         return;
@@ -809,7 +818,9 @@ s_app_on_tm_tick (struct ev_loop *loop, ev_timer *timer, int revents)
             continue;
         if (agent->tm->resend_at && now >= agent->tm->resend_at) {
             agent->tm->resend_at = 0;
-            agent->tm->sent_upto = -1;
+            if (agent->tm->resend_from - 1 < agent->tm->sent_upto)
+                agent->tm->sent_upto = agent->tm->resend_from < 0 ? -1 : agent->tm->resend_from - 1;
+            s_tm_pump (agent);
         }
         s_tm_sample (agent);
     }

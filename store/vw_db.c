@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,6 +53,17 @@ struct vw_db_t {
     bool in_tx;
     vw_db_writes_t writes;  //  verdict of the last commit
     char write_error[256];  //  its message when it failed
+    //  The background checkpointer (vw_db_checkpoint_in_background): its
+    //  own connection and thread; the writer's WAL hook wakes it.
+    struct {
+        bool running, stop, due;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        sqlite3 *handle;
+        atomic_uint_fast64_t done;         //  checkpoints run
+        atomic_uint_fast64_t inline_runs;  //  run by the writer: the WAL outgrew the bound
+    } ckpt;
 };
 
 //  --------------------------------------------------------------------------
@@ -666,6 +679,133 @@ vw_db_open (const char *path, bool full_sync, vw_db_status_t *status, char *err,
     return self;
 }
 
+//  --------------------------------------------------------------------------
+//  Checkpoints in the background. SQLite's own (wal_autocheckpoint) run in
+//  the committing connection: every ~1,000 pages the writer copies the WAL
+//  into the database and syncs it, and each commit waiting behind that
+//  waits for a disk flush (measured: the telemetry ack p99 at 600 k
+//  values/s fell from 250 ms to 50 ms without them). Here a thread with
+//  its own connection runs PASSIVE checkpoints, which never block the
+//  writer, whenever the writer's WAL hook reports S_CKPT_PAGES pages; the
+//  writer checkpoints itself only past S_CKPT_INLINE_PAGES (the thread
+//  cannot keep up, or the WAL never gets a moment to restart).
+
+#define S_CKPT_PAGES        1000
+#define S_CKPT_INLINE_PAGES 16000
+#define S_CKPT_RESTART_LEFT 256  //  frames not yet copied past which no RESTART is tried
+
+static void *
+s_ckpt_thread (void *arg)
+{
+    vw_db_t *self = (vw_db_t *) arg;
+    pthread_mutex_lock (&self->ckpt.lock);
+    while (!self->ckpt.stop) {
+        if (!self->ckpt.due) {
+            pthread_cond_wait (&self->ckpt.wake, &self->ckpt.lock);
+            continue;
+        }
+        self->ckpt.due = false;
+        pthread_mutex_unlock (&self->ckpt.lock);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2 (self->ckpt.handle, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            &log, &done);
+        //  A WAL starts again from its beginning only when a writer finds
+        //  every frame copied, which a steady stream of commits rarely
+        //  leaves time for: once little is left, RESTART copies the rest
+        //  and makes the next writer start over (it waits for that short
+        //  copy, not for the whole WAL).
+        if (rc == SQLITE_OK && log >= S_CKPT_PAGES && log - done <= S_CKPT_RESTART_LEFT)
+            rc = sqlite3_wal_checkpoint_v2 (self->ckpt.handle, NULL, SQLITE_CHECKPOINT_RESTART,
+                                            &log, &done);
+        if (rc == SQLITE_OK && done > 0)
+            atomic_fetch_add (&self->ckpt.done, 1);
+        pthread_mutex_lock (&self->ckpt.lock);
+    }
+    pthread_mutex_unlock (&self->ckpt.lock);
+    return NULL;
+}
+
+//  After each commit of the writer, with the WAL's size in pages.
+static int
+s_wal_hook (void *arg, sqlite3 *handle, const char *name, int pages)
+{
+    vw_db_t *self = (vw_db_t *) arg;
+    if (pages >= S_CKPT_INLINE_PAGES) {
+        sqlite3_wal_checkpoint_v2 (handle, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add (&self->ckpt.inline_runs, 1);
+    }
+    else if (pages >= S_CKPT_PAGES) {
+        pthread_mutex_lock (&self->ckpt.lock);
+        self->ckpt.due = true;
+        pthread_cond_signal (&self->ckpt.wake);
+        pthread_mutex_unlock (&self->ckpt.lock);
+    }
+    return SQLITE_OK;
+}
+
+int
+vw_db_checkpoint_in_background (vw_db_t *self)
+{
+    assert (self);
+    if (self->ckpt.running || s_is_memory (self->path))
+        return 0;
+    if (sqlite3_open_v2 (self->path, &self->ckpt.handle,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_close (self->ckpt.handle);
+        self->ckpt.handle = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout (self->ckpt.handle, VW_DB_BUSY_TIMEOUT_MS);
+    //  A connection opens the WAL on its first read; until then it has none
+    //  to checkpoint (and says -1).
+    char mode[16] = "";
+    if (s_query_one (self->ckpt.handle, "PRAGMA journal_mode", NULL, mode, sizeof mode) != 0 ||
+        strcasecmp (mode, "wal") != 0) {
+        sqlite3_close (self->ckpt.handle);
+        self->ckpt.handle = NULL;
+        return -1;
+    }
+    pthread_mutex_init (&self->ckpt.lock, NULL);
+    pthread_cond_init (&self->ckpt.wake, NULL);
+    if (pthread_create (&self->ckpt.thread, NULL, s_ckpt_thread, self) != 0) {
+        pthread_mutex_destroy (&self->ckpt.lock);
+        pthread_cond_destroy (&self->ckpt.wake);
+        sqlite3_close (self->ckpt.handle);
+        self->ckpt.handle = NULL;
+        return -1;
+    }
+    self->ckpt.running = true;
+    //  From now on the writer no longer checkpoints by itself.
+    sqlite3_wal_autocheckpoint (self->handle, 0);
+    sqlite3_wal_hook (self->handle, s_wal_hook, self);
+    return 0;
+}
+
+uint64_t
+vw_db_checkpoints (vw_db_t *self, uint64_t *inline_runs)
+{
+    if (inline_runs)
+        *inline_runs = atomic_load (&self->ckpt.inline_runs);
+    return atomic_load (&self->ckpt.done);
+}
+
+static void
+s_ckpt_stop (vw_db_t *self)
+{
+    if (!self->ckpt.running)
+        return;
+    sqlite3_wal_hook (self->handle, NULL, NULL);
+    pthread_mutex_lock (&self->ckpt.lock);
+    self->ckpt.stop = true;
+    pthread_cond_signal (&self->ckpt.wake);
+    pthread_mutex_unlock (&self->ckpt.lock);
+    pthread_join (self->ckpt.thread, NULL);
+    pthread_mutex_destroy (&self->ckpt.lock);
+    pthread_cond_destroy (&self->ckpt.wake);
+    sqlite3_close (self->ckpt.handle);
+    self->ckpt.running = false;
+}
+
 void
 vw_db_close (vw_db_t **self_p)
 {
@@ -673,6 +813,7 @@ vw_db_close (vw_db_t **self_p)
     vw_db_t *self = *self_p;
     if (!self)
         return;
+    s_ckpt_stop (self);
     sqlite3_finalize (self->ping);
     for (int i = 0; i < self->cached; i++)
         sqlite3_finalize (self->cache[i].stmt);

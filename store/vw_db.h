@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 //  The schema version this build writes.
@@ -117,5 +118,16 @@ const char *vw_db_write_error (vw_db_t *self);
 //  state after the attempt. Does nothing (returns the state) when writes
 //  are ok or a transaction is open.
 vw_db_writes_t vw_db_retry_writes (vw_db_t *self);
+
+//  Moves the WAL checkpoints off this connection: a thread with its own
+//  connection runs a PASSIVE checkpoint whenever a commit leaves the WAL
+//  at 1,000 pages or more, so that commits never wait for one; the writer
+//  checkpoints itself only if the WAL reaches 16,000 pages. Stopped by
+//  vw_db_close. 0, or -1 (the writer keeps checkpointing itself). Nothing
+//  to do for an in-memory database.
+int vw_db_checkpoint_in_background (vw_db_t *self);
+//  Checkpoints the thread has run (that copied pages); *inline_runs (when not NULL) those the
+//  writer had to run itself.
+uint64_t vw_db_checkpoints (vw_db_t *self, uint64_t *inline_runs);
 
 #endif

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vw_clock.h"
 #include "vw_db.h"
 
 typedef struct {
@@ -894,6 +895,55 @@ test_ping_and_close_twice (void **state)
     assert_null (db);
 }
 
+//  With checkpoints in the background the writer's commits leave the WAL
+//  to the thread: past 1,000 pages one runs (and the writer runs none), the
+//  WAL starts again from its beginning, and what was written reads back.
+static void
+test_checkpoints_in_the_background (void **state)
+{
+    fixture_t *fx = *state;
+    char path[256];
+    s_path (fx, "viworks.db", path, sizeof (path));
+    vw_db_t *db = s_open_ok (path, false);
+    sqlite3 *handle = vw_db_handle (db);
+    assert_int_equal (vw_db_checkpoint_in_background (db), 0);
+    s_exec_ok (handle, "CREATE TABLE t (x BLOB)");
+    //  About 2,000 pages of 4 KiB, in commits of 40 pages.
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal (vw_db_begin (db), 0);
+        s_exec_ok (handle, "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                           "WHERE i < 40) INSERT INTO t SELECT randomblob (4000) FROM n");
+        assert_int_equal (vw_db_commit (db), 0);
+    }
+    //  The thread's work shows in its counter (polled: it has no event).
+    int64_t deadline = vw_clock_mono_ms () + 10000;
+    while (vw_db_checkpoints (db, NULL) == 0 && vw_clock_mono_ms () < deadline)
+        usleep (10000);
+    uint64_t inline_runs = 1;
+    assert_true (vw_db_checkpoints (db, &inline_runs) >= 1);
+    assert_int_equal (inline_runs, 0);
+    //  Once every frame is in the database, the next commit restarts the
+    //  WAL: it then holds only that commit's pages.
+    int log = -1, done = -1;
+    assert_int_equal (
+        sqlite3_wal_checkpoint_v2 (handle, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done),
+        SQLITE_OK);
+    assert_int_equal (log, done);
+    assert_int_equal (vw_db_begin (db), 0);
+    s_exec_ok (handle, "INSERT INTO t VALUES (x'00')");
+    assert_int_equal (vw_db_commit (db), 0);
+    assert_int_equal (
+        sqlite3_wal_checkpoint_v2 (handle, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done),
+        SQLITE_OK);
+    assert_true (log < 20);
+    assert_int_equal (s_int (handle, "SELECT count(*) FROM t"), 2001);
+    vw_db_close (&db);
+    //  Closed: the thread is gone with it (ASan/LSan see what it left).
+    db = s_open_ok (path, false);
+    assert_int_equal (s_int (vw_db_handle (db), "SELECT count(*) FROM t"), 2001);
+    vw_db_close (&db);
+}
+
 static void
 test_memory_database (void **state)
 {
@@ -1168,6 +1218,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_ping_and_close_twice, s_setup, s_teardown),
         cmocka_unit_test (test_memory_database),
+        cmocka_unit_test_setup_teardown (test_checkpoints_in_the_background, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_commit_on_a_full_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_commit_on_a_full_disk_as_io_error, s_setup,
                                          s_teardown),
