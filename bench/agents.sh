@@ -77,7 +77,7 @@ load() {
   t0=$(now_ms)
   s0=$(ticks "$server")
   m0=$(busy)
-  "$agent" --url "ws://127.0.0.1:$ws$path" --simulate "$N" --ramp "$ramp" --ready-file "$ready" \
+  "$agent" --url "ws://127.0.0.1:$ws$path" --simulate "$N" --telemetry-ms 0 --ramp "$ramp" --ready-file "$ready" \
     --log-format text "$@" 2>"$alog" &
   apid=$!
   pids+=("$apid")

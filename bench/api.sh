@@ -57,7 +57,7 @@ if ! admin register 2 api- "$work/tokens"; then
 fi
 token=$(admin token)
 # api-00001 connects (one simulated agent, on wrk's CPU); api-00002 never does.
-taskset -c 1 "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate 1 --id-prefix api- \
+taskset -c 1 "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate 1 --telemetry-ms 0 --id-prefix api- \
   --token-file "$work/tokens" --ready-file "$work/ready" --log-level warn 2>"$work/agent.log" &
 pids+=("$!")
 for _ in $(seq 500); do [ -s "$work/ready" ] && break; sleep 0.01; done

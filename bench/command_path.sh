@@ -40,7 +40,7 @@ pids+=("$!")
 bench_wait_health "$http_port" || echo "the backend did not answer /health in 5 s" >&2
 admin register 10 path- "$work/tokens"
 token=$(admin token)
-"$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate 10 --id-prefix path- \
+"$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate 10 --telemetry-ms 0 --id-prefix path- \
   --token-file "$work/tokens" --ready-file "$work/ready" --log-level warn 2>"$work/agent.log" &
 pids+=("$!")
 for _ in $(seq 500); do [ -s "$work/ready" ] && break; sleep 0.01; done

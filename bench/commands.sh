@@ -107,7 +107,7 @@ for run in $(seq "$runs"); do
   bench_wait_health "$http_port" || echo "  the backend did not answer /health in 5 s" >&2
   "$load" register --http-port "$http_port" --agents "$agents" --prefix bench- --out "$work/tokens" >/dev/null
   rm -f "$work/ready"
-  "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$agents" --ramp 5000 \
+  "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$agents" --telemetry-ms 0 --ramp 5000 \
     --id-prefix bench- --token-file "$work/tokens" --ready-file "$work/ready" \
     --log-format text --log-level warn 2>"$work/agent.log" &
   apid=$!

@@ -136,7 +136,7 @@ for run in $(seq "$runs"); do
     exit 1
   fi
   ready="$work/ready"; alog="$work/agent.log"; rm -f "$ready"
-  "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$N" --ramp "$ramp" --ready-file "$ready" \
+  "$agent" --url "ws://127.0.0.1:$ws_port/ws/agent" --simulate "$N" --telemetry-ms 0 --ramp "$ramp" --ready-file "$ready" \
     --id-prefix storm- --token-file "$work/tokens" --log-format text 2>"$alog" &
   apid=$!
   pids+=("$apid")
@@ -179,7 +179,7 @@ for run in $(seq "$runs"); do
     listening_ms=$(now_ms)
   }
   start_ts
-  "$agent" --url "ws://127.0.0.1:$ts_port/" --simulate "$N" --ramp "$ramp" --ready-file "$ready" \
+  "$agent" --url "ws://127.0.0.1:$ts_port/" --simulate "$N" --telemetry-ms 0 --ramp "$ramp" --ready-file "$ready" \
     --raw --log-format text 2>"$alog" &
   apid=$!
   pids+=("$apid")

@@ -2030,7 +2030,7 @@ s_usage (FILE *out)
         "  --heartbeat-ms N      heartbeat interval (default: heartbeat_interval_ms of the\n"
         "                        welcome)\n"
         "  --telemetry-ms N      take a telemetry point every N ms, 0 for none (default:\n"
-        "                        10000; simulated agents: 0). Points are this host's load,\n"
+        "                        10000). Points are this host's load,\n"
         "                        memory, uptime and interface bytes; simulated agents make\n"
         "                        up gateway metrics\n"
         "  --telemetry-batch N   points per telemetry frame (default 1)\n"
@@ -2535,7 +2535,7 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
         return -1;
     }
     if (opt->telemetry_ms < 0)
-        opt->telemetry_ms = opt->simulate ? 0 : 10000;
+        opt->telemetry_ms = 10000;
     if (opt->telemetry_ms && opt->telemetry_ms < S_HEARTBEAT_MIN_MS) {
         fprintf (stderr, "viworks-agent: --telemetry-ms must be 0 or at least %d\n",
                  S_HEARTBEAT_MIN_MS);
