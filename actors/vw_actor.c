@@ -52,6 +52,7 @@ struct vw_actor_t {
     void *on_batch_arg;
     uint64_t bundles_sent, batched_msgs;
     uint64_t send_failures;  //  sends the socket refused (see vw_actor_send_failures)
+    uint64_t received;       //  messages taken from the socket (a bundle is one)
 };
 
 vw_actor_t *
@@ -294,6 +295,9 @@ vw_actor_reply_metrics (vw_actor_t *self, const vw_msg_t *request, vw_prom_t *pr
     vw_msg_t *reply = vw_msg_new (VW_MSG_ID_metrics_text);
     if (!prom->failed && prom->data)
         vw_msg_set_str (&reply->metrics_text.text, prom->data);
+    //  With the broker's count of what it delivered, the edge tells how
+    //  many messages wait in this actor's socket.
+    reply->metrics_text.received = (int64_t) self->received;
     vw_prom_free (prom);
     if (vw_actor_reply (self, request, &reply))
         vw_msg_destroy (&reply);
@@ -377,6 +381,7 @@ vw_actor_drain (vw_actor_t *self, int max)
     while (handled < max && (zsock_events (self->sock) & ZMQ_POLLIN)) {
         vw_msg_t *msg = vw_msg_recv (self->sock);
         handled++;
+        self->received++;
         if (!msg) {
             vw_warn (self->cls->name, "malformed message dropped");
             continue;

@@ -213,9 +213,12 @@ s_process_metrics (vw_edge_t *edge, vw_prom_t *p)
                  (double) (vw_clock_mono_ms () - edge->started_ms) / 1000.0);
 }
 
-//  The broker's counters: messages in and out per actor.
+//  The broker's counters: messages in and out per actor; and, for the
+//  actors that answered (parts: [text, received] in s_metric_actors'
+//  order), the messages waiting in each one's socket: delivered by the
+//  broker (asked last) less taken by the actor (when it answered).
 static void
-s_broker_metrics (json_t *broker, vw_prom_t *p)
+s_broker_metrics (json_t *broker, json_t *parts, vw_prom_t *p)
 {
     json_t *actors = json_object_get (broker, "actors");
     const char *names[2] = {"viworks_actor_messages_received_total",
@@ -231,6 +234,20 @@ s_broker_metrics (json_t *broker, vw_prom_t *p)
             vw_prom_sample (p, names[i], "actor", actor,
                             (double) json_integer_value (json_object_get (figures, keys[i])));
     }
+    vw_prom_family (p, "viworks_actor_queue_depth", "gauge",
+                    "Messages delivered to each actor and not yet taken from its socket (as of "
+                    "the scrape: the broker's count less the actor's).");
+    size_t i;
+    json_t *part;
+    json_array_foreach (parts, i, part) if (json_is_array (part))
+    {
+        json_t *figures = json_object_get (actors, s_metric_actors[i]);
+        json_int_t out = json_integer_value (json_object_get (figures, "out"));
+        json_int_t taken = json_integer_value (json_array_get (part, 1));
+        if (figures)
+            vw_prom_sample (p, "viworks_actor_queue_depth", "actor", s_metric_actors[i],
+                            (double) (out > taken ? out - taken : 0));
+    }
     vw_prom_one (p, "viworks_broker_routing_errors_total", "counter",
                  "Messages the broker could not route (unknown or busy actor).",
                  (double) json_integer_value (json_object_get (broker, "errors")));
@@ -245,11 +262,14 @@ s_metrics_done (vw_edge_t *edge, vw_http_session_t *session, json_t *broker)
     vw_prom_family (&p, "viworks_up", "gauge",
                     "Whether each actor answered this scrape (1) or not (0).");
     json_array_foreach (session->partial, i, part)
-        vw_prom_sample (&p, "viworks_up", "actor", s_metric_actors[i], json_is_string (part));
-    json_array_foreach (session->partial, i, part) if (json_is_string (part))
-        vw_prom_append (&p, json_string_value (part), json_string_length (part));
+        vw_prom_sample (&p, "viworks_up", "actor", s_metric_actors[i], json_is_array (part));
+    json_array_foreach (session->partial, i, part) if (json_is_array (part))
+    {
+        json_t *text = json_array_get (part, 0);
+        vw_prom_append (&p, json_string_value (text), json_string_length (text));
+    }
     if (broker)
-        s_broker_metrics (broker, &p);
+        s_broker_metrics (broker, session->partial, &p);
     s_process_metrics (edge, &p);
     json_decref (session->partial);
     session->partial = NULL;
@@ -276,9 +296,12 @@ s_metrics_part (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *cal
                 const char *why)
 {
     bool ok = reply && reply->id == VW_MSG_ID_metrics_text;
-    json_array_append_new (
-        session->partial,
-        ok ? json_string (reply->metrics_text.text ? reply->metrics_text.text : "") : json_null ());
+    //  [text, messages received] per actor, null when it did not answer.
+    json_array_append_new (session->partial,
+                           ok ? json_pack ("[s, I]",
+                                           reply->metrics_text.text ? reply->metrics_text.text : "",
+                                           (json_int_t) reply->metrics_text.received)
+                              : json_null ());
     s_metrics_next (edge, session);
 }
 

@@ -463,6 +463,7 @@
     END (telemetry_query)                                                                          \
     MSG (metrics_text, "answer to a stats_query for prometheus: text exposition 0.0.4")            \
     F (metrics_text, STR, text, "HELP, TYPE and sample lines")                                     \
+    F (metrics_text, INT, received, "messages the actor had taken from its socket by then")        \
     END (metrics_text)                                                                             \
     MSG (stats_query,                                                                              \
          "edge/admin -> scheduler, store, telemetry: figures for /statistics (answer: reply)")     \

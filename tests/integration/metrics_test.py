@@ -102,6 +102,12 @@ def metrics_parse_and_follow_the_fleet(b):
     assert value(fams, "viworks_telemetry_ack_seconds", "viworks_telemetry_ack_seconds_bucket", le="+Inf") == acks
     assert value(fams, "viworks_store_commit_seconds", "viworks_store_commit_seconds_count") > 0
     assert value(fams, "viworks_actor_messages_received", "viworks_actor_messages_received_total", actor="telemetry") > 0
+    # Queue depths for every actor that answered; an idle backend has next
+    # to nothing waiting anywhere.
+    for actor in ("registry", "scheduler", "executor", "store", "telemetry", "edge"):
+        depth = value(fams, "viworks_actor_queue_depth", actor=actor)
+        assert 0 <= depth < 100, (actor, depth)
+    assert value(fams, "viworks_store_checkpoints", "viworks_store_checkpoints_total", by="writer") == 0
 
     # /statistics: the telemetry actor's figures.
     status, stats = b.rest("GET", "/statistics", token)
