@@ -9,9 +9,11 @@
     Ops that need another actor are answered asynchronously: the request's
     envelope waits in a pending table until the reply or its deadline.
 
-    The socket binds to loopback or ipc:// only: SPEC §7 requires CURVE on
-    any other address, and until CURVE is configured such an endpoint is
-    refused at start-up rather than exposed.
+    With admin.curve_cert the socket is a CURVE server and takes only the
+    clients whose public certificates are in admin.curve_clients (zauth,
+    started by viworks-backend). Without it the socket binds to loopback or
+    ipc:// only: SPEC §7 requires CURVE on any other address, and such an
+    endpoint is refused at start-up rather than exposed.
 */
 #include "vw_actors.h"
 #include "vw_broker.h"
@@ -19,6 +21,7 @@
 #include "vw_log.h"
 #include "vw_api.h"
 #include "vw_clock.h"
+#include "vw_curve.h"
 #include "vw_jwt.h"
 #include "vw_pending.h"
 #include "vw_probe.h"
@@ -487,11 +490,19 @@ s_create (vw_actor_t *actor, void *args)
     self->started_ms = zclock_mono ();
     self->probe = vw_probe_new (actor);
     self->pending = vw_pending_new (actor, self);
+    zcert_t *cert = NULL;
     if (config->admin_endpoint) {
-        if (!vw_endpoint_is_loopback (config->admin_endpoint)) {
+        char err[512];
+        if (config->admin_curve_cert &&
+            !(cert = vw_curve_load_secret (config->admin_curve_cert, err, sizeof err))) {
+            vw_actor_fail (actor, VW_EXIT_USAGE, "%s", err);
+            goto fail;
+        }
+        if (!cert && !vw_endpoint_is_loopback (config->admin_endpoint)) {
             vw_actor_fail (actor, VW_EXIT_USAGE,
                            "admin endpoint %s is not loopback or ipc:// and CURVE is not "
-                           "configured; refusing to expose the admin socket",
+                           "configured (--admin-curve-cert, --admin-curve-clients); refusing to "
+                           "expose the admin socket",
                            config->admin_endpoint);
             goto fail;
         }
@@ -499,6 +510,8 @@ s_create (vw_actor_t *actor, void *args)
         zsock_set_maxmsgsize (self->router, S_MAX_REQUEST);
         zsock_set_linger (self->router, 0);
         zsock_set_sndtimeo (self->router, 0);
+        if (cert)
+            vw_curve_serve (self->router, cert);
         if (zsock_bind (self->router, "%s", config->admin_endpoint) == -1) {
             char reason[512];
             vw_actor_fail (actor, VW_EXIT_FAILURE, "%s",
@@ -508,10 +521,13 @@ s_create (vw_actor_t *actor, void *args)
             goto fail;
         }
         vw_actor_watch (actor, self->router, s_on_request);
-        vw_info ("admin", "admin socket on %s", config->admin_endpoint);
+        vw_info ("admin", "admin socket on %s%s", config->admin_endpoint,
+                 cert ? " (CURVE: clients from --admin-curve-clients)" : "");
     }
+    zcert_destroy (&cert);
     return self;
 fail:
+    zcert_destroy (&cert);
     zsock_destroy (&self->router);
     vw_pending_destroy (&self->pending);
     vw_probe_destroy (&self->probe);

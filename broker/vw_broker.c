@@ -1,5 +1,6 @@
 /*  vw_broker - see vw_broker.h. */
 #include "vw_broker.h"
+#include "vw_curve.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_msg.h"
@@ -279,14 +280,31 @@ vw_broker_actor (zsock_t *pipe, void *args)
         self.pub = zsock_new (ZMQ_PUB);
         zsock_set_sndhwm (self.pub, 10000);
         zsock_set_linger (self.pub, 0);
-        rc = s_bind (self.pub, a->events_endpoint, "the event stream", "--events-endpoint", reason,
-                     sizeof reason);
+        zcert_t *cert = NULL;
+        if (a->events_curve_cert) {
+            if (!(cert = vw_curve_load_secret (a->events_curve_cert, reason, sizeof reason)))
+                rc = -2;
+            else
+                vw_curve_serve (self.pub, cert);
+        }
+        else if (!vw_endpoint_is_loopback (a->events_endpoint)) {
+            snprintf (reason, sizeof reason,
+                      "events endpoint %s is not loopback or ipc:// and CURVE is not configured "
+                      "(--admin-curve-cert, --admin-curve-clients); refusing to expose the event "
+                      "stream",
+                      a->events_endpoint);
+            rc = -2;
+        }
+        if (rc == 0)
+            rc = s_bind (self.pub, a->events_endpoint, "the event stream", "--events-endpoint",
+                         reason, sizeof reason);
+        zcert_destroy (&cert);
     }
     zsock_signal (pipe, 0);
     if (rc == 0)
         vw_lifecycle_ready (pipe);
     else {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s", reason);
+        vw_lifecycle_failed (pipe, rc == -2 ? VW_EXIT_USAGE : VW_EXIT_FAILURE, "%s", reason);
         self.terminated = true;
     }
 

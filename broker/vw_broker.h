@@ -29,6 +29,9 @@ typedef struct {
     const char *inproc_endpoint;  //  NULL = VW_BROKER_INPROC
     const char *tcp_endpoint;     //  NULL = no remote actors
     const char *events_endpoint;  //  PUB endpoint for events; NULL = none
+    //  The events' CURVE certificate (vw_curve; clients checked by zauth),
+    //  NULL = none, which only a loopback or ipc endpoint may go without.
+    const char *events_curve_cert;
 } vw_broker_args_t;
 
 void vw_broker_actor (zsock_t *pipe, void *args);

@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_START_TIMEOUT_MS 10000
@@ -265,6 +266,7 @@ main (int argc, char **argv)
     int exit_code = VW_EXIT_OK;
     const char *endpoint = config->broker_connect ? config->broker_connect : VW_BROKER_INPROC;
     zactor_t *broker = NULL;
+    zactor_t *zap = NULL;  //  zauth, with CURVE
     s_running_t running[VW_ACTOR_COUNT];
     int nrunning = 0;
 
@@ -288,10 +290,31 @@ main (int argc, char **argv)
         exit_code = VW_EXIT_USAGE;
         goto shutdown;
     }
+    //  CURVE on the admin socket and the event stream: zauth answers the
+    //  handshakes of every socket of the process (ZAP) from the directory
+    //  of allowed clients' public certificates, read again whenever a file
+    //  is added or removed there.
+    if (config->admin_curve_cert) {
+        struct stat st;
+        if (stat (config->admin_curve_clients, &st) != 0 || !S_ISDIR (st.st_mode)) {
+            vw_error ("main", "admin.curve_clients %s is not a directory",
+                      config->admin_curve_clients);
+            exit_code = VW_EXIT_USAGE;
+            goto shutdown;
+        }
+        zap = zactor_new (zauth, NULL);
+        if (!zap || zstr_sendx (zap, "CURVE", config->admin_curve_clients, NULL) ||
+            zsock_wait (zap) != 0) {
+            vw_error ("main", "cannot start the CURVE authenticator (zauth)");
+            exit_code = VW_EXIT_FAILURE;
+            goto shutdown;
+        }
+    }
     if (!config->broker_connect) {
         vw_broker_args_t bargs = {VW_BROKER_INPROC, config->broker_bind,
                                   s_wanted (config->actors, "admin") ? config->events_endpoint
-                                                                     : NULL};
+                                                                     : NULL,
+                                  config->admin_curve_cert};
         broker = zactor_new (vw_broker_actor, &bargs);
         char *reason = NULL;
         exit_code = vw_lifecycle_await (broker, S_START_TIMEOUT_MS, &reason);
@@ -437,6 +460,7 @@ shutdown:;
                  (long long) (vw_clock_mono_ms () - t));
     }
     zactor_destroy (&broker);
+    zactor_destroy (&zap);
     s_watchdog_stop (&watchdog);
     if (sigfd >= 0)
         close (sigfd);

@@ -228,6 +228,25 @@ static const s_option_t s_options[] = {
      .defval = "tcp://127.0.0.1:5555",
      .offset = S_FIELD (admin_endpoint),
      .help = "admin socket (ZeroMQ ROUTER, JSON), \"off\" disables"},
+    {.key = "admin.curve_cert",
+     .flag = "--admin-curve-cert",
+     .env = "VIWORKS_ADMIN_CURVE_CERT",
+     .path = "admin/curve_cert",
+     .type = S_OPTIONAL,
+     .metavar = "FILE",
+     .offset = S_FIELD (admin_curve_cert),
+     .help = "the server's CURVE certificate (FILE and FILE_secret, from viworksctl keygen): "
+             "the admin socket and the event stream take only CURVE clients listed in "
+             "--admin-curve-clients (needed on any non-loopback endpoint)"},
+    {.key = "admin.curve_clients",
+     .flag = "--admin-curve-clients",
+     .env = "VIWORKS_ADMIN_CURVE_CLIENTS",
+     .path = "admin/curve_clients",
+     .type = S_OPTIONAL,
+     .metavar = "DIR",
+     .offset = S_FIELD (admin_curve_clients),
+     .help = "directory of the public certificates of the clients allowed in (read again "
+             "whenever a file is added or removed)"},
     {.key = "events.endpoint",
      .flag = "--events-endpoint",
      .env = "VIWORKS_EVENTS_ENDPOINT",
@@ -1352,6 +1371,14 @@ static int
 s_check (s_config_t *self, s_ctx_t *ctx)
 {
     const vw_config_t *config = &self->public;
+    if (!config->admin_curve_cert != !config->admin_curve_clients) {
+        s_error (ctx,
+                 "%s is set without %s (CURVE needs the server's certificate and the "
+                 "clients allowed)",
+                 config->admin_curve_cert ? "admin.curve_cert" : "admin.curve_clients",
+                 config->admin_curve_cert ? "admin.curve_clients" : "admin.curve_cert");
+        return -1;
+    }
     if (!config->tls_cert != !config->tls_key) {
         s_error (ctx, "%s is set without %s (TLS needs both a certificate and a key)",
                  config->tls_cert ? "tls.cert" : "tls.key",

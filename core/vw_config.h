@@ -40,8 +40,10 @@ typedef struct {
     int ws_max_pending_hellos;  //  ws.max_pending_hellos --ws-max-pending-hellos 512 (1..1000000)
     char *tls_cert;             //  tls.cert          --tls-cert          (none)
     char *tls_key;              //  tls.key           --tls-key           (none)
-    char *admin_endpoint;   //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or
-                            //  "off" disables)
+    char *admin_endpoint;    //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or
+                             //  "off" disables)
+    char *admin_curve_cert;  //  admin.curve_cert  --admin-curve-cert  (none: no CURVE)
+    char *admin_curve_clients;  //  admin.curve_clients --admin-curve-clients (none)
     char *events_endpoint;  //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or
                             //  "off" disables)
     char *broker_bind;      //  broker.bind       --broker-bind       (none = off)

@@ -23,13 +23,14 @@ def free_port():
 
 
 class Backend:
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), host="127.0.0.1"):
+        self.host = host  # of the admin socket and the event stream
         self.dir = tempfile.mkdtemp(prefix="vw-py-")
         self.http, self.ws, self.admin, self.events = (free_port() for _ in range(4))
         args = [BACKEND, "--http-addr", "127.0.0.1", "--http-port", str(self.http),
                 "--ws-addr", "127.0.0.1", "--ws-port", str(self.ws),
-                "--admin-endpoint", f"tcp://127.0.0.1:{self.admin}",
-                "--events-endpoint", f"tcp://127.0.0.1:{self.events}", *extra]
+                "--admin-endpoint", f"tcp://{host}:{self.admin}",
+                "--events-endpoint", f"tcp://{host}:{self.events}", *extra]
         env = dict(os.environ, VIWORKS_ADMIN_PASSWORD="admin-password-for-tests")
         self.proc = subprocess.Popen(args, cwd=self.dir, env=env, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -52,7 +53,7 @@ class Backend:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, 5000)
-        sock.connect(f"tcp://127.0.0.1:{self.admin}")
+        sock.connect(f"tcp://{self.host}:{self.admin}")
         if raw is not None:
             payload = raw
         else:
