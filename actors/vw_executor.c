@@ -22,6 +22,7 @@
 #include "vw_clock.h"
 #include "vw_log.h"
 
+#include <jansson.h>
 #include <string.h>
 
 typedef struct self_t self_t;
@@ -38,7 +39,7 @@ typedef struct {
 struct self_t {
     vw_actor_t *actor;
     zhashx_t *flights;  //  command_id -> s_flight_t (owned)
-    uint64_t sent, aborted, late;
+    uint64_t sent, aborted, late, progress;
     uint64_t delivered_timer;  //  writes the acks of commands still running
 };
 
@@ -162,6 +163,42 @@ s_on_ack (self_t *self, s_flight_t *f)
                                                s_on_delivered_due, self);
 }
 
+//  The agent's progress: kept on the command (one-way write, as
+//  delivered_at) and published as command.progress. The message is cut to
+//  S_PROGRESS_MESSAGE_MAX bytes (at a UTF-8 boundary): the rest is the
+//  agent's business.
+#define S_PROGRESS_MESSAGE_MAX 1024
+
+static void
+s_on_progress (self_t *self, s_flight_t *f, vw_command_event_msg_t *e)
+{
+    if (e->message && strlen (e->message) > S_PROGRESS_MESSAGE_MAX) {
+        size_t cut = S_PROGRESS_MESSAGE_MAX;
+        while (cut > 0 && ((unsigned char) e->message[cut] & 0xC0) == 0x80)
+            cut--;
+        e->message[cut] = 0;
+    }
+    json_t *event =
+        json_pack ("{s:s, s:s, s:I, s:I}", "command_id", f->command_id, "agent_id", f->agent_id,
+                   "attempt", (json_int_t) f->attempt, "ts", (json_int_t) vw_clock_wall_ms ());
+    json_object_set_new (event, "progress",
+                         e->progress >= 0 ? json_integer (e->progress) : json_null ());
+    json_object_set_new (event, "message", e->message ? json_string (e->message) : json_null ());
+    char *text = json_dumps (event, JSON_COMPACT);
+    json_decref (event);
+    if (text)
+        vw_actor_publish (self->actor, "command.progress", text);
+    free (text);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_command_update);
+    vw_msg_set_str (&msg->command_update.command_id, f->command_id);
+    vw_msg_set_str (&msg->command_update.event, "progress");
+    msg->command_update.progress = e->progress;
+    vw_msg_set_str (&msg->command_update.message, e->message);
+    msg->command_update.ts = vw_clock_wall_ms ();
+    s_send (self, "store", &msg);
+    self->progress++;
+}
+
 static void
 s_on_event (self_t *self, vw_msg_t *msg)
 {
@@ -183,6 +220,8 @@ s_on_event (self_t *self, vw_msg_t *msg)
     }
     if (streq (e->kind, "ack"))
         s_on_ack (self, f);
+    else if (streq (e->kind, "progress"))
+        s_on_progress (self, f, e);
     else if (streq (e->kind, "result") && e->status && streq (e->status, "completed"))
         s_outcome (self, f, "completed", e->result, NULL);
     else if (streq (e->kind, "result"))
@@ -255,6 +294,8 @@ s_on_metrics (self_t *self, vw_msg_t *msg)
                  "Cancels sent to agents (operator cancels and timeouts).", (double) self->aborted);
     vw_prom_one (&p, "viworks_command_late_results_total", "counter",
                  "Agent results that came after their attempt had ended.", (double) self->late);
+    vw_prom_one (&p, "viworks_command_progress_reports_total", "counter",
+                 "Progress reports from agents on commands in flight.", (double) self->progress);
     vw_prom_one (&p, "viworks_command_deliveries_in_flight", "gauge",
                  "Attempts sent and not answered yet.", (double) zhashx_size (self->flights));
     vw_actor_reply_metrics (self->actor, msg, &p);

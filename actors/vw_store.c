@@ -240,9 +240,12 @@ s_apply_oneway (self_t *self, const vw_msg_t *msg)
                   sqlite3_errmsg (vw_db_handle (self->db)));
     }
     else if (msg->id == VW_MSG_ID_command_update) {
-        //  delivered_at; 1 (not executing any more) is not an error.
+        //  delivered_at or progress; 1 (not executing any more) is not an
+        //  error.
         const vw_command_update_msg_t *u = &msg->command_update;
-        if (vw_command_rows_delivered (self->db, u->command_id, u->ts) >= 0)
+        if ((u->event && streq (u->event, "progress")
+                 ? vw_command_rows_progress (self->db, u->command_id, u->progress, u->message)
+                 : vw_command_rows_delivered (self->db, u->command_id, u->ts)) >= 0)
             return 0;
     }
     return -1;
@@ -310,7 +313,7 @@ s_on_command_update (self_t *self, vw_msg_t **msg_p)
             s_answer (self, msg, &result);
         return;
     }
-    if (streq (u->event, "delivered") && !u->ack) {
+    if ((streq (u->event, "delivered") || streq (u->event, "progress")) && !u->ack) {
         s_oneway (self, msg_p);
         return;
     }

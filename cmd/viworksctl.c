@@ -5,7 +5,7 @@
     One request, one answer: a DEALER socket sends {"op","args"} to the
     admin socket and waits (--timeout) for {"ok":…}. With --server-key and
     --key the socket is a CURVE client; a refused handshake is told at once
-    (a socket monitor), not left to the timeout. Exit status (docs/ctl.md):
+    (a socket monitor), not left to the timeout. Exit status (docs/operations.md):
     0 ok, 1 the backend refused the request, 2 usage, 3 not found,
     4 conflict, 5 no answer / cannot connect / CURVE refused, 6 a watched
     command ended failed or cancelled.
@@ -443,7 +443,10 @@ static void
 s_progress_line (const char *state, json_t *command)
 {
     json_t *progress = json_object_get (command, "progress");
+    //  A command object says progress_message; a command.progress event, message.
     const char *message = json_string_value (json_object_get (command, "progress_message"));
+    if (!message)
+        message = json_string_value (json_object_get (command, "message"));
     printf ("%-10s", state ? state : "?");
     if (json_is_number (progress)) {
         double p = json_number_value (progress);

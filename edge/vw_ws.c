@@ -417,6 +417,8 @@ s_command_event (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
     vw_msg_set_str (&e->status, msg->status);
     vw_msg_set_str (&e->error, msg->error);
     e->progress = msg->progress;
+    if (msg->type == VW_WIRE_COMMAND_PROGRESS)
+        vw_msg_set_str (&e->message, msg->message);
     e->attempt = msg->attempt;
     if (msg->result)
         e->result = json_dumps (msg->result, JSON_COMPACT | JSON_ENCODE_ANY);

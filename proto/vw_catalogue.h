@@ -334,7 +334,7 @@
     MSG (command_update,                                                                           \
          "scheduler/executor -> store: persist a transition (answer, if ack: reply 200/409/503)")  \
     F (command_update, STR, command_id, "command")                                                 \
-    F (command_update, STR, event, "executing, pending, finish; delivered")                        \
+    F (command_update, STR, event, "executing, pending, finish; delivered, progress")              \
     F (command_update, INT, attempt, "attempts so far (executing: this attempt's number)")         \
     F (command_update, STR, state, "finish: completed, failed, cancelled")                         \
     F (command_update, STR, failure_reason, "pending/finish: the last failure's reason")           \
@@ -344,6 +344,8 @@
     F (command_update, INT, failures, "pending/finish: failed attempts so far")                    \
     F (command_update, INT, ts, "ms")                                                              \
     F (command_update, INT, delivered_at, "finish: the attempt's ack (ms), 0 if not known")        \
+    F (command_update, INT, progress, "progress: 0..100")                                          \
+    F (command_update, STR, message, "progress: the agent's message, if any")                      \
     F (command_update, BOOL, ack, "answer after the commit: 200 applied, 409 not, 503 not stored") \
     F (command_update, BOOL, want_row, "with ack: the 200 carries the row as committed")           \
     END (command_update)                                                                           \
@@ -409,6 +411,7 @@
     F (command_event, STR, result, "result: JSON value")                                           \
     F (command_event, STR, error, "result: error text")                                            \
     F (command_event, INT, progress, "progress: 0..100")                                           \
+    F (command_event, STR, message, "progress: the agent's message, if any")                       \
     F (command_event, INT, attempt, "result: the attempt it answers, 0 if the agent did not say")  \
     END (command_event)                                                                            \
     MSG (command_outcome, "executor -> scheduler: how an attempt ended")                           \

@@ -8,7 +8,8 @@
 #define S_COLUMNS                                                                                  \
     "command_id, agent_id, type, payload, priority, state, attempts, max_retries, timeout_ms, "    \
     "created_at, started_at, delivered_at, finished_at, expires_at, next_attempt_at, "             \
-    "failure_reason, result, error, created_by, idempotency_key, seq, failures"
+    "failure_reason, result, error, created_by, idempotency_key, seq, failures, progress, "        \
+    "progress_message"
 
 static const char *S_SQL_AGENT = "SELECT revoked_at IS NOT NULL FROM agents WHERE agent_id = ?1";
 static const char *S_SQL_BY_KEY = "SELECT command_id FROM commands WHERE idempotency_key = ?1";
@@ -25,8 +26,11 @@ static const char *S_SQL_LIST =
     "AND (?3 IS NULL OR state = ?3) ORDER BY seq DESC LIMIT ?4";
 static const char *S_SQL_EXECUTING =
     "UPDATE commands SET state = 'executing', attempts = ?2, "
-    "started_at = coalesce (started_at, ?3), delivered_at = NULL, next_attempt_at = NULL "
+    "started_at = coalesce (started_at, ?3), delivered_at = NULL, next_attempt_at = NULL, "
+    "progress = NULL, progress_message = NULL "
     "WHERE command_id = ?1 AND state IN ('pending', 'executing')";
+static const char *S_SQL_PROGRESS = "UPDATE commands SET progress = ?2, progress_message = ?3 "
+                                    "WHERE command_id = ?1 AND state = 'executing'";
 static const char *S_SQL_DELIVERED =
     "UPDATE commands SET delivered_at = ?2 WHERE command_id = ?1 AND state = 'executing'";
 static const char *S_SQL_PENDING =
@@ -110,6 +114,8 @@ s_command_object (sqlite3_stmt *stmt)
     json_object_set_new (c, "error", vw_db_json_text (stmt, 17));
     json_object_set_new (c, "created_by", vw_db_json_text (stmt, 18));
     json_object_set_new (c, "idempotency_key", vw_db_json_text (stmt, 19));
+    json_object_set_new (c, "progress", vw_db_json_int (stmt, 22));
+    json_object_set_new (c, "progress_message", vw_db_json_text (stmt, 23));
     return c;
 }
 
@@ -121,7 +127,7 @@ s_new_command_object (const vw_command_new_t *c)
     json_t *payload = c->payload_json ? json_loads (c->payload_json, JSON_DECODE_ANY, NULL) : NULL;
     json_t *o = json_pack (
         "{s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:n, s:n, s:n, s:o, s:n, s:n, "
-        "s:n, s:n, s:o, s:o}",
+        "s:n, s:n, s:o, s:o, s:n, s:n}",
         "command_id", c->command_id, "agent_id", c->agent_id, "type", c->type, "payload",
         payload ? payload : json_object (), "priority", vw_command_priority_name (c->priority),
         "state", "pending", "attempts", 0, "failures", 0, "max_retries",
@@ -130,7 +136,8 @@ s_new_command_object (const vw_command_new_t *c)
         c->expires_at ? json_integer (c->expires_at) : json_null (), "next_attempt_at",
         "failure_reason", "result", "error", "created_by",
         c->created_by ? json_string (c->created_by) : json_null (), "idempotency_key",
-        c->idempotency_key ? json_string (c->idempotency_key) : json_null ());
+        c->idempotency_key ? json_string (c->idempotency_key) : json_null (), "progress",
+        "progress_message");
     return o;
 }
 
@@ -306,6 +313,22 @@ vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms)
         return -1;
     vw_db_bind_text (stmt, 1, command_id);
     sqlite3_bind_int64 (stmt, 2, now_ms);
+    return s_update (db, stmt);
+}
+
+int
+vw_command_rows_progress (vw_db_t *db, const char *command_id, int64_t progress,
+                          const char *message)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_PROGRESS);
+    if (!stmt)
+        return -1;
+    vw_db_bind_text (stmt, 1, command_id);
+    if (progress >= 0)
+        sqlite3_bind_int64 (stmt, 2, progress);
+    else
+        sqlite3_bind_null (stmt, 2);
+    vw_db_bind_text (stmt, 3, message);
     return s_update (db, stmt);
 }
 

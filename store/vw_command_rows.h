@@ -61,6 +61,10 @@ void vw_command_rows_list (vw_db_t *db, const char *agent_id, const char *state,
 int vw_command_rows_executing (vw_db_t *db, const char *command_id, int64_t attempt,
                                int64_t now_ms);
 int vw_command_rows_delivered (vw_db_t *db, const char *command_id, int64_t now_ms);
+//  The agent's latest progress (0..100, -1: none said) and message (NULL: none) of an
+//  executing command; 0, 1 when it is not executing (nothing written), -1.
+int vw_command_rows_progress (vw_db_t *db, const char *command_id, int64_t progress,
+                              const char *message);
 int vw_command_rows_pending (vw_db_t *db, const char *command_id, int64_t next_attempt_at,
                              const char *failure_reason, const char *error, int64_t failures,
                              int64_t attempts);

@@ -289,6 +289,13 @@ static const char *const s_migrations[] = {
     "    tid    INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,\n"
     "    bucket INTEGER GENERATED ALWAYS AS ((key & 4294967295) * 3600000) VIRTUAL\n"
     ") STRICT;\n",
+
+    //  7: a command's latest progress from its agent (command_progress):
+    //  shown on the command while it runs, reset when an attempt starts.
+    "ALTER TABLE commands ADD COLUMN progress INTEGER "
+    "CHECK (progress IS NULL OR progress BETWEEN 0 AND 100);\n"
+    "ALTER TABLE commands ADD COLUMN progress_message TEXT "
+    "CHECK (progress_message IS NULL OR length (progress_message) <= 1024);\n",
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

@@ -86,10 +86,24 @@ def local_subcommands_tables_json_and_exit_codes(b):
     cmd = json.loads(ws.recv())
     while cmd.get("type") != "command":
         cmd = json.loads(ws.recv())
+    ws.send(json.dumps({"type": "command_ack", "command_id": cmd["command_id"]}))
+    ws.send(json.dumps({"type": "command_progress", "command_id": cmd["command_id"],
+                        "progress": 50, "message": "half way"}))
+    # The progress is kept on the command (API object, admin op) ...
+    deadline = time.time() + 10
+    while True:
+        code, out, err = ctl(b, "--json", "commands", "get", cid)
+        got = json.loads(out)
+        if got.get("progress") == 50 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert got["progress"] == 50 and got["progress_message"] == "half way", got
     ws.send(json.dumps({"type": "command_result", "command_id": cmd["command_id"],
                         "status": "completed", "result": {"pong": True}}))
     rest, werr = watch.communicate(timeout=10)
     assert watch.returncode == 0 and "completed" in rest, (watch.returncode, rest, werr)
+    # ... and watch drew it as a bar.
+    assert "[###############...............]  50% half way" in rest, rest
     ws.close()
     # Users, tokens, telemetry, actors, log level.
     code, out, err = ctl(b, "users", "create", "ops1", "--password", "a-long-password-1", "--role", "operator")

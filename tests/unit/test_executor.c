@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,51 @@ test_ack_of_running_command (void **state)
     vw_msg_destroy (&o);
 }
 
+//  The agent's progress: written to the store (one-way) and published as
+//  command.progress, with the message cut at 1,024 bytes on a character
+//  boundary; only from the attempt's own session.
+static void
+test_progress_is_kept_and_published (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    zsock_t *events = vw_tb_events (f->tb, "command.progress");
+    s_dispatch (f, "cmd-p", 7, 30000);
+    s_expect_send (f, "cmd-p", 7, "ping");
+    //  1,023 bytes of 'a' then a two-byte character: cut before it.
+    char message[1100];
+    memset (message, 'a', 1023);
+    strcpy (message + 1023, "\xc3\xa9 and more");
+    vw_msg_t *e = vw_msg_new (VW_MSG_ID_command_event);
+    e->command_event.conn = 7;
+    vw_msg_set_str (&e->command_event.agent_id, "gw-1");
+    vw_msg_set_str (&e->command_event.command_id, "cmd-p");
+    vw_msg_set_str (&e->command_event.kind, "progress");
+    e->command_event.progress = 40;
+    vw_msg_set_str (&e->command_event.message, message);
+    assert_int_equal (vw_tb_send (f->edge, "executor", &e), 0);
+    vw_msg_t *u = vw_tb_want (f->store, VW_MSG_ID_command_update);
+    assert_string_equal (u->command_update.event, "progress");
+    assert_string_equal (u->command_update.command_id, "cmd-p");
+    assert_int_equal (u->command_update.progress, 40);
+    assert_int_equal (strlen (u->command_update.message), 1023);
+    vw_msg_destroy (&u);
+    char *topic = NULL, *body = NULL;
+    assert_int_equal (zsock_recv (events, "ss", &topic, &body), 0);
+    assert_string_equal (topic, "command.progress");
+    json_t *event = json_loads (body, 0, NULL);
+    assert_non_null (event);
+    assert_string_equal (json_string_value (json_object_get (event, "command_id")), "cmd-p");
+    assert_int_equal (json_integer_value (json_object_get (event, "progress")), 40);
+    assert_int_equal (json_integer_value (json_object_get (event, "attempt")), 1);
+    assert_int_equal (strlen (json_string_value (json_object_get (event, "message"))), 1023);
+    json_decref (event);
+    zstr_free (&topic);
+    zstr_free (&body);
+    //  From another session: ignored.
+    s_event (f, "cmd-p", 8, "progress", NULL);
+    s_expect_quiet (f);
+}
+
 static void
 test_failed_result (void **state)
 {
@@ -284,6 +330,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_ack_of_running_command, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_dispatch_ack_result, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_failed_result, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_progress_is_kept_and_published, s_setup,
+                                         vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_abort_names_its_attempt, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_earlier_attempts_result_ignored, s_setup,
                                          vw_tb_teardown),
