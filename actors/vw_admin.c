@@ -147,8 +147,9 @@ s_on_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
 
 //  Sends msg to `to` on behalf of the client; the reply answers the op.
 static void
-s_forward (self_t *self, zmsg_t **envelope_p, const char *source, const char *to, vw_msg_t **msg_p,
-           const char *action, const char *target, const char *token)
+s_forward_for (self_t *self, zmsg_t **envelope_p, const char *source, const char *to,
+               vw_msg_t **msg_p, const char *action, const char *target, const char *token,
+               int64_t timeout_ms)
 {
     s_waiting_t *w = (s_waiting_t *) zmalloc (sizeof (s_waiting_t));
     w->self = self;
@@ -158,11 +159,22 @@ s_forward (self_t *self, zmsg_t **envelope_p, const char *source, const char *to
     snprintf (w->action, sizeof w->action, "%s", action ? action : "");
     snprintf (w->target, sizeof w->target, "%s", target ? target : "");
     snprintf (w->token, sizeof w->token, "%s", token ? token : "");
-    if (vw_pending_request (self->pending, to, msg_p, 5000, s_on_reply, w)) {
+    if (vw_pending_request (self->pending, to, msg_p, timeout_ms, s_on_reply, w)) {
         vw_msg_destroy (msg_p);
         s_on_reply (self, self->actor, w, NULL, "not reachable");
     }
 }
+
+static void
+s_forward (self_t *self, zmsg_t **envelope_p, const char *source, const char *to, vw_msg_t **msg_p,
+           const char *action, const char *target, const char *token)
+{
+    s_forward_for (self, envelope_p, source, to, msg_p, action, target, token, 5000);
+}
+
+//  A backup copies the whole file: give it time (the store answers when
+//  the copy is done).
+#define S_BACKUP_TIMEOUT_MS (60 * 60 * 1000)
 
 //  tokens.issue: the auth actor said whether (and with which generation
 //  and role) a token may be minted for the subject; mint it.
@@ -407,6 +419,20 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
                              w)) {
             s_send_reply (self, &w->envelope, s_error ("internal", "cannot start the probe"));
             free (w);
+        }
+    }
+    else if (streq (op, "db.backup")) {
+        static const char *const allowed[] = {"path", NULL};
+        json_t *path = json_object_get (args, "path");
+        if (vw_api_only (args, allowed, &err) && !json_is_string (path))
+            snprintf (err.message, sizeof err.message,
+                      "field 'path' is required and must be a string (an absolute path on the "
+                      "backend's host)");
+        else if (json_is_string (path)) {
+            msg = vw_msg_new (VW_MSG_ID_db_backup);
+            vw_msg_set_str (&msg->db_backup.path, json_string_value (path));
+            s_forward_for (self, envelope_p, source, "store", &msg, "db.backup",
+                           json_string_value (path), NULL, S_BACKUP_TIMEOUT_MS);
         }
     }
     else if (streq (op, "log.level")) {

@@ -25,6 +25,7 @@
     "database".
 */
 #include "vw_actors.h"
+#include "vw_backup.h"
 #include "vw_agents.h"
 #include "vw_audit.h"
 #include "vw_clock.h"
@@ -60,11 +61,75 @@ typedef struct {
     zlistx_t *redo;      //  those of failed commits, applied again first (vw_msg_t *)
     uint64_t redo_lost;  //  dropped because redo was full
     uint64_t redo_timer;
+    //  An online backup (vw_backup) running in its own thread: who asked,
+    //  and the pipe its result comes back on.
+    vw_backup_t *backup;
+    zsock_t *backup_rx, *backup_tx;
+    uint64_t backup_rid;
+    char backup_peer[VW_ADDR_MAX];
+    char backup_path[1100];
 } self_t;
 
 #define S_FAILURE_LOG_MS 10000
 #define S_REDO_MAX       100000  //  one-way writes kept while the database refuses them
 #define S_REDO_MS        1000    //  how soon they are tried again with no other traffic
+
+static void s_answer (self_t *self, const vw_msg_t *request, vw_result_t *result);
+static vw_msg_t *s_reply_of (vw_result_t *result);
+
+//  db_backup: one at a time; answered when the copy is done.
+static void
+s_on_backup (self_t *self, const vw_msg_t *msg)
+{
+    vw_result_t result = {0};
+    char err[1200];
+    const char *path = msg->db_backup.path;
+    if (self->backup)
+        vw_result_fail (&result, 409, "conflict", "a backup is running (to %s)", self->backup_path);
+    else if (!self->backup_tx)
+        vw_result_fail (&result, 503, "unavailable", "online backups are not available");
+    else if (strstr (vw_db_path (self->db), ":memory:"))
+        vw_result_fail (&result, 400, "bad_request", "an in-memory database has no backups");
+    else if (!vw_backup_path_ok (path, err, sizeof err))
+        vw_result_fail (&result, 400, "bad_request", "%s", err);
+    else if (!(self->backup = vw_backup_start (vw_db_path (self->db), path, self->backup_tx)))
+        vw_result_fail (&result, 503, "unavailable", "cannot start the backup thread");
+    else {
+        self->backup_rid = msg->rid;
+        memcpy (self->backup_peer, msg->peer, sizeof self->backup_peer);
+        snprintf (self->backup_path, sizeof self->backup_path, "%s", path);
+        vw_info ("store", "backup to %s started", path);
+        return;
+    }
+    s_answer (self, msg, &result);
+}
+
+static void
+s_on_backup_done (void *state, vw_actor_t *actor, zsock_t *sock)
+{
+    self_t *self = (self_t *) state;
+    char *line = zstr_recv (sock);
+    vw_backup_join (&self->backup);
+    vw_result_t result = {0};
+    long long bytes = 0, ms = 0;
+    if (line && sscanf (line, "ok %lld %lld", &bytes, &ms) == 2) {
+        vw_info ("store", "backup to %s done: %lld bytes in %lld ms", self->backup_path, bytes, ms);
+        vw_result_ok (&result, 200,
+                      json_pack ("{s:s, s:I, s:I}", "path", self->backup_path, "bytes",
+                                 (json_int_t) bytes, "ms", (json_int_t) ms));
+    }
+    else {
+        vw_warn ("store", "backup to %s failed: %s", self->backup_path,
+                 line && strlen (line) > 6 ? line + 6 : "?");
+        vw_result_fail (&result, 500, "backup_failed", "backup to %s failed: %s", self->backup_path,
+                        line && strlen (line) > 6 ? line + 6 : "?");
+    }
+    zstr_free (&line);
+    vw_msg_t *reply = s_reply_of (&result);
+    reply->rid = self->backup_rid;
+    if (vw_actor_send (actor, self->backup_peer, &reply))
+        vw_msg_destroy (&reply);
+}
 
 //  A reply from a result; the result's body is consumed.
 static vw_msg_t *
@@ -507,6 +572,9 @@ s_create (vw_actor_t *actor, void *args)
     self->deferred = zlistx_new ();
     self->oneway = zlistx_new ();
     self->redo = zlistx_new ();
+    self->backup_rx = zsys_create_pipe (&self->backup_tx);
+    if (!self->backup_rx || vw_actor_watch (actor, self->backup_rx, s_on_backup_done))
+        vw_warn ("store", "online backups are not available (no pipe)");
     int reset = vw_agents_reset_sessions (db, vw_clock_wall_ms ());
     if (reset > 0)
         vw_info ("store", "%d agent session(s) from the previous run marked offline", reset);
@@ -519,6 +587,16 @@ s_destroy (void **state_p)
     self_t *self = (self_t *) *state_p;
     if (self) {
         vw_msg_t *reply;
+        if (self->backup) {
+            //  The copy finishes first: a backup is never left half-made
+            //  by a stop.
+            char *line = zstr_recv (self->backup_rx);
+            vw_info ("store", "backup %s at stop: %s", self->backup_path, line ? line : "?");
+            zstr_free (&line);
+            vw_backup_join (&self->backup);
+        }
+        zsock_destroy (&self->backup_rx);
+        zsock_destroy (&self->backup_tx);
         while ((reply = (vw_msg_t *) zlistx_detach (self->deferred, NULL)))
             vw_msg_destroy (&reply);
         zlistx_destroy (&self->deferred);
@@ -692,6 +770,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             vw_result_ok (&result, 200, vw_command_rows_counts (self->db));
             s_answer (self, msg, &result);
             break;
+        case VW_MSG_ID_db_backup: s_on_backup (self, msg); break;
         case VW_MSG_ID_command_get:
             vw_command_rows_get (self->db, msg->command_get.command_id, &result);
             s_answer (self, msg, &result);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     S_OK = 0,
@@ -101,6 +102,9 @@ s_help (void)
         "  users delete NAME\n"
         "  tokens issue SUBJECT [--role R] [--ttl-s N]   a JWT for the REST API\n"
         "  events [--topic PREFIX]... [--count N]   print events as they come\n"
+        "  db backup FILE                       an online copy of the database, written by\n"
+        "                                       the backend to FILE on its host (consistent\n"
+        "                                       while agents and commands run)\n"
         "  keygen FILE [--name NAME]            a CURVE key pair: FILE (public) and\n"
         "                                       FILE_secret\n"
         "\n"
@@ -767,6 +771,28 @@ s_run (s_opts_t *o, int argc, char **argv)
         code = s_call (o, "tokens.issue", args, &data);
         if (code == S_OK && !o->json)
             printf ("%s\n", json_string_value (json_object_get (data, "access_token")));
+        else if (code == S_OK)
+            s_print (o, data, NULL, NULL);
+    }
+    else if (streq (noun, "db") && verb && streq (verb, "backup")) {
+        S_NEED (3, "db backup FILE");
+        //  The backend writes the file on its own host; a relative path is
+        //  taken from here (the same host, usually).
+        char path[4096];
+        if (a1[0] == '/')
+            snprintf (path, sizeof path, "%s", a1);
+        else {
+            char cwd[2048];
+            if (!getcwd (cwd, sizeof cwd))
+                return s_usage (
+                    "db backup: cannot tell the current directory; give an absolute path");
+            snprintf (path, sizeof path, "%s/%s", cwd, a1);
+        }
+        code = s_call (o, "db.backup", json_pack ("{s:s}", "path", path), &data);
+        if (code == S_OK && !o->json)
+            printf ("backup written to %s (%lld bytes, %lld ms)\n", path,
+                    (long long) json_integer_value (json_object_get (data, "bytes")),
+                    (long long) json_integer_value (json_object_get (data, "ms")));
         else if (code == S_OK)
             s_print (o, data, NULL, NULL);
     }

@@ -472,7 +472,10 @@
          "edge/admin -> scheduler, store, telemetry: figures for /statistics (answer: reply)")     \
     F (stats_query, INT, window_ms, "the window for rates and percentiles")                        \
     F (stats_query, STR, format, "absent: JSON (reply); prometheus: metrics_text")                 \
-    END (stats_query)
+    END (stats_query)                                                                              \
+    MSG (db_backup, "admin -> store: an online copy of the database (answer: reply 200/400/409)")  \
+    F (db_backup, STR, path, "absolute path on the backend's host, not existing")                  \
+    END (db_backup)
 
 /*  The messages that answer a request: they carry the request's rid back to
     its sender. Everything else in the catalogue is a request or a one-way

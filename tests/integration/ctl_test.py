@@ -120,6 +120,87 @@ def local_subcommands_tables_json_and_exit_codes(b):
     assert code == 0 and "level" in json.loads(out), out
 
 
+def backup_under_load_restores_every_accepted_command(b):
+    """db backup while an agent runs commands and a script submits more: the
+    copy opens, passes integrity_check and holds every command accepted
+    before the backup was asked for; a backend started on it (the restore in
+    docs/operations.md) answers for them."""
+    code, out, err = ctl(b, "agents", "create", "gw-bk")
+    token = out.strip().splitlines()[-1]
+    ws, welcome = common.agent(b, "gw-bk", token)
+    assert welcome["type"] == "welcome", welcome
+    stop = threading.Event()
+
+    def run_agent():  # completes every command it gets
+        ws.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                m = json.loads(ws.recv())
+            except Exception:
+                continue
+            if m.get("type") == "command":
+                ws.send(json.dumps({"type": "command_result", "command_id": m["command_id"],
+                                    "status": "completed", "result": {"ok": True}}))
+
+    accepted = []  # (command_id, accepted at: monotonic)
+    def submit():
+        ctx = zmq.Context()
+        d = ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.RCVTIMEO, 5000)
+        d.connect(f"tcp://{b.host}:{b.admin}")
+        while not stop.is_set():
+            d.send(json.dumps({"op": "commands.submit", "args": {"agent_id": "gw-bk", "type": "ping"}}).encode())
+            r = json.loads(d.recv())
+            assert r["ok"], r
+            accepted.append((r["data"]["command_id"], time.monotonic()))
+        ctx.destroy(linger=0)
+
+    threads = [threading.Thread(target=run_agent), threading.Thread(target=submit)]
+    for t in threads:
+        t.start()
+    keys = tempfile.mkdtemp(prefix="vw-backup-")
+    try:
+        while len(accepted) < 200:  # under way
+            time.sleep(0.01)
+        asked = time.monotonic()
+        before = [cid for cid, at in accepted if at < asked]
+        path = os.path.join(keys, "copy.db")
+        code, out, err = ctl(b, "--json", "db", "backup", path)
+        assert code == 0 and json.loads(out)["bytes"] > 0, (code, out, err)
+        while len(accepted) < len(before) + 100:  # and it went on meanwhile
+            time.sleep(0.01)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        ws.close()
+        # Refused: an existing file (never overwritten).
+        code, out, err = ctl(b, "db", "backup", path)
+        assert code == 1 and "exists" in err, (code, err)
+        import sqlite3
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        have = {row[0] for row in db.execute("SELECT command_id FROM commands")}
+        missing = [cid for cid in before if cid not in have]
+        assert not missing, f"{len(missing)} of {len(before)} accepted commands missing"
+        db.close()
+        # Restore: a backend on the copy answers for those commands.
+        data = os.path.join(keys, "restored")
+        os.mkdir(data)
+        shutil.copy(path, os.path.join(data, "viworks.db"))
+        r = common.Backend(["--database-url", "sqlite://" + os.path.join(data, "viworks.db")])
+        try:
+            code, out, err = ctl(r, "--json", "commands", "get", before[-1])
+            assert code == 0 and json.loads(out)["command_id"] == before[-1], (code, out, err)
+            code, out, err = ctl(r, "--json", "commands", "list", "--agent", "gw-bk", "--limit", "1000")
+            assert code == 0 and len(json.loads(out)["commands"]) >= len(before), (code, err)
+        finally:
+            rc, rest = r.stop()
+            assert rc == 0, rest[-2000:]
+    finally:
+        stop.set()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
 def events_follow_the_fleet(b):
     """viworksctl events prints the events of its topics as they come."""
     p = subprocess.Popen([CTL, "--events-endpoint", f"tcp://{b.host}:{b.events}", "events",
@@ -224,6 +305,7 @@ if __name__ == "__main__":
     try:
         common.run(local_subcommands_tables_json_and_exit_codes, B)
         common.run(events_follow_the_fleet, B)
+        common.run(backup_under_load_restores_every_accepted_command, B)
     finally:
         code, rest = B.stop()
         if code != 0:

@@ -391,6 +391,66 @@ test_agents_seen_batch (void **state)
     vw_tb_check_reply (&reply, 200, NULL);
 }
 
+static vw_msg_t *
+s_backup (const char *path)
+{
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_db_backup);
+    vw_msg_set_str (&msg->db_backup.path, path);
+    return msg;
+}
+
+//  db_backup (issue 12): a copy that opens and holds what was committed;
+//  refused for a relative or existing path, a missing directory, and for
+//  an in-memory database.
+static void
+test_backup (void **state)
+{
+    t_fixture_t *mem = (t_fixture_t *) *state;
+    vw_msg_t *reply = s_call (mem->edge, s_backup ("/tmp/vw-never.db"), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 400, "bad_request");
+
+    char dir[] = "/tmp/vw_test_store.XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char path[128], copy[160], nodir[160];
+    snprintf (path, sizeof path, "%s/vw.db", dir);
+    snprintf (copy, sizeof copy, "%s/copy.db", dir);
+    snprintf (nodir, sizeof nodir, "%s/no/copy.db", dir);
+    vw_store_args_t args = {.database_url = path};
+    vw_tb_t *tb = vw_tb_new ();
+    assert_non_null (tb);
+    assert_int_equal (vw_tb_run (tb, &vw_store_class, &args), 0);
+    vw_tb_peer_t *admin = NULL;
+    assert_int_equal (vw_tb_peers (tb, "admin", &admin, NULL), 0);
+    reply = s_call (admin, s_agent_create ("gw-b", NULL), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 201, NULL);
+    reply = s_call (admin, s_backup ("copy.db"), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 400, "bad_request");
+    reply = s_call (admin, s_backup (nodir), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 400, "bad_request");
+    reply = s_call (admin, s_backup (copy), VW_MSG_ID_reply);
+    json_t *body = s_body (reply);
+    assert_string_equal (json_string_value (json_object_get (body, "path")), copy);
+    assert_true (json_integer_value (json_object_get (body, "bytes")) > 0);
+    json_decref (body);
+    vw_tb_check_reply (&reply, 200, NULL);
+    reply = s_call (admin, s_backup (copy), VW_MSG_ID_reply);
+    vw_tb_check_reply (&reply, 400, "bad_request");  //  exists: never overwritten
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (copy, &db), SQLITE_OK);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_prepare_v2 (db, "SELECT count(*) FROM agents WHERE agent_id = 'gw-b'",
+                                          -1, &stmt, NULL),
+                      SQLITE_OK);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    assert_int_equal (sqlite3_column_int (stmt, 0), 1);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    vw_tb_destroy (&tb);
+    char rm[200];
+    snprintf (rm, sizeof rm, "rm -rf %s", dir);
+    assert_int_equal (system (rm), 0);
+}
+
 //  Finding 4 (issue 9): another connection holds the write lock. Every
 //  write is answered 503 - the insert's too, which used to wait for some
 //  later commit that never came - and writes work again once it lets go.
@@ -651,6 +711,7 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_agent_create_bad_labels, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_agent_lookup, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_backup, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_users, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_recovery_pages_bounded_by_bytes, s_setup,
                                          vw_tb_teardown),
