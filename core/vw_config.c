@@ -5,6 +5,7 @@
     an option means adding a field to vw_config_t and one row here.
 */
 #include "vw_config.h"
+#include "vw_proxy.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -203,6 +204,15 @@ static const s_option_t s_options[] = {
      .offset = S_FIELD (ws_max_pending_hellos),
      .help = "hellos an edge has waiting for the registry at once; more are refused with 1013 "
              "and a retry_after_ms (reconnect storms)"},
+    {.key = "http.trusted_proxies",
+     .flag = "--trusted-proxy",
+     .env = "VIWORKS_TRUSTED_PROXIES",
+     .path = "http/trusted_proxies",
+     .type = S_OPTIONAL,
+     .metavar = "CIDR[,CIDR]",
+     .offset = S_FIELD (trusted_proxies),
+     .help = "proxies (nginx) whose X-Forwarded-For names the client for rate limits and audit; "
+             "from anyone else the header is ignored"},
     {.key = "tls.cert",
      .flag = "--tls-cert",
      .env = "VIWORKS_TLS_CERT",
@@ -1371,6 +1381,13 @@ static int
 s_check (s_config_t *self, s_ctx_t *ctx)
 {
     const vw_config_t *config = &self->public;
+    char perr[200] = "";
+    vw_proxies_t *proxies = vw_proxies_parse (config->trusted_proxies, perr, sizeof perr);
+    vw_proxies_destroy (&proxies);
+    if (*perr) {
+        s_error (ctx, "http.trusted_proxies: %s", perr);
+        return -1;
+    }
     if (!config->admin_curve_cert != !config->admin_curve_clients) {
         s_error (ctx,
                  "%s is set without %s (CURVE needs the server's certificate and the "

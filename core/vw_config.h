@@ -38,6 +38,7 @@ typedef struct {
     int64_t ws_max_frame;       //  ws.max_frame      --ws-max-frame      1MiB  (size, 1KiB..64MiB)
     int64_t ws_out_max;         //  ws.out_max        --ws-out-max        8MiB  (size, 64KiB..1GiB)
     int ws_max_pending_hellos;  //  ws.max_pending_hellos --ws-max-pending-hellos 512 (1..1000000)
+    char *trusted_proxies;      //  http.trusted_proxies --trusted-proxy (none)
     char *tls_cert;             //  tls.cert          --tls-cert          (none)
     char *tls_key;              //  tls.key           --tls-key           (none)
     char *admin_endpoint;    //  admin.endpoint    --admin-endpoint    tcp://127.0.0.1:5555 ("" or

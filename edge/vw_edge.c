@@ -559,6 +559,7 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     self->rl_login = vw_ratelimit_new (5, 20, 100000);
     self->rl_hello =
         vw_ratelimit_new ((double) config->rl_hello_rate, (double) config->rl_hello_burst, 100000);
+    self->proxies = vw_proxies_parse (config->trusted_proxies, NULL, 0);  //  checked at start
     self->conns = zhashx_new ();
     vw_keys_int64 (self->conns);
     self->seen = zlistx_new ();
@@ -680,6 +681,7 @@ vw_edge_actor (zsock_t *pipe, void *args)
     vw_ratelimit_destroy (&self->rl_token);
     vw_ratelimit_destroy (&self->rl_login);
     vw_ratelimit_destroy (&self->rl_hello);
+    vw_proxies_destroy (&self->proxies);
     vw_actor_destroy (&self->actor);
     free (self);
     vw_debug (args_name, "stopped");

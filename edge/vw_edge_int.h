@@ -13,6 +13,7 @@
 #include "vw_config.h"
 #include "vw_pending.h"
 #include "vw_probe.h"
+#include "vw_proxy.h"
 #include "vw_ratelimit.h"
 
 typedef struct vw_ws_conn_t vw_ws_conn_t;
@@ -35,6 +36,7 @@ typedef struct {
     vw_ratelimit_t *rl_token;    //  authenticated requests, per bearer token
     vw_ratelimit_t *rl_login;    //  POST /auth/token, per source address
     vw_ratelimit_t *rl_hello;    //  agent connections, per source address
+    vw_proxies_t *proxies;       //  http.trusted_proxies (NULL: none): X-Forwarded-For from them
     zhashx_t *conns;             //  agent connection id (int64_t *) -> vw_ws_conn_t
     int64_t next_conn;
     struct ev_loop *loop;  //  ours, lws's foreign loop (vw_edge.c)

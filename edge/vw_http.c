@@ -461,6 +461,14 @@ static void
 s_dispatch (vw_edge_t *edge, vw_http_session_t *session)
 {
     const char *method = session->req->method;
+    if (edge->proxies) {
+        //  Behind a trusted proxy the client is the one it names.
+        char source[sizeof session->peer];
+        vw_proxies_source (edge->proxies, session->peer,
+                           vw_httpreq_header (session->req, "x-forwarded-for"), source,
+                           sizeof source);
+        memcpy (session->peer, source, sizeof source);
+    }
     vw_debug ("api", "%s %s from %s", method, session->req->path, session->peer);
     if (edge->stopping) {
         vw_http_error (session, 503, "unavailable", "the server is shutting down");

@@ -587,6 +587,21 @@ vw_ws_on_telemetry_acked (vw_edge_t *self, vw_msg_t *msg)
                                      a->message ? a->message : "not stored", a->seq));
 }
 
+//  Where an agent's connection comes from: the peer, or behind a trusted
+//  proxy (http.trusted_proxies) the client its X-Forwarded-For names.
+static void
+s_source (vw_edge_t *edge, struct lws *wsi, char *out, size_t len)
+{
+    char peer[64] = "";
+    lws_get_peer_simple (wsi, peer, sizeof peer);
+    char forwarded[512] = "";
+    if (edge->proxies &&
+        lws_hdr_copy (wsi, forwarded, sizeof forwarded, WSI_TOKEN_X_FORWARDED_FOR) > 0)
+        vw_proxies_source (edge->proxies, peer, forwarded, out, len);
+    else
+        snprintf (out, len, "%s", peer);
+}
+
 //  A frame before the welcome: only a hello (or, when challenged, an auth).
 static void
 s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error_t *err)
@@ -861,7 +876,7 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             //  A flood of connection attempts from one address is throttled
             //  before it costs a session (SPEC §6: hellos per address).
             char peer[64] = "";
-            lws_get_peer_simple (wsi, peer, sizeof peer);
+            s_source (edge, wsi, peer, sizeof peer);
             int64_t retry_ms = 0;
             if (!vw_ratelimit_take (edge->rl_hello, peer, 1, vw_clock_mono_ms (), &retry_ms)) {
                 vw_debug ("edge", "agent connection from %s throttled", peer);
@@ -887,7 +902,7 @@ vw_ws_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             conn->format = protocol && strcmp (protocol->name, VW_WIRE_SUBPROTO_MSGPACK) == 0
                                ? VW_WIRE_MSGPACK
                                : VW_WIRE_JSON;
-            lws_get_peer_simple (wsi, conn->peer, sizeof conn->peer);
+            s_source (edge, wsi, conn->peer, sizeof conn->peer);
             conn->next = edge->ws_conns;
             if (edge->ws_conns)
                 edge->ws_conns->prev = conn;

@@ -13,44 +13,12 @@ import WebSocket from 'ws';
 import { startBackend, runBackend, freePorts, tempDir } from './lib/backend.mjs';
 import { ADMIN_PASSWORD, JWT_SECRET, eventually } from './lib/api.mjs';
 import { runAgent } from './lib/agent.mjs';
+import { makeCa, makeServerCert, httpsCall } from './lib/tls.mjs';
 
 function curl(args) {
   return new Promise((resolve) => {
     execFile('curl', ['-sS', '-m', '10', ...args], { timeout: 15000 }, (err, stdout, stderr) =>
       resolve({ code: err ? err.code : 0, stdout, stderr }));
-  });
-}
-
-const openssl = (dir, args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-
-// A CA and a server certificate it signs for 127.0.0.1 and localhost.
-function makeCa(dir, name) {
-  openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`]);
-  return path.join(dir, `${name}.pem`);
-}
-function makeServerCert(dir, ca, name) {
-  openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost']);
-  writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
-    '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-  return { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
-}
-
-// An HTTPS request trusting `ca`: {status, body}.
-function httpsCall(url, { method = 'GET', ca, token, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) };
-    const req = https.request(url, { method, ca, headers }, (res) => {
-      let text = '';
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null }));
-    });
-    req.on('error', reject);
-    req.end(payload);
   });
 }
 
