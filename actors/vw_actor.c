@@ -53,6 +53,7 @@ struct vw_actor_t {
     uint64_t bundles_sent, batched_msgs;
     uint64_t send_failures;  //  sends the socket refused (see vw_actor_send_failures)
     uint64_t received;       //  messages taken from the socket (a bundle is one)
+    bool reload;             //  RELOAD came on the pipe (SIGHUP), not taken yet
 };
 
 vw_actor_t *
@@ -410,9 +411,19 @@ vw_actor_pipe_drain (vw_actor_t *self)
         char *command = zstr_recv (self->pipe);
         if (!command || streq (command, "$TERM"))
             self->terminated = true;
+        else if (streq (command, "RELOAD"))
+            self->reload = true;
         zstr_free (&command);
     }
     return self->terminated;
+}
+
+bool
+vw_actor_take_reload (vw_actor_t *self)
+{
+    bool reload = self->reload;
+    self->reload = false;
+    return reload;
 }
 
 int

@@ -129,6 +129,9 @@ zsock_t *vw_actor_sock (vw_actor_t *self);
 zsock_t *vw_actor_pipe (vw_actor_t *self);
 //  Reads pipe commands without blocking; true once $TERM has arrived.
 bool vw_actor_pipe_drain (vw_actor_t *self);
+//  Whether RELOAD came on the pipe since the last call (the supervisor
+//  sends it on SIGHUP: read the files you were started with again).
+bool vw_actor_take_reload (vw_actor_t *self);
 //  Dispatches up to max queued messages without blocking; returns how many.
 int vw_actor_drain (vw_actor_t *self, int max);
 bool vw_actor_terminated (vw_actor_t *self);

@@ -257,6 +257,7 @@ main (int argc, char **argv)
     sigemptyset (&sigs);
     sigaddset (&sigs, SIGINT);
     sigaddset (&sigs, SIGTERM);
+    sigaddset (&sigs, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &sigs, NULL);
     signal (SIGPIPE, SIG_IGN);
     int sigfd = signalfd (-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -426,9 +427,20 @@ main (int argc, char **argv)
         }
         if (items[0].revents & ZMQ_POLLIN) {
             struct signalfd_siginfo info;
-            if (read (sigfd, &info, sizeof info) == (ssize_t) sizeof info)
-                vw_info ("main", "%s received: shutting down",
-                         info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            if (read (sigfd, &info, sizeof info) == (ssize_t) sizeof info &&
+                info.ssi_signo == SIGHUP) {
+                //  Files read again: the edges' TLS certificate. The CURVE
+                //  allow-list needs nothing (zauth reads its directory on
+                //  change).
+                vw_info ("main", "SIGHUP received: reloading the TLS certificate");
+                for (int i = 0; i < nrunning; i++)
+                    if (!running[i].exited &&
+                        (streq (running[i].name, "api") || streq (running[i].name, "edge")))
+                        zstr_send (running[i].actor, "RELOAD");
+                continue;
+            }
+            vw_info ("main", "%s received: shutting down",
+                     info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
             stop = true;
         }
         for (int k = 1; k < n; k++) {

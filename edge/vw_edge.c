@@ -71,11 +71,34 @@ s_begin_stop (vw_edge_t *self)
 //  Drains the pipe and the broker socket, bounded per pass so HTTP and
 //  agents are not starved by a flood (the prepare watcher comes back for
 //  the rest).
+//  SIGHUP: the TLS certificate and key are read again from their files
+//  (replaced in place, e.g. by a renewal) for new connections; sessions
+//  already up keep theirs. A pair that does not load or match is refused
+//  and the one in use stays.
+static void
+s_tls_reload (vw_edge_t *self)
+{
+    const vw_config_t *config = self->config;
+    if (!config->tls_cert)
+        return;
+    char err[600], warning[300];
+    if (vw_tls_check_files (config->tls_cert, config->tls_key, err, sizeof err, warning,
+                            sizeof warning)) {
+        vw_error (self->cls.name, "TLS certificate not reloaded, the one in use stays: %s", err);
+        return;
+    }
+    lws_tls_cert_updated (self->context, config->tls_cert, config->tls_key, NULL, 0, NULL, 0);
+    self->tls_reloads++;
+    vw_info (self->cls.name, "TLS certificate reloaded from %s", config->tls_cert);
+}
+
 static void
 s_drain (vw_edge_t *self)
 {
     if (vw_actor_pipe_drain (self->actor))
         s_begin_stop (self);
+    if (vw_actor_take_reload (self->actor))
+        s_tls_reload (self);
     vw_actor_drain (self->actor, 4096);
     if (self->stopping && self->ws_count == 0)
         self->done = true;

@@ -37,6 +37,7 @@ typedef struct {
     vw_ratelimit_t *rl_login;    //  POST /auth/token, per source address
     vw_ratelimit_t *rl_hello;    //  agent connections, per source address
     vw_proxies_t *proxies;       //  http.trusted_proxies (NULL: none): X-Forwarded-For from them
+    uint64_t tls_reloads;        //  certificates read again (SIGHUP)
     zhashx_t *conns;             //  agent connection id (int64_t *) -> vw_ws_conn_t
     int64_t next_conn;
     struct ev_loop *loop;  //  ours, lws's foreign loop (vw_edge.c)

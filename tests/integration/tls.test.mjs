@@ -100,6 +100,45 @@ describe('TLS on both ports', () => {
     await agent.stop();
   });
 
+  it('reads the certificate again on SIGHUP; connected agents stay; a bad pair is refused and the one in use stays', async () => {
+    const r = await httpsCall(`${httpsUrl}/agents`, { method: 'POST', ca, token: admin, body: { agent_id: 'gw-tls-3' } });
+    assert.equal(r.status, 201);
+    const ws = new WebSocket(wssUrl, ['viworks.v1.json'], { ca });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(JSON.stringify({ type: 'hello', agent_id: 'gw-tls-3', token: r.body.token, version: '1.0.0' }));
+    const welcome = await new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+    assert.equal(welcome.type, 'welcome');
+    // A renewal: new files in place, signed by another CA.
+    const ca2Pem = makeCa(dir, 'ca2');
+    const renewed = makeServerCert(dir, 'ca2', 'server2');
+    writeFileSync(pair.cert, readFileSync(renewed.cert));
+    writeFileSync(pair.key, readFileSync(renewed.key));
+    const reloaded = () => b.lines.filter((l) => /TLS certificate reloaded/.test(l)).length;
+    const before = reloaded();
+    b.proc.kill('SIGHUP');
+    await eventually(() => reloaded() >= before + 2, { timeoutMs: 5000 });  //  api and edge
+    const fresh = await curl(['--cacert', ca2Pem, '-o', '/dev/null', '-w', '%{http_code}', `${httpsUrl}/health`]);
+    assert.equal(fresh.stdout, '200', fresh.stderr);
+    const old = await curl(['--cacert', caPem, '-o', '/dev/null', `${httpsUrl}/health`]);
+    assert.equal(old.code, 60, old.stderr);
+    const ca2 = readFileSync(ca2Pem);
+    assert.equal(await hello(wssUrl, { ca: ca2 }, 'gw-tls-1', 'wrong-token').catch((e) => e.message).then((a) => a?.type ?? a), 'error');
+    // The session opened before the reload is still up.
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    const agent = (await httpsCall(`${httpsUrl}/agents/gw-tls-3`, { ca: ca2, token: admin })).body;
+    assert.equal(agent.status, 'online');
+    assert.equal(agent.session_id, welcome.session_id);
+    // A broken pair: refused, logged, the renewed one stays in use.
+    writeFileSync(pair.cert, 'not a certificate\n');
+    const errors = () => b.lines.filter((l) => /TLS certificate not reloaded/.test(l)).length;
+    b.proc.kill('SIGHUP');
+    await eventually(() => errors() >= 2, { timeoutMs: 5000 });
+    const still = await curl(['--cacert', ca2Pem, '-o', '/dev/null', '-w', '%{http_code}', `${httpsUrl}/health`]);
+    assert.equal(still.stdout, '200', still.stderr);
+    writeFileSync(pair.cert, readFileSync(renewed.cert));
+    ws.close(1000);
+  });
+
   it('stops in order with exit 0 (under ASan: no TLS state of either lws context leaks)', async () => {
     const r = await b.stop();
     assert.equal(r.code, 0, b.lines.slice(-20).join('\n'));
