@@ -127,7 +127,51 @@ s_check_actor_list (const char *list)
     return 0;
 }
 
-#define S_RESET_FLAG "--reset-admin-password"
+#define S_RESET_FLAG  "--reset-admin-password"
+#define S_ROTATE_FLAG "--rotate-jwt-secret"
+
+//  viworks-backend --rotate-jwt-secret [settings]: the kept JWT secret
+//  becomes the previous one (it verifies tokens issued before, for
+//  jwt.previous_grace) and a new one signs from the next start on; audited.
+static int
+s_rotate_jwt_secret (const vw_config_t *config)
+{
+    if (config->jwt_secret) {
+        vw_error ("main", "JWT_SECRET is set, so there is no kept secret to rotate: set "
+                          "JWT_SECRET to the new secret and JWT_SECRET_PREVIOUS to the old one, "
+                          "then restart");
+        return VW_EXIT_USAGE;
+    }
+    char *path = vw_db_path_from_url (config->database_url);
+    if (!path || !strcmp (path, ":memory:")) {
+        vw_error ("main", "DATABASE_URL '%s' names no data directory", config->database_url);
+        free (path);
+        return VW_EXIT_USAGE;
+    }
+    char *copy = strdup (path);
+    char err[512];
+    int code = VW_EXIT_OK;
+    if (vw_secret_rotate (dirname (copy), err, sizeof err)) {
+        vw_error ("main", "%s", err);
+        code = VW_EXIT_FAILURE;
+    }
+    vw_db_status_t status;
+    vw_db_t *db = vw_db_open (path, false, &status, err, sizeof err);
+    if (!db || vw_db_begin (db) ||
+        vw_audit_append (db, vw_clock_wall_ms (), "system", "cli", "jwt.rotate", "jwt.secret",
+                         code ? "failure" : "success", S_ROTATE_FLAG) ||
+        vw_db_commit (db))
+        vw_warn ("main", "the rotation is not audited: %s",
+                 db ? sqlite3_errmsg (vw_db_handle (db)) : err);
+    vw_db_close (&db);
+    if (!code)
+        printf ("JWT secret rotated: restart the backend; tokens signed before keep working for "
+                "%lld s after now\n",
+                (long long) (config->jwt_previous_grace_ms / 1000));
+    free (copy);
+    free (path);
+    return code;
+}
 
 //  viworks-backend --reset-admin-password [settings]: gives the user
 //  `admin` a new password (VIWORKS_ADMIN_PASSWORD, or a generated one
@@ -211,12 +255,14 @@ main (int argc, char **argv)
     vw_config_t *config = NULL;
     //  --reset-admin-password is a command, not a setting: taken off the
     //  arguments before the settings are read.
-    bool reset_admin = false;
+    bool reset_admin = false, rotate_jwt = false;
     char **args_left = (char **) calloc ((size_t) argc + 1, sizeof (char *));
     int nargs = 0;
     for (int i = 0; i < argc && args_left; i++) {
         if (i > 0 && strcmp (argv[i], S_RESET_FLAG) == 0)
             reset_admin = true;
+        else if (i > 0 && strcmp (argv[i], S_ROTATE_FLAG) == 0)
+            rotate_jwt = true;
         else
             args_left[nargs++] = argv[i];
     }
@@ -226,10 +272,14 @@ main (int argc, char **argv)
         help = help || strcmp (args_left[i], "--help") == 0 || strcmp (args_left[i], "-h") == 0;
     free (args_left);
     if (rc == 1 && help)
-        printf ("\nCommand (runs instead of the backend, with the same settings):\n"
-                "  %s  give the user 'admin' a new password (VIWORKS_ADMIN_PASSWORD,\n"
-                "                          or a generated one printed here) and exit\n",
-                S_RESET_FLAG);
+        printf (
+            "\nCommand (runs instead of the backend, with the same settings):\n"
+            "  %s  give the user 'admin' a new password (VIWORKS_ADMIN_PASSWORD,\n"
+            "                          or a generated one printed here) and exit\n"
+            "  %s     the kept JWT secret becomes the previous one (still verifying\n"
+            "                          tokens issued before, for jwt.previous_grace), a new one\n"
+            "                          signs from the next start; exit\n",
+            S_RESET_FLAG, S_ROTATE_FLAG);
     if (rc == 1)
         return VW_EXIT_OK;
     if (rc != 0)
@@ -244,6 +294,11 @@ main (int argc, char **argv)
         vw_error ("main", "libsodium cannot initialise");
         vw_config_destroy (&config);
         return VW_EXIT_FAILURE;
+    }
+    if (rotate_jwt) {
+        int code = s_rotate_jwt_secret (config);
+        vw_config_destroy (&config);
+        return code;
     }
     if (reset_admin) {
         int code = s_reset_admin_password (config);
@@ -326,7 +381,12 @@ main (int argc, char **argv)
         }
     }
 
-    //  The JWT secret: JWT_SECRET, or one kept in the data directory.
+    //  The JWT secret: JWT_SECRET, or one kept in the data directory; and
+    //  the one before the last rotation (JWT_SECRET_PREVIOUS with this
+    //  start as the rotation, or the kept jwt.secret.previous with its
+    //  time), which verifies older tokens for jwt.previous_grace.
+    if (config->jwt_secret && config->jwt_secret_previous)
+        config->jwt_previous_since_ms = vw_clock_wall_ms ();
     if (!config->jwt_secret &&
         (s_wanted (config->actors, "api") || s_wanted (config->actors, "edge") ||
          s_wanted (config->actors, "admin"))) {
@@ -335,6 +395,13 @@ main (int argc, char **argv)
         if (path) {
             char *dir = strcmp (path, ":memory:") ? dirname (path) : ".";
             config->jwt_secret = vw_secret_load (dir, err, sizeof err);
+            int64_t since = 0;
+            char *previous =
+                config->jwt_secret_previous ? NULL : vw_secret_load_previous (dir, &since);
+            if (previous) {
+                config->jwt_secret_previous = previous;
+                config->jwt_previous_since_ms = since;
+            }
         }
         else
             snprintf (err, sizeof err, "DATABASE_URL '%s' is not a SQLite URL or path",
@@ -345,6 +412,15 @@ main (int argc, char **argv)
             exit_code = VW_EXIT_DATABASE;
             goto shutdown;
         }
+    }
+
+    if (config->jwt_secret_previous) {
+        int64_t until = config->jwt_previous_since_ms + config->jwt_previous_grace_ms;
+        if (vw_clock_wall_ms () < until)
+            vw_info ("main",
+                     "the previous JWT secret verifies tokens issued before its rotation for "
+                     "another %lld s",
+                     (long long) ((until - vw_clock_wall_ms ()) / 1000));
     }
 
     //  Alert rules are read by the telemetry actor; a bad one stops the start.

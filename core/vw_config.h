@@ -55,9 +55,12 @@ typedef struct {
                               //  DATABASE_URL
     char *store_synchronous;  //  store.synchronous --store-synchronous normal  (enum: normal|full)
     char *jwt_secret;         //  jwt.secret        (no flag)           (none)  env also JWT_SECRET
-    char *log_level;          //  log.level         --log-level         info (enum:
-                              //  trace|debug|info|warn|error) env also LOG_LEVEL
-    char *log_format;         //  log.format        --log-format        json (enum: json|text)
+    char *jwt_secret_previous;      //  jwt.secret_previous (no flag; env also JWT_SECRET_PREVIOUS)
+    int64_t jwt_previous_grace_ms;  //  jwt.previous_grace --jwt-previous-grace 24h
+    int64_t jwt_previous_since_ms;  //  (set at start) when the previous secret was rotated out
+    char *log_level;                //  log.level         --log-level         info (enum:
+                                    //  trace|debug|info|warn|error) env also LOG_LEVEL
+    char *log_format;               //  log.format        --log-format        json (enum: json|text)
     int64_t heartbeat_interval_ms;  //  registry.heartbeat_interval --heartbeat-interval 10s
                                     //  (duration, 100ms..1h)
     int64_t stale_after_ms;  //  registry.stale_after --stale-after    7d  (duration, 1s..365d)

@@ -31,6 +31,50 @@ s_mkdirs (const char *dir)
 }
 
 char *
+vw_secret_load_previous (const char *dir, int64_t *rotated_ms)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/jwt.secret.previous", dir);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char text[S_HEX_LEN + 2] = "";
+    struct stat st;
+    ssize_t n = fstat (fd, &st) == 0 ? read (fd, text, sizeof text - 1) : -1;
+    close (fd);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    if (n < 32)
+        return NULL;
+    text[n] = 0;
+    *rotated_ms = (int64_t) st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return strdup (text);
+}
+
+int
+vw_secret_rotate (const char *dir, char *err, size_t errlen)
+{
+    char path[4096], previous[4200];
+    snprintf (path, sizeof path, "%s/jwt.secret", dir);
+    snprintf (previous, sizeof previous, "%s/jwt.secret.previous", dir);
+    if (access (path, R_OK) != 0) {
+        snprintf (err, errlen, "no kept secret to rotate (%s: %s)", path, strerror (errno));
+        return -1;
+    }
+    //  The rename is the rotation; the file's time says when it happened.
+    if (rename (path, previous) != 0 || utimensat (AT_FDCWD, previous, NULL, 0) != 0) {
+        snprintf (err, errlen, "cannot rotate %s: %s", path, strerror (errno));
+        return -1;
+    }
+    char *fresh = vw_secret_load (dir, err, errlen);
+    if (!fresh)
+        return -1;
+    sodium_memzero (fresh, strlen (fresh));
+    free (fresh);
+    return 0;
+}
+
+char *
 vw_secret_load (const char *dir, char *err, size_t errlen)
 {
     char path[4096];

@@ -387,9 +387,24 @@ s_authenticate (vw_edge_t *edge, vw_http_session_t *session)
         return false;
     }
     vw_jwt_claims_t claims;
-    vw_jwt_status_t status = vw_jwt_verify ((const uint8_t *) edge->config->jwt_secret,
-                                            strlen (edge->config->jwt_secret), header + 7,
-                                            vw_clock_wall_ms () / 1000, S_JWT_SKEW_S, &claims);
+    const vw_config_t *config = edge->config;
+    int64_t now = vw_clock_wall_ms ();
+    vw_jwt_status_t status =
+        vw_jwt_verify ((const uint8_t *) config->jwt_secret, strlen (config->jwt_secret),
+                       header + 7, now / 1000, S_JWT_SKEW_S, &claims);
+    //  After a rotation the previous secret still verifies the tokens it
+    //  signed (issued before the rotation), for jwt.previous_grace.
+    if (status == VW_JWT_BAD_SIGNATURE && config->jwt_secret_previous &&
+        now < config->jwt_previous_since_ms + config->jwt_previous_grace_ms) {
+        vw_jwt_claims_t old;
+        if (vw_jwt_verify ((const uint8_t *) config->jwt_secret_previous,
+                           strlen (config->jwt_secret_previous), header + 7, now / 1000,
+                           S_JWT_SKEW_S, &old) == VW_JWT_OK &&
+            old.has_iat && old.iat * 1000 < config->jwt_previous_since_ms) {
+            claims = old;
+            status = VW_JWT_OK;
+        }
+    }
     if (status != VW_JWT_OK) {
         vw_http_error (session, 401, "unauthorized", "bad token: %s", vw_jwt_status_text (status));
         return false;
