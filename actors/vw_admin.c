@@ -131,7 +131,14 @@ s_on_reply (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const ch
             answer = s_error (r->code, r->message ? r->message : r->code);
         else {
             json_t *data = r->json ? json_loads (r->json, JSON_DECODE_ANY, NULL) : NULL;
-            if (*w->token)
+            if (*w->token && streq (w->action, "agent.rotate_token")) {
+                json_t *more = json_pack ("{s:s, s:s}", "agent_id", w->target, "token", w->token);
+                if (json_is_object (data))
+                    json_object_update (more, data);
+                json_decref (data);
+                data = more;
+            }
+            else if (*w->token)
                 data = json_pack ("{s:s, s:s, s:o}", "agent_id", w->target, "token", w->token,
                                   "agent", data ? data : json_null ());
             answer = s_ok (data);
@@ -278,6 +285,15 @@ s_handle_request (self_t *self, zmsg_t **envelope_p, const char *source, const c
             char id[160];
             snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
             s_forward (self, envelope_p, source, "store", &msg, "agent.create", id, token);
+        }
+        sodium_memzero (token, sizeof token);
+    }
+    else if (streq (op, "agents.rotate_token")) {
+        char token[VW_TOKEN_TEXT_LEN + 1];
+        if ((msg = vw_api_agent_rotate (NULL, args, vw_clock_wall_ms (), token, &err))) {
+            char id[160];
+            snprintf (id, sizeof id, "%s", msg->agent_rotate.agent_id);
+            s_forward (self, envelope_p, source, "registry", &msg, "agent.rotate_token", id, token);
         }
         sodium_memzero (token, sizeof token);
     }

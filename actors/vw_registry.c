@@ -49,6 +49,11 @@ struct s_agent_t {
     bool revoked;
     uint8_t token_hash[32];
     bool has_token_hash;
+    //  After a rotation: the token before it, until previous_until (ms).
+    uint8_t previous_hash[32];
+    bool has_previous;
+    int64_t previous_until;
+    bool token_known;  //  a rotation was applied here: records read before it do not undo it
     uint8_t public_key[32];
     bool has_public_key;
     vw_agent_state_t model;
@@ -438,10 +443,28 @@ s_check (self_t *self, s_agent_t *agent, int64_t conn)
         zhashx_delete (self->hellos, &conn);
         return;
     }
-    if (agent->has_token_hash && !vw_token_verify (hello->token, agent->token_hash)) {
+    //  After a rotation the previous token works until its deadline or
+    //  until the agent has used the new one, whichever comes first.
+    bool current = !agent->has_token_hash || vw_token_verify (hello->token, agent->token_hash);
+    bool previous = !current && agent->has_previous &&
+                    vw_clock_wall_ms () < agent->previous_until &&
+                    vw_token_verify (hello->token, agent->previous_hash);
+    if (!current && !previous) {
         s_reject (self, hello, 4401, "unauthorized", "bad token");
         zhashx_delete (self->hellos, &conn);
         return;
+    }
+    if (previous)
+        vw_info ("registry", "agent '%s' used its previous token (works until %lld)",
+                 agent->agent_id, (long long) agent->previous_until);
+    else if (agent->has_previous) {
+        agent->has_previous = false;
+        agent->token_known = true;
+        vw_msg_t *settled = vw_msg_new (VW_MSG_ID_agent_token_settled);
+        vw_msg_set_str (&settled->agent_token_settled.agent_id, agent->agent_id);
+        s_send (self, "store", &settled);
+        vw_info ("registry", "agent '%s' used its new token: the previous one stops",
+                 agent->agent_id);
     }
     if (agent->has_public_key) {
         randombytes_buf (hello->nonce, sizeof hello->nonce);
@@ -499,9 +522,15 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
             agent->model.maintenance = record->maintenance;
             agent->maintenance_known = true;
         }
-        agent->has_token_hash = record->token_hash.size == 32;
-        if (agent->has_token_hash)
-            memcpy (agent->token_hash, record->token_hash.data, 32);
+        if (!agent->token_known) {
+            agent->has_token_hash = record->token_hash.size == 32;
+            if (agent->has_token_hash)
+                memcpy (agent->token_hash, record->token_hash.data, 32);
+            agent->has_previous = record->previous_token_hash.size == 32;
+            if (agent->has_previous)
+                memcpy (agent->previous_hash, record->previous_token_hash.data, 32);
+            agent->previous_until = record->previous_until;
+        }
         agent->has_public_key = record->public_key.size == 32;
         if (agent->has_public_key)
             memcpy (agent->public_key, record->public_key.data, 32);
@@ -654,6 +683,8 @@ typedef struct {
     uint64_t rid;
     char *agent_id;
     bool enabled;
+    uint8_t token_hash[32];  //  agent_rotate
+    int64_t previous_until;
 } s_request_t;
 
 static s_request_t *
@@ -799,9 +830,51 @@ s_on_maintenance_saved (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *rep
     s_request_destroy (&r);
 }
 
+//  A rotation the store has saved: the registry's copy follows it (and is
+//  not undone by a record read before it).
+static void
+s_on_rotated (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_request_t *r = (s_request_t *) ctx;
+    if (reply && reply->id == VW_MSG_ID_reply && reply->reply.status == 200) {
+        s_agent_t *agent = s_agent_for_change (self, r->agent_id);
+        if (agent) {
+            agent->has_previous = agent->has_token_hash;
+            memcpy (agent->previous_hash, agent->token_hash, 32);
+            agent->previous_until = r->previous_until;
+            memcpy (agent->token_hash, r->token_hash, 32);
+            agent->has_token_hash = true;
+            agent->token_known = true;
+        }
+        vw_info ("registry", "agent '%s' has a new token; the previous one works until %lld",
+                 r->agent_id, (long long) r->previous_until);
+    }
+    s_forward (self, r, reply);
+    s_request_destroy (&r);
+}
+
 static void
 s_on_operator_request (self_t *self, vw_msg_t *msg)
 {
+    if (msg->id == VW_MSG_ID_agent_rotate) {
+        const vw_agent_rotate_msg_t *in = &msg->agent_rotate;
+        s_request_t *r = s_request_new (msg, in->agent_id);
+        vw_msg_t *forward = vw_msg_new (VW_MSG_ID_agent_rotate);
+        vw_msg_set_str (&forward->agent_rotate.agent_id, r->agent_id);
+        if (in->token_hash.size == 32) {
+            memcpy (r->token_hash, in->token_hash.data, 32);
+            vw_msg_set_bin (&forward->agent_rotate.token_hash, in->token_hash.data, 32);
+        }
+        r->previous_until = forward->agent_rotate.previous_until = in->previous_until;
+        if (vw_pending_request (self->pending, "store", &forward, S_STORE_TIMEOUT_MS, s_on_rotated,
+                                r)) {
+            vw_msg_destroy (&forward);
+            s_forward (self, r, NULL);
+            s_request_destroy (&r);
+        }
+        return;
+    }
     if (msg->id == VW_MSG_ID_agent_disconnect) {
         s_agent_t *agent = s_agent_get (
             self, msg->agent_disconnect.agent_id ? msg->agent_disconnect.agent_id : "", false);
@@ -1003,6 +1076,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_agent_alerting: s_on_alerting (self, msg); break;
         case VW_MSG_ID_agent_get: s_on_agent_get (self, msg); break;
         case VW_MSG_ID_agent_revoke:
+        case VW_MSG_ID_agent_rotate:
         case VW_MSG_ID_agent_maintenance:
         case VW_MSG_ID_agent_disconnect: s_on_operator_request (self, msg); break;
         case VW_MSG_ID_stats_query: s_on_metrics (self, msg); break;  //  prometheus only

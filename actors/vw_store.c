@@ -630,6 +630,11 @@ s_on_agent_lookup (self_t *self, vw_msg_t *msg)
             vw_msg_set_bin (&record->agent_record.token_hash, cred.token_hash, 32);
         if (cred.has_public_key)
             vw_msg_set_bin (&record->agent_record.public_key, cred.public_key, 32);
+        if (cred.has_previous) {
+            vw_msg_set_bin (&record->agent_record.previous_token_hash, cred.previous_token_hash,
+                            32);
+            record->agent_record.previous_until = cred.previous_until;
+        }
         record->agent_record.revoked = cred.revoked;
         record->agent_record.maintenance = cred.maintenance;
         vw_agent_record_msg_t *r = &record->agent_record;
@@ -681,6 +686,21 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
                 break;
             vw_agents_revoke (self->db, msg->agent_revoke.agent_id, now, &result);
             s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_agent_rotate:
+            if (!s_begin (self, msg, &result))
+                break;
+            vw_agents_rotate (self->db, msg->agent_rotate.agent_id,
+                              msg->agent_rotate.token_hash.data, msg->agent_rotate.token_hash.size,
+                              msg->agent_rotate.previous_until, &result);
+            s_answer_durable (self, msg, &result);
+            break;
+        case VW_MSG_ID_agent_token_settled:
+            if (s_write_begin (self) == 0 &&
+                vw_agents_token_settled (self->db, msg->agent_token_settled.agent_id) != 0)
+                vw_warn ("store", "the old token of '%s' not cleared: %s",
+                         msg->agent_token_settled.agent_id,
+                         sqlite3_errmsg (vw_db_handle (self->db)));
             break;
         case VW_MSG_ID_agent_maintenance:
             if (!s_begin (self, msg, &result))

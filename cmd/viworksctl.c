@@ -41,7 +41,7 @@ typedef struct {
         *public_key, *metric, *agg, *role, *password, *name, *level;
     json_t *labels;  //  --label k=v (agents create)
     json_t *topics;  //  --topic (events, repeatable)
-    long long limit, from, to, step_ms, timeout_cmd, max_retries, ttl_s, count;
+    long long limit, from, to, step_ms, timeout_cmd, max_retries, ttl_s, count, grace_s;
     int disabled;  //  -1: not given
 } s_opts_t;
 
@@ -86,6 +86,9 @@ s_help (void)
         "  agents create ID [--label K=V]... [--public-key HEX]   prints the agent's token once\n"
         "  agents revoke ID\n"
         "  agents disconnect ID\n"
+        "  agents rotate-token ID [--grace-s N] a new token (shown once); the current one\n"
+        "                                       works N s more (default 86400) or until the\n"
+        "                                       agent uses the new one\n"
         "  commands submit AGENT TYPE [--payload JSON] [--priority high|normal|low]\n"
         "                  [--timeout-ms N] [--max-retries N] [--idempotency-key K]\n"
         "  commands get ID\n"
@@ -619,6 +622,22 @@ s_run (s_opts_t *o, int argc, char **argv)
         else if (code == S_OK && !o->json)
             printf ("%s: done\n", a1);
     }
+    else if (streq (noun, "agents") && verb && streq (verb, "rotate-token")) {
+        S_NEED (3, "agents rotate-token ID");
+        json_t *args = json_pack ("{s:s}", "agent_id", a1);
+        if (o->grace_s >= 0)
+            json_object_set_new (args, "grace_s", json_integer (o->grace_s));
+        code = s_call (o, "agents.rotate_token", args, &data);
+        if (code == S_OK && !o->json) {
+            char *until = s_cell ("until_at", json_object_get (data, "previous_valid_until"));
+            printf ("agent %s has a new token (shown once):\n%s\nthe previous one works until %s "
+                    "or until the agent uses the new one\n",
+                    a1, json_string_value (json_object_get (data, "token")), until);
+            free (until);
+        }
+        else if (code == S_OK)
+            s_print (o, data, NULL, NULL);
+    }
     else if (streq (noun, "commands") && verb && streq (verb, "submit")) {
         S_NEED (4, "commands submit AGENT TYPE");
         json_t *args = json_pack ("{s:s, s:s}", "agent_id", a1, "type", a2);
@@ -857,7 +876,8 @@ enum {
     O_COUNT,
     O_NAME,
     O_HELP,
-    O_VERSION
+    O_VERSION,
+    O_GRACE
 };
 
 static bool
@@ -908,6 +928,7 @@ main (int argc, char **argv)
         {"topic", required_argument, NULL, O_TOPIC},
         {"count", required_argument, NULL, O_COUNT},
         {"name", required_argument, NULL, O_NAME},
+        {"grace-s", required_argument, NULL, O_GRACE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0}};
@@ -920,6 +941,7 @@ main (int argc, char **argv)
     o.key = getenv ("VIWORKS_ADMIN_KEY");
     o.timeout_ms = 10000;
     o.max_retries = -1;
+    o.grace_s = -1;
     o.disabled = -1;
     o.labels = json_object ();
     o.topics = json_array ();
@@ -996,6 +1018,10 @@ main (int argc, char **argv)
                     code = S_USAGE;
                 break;
             case O_NAME: o.name = optarg; break;
+            case O_GRACE:
+                if (!s_number ("--grace-s", optarg, 0, 30 * 86400, &o.grace_s))
+                    code = S_USAGE;
+                break;
             case O_HELP:
                 s_help ();
                 json_decref (o.labels);

@@ -316,6 +316,7 @@ static const s_route_t s_routes[] = {
     {LWSHUMETH_GET, "/agents/{id}", VW_HTTP_VIEWER, false, vw_http_get_agent},
     {LWSHUMETH_DELETE, "/agents/{id}", VW_HTTP_ADMIN, false, vw_http_delete_agent},
     {LWSHUMETH_PUT, "/agents/{id}/maintenance", VW_HTTP_OPERATOR, true, vw_http_put_maintenance},
+    {LWSHUMETH_POST, "/agents/{id}/token", VW_HTTP_ADMIN, true, vw_http_post_agent_token},
     {LWSHUMETH_POST, "/users", VW_HTTP_ADMIN, true, vw_http_post_users},
     {LWSHUMETH_GET, "/users", VW_HTTP_ADMIN, false, vw_http_get_users},
     {LWSHUMETH_GET, "/users/{name}", VW_HTTP_ADMIN, false, vw_http_get_user},

@@ -1,5 +1,6 @@
 /*  vw_http_agents - the agents (SPEC §6). */
 #include "vw_http_int.h"
+#include "vw_clock.h"
 #include "vw_token.h"
 #include "vw_wire.h"
 
@@ -61,6 +62,48 @@ vw_http_post_agents (vw_edge_t *edge, vw_http_session_t *session)
     snprintf (id, sizeof id, "%s", msg->agent_create.agent_id);
     vw_http_call_t *call =
         vw_http_call (edge, session, "store", &msg, s_agent_created, "agent.create", id);
+    if (call)
+        snprintf (call->extra, sizeof call->extra, "%s", token);
+    sodium_memzero (token, sizeof token);
+}
+
+static void
+s_agent_rotated (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call, vw_msg_t *reply,
+                 const char *why)
+{
+    if (!reply || reply->id != VW_MSG_ID_reply || reply->reply.status != 200) {
+        vw_http_reply_audited (edge, session, call, reply, why);
+        return;
+    }
+    vw_edge_audit (edge, session->sub, session->peer, "agent.rotate_token", call->target, "success",
+                   NULL);
+    json_t *body = reply->reply.json ? json_loads (reply->reply.json, 0, NULL) : NULL;
+    json_t *answer = json_pack ("{s:s, s:s}", "agent_id", call->target, "token", call->extra);
+    if (json_is_object (body))
+        json_object_update (answer, body);
+    json_decref (body);
+    //  The token is shown once, here, and never stored.
+    vw_http_respond (session, 200, answer);
+    sodium_memzero (call->extra, sizeof call->extra);
+}
+
+//  POST /agents/{id}/token {"grace_s"?}: a new token; the current one
+//  works for grace_s more (default a day) or until the agent uses the new.
+void
+vw_http_post_agent_token (vw_edge_t *edge, vw_http_session_t *session)
+{
+    const char *id = vw_http_id_segment (session, 1, "agent");
+    if (!id)
+        return;
+    vw_api_error_t err;
+    char token[VW_TOKEN_TEXT_LEN + 1];
+    vw_msg_t *msg = vw_api_agent_rotate (id, session->json, vw_clock_wall_ms (), token, &err);
+    if (!msg) {
+        vw_http_api_error (session, &err);
+        return;
+    }
+    vw_http_call_t *call =
+        vw_http_call (edge, session, "registry", &msg, s_agent_rotated, "agent.rotate_token", id);
     if (call)
         snprintf (call->extra, sizeof call->extra, "%s", token);
     sodium_memzero (token, sizeof token);

@@ -120,7 +120,7 @@ vw_http_handler_fn vw_http_post_token, vw_http_post_logout, vw_http_post_users, 
     vw_http_get_user, vw_http_put_user, vw_http_delete_user, vw_http_get_audit;
 //  vw_http_agents.c
 vw_http_handler_fn vw_http_get_agents, vw_http_post_agents, vw_http_get_agent, vw_http_delete_agent,
-    vw_http_put_maintenance;
+    vw_http_put_maintenance, vw_http_post_agent_token;
 //  vw_http_commands.c
 vw_http_handler_fn vw_http_post_commands, vw_http_get_commands, vw_http_get_command,
     vw_http_cancel_command;

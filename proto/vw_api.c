@@ -148,6 +148,26 @@ vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1], vw_api_err
     return msg;
 }
 
+vw_msg_t *
+vw_api_agent_rotate (const char *id, json_t *args, int64_t now_ms,
+                     char token[VW_TOKEN_TEXT_LEN + 1], vw_api_error_t *err)
+{
+    static const char *const with_id[] = {"grace_s", NULL};
+    static const char *const without[] = {"agent_id", "grace_s", NULL};
+    int64_t grace_s;
+    if (!vw_api_only (args, id ? with_id : without, err) ||
+        (!id && !(id = vw_api_agent_id (args, err))) ||
+        !s_opt_int (args, "grace_s", false, 0, 30 * 86400, 86400, &grace_s, err))
+        return NULL;
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_new (token, hash);
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_rotate);
+    vw_msg_set_str (&msg->agent_rotate.agent_id, id);
+    vw_msg_set_bin (&msg->agent_rotate.token_hash, hash, sizeof hash);
+    msg->agent_rotate.previous_until = now_ms + grace_s * 1000;
+    return msg;
+}
+
 static vw_msg_t *
 s_agent_list (json_t *args, bool query, vw_api_error_t *err)
 {

@@ -34,6 +34,13 @@ typedef struct {
 vw_msg_t *vw_api_agent_create (json_t *args, char token[VW_TOKEN_TEXT_LEN + 1],
                                vw_api_error_t *err);
 
+//  agents.rotate_token {"agent_id", "grace_s"?} / POST /agents/{id}/token
+//  {"grace_s"?} (id given, then agent_id is not allowed): a new token in
+//  token (shown once); the current one keeps working for grace_s seconds
+//  (0..30 days, default 86400) or until the agent uses the new one.
+vw_msg_t *vw_api_agent_rotate (const char *id, json_t *args, int64_t now_ms,
+                               char token[VW_TOKEN_TEXT_LEN + 1], vw_api_error_t *err);
+
 //  GET /agents?status=&label=k:v&limit=&cursor= (limit 1..1000): query is
 //  the query string as an object of strings; limit is a decimal integer.
 vw_msg_t *vw_api_agent_list (json_t *query, vw_api_error_t *err);

@@ -127,6 +127,9 @@
     F (agent_record, BIN, token_hash, "BLAKE2b-256 of the token")                                  \
     F (agent_record, BIN, public_key, "Ed25519 public key, if registered with one")                \
     F (agent_record, BOOL, revoked, "revoked agents are refused")                                  \
+    F (agent_record, BIN, previous_token_hash,                                                     \
+       "the token before a rotation, while it still works")                                        \
+    F (agent_record, INT, previous_until, "ms: the previous token works until then")               \
     F (agent_record, BOOL, maintenance, "operator maintenance flag")                               \
     F (agent_record, STR, labels, "the operator's labels (JSON object)")                           \
     F (agent_record, STR, hostname, "as last reported, or absent")                                 \
@@ -172,6 +175,14 @@
          "edge/admin -> registry -> store: revoke an agent (answer: reply 204 or 404)")            \
     F (agent_revoke, STR, agent_id, "agent id")                                                    \
     END (agent_revoke)                                                                             \
+    MSG (agent_rotate, "edge/admin -> registry -> store: a new token (answer: reply 200 or 404)")  \
+    F (agent_rotate, STR, agent_id, "agent id")                                                    \
+    F (agent_rotate, BIN, token_hash, "the new token's hash")                                      \
+    F (agent_rotate, INT, previous_until, "ms: the current token keeps working until then")        \
+    END (agent_rotate)                                                                             \
+    MSG (agent_token_settled, "registry -> store: the agent used its new token; forget the old")   \
+    F (agent_token_settled, STR, agent_id, "agent id")                                             \
+    END (agent_token_settled)                                                                      \
     MSG (agent_maintenance,                                                                        \
          "edge/admin -> registry -> store: set the maintenance flag (answer: reply 200 agent)")    \
     F (agent_maintenance, STR, agent_id, "agent id")                                               \

@@ -25,7 +25,12 @@ static const char *S_SQL_LIST =
 static const char *S_SQL_CREDENTIALS =
     "SELECT token_hash, public_key, revoked_at, maintenance, labels, hostname, version, "
     "reported_labels, capabilities, created_at, connected_at, last_seen, connect_count, "
-    "disconnect_count FROM agents WHERE agent_id = ?1";
+    "disconnect_count, previous_token_hash, previous_token_until FROM agents WHERE agent_id = ?1";
+static const char *S_SQL_ROTATE =
+    "UPDATE agents SET previous_token_hash = token_hash, previous_token_until = ?3, "
+    "token_hash = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL";
+static const char *S_SQL_SETTLE = "UPDATE agents SET previous_token_hash = NULL, "
+                                  "previous_token_until = NULL WHERE agent_id = ?1";
 static const char *S_SQL_CONNECT =
     "UPDATE agents SET status = ?2, session_id = ?3, connected_at = ?4, last_seen = ?5, "
     "hostname = coalesce(?6, hostname), version = coalesce(?7, version), "
@@ -220,6 +225,11 @@ vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentials_t
                            &out->connect_count, &out->disconnect_count};
         for (int i = 0; i < 5; i++)
             *ints[i] = sqlite3_column_int64 (stmt, 9 + i);
+        if (sqlite3_column_bytes (stmt, 14) == 32) {
+            memcpy (out->previous_token_hash, sqlite3_column_blob (stmt, 14), 32);
+            out->has_previous = true;
+            out->previous_until = sqlite3_column_int64 (stmt, 15);
+        }
     }
     sqlite3_reset (stmt);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
@@ -322,6 +332,43 @@ vw_agents_revoke (vw_db_t *db, const char *agent_id, int64_t now_ms, vw_result_t
                         agent_id);
     else
         vw_result_ok (result, 204, NULL);
+}
+
+void
+vw_agents_rotate (vw_db_t *db, const char *agent_id, const uint8_t *token_hash, size_t len,
+                  int64_t previous_until, vw_result_t *result)
+{
+    if (len != 32) {
+        vw_result_fail (result, 400, "bad_request", "a token hash is 32 bytes");
+        return;
+    }
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_ROTATE);
+    if (!stmt)
+        return s_db_error (db, result);
+    vw_db_bind_text (stmt, 1, agent_id);
+    sqlite3_bind_blob (stmt, 2, token_hash, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 3, previous_until);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    if (rc != SQLITE_DONE)
+        s_db_error (db, result);
+    else if (sqlite3_changes (vw_db_handle (db)) == 0)
+        vw_result_fail (result, 404, "not_found", "no agent '%.64s' (or it is revoked)", agent_id);
+    else
+        vw_result_ok (result, 200,
+                      json_pack ("{s:I}", "previous_valid_until", (json_int_t) previous_until));
+}
+
+int
+vw_agents_token_settled (vw_db_t *db, const char *agent_id)
+{
+    sqlite3_stmt *stmt = vw_db_stmt (db, S_SQL_SETTLE);
+    if (!stmt)
+        return -1;
+    vw_db_bind_text (stmt, 1, agent_id);
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 void

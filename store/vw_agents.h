@@ -42,7 +42,18 @@ typedef struct {
     //  column is), times in ms (0 if never).
     char *labels, *hostname, *version, *reported_labels, *capabilities;
     int64_t created_at, connected_at, last_seen, connect_count, disconnect_count;
+    //  After a rotation: the token before it, until previous_until (ms).
+    uint8_t previous_token_hash[32];
+    bool has_previous;
+    int64_t previous_until;
 } vw_agent_credentials_t;
+
+//  A rotation: token_hash becomes the agent's token, the current one keeps
+//  working until previous_until (ms). 200, 404 (unknown or revoked), 400.
+void vw_agents_rotate (vw_db_t *db, const char *agent_id, const uint8_t *token_hash, size_t len,
+                       int64_t previous_until, vw_result_t *result);
+//  The agent has used its new token: the previous one stops. 0, or -1.
+int vw_agents_token_settled (vw_db_t *db, const char *agent_id);
 
 //  Credentials and the row for the registry's hello check. -1 on a
 //  database error. Free with vw_agents_credentials_clear.

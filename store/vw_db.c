@@ -296,6 +296,12 @@ static const char *const s_migrations[] = {
     "CHECK (progress IS NULL OR progress BETWEEN 0 AND 100);\n"
     "ALTER TABLE commands ADD COLUMN progress_message TEXT "
     "CHECK (progress_message IS NULL OR length (progress_message) <= 1024);\n",
+
+    //  8: agent token rotation: the token before the last rotation still
+    //  works until previous_token_until, or until the agent uses its new one.
+    "ALTER TABLE agents ADD COLUMN previous_token_hash BLOB "
+    "CHECK (previous_token_hash IS NULL OR length (previous_token_hash) = 32);\n"
+    "ALTER TABLE agents ADD COLUMN previous_token_until INTEGER;\n",
 };
 
 _Static_assert(sizeof (s_migrations) / sizeof (s_migrations[0]) == VW_DB_SCHEMA_VERSION,

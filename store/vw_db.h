@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 //  The schema version this build writes.
-#define VW_DB_SCHEMA_VERSION 7
+#define VW_DB_SCHEMA_VERSION 8
 
 //  PRAGMA application_id of a ViWorkS database ("VIWK"), written by
 //  migration 1. A file carrying another non-zero id belongs to some other

@@ -105,6 +105,13 @@ def local_subcommands_tables_json_and_exit_codes(b):
     # ... and watch drew it as a bar.
     assert "[###############...............]  50% half way" in rest, rest
     ws.close()
+    # A new agent token: shown once, the old one works a minute more.
+    code, out, err = ctl(b, "--json", "agents", "rotate-token", "gw-ctl-1", "--grace-s", "60")
+    rotated = json.loads(out) if code == 0 else {}
+    assert code == 0 and rotated["token"] != token and rotated["previous_valid_until"] > 0, (code, out, err)
+    code, out, err = ctl(b, "agents", "rotate-token", "nobody")
+    assert code == 3, (code, err)
+    token = rotated["token"]
     # Users, tokens, telemetry, actors, log level.
     code, out, err = ctl(b, "users", "create", "ops1", "--password", "a-long-password-1", "--role", "operator")
     assert code == 0, (code, out, err)

@@ -777,7 +777,9 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
+        raw, "ALTER TABLE agents DROP COLUMN previous_token_hash; "  //  migration 8
+             "ALTER TABLE agents DROP COLUMN previous_token_until; "
+             "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
              "ALTER TABLE commands DROP COLUMN progress_message; "
              "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
              "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
@@ -845,7 +847,9 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
     s_exec_ok (
-        raw, "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
+        raw, "ALTER TABLE agents DROP COLUMN previous_token_hash; "  //  migration 8
+             "ALTER TABLE agents DROP COLUMN previous_token_until; "
+             "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
              "ALTER TABLE commands DROP COLUMN progress_message; "
              "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
              "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
@@ -863,7 +867,7 @@ test_migration_3_upgrades_a_version_2_file (void **state)
 
     db = s_open_ok (path, false);
     sqlite3 *handle = vw_db_handle (db);
-    assert_int_equal (vw_db_migrations_applied (db), 5);  //  3 to 7
+    assert_int_equal (vw_db_migrations_applied (db), 6);  //  3 to 8
     assert_int_equal (vw_db_schema_version (db), VW_DB_SCHEMA_VERSION);
     char text[64];
     s_text (handle, "SELECT labels || ' ' || reported_labels FROM agents", text, sizeof (text));

@@ -293,6 +293,59 @@ test_hello_bad_token_rejected (void **state)
     assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_lookup), 0);
 }
 
+//  The session on conn ends (its presence and state changes consumed).
+static void
+s_session_ends (t_fixture_t *f, int64_t conn, const char *agent_id, char *session)
+{
+    vw_msg_t *closed = vw_msg_new (VW_MSG_ID_session_closed);
+    closed->session_closed.conn = conn;
+    vw_msg_set_str (&closed->session_closed.agent_id, agent_id);
+    vw_msg_set_str (&closed->session_closed.session_id, session);
+    assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
+    vw_msg_destroy (&p);
+    vw_msg_t *st = vw_tb_want (f->store, VW_MSG_ID_agent_state);
+    assert_string_equal (st->agent_state.event, "disconnect");
+    vw_msg_destroy (&st);
+    free (session);
+}
+
+//  A rotation: the registry forwards it to the store and, once saved, takes
+//  both tokens until the agent has used the new one (then the store is
+//  told to forget the old) - without asking the store again.
+static void
+test_token_rotation (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 5, "gw-1", S_TOKEN);
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    s_session_ends (f, 5, "gw-1", s_expect_welcome (f, 5, "gw-1"));
+    vw_msg_t *rot = vw_msg_new (VW_MSG_ID_agent_rotate);
+    vw_msg_set_str (&rot->agent_rotate.agent_id, "gw-1");
+    uint8_t hash[VW_TOKEN_HASH_BYTES];
+    vw_token_hash ("the-new-token-of-gw-1", hash);
+    vw_msg_set_bin (&rot->agent_rotate.token_hash, hash, sizeof hash);
+    rot->agent_rotate.previous_until = vw_clock_wall_ms () + 60000;
+    uint64_t rid = vw_tb_ask (f->edge, "registry", &rot);
+    vw_msg_t *fwd = vw_tb_want (f->store, VW_MSG_ID_agent_rotate);
+    assert_string_equal (fwd->agent_rotate.agent_id, "gw-1");
+    assert_int_equal (fwd->agent_rotate.token_hash.size, 32);
+    assert_memory_equal (fwd->agent_rotate.token_hash.data, hash, 32);
+    vw_tb_answer (f->store, "registry", &fwd, 200, "{\"previous_valid_until\":1}", NULL);
+    vw_tb_expect_reply (f->edge, rid, 200, NULL);
+    //  The old token still works, then the new one; then only the new one.
+    s_hello (f, 6, "gw-1", S_TOKEN);
+    s_session_ends (f, 6, "gw-1", s_expect_welcome (f, 6, "gw-1"));
+    s_hello (f, 7, "gw-1", "the-new-token-of-gw-1");
+    s_session_ends (f, 7, "gw-1", s_expect_welcome (f, 7, "gw-1"));
+    vw_msg_t *settled = vw_tb_want (f->store, VW_MSG_ID_agent_token_settled);
+    assert_string_equal (settled->agent_token_settled.agent_id, "gw-1");
+    vw_msg_destroy (&settled);
+    s_hello (f, 8, "gw-1", S_TOKEN);
+    s_expect_reject (f, 8, 4401, "unauthorized");
+    assert_int_equal (vw_tb_kept (f->store, VW_MSG_ID_agent_lookup), 0);
+}
+
 static void
 test_hello_unknown_or_revoked_rejected (void **state)
 {
@@ -689,6 +742,7 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_token_rotation, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_unknown_or_revoked_rejected, s_setup,
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_store_error_unavailable, s_setup,

@@ -165,6 +165,8 @@ test_migration_4_keeps_users_at_generation_0 (void **state)
     sqlite3 *raw = NULL;
     assert_int_equal (sqlite3_open (file, &raw), SQLITE_OK);
     assert_int_equal (sqlite3_exec (raw,
+                                    "ALTER TABLE agents DROP COLUMN previous_token_hash; "
+                                    "ALTER TABLE agents DROP COLUMN previous_token_until; "
                                     "ALTER TABLE commands DROP COLUMN progress; "
                                     "ALTER TABLE commands DROP COLUMN progress_message; "
                                     "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "
@@ -179,7 +181,7 @@ test_migration_4_keeps_users_at_generation_0 (void **state)
     sqlite3_close (raw);
     db = vw_db_open (file, false, &status, NULL, 0);
     assert_non_null (db);
-    assert_int_equal (vw_db_migrations_applied (db), 4);  //  4 to 7
+    assert_int_equal (vw_db_migrations_applied (db), 5);  //  4 to 8
     vw_user_record_t rec;
     assert_int_equal (vw_users_get (db, "old", &rec), 0);
     assert_true (rec.found);
