@@ -540,10 +540,30 @@ s_watch (const s_opts_t *o, const char *id)
 //  --------------------------------------------------------------------------
 //  Subcommands
 
-typedef struct {
-    const char *noun, *verb;  //  verb NULL: a one-word command
-    int args;                 //  positional arguments after noun (and verb)
-} s_cmd_t;
+//  Optional arguments: set when given.
+static void
+s_set_str (json_t *args, const char *key, const char *value)
+{
+    if (value)
+        json_object_set_new (args, key, json_string (value));
+}
+
+static void
+s_set_int (json_t *args, const char *key, long long value)
+{
+    if (value)
+        json_object_set_new (args, key, json_integer (value));
+}
+
+//  A list's page: --limit and --cursor.
+static json_t *
+s_page (const s_opts_t *o)
+{
+    json_t *args = json_object ();
+    s_set_int (args, "limit", o->limit);
+    s_set_str (args, "cursor", o->cursor);
+    return args;
+}
 
 static int
 s_run (s_opts_t *o, int argc, char **argv)
@@ -587,15 +607,9 @@ s_run (s_opts_t *o, int argc, char **argv)
     }
     else if (streq (noun, "agents") && verb && streq (verb, "list")) {
         S_NEED (2, "agents list takes options only");
-        json_t *args = json_object ();
-        if (o->status)
-            json_object_set_new (args, "status", json_string (o->status));
-        if (o->label)
-            json_object_set_new (args, "label", json_string (o->label));
-        if (o->limit)
-            json_object_set_new (args, "limit", json_integer (o->limit));
-        if (o->cursor)
-            json_object_set_new (args, "cursor", json_string (o->cursor));
+        json_t *args = s_page (o);
+        s_set_str (args, "status", o->status);
+        s_set_str (args, "label", o->label);
         code = s_call (o, "agents.list", args, &data);
         static const char *const cols[] = {"agent_id", "status", "last_seen", "version",
                                            "hostname", "labels", NULL};
@@ -650,14 +664,11 @@ s_run (s_opts_t *o, int argc, char **argv)
             }
             json_object_set_new (args, "payload", payload);
         }
-        if (o->priority)
-            json_object_set_new (args, "priority", json_string (o->priority));
-        if (o->timeout_cmd)
-            json_object_set_new (args, "timeout_ms", json_integer (o->timeout_cmd));
+        s_set_str (args, "priority", o->priority);
+        s_set_int (args, "timeout_ms", o->timeout_cmd);
         if (o->max_retries >= 0)
             json_object_set_new (args, "max_retries", json_integer (o->max_retries));
-        if (o->idempotency_key)
-            json_object_set_new (args, "idempotency_key", json_string (o->idempotency_key));
+        s_set_str (args, "idempotency_key", o->idempotency_key);
         code = s_call (o, "commands.submit", args, &data);
         if (code == S_OK && !o->json)
             printf ("%s %s\n", json_string_value (json_object_get (data, "command_id")),
@@ -678,15 +689,9 @@ s_run (s_opts_t *o, int argc, char **argv)
     }
     else if (streq (noun, "commands") && verb && streq (verb, "list")) {
         S_NEED (2, "commands list takes options only");
-        json_t *args = json_object ();
-        if (o->agent)
-            json_object_set_new (args, "agent_id", json_string (o->agent));
-        if (o->state)
-            json_object_set_new (args, "state", json_string (o->state));
-        if (o->limit)
-            json_object_set_new (args, "limit", json_integer (o->limit));
-        if (o->cursor)
-            json_object_set_new (args, "cursor", json_string (o->cursor));
+        json_t *args = s_page (o);
+        s_set_str (args, "agent_id", o->agent);
+        s_set_str (args, "state", o->state);
         code = s_call (o, "commands.list", args, &data);
         static const char *const cols[] = {"command_id", "agent_id",   "type", "state",
                                            "attempts",   "created_at", NULL};
@@ -698,16 +703,11 @@ s_run (s_opts_t *o, int argc, char **argv)
         S_NEED (3, "telemetry query|summary AGENT");
         json_t *args = json_pack ("{s:s}", "agent_id", a1);
         if (streq (verb, "query")) {
-            if (o->metric)
-                json_object_set_new (args, "metric", json_string (o->metric));
-            if (o->from)
-                json_object_set_new (args, "from", json_integer (o->from));
-            if (o->to)
-                json_object_set_new (args, "to", json_integer (o->to));
-            if (o->step_ms)
-                json_object_set_new (args, "step_ms", json_integer (o->step_ms));
-            if (o->agg)
-                json_object_set_new (args, "agg", json_string (o->agg));
+            s_set_str (args, "metric", o->metric);
+            s_set_int (args, "from", o->from);
+            s_set_int (args, "to", o->to);
+            s_set_int (args, "step_ms", o->step_ms);
+            s_set_str (args, "agg", o->agg);
         }
         code = s_call (o, streq (verb, "query") ? "telemetry.query" : "telemetry.summary", args,
                        &data);
@@ -752,20 +752,14 @@ s_run (s_opts_t *o, int argc, char **argv)
         json_t *args = NULL;
         if (streq (verb, "list")) {
             S_NEED (2, "users list takes options only");
-            args = json_object ();
-            if (o->limit)
-                json_object_set_new (args, "limit", json_integer (o->limit));
-            if (o->cursor)
-                json_object_set_new (args, "cursor", json_string (o->cursor));
+            args = s_page (o);
         }
         else if (streq (verb, "get") || streq (verb, "delete") || streq (verb, "create") ||
                  streq (verb, "update")) {
             S_NEED (3, "users get|create|update|delete NAME");
             args = json_pack ("{s:s}", "username", a1);
-            if (o->password)
-                json_object_set_new (args, "password", json_string (o->password));
-            if (o->role)
-                json_object_set_new (args, "role", json_string (o->role));
+            s_set_str (args, "password", o->password);
+            s_set_str (args, "role", o->role);
             if (o->disabled >= 0)
                 json_object_set_new (args, "disabled", json_boolean (o->disabled));
         }
@@ -783,10 +777,8 @@ s_run (s_opts_t *o, int argc, char **argv)
     else if (streq (noun, "tokens") && verb && streq (verb, "issue")) {
         S_NEED (3, "tokens issue SUBJECT");
         json_t *args = json_pack ("{s:s}", "sub", a1);
-        if (o->role)
-            json_object_set_new (args, "role", json_string (o->role));
-        if (o->ttl_s)
-            json_object_set_new (args, "ttl_s", json_integer (o->ttl_s));
+        s_set_str (args, "role", o->role);
+        s_set_int (args, "ttl_s", o->ttl_s);
         code = s_call (o, "tokens.issue", args, &data);
         if (code == S_OK && !o->json)
             printf ("%s\n", json_string_value (json_object_get (data, "access_token")));
