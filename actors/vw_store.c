@@ -85,13 +85,14 @@ s_on_backup (self_t *self, const vw_msg_t *msg)
     char err[1200];
     const char *path = msg->db_backup.path;
     if (self->backup)
-        vw_result_fail (&result, 409, "conflict", "a backup is running (to %s)", self->backup_path);
+        vw_result_fail (&result, 409, "conflict", "a backup is running (to %.150s)",
+                        self->backup_path);
     else if (!self->backup_tx)
         vw_result_fail (&result, 503, "unavailable", "online backups are not available");
     else if (strstr (vw_db_path (self->db), ":memory:"))
         vw_result_fail (&result, 400, "bad_request", "an in-memory database has no backups");
     else if (!vw_backup_path_ok (path, err, sizeof err))
-        vw_result_fail (&result, 400, "bad_request", "%s", err);
+        vw_result_fail (&result, 400, "bad_request", "%.190s", err);
     else if (!(self->backup = vw_backup_start (vw_db_path (self->db), path, self->backup_tx)))
         vw_result_fail (&result, 503, "unavailable", "cannot start the backup thread");
     else {
@@ -121,8 +122,8 @@ s_on_backup_done (void *state, vw_actor_t *actor, zsock_t *sock)
     else {
         vw_warn ("store", "backup to %s failed: %s", self->backup_path,
                  line && strlen (line) > 6 ? line + 6 : "?");
-        vw_result_fail (&result, 500, "backup_failed", "backup to %s failed: %s", self->backup_path,
-                        line && strlen (line) > 6 ? line + 6 : "?");
+        vw_result_fail (&result, 500, "backup_failed", "backup to %.80s failed: %.90s",
+                        self->backup_path, line && strlen (line) > 6 ? line + 6 : "?");
     }
     zstr_free (&line);
     vw_msg_t *reply = s_reply_of (&result);
