@@ -67,6 +67,7 @@ s_cancel_frame (self_t *self, s_flight_t *f)
 {
     vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
     send->command_send.conn = f->conn;
+    vw_msg_set_str (&send->command_send.agent_id, f->agent_id);
     vw_msg_set_str (&send->command_send.command_id, f->command_id);
     s_send (self, "edge", &send);
 }
@@ -107,6 +108,7 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
     vw_command_send_msg_t *s = &send->command_send;
     s->conn = d->conn;
+    vw_msg_set_str (&s->agent_id, f->agent_id);
     s->command_id = d->command_id, d->command_id = NULL;
     s->type = d->type, d->type = NULL;
     s->payload = d->payload, d->payload = NULL;

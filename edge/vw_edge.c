@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -583,6 +584,10 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     self->rl_hello =
         vw_ratelimit_new ((double) config->rl_hello_rate, (double) config->rl_hello_burst, 100000);
     self->proxies = vw_proxies_parse (config->trusted_proxies, NULL, 0);  //  checked at start
+    //  Connection ids start at a random point (below 2^50: exact in JSON),
+    //  so that two edge processes, or one before and after a restart, do
+    //  not hand out the same ids (the core checks the agent as well).
+    self->next_conn = (int64_t) randombytes_uniform (1u << 30) << 20;
     self->conns = zhashx_new ();
     vw_keys_int64 (self->conns);
     self->seen = zlistx_new ();

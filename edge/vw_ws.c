@@ -769,6 +769,15 @@ vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg)
     int64_t id = c->conn;
     vw_ws_conn_t *conn = (vw_ws_conn_t *) zhashx_lookup (self->conns, &id);
     bool cancel = !c->type;
+    //  A connection id names a session only while it lives, and only in this
+    //  process: a command meant for another agent (an id from before a
+    //  restart, or another edge's) is never written here.
+    if (conn && c->agent_id && (!conn->agent_id || strcmp (conn->agent_id, c->agent_id) != 0)) {
+        vw_warn ("edge", "command %s for '%s' not written to connection %lld, which is '%s'",
+                 c->command_id ? c->command_id : "?", c->agent_id, (long long) id,
+                 conn->agent_id ? conn->agent_id : "-");
+        conn = NULL;
+    }
     if (!conn || !*conn->session_id || conn->close_code) {
         if (!cancel) {
             //  The session is gone: the attempt never left.

@@ -407,6 +407,7 @@
     END (command_abort)                                                                            \
     MSG (command_send, "executor -> edge: write a command or cancel frame to an agent")            \
     F (command_send, INT, conn, "edge connection")                                                 \
+    F (command_send, STR, agent_id, "the agent the session must be (else undeliverable)")          \
     F (command_send, STR, command_id, "command")                                                   \
     F (command_send, STR, type, "command type; absent for a cancel frame")                         \
     F (command_send, STR, payload, "JSON object")                                                  \

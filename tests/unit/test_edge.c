@@ -295,6 +295,50 @@ test_session_and_stop (void **state)
     close (fd);
 }
 
+//  A command is written only to the session of its own agent: one naming
+//  another agent (a connection id from before a restart, or another edge's)
+//  is undeliverable, and the agent never sees it.
+static void
+test_command_only_to_its_agent (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    int fd = s_connect (f->port);
+    s_send_text (fd, s_hello ("gw-1"));
+    int64_t conn = s_welcome (f, "gw-1", "s-1");
+    json_decref (s_recv_json (fd));  //  the welcome
+    //  Connection ids do not start at 1: they are not reused across edges.
+    assert_true (conn > 1);
+    vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
+    send->command_send.conn = conn;
+    vw_msg_set_str (&send->command_send.agent_id, "gw-2");
+    vw_msg_set_str (&send->command_send.command_id, "c-1");
+    vw_msg_set_str (&send->command_send.type, "ping");
+    vw_msg_set_str (&send->command_send.payload, "{}");
+    send->command_send.attempt = 1;
+    send->command_send.timeout_ms = 30000;
+    assert_int_equal (vw_tb_send (f->executor, "edge", &send), 0);
+    vw_msg_t *event = vw_tb_expect (f->executor, VW_MSG_ID_command_event, VW_TB_TIMEOUT_MS);
+    assert_non_null (event);
+    assert_string_equal (event->command_event.kind, "undeliverable");
+    assert_string_equal (event->command_event.command_id, "c-1");
+    vw_msg_destroy (&event);
+    //  The same for its own agent is written.
+    send = vw_msg_new (VW_MSG_ID_command_send);
+    send->command_send.conn = conn;
+    vw_msg_set_str (&send->command_send.agent_id, "gw-1");
+    vw_msg_set_str (&send->command_send.command_id, "c-2");
+    vw_msg_set_str (&send->command_send.type, "ping");
+    vw_msg_set_str (&send->command_send.payload, "{}");
+    send->command_send.attempt = 1;
+    send->command_send.timeout_ms = 30000;
+    assert_int_equal (vw_tb_send (f->executor, "edge", &send), 0);
+    json_t *command = s_recv_json (fd);
+    assert_string_equal (json_string_value (json_object_get (command, "type")), "command");
+    assert_string_equal (json_string_value (json_object_get (command, "command_id")), "c-2");
+    json_decref (command);
+    close (fd);
+}
+
 //  With room for one hello waiting for the registry, the next is refused at
 //  once: error unavailable with a retry_after_ms, then close 1013; once the
 //  registry answered, hellos are admitted again.
@@ -342,6 +386,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_idle_loop_waits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_session_and_stop, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_command_only_to_its_agent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_admission, s_setup_one_pending, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
