@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 //  Exit codes (docs/agent.md).
+#define S_URLS_MAX      8  //  --url may be given this many times
 #define S_EXIT_OK       0
 #define S_EXIT_FAILURE  1  //  cannot start, gave up reconnecting, --once failed
 #define S_EXIT_USAGE    2  //  bad option or value
@@ -139,6 +140,7 @@ typedef struct {
     uint16_t peer_close;  //  code of the server's close frame, 0 if none
     uint16_t our_close;   //  code we close with from WRITEABLE, 0 if none
     uint8_t state;
+    uint8_t target;     //  which --url it connects to (the next after a failed connect)
     uint8_t stop_code;  //  exit code this agent stopped with
     uint8_t give_up;    //  non-zero: stop with this exit code once closed
     bool heartbeat_queued;
@@ -147,7 +149,10 @@ typedef struct {
 } s_agent_t;
 
 typedef struct {
-    const char *url;
+    const char *url;               //  the first --url
+    const char *urls[S_URLS_MAX];  //  every --url, in order
+    int nurls;
+    int pass, urls_pass;  //  options pass (1 config file, 2 command line); the urls' pass
     const char *id;
     const char *token;
     const char *token_file;
@@ -186,8 +191,9 @@ typedef struct {
     const char *gen_key;   //  write a new key here, print its public half, exit
 } s_options_t;
 
-struct s_app_t {
-    s_options_t opt;
+//  One --url, parsed.
+typedef struct {
+    const char *url;
     char *url_copy;       //  cut up by lws_parse_uri; address and host point into it
     const char *address;  //  what we connect to
     const char *host;     //  Host header
@@ -195,6 +201,13 @@ struct s_app_t {
     int port;
     bool tls;
     bool spread;  //  bind each agent to a source address 127.0.0.x
+} s_target_t;
+
+struct s_app_t {
+    s_options_t opt;
+    s_target_t targets[S_URLS_MAX];
+    int ntargets;
+    bool tls;  //  some target is wss
     char hostname[256];
     struct lws_context *context;
     struct ev_loop *loop;  //  epoll through libev; lws runs on it (foreign loop)
@@ -1641,12 +1654,14 @@ s_agent_established (s_agent_t *agent)
         return;
     }
     if (app->opt.raw) {
-        s_note (app, "%s: connected to %s (raw)", agent->id, app->opt.url);
+        s_note (app, "%s: connected to %s (raw)", agent->id,
+                app->targets[agent->target % app->ntargets].url);
         s_agent_go_online (agent,
                            app->opt.heartbeat_ms ? app->opt.heartbeat_ms : S_RAW_HEARTBEAT_MS);
         return;
     }
-    s_note (app, "%s: connected to %s, sending hello", agent->id, app->opt.url);
+    s_note (app, "%s: connected to %s, sending hello", agent->id,
+            app->targets[agent->target % app->ntargets].url);
     s_agent_send (agent, s_hello_new (agent), false);
     s_agent_timer (agent, S_WELCOME_TIMEOUT_MS);
 }
@@ -1706,6 +1721,12 @@ s_agent_lost (s_agent_t *agent, struct lws *wsi, const char *error)
         s_agent_stop (agent, S_EXIT_OK);
         return;
     }
+    //  A connection that could not be made: the next --url (another edge)
+    //  gets the next try. A session that was up tries its edge again first.
+    if (was == S_CONNECTING && app->ntargets > 1) {
+        agent->target = (uint8_t) ((agent->target + 1) % app->ntargets);
+        vw_info ("agent", "%s: next try to %s", agent->id, app->targets[agent->target].url);
+    }
     if (app->opt.max_reconnects >= 0 && agent->retries >= app->opt.max_reconnects) {
         vw_warn ("agent", "%s: %s; giving up after %u reconnect(s)", agent->id, what,
                  agent->retries);
@@ -1759,11 +1780,12 @@ s_agent_connect (s_agent_t *agent)
                                                    .secs_since_valid_hangup = 0};
     memset (&info, 0, sizeof info);
     info.context = app->context;
-    info.address = app->address;
-    info.port = app->port;
-    info.path = app->path;
-    info.host = app->host;
-    info.origin = app->host;
+    const s_target_t *t = &app->targets[agent->target % app->ntargets];
+    info.address = t->address;
+    info.port = t->port;
+    info.path = t->path;
+    info.host = t->host;
+    info.origin = t->host;
     //  --raw offers no subprotocol: lws binds the connection to s_protocols[0].
     info.protocol = app->opt.raw                         ? NULL
                     : app->opt.format == VW_WIRE_MSGPACK ? VW_WIRE_SUBPROTO_MSGPACK
@@ -1771,14 +1793,14 @@ s_agent_connect (s_agent_t *agent)
     info.userdata = agent;  //  our struct is the wsi's user data: lws allocates none
     info.pwsi = &agent->wsi;
     info.retry_and_idle_policy = app->opt.simulate ? &idle_policy_sim : &idle_policy;
-    if (app->tls) {
+    if (t->tls) {
         info.ssl_connection = LCCSCF_USE_SSL;
         if (app->opt.insecure)
             info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
                                    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED |
                                    LCCSCF_ALLOW_INSECURE;
     }
-    if (app->spread)
+    if (t->spread)
         info.iface = s_source_addresses[agent->index % S_SPREAD_ADDRESSES];
 
     agent->peer_close = 0;
@@ -2017,7 +2039,10 @@ s_usage (FILE *out)
         "The token comes from the environment variable VIWORKS_AGENT_TOKEN (preferred: the\n"
         "command line is visible to other users), --token or --token-file.\n"
         "\n"
-        "  --url URL             ws:// or wss:// endpoint (default ws://127.0.0.1:8081/ws/agent)\n"
+        "  --url URL             ws:// or wss:// endpoint (default ws://127.0.0.1:8081/ws/agent);\n"
+        "                        up to 8 (edges): a connection that cannot be made is tried\n"
+        "                        at the next, with the backoff; simulated agents spread over\n"
+        "                        them\n"
         "  --id ID               agent_id, 1..128 of [A-Za-z0-9_.:-]\n"
         "  --token TOKEN         agent token (default: $VIWORKS_AGENT_TOKEN)\n"
         "  --token-file FILE     lines of \"agent_id token\"; used for the agents it lists\n"
@@ -2310,7 +2335,19 @@ s_options_apply (s_options_t *opt, int argc, char **argv)
     while ((c = getopt_long (argc, argv, ":h", s_longopts, NULL)) != -1) {
         const char *name = argv[optind - 1];
         switch (c) {
-            case O_URL: opt->url = optarg; break;
+            case O_URL:
+                //  The command line's --url replace the config file's.
+                if (opt->urls_pass != opt->pass) {
+                    opt->urls_pass = opt->pass;
+                    opt->nurls = 0;
+                }
+                if (opt->nurls == S_URLS_MAX) {
+                    fprintf (stderr, "viworks-agent: at most %d --url\n", S_URLS_MAX);
+                    return -1;
+                }
+                opt->urls[opt->nurls++] = optarg;
+                opt->url = opt->urls[0];
+                break;
             case O_ID: opt->id = optarg; break;
             case O_TOKEN: opt->token = optarg; break;
             case O_TOKEN_FILE: opt->token_file = optarg; break;
@@ -2517,6 +2554,7 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
     if (config) {
         if (s_config_read (opt, config))
             return -1;
+        opt->pass = 1;
         int rc = s_options_apply (opt, s_config_argc (opt), opt->config_args);
         if (rc) {
             if (rc < 0)
@@ -2524,9 +2562,12 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
             return rc;
         }
     }
+    opt->pass = 2;
     int rc = s_options_apply (opt, argc, argv);
     if (rc)
         return rc;
+    if (opt->nurls == 0)
+        opt->urls[opt->nurls++] = opt->url;  //  the default
     if (opt->max_reconnects == -2)
         opt->max_reconnects = opt->once ? 0 : -1;
     if (opt->raw && opt->format == VW_WIRE_MSGPACK) {
@@ -2585,24 +2626,24 @@ s_options_parse (s_options_t *opt, int argc, char **argv)
 //  Set-up
 
 static int
-s_app_parse_url (s_app_t *app)
+s_app_parse_url (s_app_t *app, s_target_t *t, const char *url)
 {
     const char *prot = NULL, *address = NULL, *path = NULL;
-    app->url_copy = strdup (app->opt.url);
-    if (!app->url_copy || lws_parse_uri (app->url_copy, &prot, &address, &app->port, &path) ||
-        !*address)
-        return s_bad_value ("--url", app->opt.url, "ws://HOST[:PORT]/PATH or wss://...");
+    t->url = url;
+    t->url_copy = strdup (url);
+    if (!t->url_copy || lws_parse_uri (t->url_copy, &prot, &address, &t->port, &path) || !*address)
+        return s_bad_value ("--url", url, "ws://HOST[:PORT]/PATH or wss://...");
     if (strcmp (prot, "ws") == 0)
-        app->tls = false;
+        t->tls = false;
     else if (strcmp (prot, "wss") == 0)
-        app->tls = true;
+        t->tls = app->tls = true;
     else
-        return s_bad_value ("--url", app->opt.url, "the scheme must be ws:// or wss://");
-    if (app->port <= 0 || app->port > 65535)
-        return s_bad_value ("--url", app->opt.url, "bad port");
-    snprintf (app->path, sizeof app->path, "/%s", path ? path : "");
-    app->host = address;
-    app->address = address;
+        return s_bad_value ("--url", url, "the scheme must be ws:// or wss://");
+    if (t->port <= 0 || t->port > 65535)
+        return s_bad_value ("--url", url, "bad port");
+    snprintf (t->path, sizeof t->path, "/%s", path ? path : "");
+    t->host = address;
+    t->address = address;
 
     //  Simulated agents on a loopback URL spread over 127.0.0.1-250 as
     //  source addresses: 250 times the ephemeral ports of one address.
@@ -2611,8 +2652,8 @@ s_app_parse_url (s_app_t *app)
                      (inet_pton (AF_INET, address, &in4) == 1 && (ntohl (in4.s_addr) >> 24) == 127);
     if (app->opt.simulate && loopback4) {
         if (strcmp (address, "localhost") == 0)
-            app->address = "127.0.0.1";  //  an IPv4 source needs an IPv4 peer
-        app->spread = true;
+            t->address = "127.0.0.1";  //  an IPv4 source needs an IPv4 peer
+        t->spread = true;
         for (int i = 0; i < S_SPREAD_ADDRESSES; i++)
             snprintf (s_source_addresses[i], sizeof s_source_addresses[i], "127.0.0.%d", 1 + i);
     }
@@ -2700,8 +2741,9 @@ s_app_load_tokens (s_app_t *app)
 static int
 s_app_setup (s_app_t *app)
 {
-    if (s_app_parse_url (app))
-        return -1;
+    for (int i = 0; i < app->opt.nurls; i++)
+        if (s_app_parse_url (app, &app->targets[app->ntargets++], app->opt.urls[i]))
+            return -1;
     if (app->opt.hostname)
         snprintf (app->hostname, sizeof app->hostname, "%s", app->opt.hostname);
     else if (gethostname (app->hostname, sizeof app->hostname - 1) != 0)
@@ -2734,6 +2776,8 @@ s_app_setup (s_app_t *app)
         ev_init (&agent->timer, s_agent_on_timer);
         agent->timer.data = agent;
         agent->index = i;
+        //  A simulated fleet spreads over the --url given (edges).
+        agent->target = (uint8_t) (i % (uint32_t) app->ntargets);
         agent->token = app->opt.token;
         if (app->opt.simulate) {
             if (asprintf (&agent->id, "%s%05u", app->opt.id_prefix, i + 1) < 0)
@@ -2916,7 +2960,8 @@ s_app_destroy (s_app_t *app)
     vw_log_set_tee (NULL, NULL);
     vw_logring_destroy (&app->logs);
     sodium_memzero (app->sign_key, sizeof app->sign_key);
-    free (app->url_copy);
+    for (int i = 0; i < app->ntargets; i++)
+        free (app->targets[i].url_copy);
 }
 
 int
@@ -3014,7 +3059,8 @@ main (int argc, char **argv)
                  app.opt.raw                         ? "raw"
                  : app.opt.format == VW_WIRE_MSGPACK ? "msgpack"
                                                      : "json",
-                 (long long) app.opt.ramp, app.spread ? ", source addresses 127.0.0.1-250" : "");
+                 (long long) app.opt.ramp,
+                 app.targets[0].spread ? ", source addresses 127.0.0.1-250" : "");
     else
         vw_info ("agent", "agent %s connecting to %s (%s)", app.agents[0].id, app.opt.url,
                  app.opt.raw                         ? "raw"
