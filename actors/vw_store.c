@@ -291,6 +291,12 @@ s_apply_oneway (self_t *self, const vw_msg_t *msg)
         vw_warn ("store", "agent state for '%s' not saved: %s", s->agent_id,
                  sqlite3_errmsg (vw_db_handle (self->db)));
     }
+    else if (msg->id == VW_MSG_ID_agent_token_settled) {
+        if (vw_agents_token_settled (self->db, msg->agent_token_settled.agent_id) == 0)
+            return 0;
+        vw_warn ("store", "the previous token of '%s' not cleared: %s",
+                 msg->agent_token_settled.agent_id, sqlite3_errmsg (vw_db_handle (self->db)));
+    }
     else if (msg->id == VW_MSG_ID_agents_seen) {
         if (vw_agents_seen (self->db, msg->agents_seen.seen) == 0)
             return 0;
@@ -697,11 +703,8 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             s_answer_durable (self, msg, &result);
             break;
         case VW_MSG_ID_agent_token_settled:
-            if (s_write_begin (self) == 0 &&
-                vw_agents_token_settled (self->db, msg->agent_token_settled.agent_id) != 0)
-                vw_warn ("store", "the old token of '%s' not cleared: %s",
-                         msg->agent_token_settled.agent_id,
-                         sqlite3_errmsg (vw_db_handle (self->db)));
+            if (msg->agent_token_settled.agent_id)
+                s_oneway (self, msg_p);
             break;
         case VW_MSG_ID_agent_maintenance:
             if (!s_begin (self, msg, &result))
