@@ -766,6 +766,22 @@ test_recovery_scan_uses_its_index (void **state)
 
 //  A version-1 file is migrated in place: failures appears, filled with the
 //  estimate recovery used before it was stored, and the index is built.
+//  Takes a file back over migrations 8 to 5, for the tests that upgrade a
+//  file an older build left (each new migration adds its undo here, once).
+#define S_UNDO_8_TO_5                                                                              \
+    "ALTER TABLE agents DROP COLUMN previous_token_hash; " /*  migration 8  */                     \
+    "ALTER TABLE agents DROP COLUMN previous_token_until; "                                        \
+    "ALTER TABLE commands DROP COLUMN progress; " /*  migration 7  */                              \
+    "ALTER TABLE commands DROP COLUMN progress_message; "                                          \
+    "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; " /*  migration 6  */                       \
+    "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "           \
+    "sum REAL, count INTEGER, last REAL, last_ts INTEGER, PRIMARY KEY (series_id, "                \
+    "bucket)) STRICT, WITHOUT ROWID; CREATE TABLE telemetry_1h (series_id INTEGER, "               \
+    "bucket INTEGER) STRICT; "                                                                     \
+    "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; " /*  migration 5  */                 \
+    "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "         \
+    "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
+
 static void
 test_migration_2_upgrades_a_version_1_file (void **state)
 {
@@ -776,25 +792,12 @@ test_migration_2_upgrades_a_version_1_file (void **state)
     vw_db_close (&db);
     //  Back to what migration 1 left (SQLite can drop a column since 3.35)
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (
-        raw, "ALTER TABLE agents DROP COLUMN previous_token_hash; "  //  migration 8
-             "ALTER TABLE agents DROP COLUMN previous_token_until; "
-             "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
-             "ALTER TABLE commands DROP COLUMN progress_message; "
-             "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
-             "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
-             "sum REAL, count INTEGER, last REAL, last_ts INTEGER, PRIMARY KEY (series_id, "
-             "bucket)) STRICT, WITHOUT ROWID; CREATE TABLE telemetry_1h (series_id INTEGER, "
-             "bucket INTEGER) STRICT; "
-             "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
-             "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
-             "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
-             "DROP TABLE token_denylist; "  //  migration 4
-             "ALTER TABLE users DROP COLUMN token_gen; "
-             "DROP INDEX commands_unfinished_seq; "
-             "ALTER TABLE commands DROP COLUMN failures; "
-             "ALTER TABLE agents DROP COLUMN reported_labels; "
-             "PRAGMA user_version = 1;");
+    s_exec_ok (raw, S_UNDO_8_TO_5 "DROP TABLE token_denylist; "  //  migration 4
+                                  "ALTER TABLE users DROP COLUMN token_gen; "
+                                  "DROP INDEX commands_unfinished_seq; "
+                                  "ALTER TABLE commands DROP COLUMN failures; "
+                                  "ALTER TABLE agents DROP COLUMN reported_labels; "
+                                  "PRAGMA user_version = 1;");
     s_insert_agent (raw, "gw-01");
     s_exec_ok (raw, "INSERT INTO commands (command_id, agent_id, type, priority, state, attempts, "
                     "timeout_ms, created_at, expires_at, failure_reason, seq) VALUES "
@@ -846,21 +849,9 @@ test_migration_3_upgrades_a_version_2_file (void **state)
     vw_db_t *db = s_open_ok (path, false);
     vw_db_close (&db);
     sqlite3 *raw = s_raw_open (path);
-    s_exec_ok (
-        raw, "ALTER TABLE agents DROP COLUMN previous_token_hash; "  //  migration 8
-             "ALTER TABLE agents DROP COLUMN previous_token_until; "
-             "ALTER TABLE commands DROP COLUMN progress; "  //  migration 7
-             "ALTER TABLE commands DROP COLUMN progress_message; "
-             "DROP TABLE telemetry_1m; DROP TABLE telemetry_1h; "  //  migration 6
-             "CREATE TABLE telemetry_1m (series_id INTEGER, bucket INTEGER, min REAL, max REAL, "
-             "sum REAL, count INTEGER, last REAL, last_ts INTEGER, PRIMARY KEY (series_id, "
-             "bucket)) STRICT, WITHOUT ROWID; CREATE TABLE telemetry_1h (series_id INTEGER, "
-             "bucket INTEGER) STRICT; "
-             "DROP TABLE telemetry_seqs; DROP TABLE telemetry_frames; "  //  migration 5
-             "DROP TABLE telemetry_agents; CREATE TABLE telemetry (series_id INTEGER, ts INTEGER, "
-             "value REAL, PRIMARY KEY (series_id, ts)) STRICT, WITHOUT ROWID; "
-             "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
-             "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
+    s_exec_ok (raw, S_UNDO_8_TO_5
+               "DROP TABLE token_denylist; ALTER TABLE users DROP COLUMN token_gen; "
+               "ALTER TABLE agents DROP COLUMN reported_labels; PRAGMA user_version = 2;");
     s_exec_ok (raw, "INSERT INTO agents (agent_id, token_hash, labels, created_at) VALUES "
                     "('gw-01', x'00ff', '{\"site\":\"ams\"}', 1)");
     sqlite3_close (raw);

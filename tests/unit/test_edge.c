@@ -295,6 +295,21 @@ test_session_and_stop (void **state)
     close (fd);
 }
 
+//  The executor asks the edge to write a ping for agent_id on conn.
+static void
+s_command_send (fixture_t *f, int64_t conn, const char *agent_id, const char *command_id)
+{
+    vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
+    send->command_send.conn = conn;
+    vw_msg_set_str (&send->command_send.agent_id, agent_id);
+    vw_msg_set_str (&send->command_send.command_id, command_id);
+    vw_msg_set_str (&send->command_send.type, "ping");
+    vw_msg_set_str (&send->command_send.payload, "{}");
+    send->command_send.attempt = 1;
+    send->command_send.timeout_ms = 30000;
+    assert_int_equal (vw_tb_send (f->executor, "edge", &send), 0);
+}
+
 //  A command is written only to the session of its own agent: one naming
 //  another agent (a connection id from before a restart, or another edge's)
 //  is undeliverable, and the agent never sees it.
@@ -308,30 +323,14 @@ test_command_only_to_its_agent (void **state)
     json_decref (s_recv_json (fd));  //  the welcome
     //  Connection ids do not start at 1: they are not reused across edges.
     assert_true (conn > 1);
-    vw_msg_t *send = vw_msg_new (VW_MSG_ID_command_send);
-    send->command_send.conn = conn;
-    vw_msg_set_str (&send->command_send.agent_id, "gw-2");
-    vw_msg_set_str (&send->command_send.command_id, "c-1");
-    vw_msg_set_str (&send->command_send.type, "ping");
-    vw_msg_set_str (&send->command_send.payload, "{}");
-    send->command_send.attempt = 1;
-    send->command_send.timeout_ms = 30000;
-    assert_int_equal (vw_tb_send (f->executor, "edge", &send), 0);
+    s_command_send (f, conn, "gw-2", "c-1");
     vw_msg_t *event = vw_tb_expect (f->executor, VW_MSG_ID_command_event, VW_TB_TIMEOUT_MS);
     assert_non_null (event);
     assert_string_equal (event->command_event.kind, "undeliverable");
     assert_string_equal (event->command_event.command_id, "c-1");
     vw_msg_destroy (&event);
     //  The same for its own agent is written.
-    send = vw_msg_new (VW_MSG_ID_command_send);
-    send->command_send.conn = conn;
-    vw_msg_set_str (&send->command_send.agent_id, "gw-1");
-    vw_msg_set_str (&send->command_send.command_id, "c-2");
-    vw_msg_set_str (&send->command_send.type, "ping");
-    vw_msg_set_str (&send->command_send.payload, "{}");
-    send->command_send.attempt = 1;
-    send->command_send.timeout_ms = 30000;
-    assert_int_equal (vw_tb_send (f->executor, "edge", &send), 0);
+    s_command_send (f, conn, "gw-1", "c-2");
     json_t *command = s_recv_json (fd);
     assert_string_equal (json_string_value (json_object_get (command, "type")), "command");
     assert_string_equal (json_string_value (json_object_get (command, "command_id")), "c-2");
