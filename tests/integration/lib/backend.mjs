@@ -53,7 +53,21 @@ export function runBackend(args, { env = {}, cwd, timeoutMs = 20000 } = {}) {
 // used and passed as flags (unless flags: false, for env/config-file tests).
 // `ports` ({http, ws, admin, events}, e.g. an earlier backend's) restarts on
 // the same ports, so that agents reconnect.
-export async function startBackend({ args = [], env = {}, cwd, flags = true, readyTimeoutMs = 15000, ports } = {}) {
+// Free ports are picked by binding port 0 and closing it, so another test
+// running in parallel can take one before the backend binds it: a start that
+// fails with "address already in use" on ports we chose is tried again with
+// fresh ones (at most 3 times). Ports given by the caller are never changed.
+export async function startBackend(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBackendOnce(opts);
+    } catch (e) {
+      if (opts.ports || attempt >= 3 || !/address already in use/.test(String(e.message))) throw e;
+    }
+  }
+}
+
+async function startBackendOnce({ args = [], env = {}, cwd, flags = true, readyTimeoutMs = 15000, ports } = {}) {
   const [http, ws, admin, events] = ports ? [ports.http, ports.ws, ports.admin, ports.events] : await freePorts(4);
   const dir = cwd ?? tempDir();
   const portArgs = flags
