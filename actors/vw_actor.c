@@ -2,6 +2,7 @@
 #include "vw_actor.h"
 #include "vw_broker.h"
 #include "vw_clock.h"
+#include "vw_curve.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 
@@ -54,7 +55,53 @@ struct vw_actor_t {
     uint64_t send_failures;  //  sends the socket refused (see vw_actor_send_failures)
     uint64_t received;       //  messages taken from the socket (a bundle is one)
     bool reload;             //  RELOAD came on the pipe (SIGHUP), not taken yet
+    //  The link to a broker in another process (tcp://): heartbeats.
+    bool remote;
+    bool link_up;       //  the broker answers and holds us in its directory
+    bool rejoining;     //  it had forgotten us: actor_join sent again
+    int64_t heard_ms;   //  monotonic: the broker's last answer to a heartbeat
+    uint64_t hb_count;  //  heartbeats sent (their rids: S_HB_RID | count)
+    uint64_t hb_timer;
 };
+
+//  Heartbeats to a remote broker: one a second, their rids apart from the
+//  actor's own (vw_actor_next_rid counts up from 1 and never gets there).
+#define S_HEARTBEAT_MS 1000
+#define S_HB_RID       (UINT64_C (1) << 62)
+
+//  How this process's actors reach a broker in another process: CURVE keys
+//  and the silence after which the core counts as lost. Set once by main
+//  before any actor starts (vw_actor_set_link), read by every actor thread.
+static struct {
+    zcert_t *cert;
+    char server[41];
+    int64_t timeout_ms;
+} s_link = {NULL, "", 5000};
+
+int
+vw_actor_set_link (const char *curve_cert, const char *curve_server, int64_t timeout_ms, char *err,
+                   size_t errlen)
+{
+    if (timeout_ms > 0)
+        s_link.timeout_ms = timeout_ms;
+    if (!curve_cert)
+        return 0;
+    zcert_destroy (&s_link.cert);
+    s_link.cert = vw_curve_load_secret (curve_cert, err, errlen);
+    if (!s_link.cert)
+        return -1;
+    if (vw_curve_load_public (curve_server, s_link.server, err, errlen)) {
+        zcert_destroy (&s_link.cert);
+        return -1;
+    }
+    return 0;
+}
+
+void
+vw_actor_clear_link (void)
+{
+    zcert_destroy (&s_link.cert);
+}
 
 vw_actor_t *
 vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint)
@@ -72,6 +119,9 @@ vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint)
     //  A send never blocks the actor's loop: if the broker cannot take it, the
     //  send fails and the caller handles the error.
     zsock_set_sndtimeo (self->sock, 0);
+    self->remote = strncmp (endpoint, "tcp://", 6) == 0;
+    if (self->remote && s_link.cert)
+        vw_curve_connect (self->sock, s_link.cert, s_link.server);
     if (zsock_connect (self->sock, "%s", endpoint) == -1) {
         vw_error (cls->name, "cannot connect to broker %s: %s", endpoint,
                   zmq_strerror (zmq_errno ()));
@@ -361,12 +411,90 @@ s_answer_ping (vw_actor_t *self, vw_msg_t *ping)
 }
 
 static void
+s_link_change (vw_actor_t *self, bool up)
+{
+    self->link_up = up;
+    if (self->cls->link && self->state)
+        self->cls->link (self->state, self, up);
+}
+
+static void
+s_on_heartbeat (void *arg, uint64_t id)
+{
+    vw_actor_t *self = (vw_actor_t *) arg;
+    int64_t now = vw_clock_mono_ms ();
+    if (self->link_up && now - self->heard_ms > s_link.timeout_ms) {
+        vw_warn (self->cls->name, "the broker has not answered for %lld ms: the core is lost",
+                 (long long) (now - self->heard_ms));
+        s_link_change (self, false);
+    }
+    vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
+    ping->rid = S_HB_RID | ++self->hb_count;
+    ping->ping.sent_ms = now;
+    ping->ping.instance = vw_lifecycle_instance ();
+    if (vw_msg_send (&ping, self->sock, VW_BROKER_ADDRESS))
+        vw_msg_destroy (&ping);  //  the queue to a broker that is away is full
+    self->hb_timer = vw_timers_add (self->timers, S_HEARTBEAT_MS, s_on_heartbeat, self);
+}
+
+static void
+s_send_join (vw_actor_t *self)
+{
+    vw_msg_t *join = vw_msg_new (VW_MSG_ID_actor_join);
+    join->rid = self->join_rid = vw_actor_next_rid (self);
+    join->actor_join.pid = getpid ();
+    join->actor_join.instance = vw_lifecycle_instance ();
+    vw_msg_set_str (&join->actor_join.actor, self->cls->name);
+    if (vw_msg_send (&join, self->sock, VW_BROKER_ADDRESS))
+        vw_msg_destroy (&join);
+}
+
+//  The broker's answer to a heartbeat: it is there; and whether it holds
+//  us (else it restarted or declared us lost: join again, and tell the
+//  class, which has sessions to tell about again) or another process of
+//  our name replaced us (stop: two processes must not share a name).
+static void
+s_on_heartbeat_pong (vw_actor_t *self, const vw_msg_t *pong)
+{
+    self->heard_ms = vw_clock_mono_ms ();
+    const char *detail = pong->pong.detail ? pong->pong.detail : "";
+    if (pong->pong.healthy) {
+        if (!self->link_up && !self->rejoining) {
+            vw_info (self->cls->name, "the broker answers again");
+            s_link_change (self, true);
+        }
+    }
+    else if (streq (detail, "replaced")) {
+        char reason[160];
+        snprintf (reason, sizeof reason,
+                  "another process joined the broker as '%s' (give each process its own --node)",
+                  self->cls->name);
+        vw_actor_abort (self, reason);
+    }
+    else if (!self->rejoining) {
+        vw_info (self->cls->name, "the broker does not know this actor (%s): joining again",
+                 detail);
+        self->rejoining = true;
+        s_send_join (self);
+    }
+}
+
+static void
 s_dispatch (vw_actor_t *self, vw_msg_t *msg)
 {
     if (msg->id == VW_MSG_ID_ping)
         s_answer_ping (self, msg);
-    else if (msg->id == VW_MSG_ID_actor_joined && msg->rid == self->join_rid)
+    else if (msg->id == VW_MSG_ID_pong && (msg->rid & S_HB_RID) &&
+             streq (msg->peer, VW_BROKER_ADDRESS))
+        s_on_heartbeat_pong (self, msg);
+    else if (msg->id == VW_MSG_ID_actor_joined && msg->rid == self->join_rid) {
         self->joined = true;
+        if (self->rejoining) {
+            self->rejoining = false;
+            vw_info (self->cls->name, "joined the broker again");
+            s_link_change (self, true);
+        }
+    }
     else if (self->cls->handle && self->state)
         self->cls->handle (self->state, self, &msg);
     else
@@ -429,24 +557,65 @@ vw_actor_take_reload (vw_actor_t *self)
 int
 vw_actor_join (vw_actor_t *self, int timeout_ms)
 {
-    vw_msg_t *join = vw_msg_new (VW_MSG_ID_actor_join);
-    join->rid = self->join_rid = vw_actor_next_rid (self);
-    join->actor_join.pid = getpid ();
-    vw_msg_set_str (&join->actor_join.actor, self->cls->name);
-    if (vw_actor_send (self, VW_BROKER_ADDRESS, &join)) {
-        vw_msg_destroy (&join);
-        return -1;
-    }
+    vw_actor_flush_sends (self);
+    s_send_join (self);
     int64_t deadline = vw_clock_mono_ms () + timeout_ms;
+    //  Over tcp:// a refused CURVE handshake is said at once (a monitor on
+    //  the socket), not left to the timeout.
+    zactor_t *monitor = NULL;
+    if (self->remote && s_link.cert) {
+        monitor = zactor_new (zmonitor, self->sock);
+        zstr_sendx (monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", "HANDSHAKE_FAILED_PROTOCOL",
+                    "HANDSHAKE_FAILED_NO_DETAIL", NULL);
+        zstr_sendx (monitor, "START", NULL);
+        zsock_wait (monitor);
+    }
     zpoller_t *poller = zpoller_new (self->sock, NULL);
-    while (!self->joined) {
+    if (monitor)
+        zpoller_add (poller, monitor);
+    bool refused = false;
+    while (!self->joined && !refused) {
         int64_t left = deadline - vw_clock_mono_ms ();
-        if (left <= 0 || !zpoller_wait (poller, (int) left))
+        void *which = left > 0 ? zpoller_wait (poller, (int) left) : NULL;
+        if (!which)
             break;
-        vw_actor_drain (self, 1);
+        if (which == monitor) {
+            char *event = zstr_recv (monitor);
+            vw_error (self->cls->name,
+                      "the broker refused this process's CURVE key (%s): is it "
+                      "in the core's broker.curve_clients, and is broker.curve_server the core's?",
+                      event ? event : "?");
+            zstr_free (&event);
+            refused = true;
+        }
+        else
+            vw_actor_drain (self, 1);
     }
     zpoller_destroy (&poller);
-    return self->joined ? 0 : -1;
+    zactor_destroy (&monitor);
+    if (!self->joined)
+        return -1;
+    if (self->remote && !self->hb_timer) {
+        self->link_up = true;
+        self->heard_ms = vw_clock_mono_ms ();
+        self->hb_timer = vw_timers_add (self->timers, S_HEARTBEAT_MS, s_on_heartbeat, self);
+    }
+    return 0;
+}
+
+void
+vw_actor_watch_actors (vw_actor_t *self, const char *prefix)
+{
+    vw_msg_t *watch = vw_msg_new (VW_MSG_ID_actor_watch);
+    vw_msg_set_str (&watch->actor_watch.prefix, prefix);
+    if (vw_actor_send (self, VW_BROKER_ADDRESS, &watch))
+        vw_msg_destroy (&watch);
+}
+
+bool
+vw_actor_link_up (vw_actor_t *self)
+{
+    return !self->remote || self->link_up;
 }
 
 void

@@ -53,6 +53,11 @@ typedef struct {
     void (*health) (void *state, bool *healthy, char *detail, size_t detail_len);
     //  Optional: $TERM arrived; finish in-flight work before destroy.
     void (*stop) (void *state, vw_actor_t *actor);
+    //  Optional, for actors joined to a broker in another process: the
+    //  broker stopped answering heartbeats for broker.peer_timeout (up =
+    //  false), or answers again / took us back into its directory after it
+    //  had forgotten us (up = true: what the core knew of us may be gone).
+    void (*link) (void *state, vw_actor_t *actor, bool up);
 } vw_actor_class_t;
 
 typedef struct {
@@ -112,6 +117,9 @@ void vw_actor_fail (vw_actor_t *self, int exit_code, const char *fmt, ...)
 #define VW_ACTOR_MAX_WATCH 4
 typedef void (vw_actor_watch_fn) (void *state, vw_actor_t *actor, zsock_t *sock);
 int vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn);
+//  Asks the broker for actor_lost whenever an actor whose name starts with
+//  prefix leaves, falls silent or is replaced (e.g. "edge": every edge).
+void vw_actor_watch_actors (vw_actor_t *self, const char *prefix);
 //  Ends the loop after this pass: the actor stops and is reported EXITED.
 void vw_actor_abort (vw_actor_t *self, const char *reason);
 
@@ -125,6 +133,20 @@ void vw_actor_set_state (vw_actor_t *self, void *state);
 //  Joins the broker directory, waiting up to timeout_ms; 0 ok, -1 failed.
 //  Messages that arrive meanwhile are dispatched normally.
 int vw_actor_join (vw_actor_t *self, int timeout_ms);
+//  Whether the broker answers: always for one in this process; for a remote
+//  one, whether it answered a heartbeat within broker.peer_timeout and
+//  holds this actor in its directory.
+bool vw_actor_link_up (vw_actor_t *self);
+
+//  The link of this process's actors to a broker in another process (set
+//  once by main before any actor starts): this process's CURVE certificate
+//  (FILE and FILE_secret) and the broker's public one, or curve_cert NULL
+//  for none (loopback only); and the silence (ms) after which the broker
+//  counts as lost. 0, or -1 with a reason in err. vw_actor_clear_link frees
+//  the keys at exit.
+int vw_actor_set_link (const char *curve_cert, const char *curve_server, int64_t timeout_ms,
+                       char *err, size_t errlen);
+void vw_actor_clear_link (void);
 zsock_t *vw_actor_sock (vw_actor_t *self);
 zsock_t *vw_actor_pipe (vw_actor_t *self);
 //  Reads pipe commands without blocking; true once $TERM has arrived.

@@ -10,7 +10,7 @@
     envelope waits in a pending table until the reply or its deadline.
 
     With admin.curve_cert the socket is a CURVE server and takes only the
-    clients whose public certificates are in admin.curve_clients (zauth,
+    clients whose public certificates are in admin.curve_clients (vw_zap,
     started by viworks-backend). Without it the socket binds to loopback or
     ipc:// only: SPEC §7 requires CURVE on any other address, and such an
     endpoint is refused at start-up rather than exposed.
@@ -22,6 +22,7 @@
 #include "vw_api.h"
 #include "vw_clock.h"
 #include "vw_curve.h"
+#include "vw_zap.h"
 #include "vw_jwt.h"
 #include "vw_pending.h"
 #include "vw_probe.h"
@@ -553,7 +554,7 @@ s_create (vw_actor_t *actor, void *args)
         zsock_set_linger (self->router, 0);
         zsock_set_sndtimeo (self->router, 0);
         if (cert)
-            vw_curve_serve (self->router, cert);
+            vw_curve_serve (self->router, cert, VW_ZAP_ADMIN);
         if (zsock_bind (self->router, "%s", config->admin_endpoint) == -1) {
             char reason[512];
             vw_actor_fail (actor, VW_EXIT_FAILURE, "%s",

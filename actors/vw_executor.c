@@ -6,7 +6,8 @@
     written with the attempt's end through the scheduler when that comes
     within S_DELIVERED_WAIT_MS, else on its own), and reports how the
     attempt ended to the scheduler: completed, failed (the agent said so),
-    lost (the session closed) or unsent (the send found no session). It
+    lost (the session closed, or the edge holding it is gone: the broker
+    says so) or unsent (the send found no session). It
     knows which session and which attempt number each command went out as,
     and takes an answer only from that session and for that attempt: a late
     result of an earlier attempt (its `attempt` echo differs) is ignored and
@@ -32,6 +33,7 @@ typedef struct {
     char *command_id;
     char *agent_id;
     int64_t conn;
+    char edge[VW_ADDR_MAX];  //  the edge actor holding conn
     int64_t attempt;
     int64_t acked_at;  //  the agent's ack (wall ms), not yet written; 0 if none
 } s_flight_t;
@@ -69,7 +71,7 @@ s_cancel_frame (self_t *self, s_flight_t *f)
     send->command_send.conn = f->conn;
     vw_msg_set_str (&send->command_send.agent_id, f->agent_id);
     vw_msg_set_str (&send->command_send.command_id, f->command_id);
-    s_send (self, "edge", &send);
+    s_send (self, f->edge, &send);
 }
 
 //  Reports the attempt's end and forgets it.
@@ -99,9 +101,10 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     f->command_id = strdup (d->command_id);
     f->agent_id = strdup (d->agent_id);
     f->conn = d->conn;
+    snprintf (f->edge, sizeof f->edge, "%s", d->edge ? d->edge : "");
     f->attempt = d->attempt;
     zhashx_update (self->flights, f->command_id, f);
-    if (!f->conn) {
+    if (!f->conn || !*f->edge) {
         s_outcome (self, f, "unsent", NULL, NULL);
         return;
     }
@@ -114,7 +117,7 @@ s_on_dispatch (self_t *self, vw_msg_t *msg)
     s->payload = d->payload, d->payload = NULL;
     s->timeout_ms = d->timeout_ms;
     s->attempt = d->attempt;
-    s_send (self, "edge", &send);
+    s_send (self, f->edge, &send);
     self->sent++;
 }
 
@@ -211,7 +214,7 @@ s_on_event (self_t *self, vw_msg_t *msg)
     //  result that names its attempt only for that attempt (an agent that
     //  does not echo `attempt` is taken at its word).
     bool stale = f && e->attempt && e->attempt != f->attempt;
-    if (!f || f->conn != e->conn || !e->kind || stale) {
+    if (!f || f->conn != e->conn || !streq (f->edge, msg->peer) || !e->kind || stale) {
         if (e->kind && streq (e->kind, "result")) {
             self->late++;
             vw_info ("executor", "result for command %s from '%s' ignored: %s",
@@ -235,20 +238,30 @@ s_on_event (self_t *self, vw_msg_t *msg)
         s_outcome (self, f, "unsent", NULL, NULL);
 }
 
-//  The session closed: everything in flight on it is lost.
+//  The session closed (conn > 0), or its whole edge is gone (conn 0):
+//  everything in flight on it is lost.
 static void
-s_on_closed (self_t *self, vw_msg_t *msg)
+s_lose (self_t *self, const char *edge, int64_t conn)
 {
-    int64_t conn = msg->session_closed.conn;
     zlistx_t *lost = zlistx_new ();
     for (s_flight_t *f = (s_flight_t *) zhashx_first (self->flights); f;
          f = (s_flight_t *) zhashx_next (self->flights))
-        if (f->conn == conn)
+        if ((!conn || f->conn == conn) && streq (f->edge, edge))
             zlistx_add_end (lost, f);
+    if (!conn && zlistx_size (lost))
+        vw_warn ("executor", "edge '%s' is gone: %zu command(s) in flight on it lost, queued again",
+                 edge, zlistx_size (lost));
     for (s_flight_t *f = (s_flight_t *) zlistx_first (lost); f;
          f = (s_flight_t *) zlistx_next (lost))
         s_outcome (self, f, "lost", NULL, NULL);
     zlistx_destroy (&lost);
+}
+
+static void
+s_on_closed (self_t *self, vw_msg_t *msg)
+{
+    if (msg->session_closed.conn)
+        s_lose (self, msg->peer, msg->session_closed.conn);
 }
 
 static void
@@ -272,6 +285,7 @@ s_create (vw_actor_t *actor, void *args)
     self->actor = actor;
     self->flights = zhashx_new ();
     zhashx_set_destructor (self->flights, s_flight_free);
+    vw_actor_watch_actors (actor, "edge");
     return self;
 }
 
@@ -314,6 +328,10 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_command_event: s_on_event (self, msg); break;
         case VW_MSG_ID_command_abort: s_on_abort (self, msg); break;
         case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        case VW_MSG_ID_actor_lost:
+            if (msg->actor_lost.actor)
+                s_lose (self, msg->actor_lost.actor, 0);
+            break;
         default:
             vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);

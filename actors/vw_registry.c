@@ -37,6 +37,7 @@ typedef struct s_agent_t s_agent_t;
 //  A hello waiting for credentials from the store or for a challenge answer.
 typedef struct {
     int64_t conn;
+    char edge[VW_ADDR_MAX];  //  the edge actor the hello came through
     char *agent_id, *token, *version, *hostname, *capabilities, *labels, *peer;
     uint8_t nonce[S_NONCE_BYTES];
     bool challenged;
@@ -64,10 +65,11 @@ struct s_agent_t {
     bool maintenance_known;
     vw_agent_status_t status;  //  last persisted and published
     char session_id[VW_ID_TEXT_LEN + 1];
-    char *capabilities;    //  the session's hello capabilities (JSON array), NULL if none
-    int64_t conn;          //  edge connection of the session, 0 if none
-    uint64_t timer;        //  next status deadline
-    uint64_t stale_timer;  //  drop from memory after stale_after offline
+    char *capabilities;      //  the session's hello capabilities (JSON array), NULL if none
+    int64_t conn;            //  edge connection of the session, 0 if none
+    char edge[VW_ADDR_MAX];  //  the edge actor holding it
+    uint64_t timer;          //  next status deadline
+    uint64_t stale_timer;    //  drop from memory after stale_after offline
     //  The rest of the agent object, so that GET /agents/{id} of an agent
     //  held here is answered from memory, with the live fields as they are
     //  now: taken from the first record, then kept as every write this
@@ -93,6 +95,7 @@ typedef struct {
     zhashx_t *seen;
     uint64_t seen_timer;
     uint64_t connects, disconnects, rejects, seen_batches;
+    uint64_t resumed;               //  sessions taken back from an edge (session_resync)
     uint64_t rejects_unauthorized;  //  of rejects: closed 4401 (the rest: 1013, try later)
 } self_t;
 
@@ -206,14 +209,22 @@ s_publish (self_t *self, const char *topic, json_t *event)
 }
 
 static void
-s_kick (self_t *self, int64_t conn, const char *session_id, int code, const char *reason)
+s_kick_at (self_t *self, const char *edge, int64_t conn, const char *session_id, int code,
+           const char *reason)
 {
     vw_msg_t *kick = vw_msg_new (VW_MSG_ID_session_kick);
     kick->session_kick.conn = conn;
     vw_msg_set_str (&kick->session_kick.session_id, session_id);
     kick->session_kick.close_code = code;
     vw_msg_set_str (&kick->session_kick.reason, reason);
-    s_send (self, "edge", &kick);
+    s_send (self, edge, &kick);
+}
+
+//  Closes the agent's session on the edge holding it.
+static void
+s_kick (self_t *self, s_agent_t *agent, int code, const char *reason)
+{
+    s_kick_at (self, agent->edge, agent->conn, agent->session_id, code, reason);
 }
 
 static void
@@ -229,7 +240,7 @@ s_reject (self_t *self, s_hello_t *hello, int close_code, const char *code, cons
     reject->session_reject.close_code = close_code;
     vw_msg_set_str (&reject->session_reject.code, code);
     vw_msg_set_str (&reject->session_reject.message, message);
-    s_send (self, "edge", &reject);
+    s_send (self, hello->edge, &reject);
 }
 
 //  --------------------------------------------------------------------------
@@ -279,8 +290,10 @@ s_presence (self_t *self, s_agent_t *agent, bool revoked)
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_agent_presence);
     vw_msg_set_str (&msg->agent_presence.agent_id, agent->agent_id);
     msg->agent_presence.conn = agent->conn;
-    if (agent->conn)
+    if (agent->conn) {
         vw_msg_set_str (&msg->agent_presence.capabilities, agent->capabilities);
+        vw_msg_set_str (&msg->agent_presence.edge, agent->edge);
+    }
     msg->agent_presence.dispatchable =
         agent->conn && (agent->status == VW_AGENT_ONLINE || agent->status == VW_AGENT_DEGRADED);
     msg->agent_presence.revoked = revoked;
@@ -323,7 +336,7 @@ s_on_deadline (void *arg, uint64_t id)
     if (vw_agent_state_timed_out (&agent->model, vw_clock_mono_ms ())) {
         vw_info ("registry", "agent '%s' silent for 3 heartbeat intervals: closing its session",
                  agent->agent_id);
-        s_kick (self, agent->conn, agent->session_id, 4408, "heartbeat timeout");
+        s_kick (self, agent, 4408, "heartbeat timeout");
         s_go_offline (self, agent, "heartbeat_timeout");
     }
     else
@@ -390,7 +403,7 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
         //  A newer connection replaces the session (SPEC §3).
         vw_info ("registry", "agent '%s' reconnected: replacing session %s", agent->agent_id,
                  agent->session_id);
-        s_kick (self, agent->conn, agent->session_id, 4409, "replaced by a newer connection");
+        s_kick (self, agent, 4409, "replaced by a newer connection");
         s_go_offline (self, agent, "replaced");
     }
     if (agent->stale_timer)
@@ -398,6 +411,7 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
     agent->stale_timer = 0;
     vw_id_new (agent->session_id);
     agent->conn = hello->conn;
+    memcpy (agent->edge, hello->edge, sizeof agent->edge);
     free (agent->capabilities);
     agent->capabilities = hello->capabilities ? strdup (hello->capabilities) : NULL;
     vw_agent_state_connect (&agent->model, vw_clock_mono_ms (),
@@ -419,7 +433,7 @@ s_welcome (self_t *self, s_agent_t *agent, s_hello_t *hello)
     vw_msg_set_str (&welcome->session_welcome.agent_id, agent->agent_id);
     vw_msg_set_str (&welcome->session_welcome.session_id, agent->session_id);
     welcome->session_welcome.heartbeat_interval_ms = self->config->heartbeat_interval_ms;
-    s_send (self, "edge", &welcome);
+    s_send (self, hello->edge, &welcome);
     vw_actor_flush_sends (self->actor);
     s_presence (self, agent, false);
     vw_info ("registry", "agent '%s' online from %s (session %s)", agent->agent_id,
@@ -475,12 +489,15 @@ s_check (self_t *self, s_agent_t *agent, int64_t conn)
         vw_msg_t *challenge = vw_msg_new (VW_MSG_ID_session_challenge);
         challenge->session_challenge.conn = conn;
         vw_msg_set_str (&challenge->session_challenge.nonce, nonce);
-        s_send (self, "edge", &challenge);
+        s_send (self, hello->edge, &challenge);
         return;
     }
     s_welcome (self, agent, hello);
     zhashx_delete (self->hellos, &conn);
 }
+
+static s_agent_t *s_take_record (self_t *self, const char *agent_id,
+                                 const vw_agent_record_msg_t *record);
 
 static void
 s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
@@ -495,10 +512,17 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
         zhashx_delete (self->hellos, &conn);
         return;
     }
-    const vw_agent_record_msg_t *record = &reply->agent_record;
+    s_check (self, s_take_record (self, hello->agent_id, &reply->agent_record), conn);
+}
+
+//  The store's record of an agent into memory; NULL if there is no such
+//  agent.
+static s_agent_t *
+s_take_record (self_t *self, const char *agent_id, const vw_agent_record_msg_t *record)
+{
     s_agent_t *agent = NULL;
     if (record->found) {
-        agent = s_agent_get (self, hello->agent_id, true);
+        agent = s_agent_get (self, agent_id, true);
         if (!agent->loaded) {
             //  The first record fills the object; later ones may have been
             //  read before changes this registry has made since. (No texts
@@ -535,7 +559,7 @@ s_on_credentials (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, co
         if (agent->has_public_key)
             memcpy (agent->public_key, record->public_key.data, 32);
     }
-    s_check (self, agent, conn);
+    return agent;
 }
 
 static void
@@ -546,6 +570,7 @@ s_on_hello (self_t *self, vw_msg_t *msg)
         return;
     s_hello_t *hello = (s_hello_t *) zmalloc (sizeof (s_hello_t));
     hello->conn = h->conn;
+    memcpy (hello->edge, msg->peer, sizeof hello->edge);
     //  Take the strings over from the message.
     hello->agent_id = h->agent_id, h->agent_id = NULL;
     hello->token = h->token, h->token = NULL;
@@ -576,7 +601,7 @@ s_on_auth (self_t *self, vw_msg_t *msg)
 {
     int64_t conn = msg->session_auth.conn;
     s_hello_t *hello = (s_hello_t *) zhashx_lookup (self->hellos, &conn);
-    if (!hello || !hello->challenged)
+    if (!hello || !hello->challenged || !streq (hello->edge, msg->peer))
         return;
     s_agent_t *agent = s_agent_get (self, hello->agent_id, false);
     uint8_t signature[crypto_sign_BYTES];
@@ -666,13 +691,160 @@ s_on_closed (self_t *self, vw_msg_t *msg)
 {
     const vw_session_closed_msg_t *closed = &msg->session_closed;
     int64_t conn = closed->conn;
-    zhashx_delete (self->hellos, &conn);
+    s_hello_t *hello = (s_hello_t *) zhashx_lookup (self->hellos, &conn);
+    if (hello && streq (hello->edge, msg->peer))
+        zhashx_delete (self->hellos, &conn);
     s_agent_t *agent = closed->agent_id ? s_agent_get (self, closed->agent_id, false) : NULL;
-    if (agent && agent->conn == conn && closed->session_id &&
+    if (agent && agent->conn == conn && streq (agent->edge, msg->peer) && closed->session_id &&
         strcmp (agent->session_id, closed->session_id) == 0) {
         vw_info ("registry", "agent '%s' disconnected", agent->agent_id);
         s_go_offline (self, agent, "disconnected");
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Edges in other processes. The broker says when one is gone (it left,
+//  stopped answering heartbeats, or another process took its name): its
+//  sessions are over, and their agents come back through any edge. An edge
+//  that lost the core and finds it again tells every session it held
+//  (session_resync): the registry takes back those it can.
+
+static void
+s_on_actor_lost (self_t *self, vw_msg_t *msg)
+{
+    const char *edge = msg->actor_lost.actor;
+    if (!edge)
+        return;
+    zlistx_t *gone = zlistx_new ();
+    for (s_agent_t *a = (s_agent_t *) zhashx_first (self->agents); a;
+         a = (s_agent_t *) zhashx_next (self->agents))
+        if (a->conn && streq (a->edge, edge))
+            zlistx_add_end (gone, a);
+    size_t sessions = zlistx_size (gone);
+    for (s_agent_t *a = (s_agent_t *) zlistx_first (gone); a; a = (s_agent_t *) zlistx_next (gone))
+        s_go_offline (self, a, "edge_lost");
+    zlistx_purge (gone);
+    for (s_hello_t *h = (s_hello_t *) zhashx_first (self->hellos); h;
+         h = (s_hello_t *) zhashx_next (self->hellos))
+        if (streq (h->edge, edge))
+            zlistx_add_end (gone, h);
+    for (s_hello_t *h = (s_hello_t *) zlistx_first (gone); h;
+         h = (s_hello_t *) zlistx_next (gone)) {
+        int64_t conn = h->conn;
+        zhashx_delete (self->hellos, &conn);
+    }
+    zlistx_destroy (&gone);
+    if (sessions)
+        vw_warn ("registry", "edge '%s' is gone (%s): %zu agent session(s) ended", edge,
+                 msg->actor_lost.reason ? msg->actor_lost.reason : "?", sessions);
+}
+
+//  A session the registry did not hold (it restarted, or ended it when it
+//  lost the edge), alive on its edge: taken back as it is.
+static void
+s_adopt (self_t *self, s_agent_t *agent, const char *edge, int64_t conn, const char *session_id)
+{
+    if (agent->stale_timer)
+        vw_timers_cancel (vw_actor_timers (self->actor), agent->stale_timer);
+    agent->stale_timer = 0;
+    snprintf (agent->session_id, sizeof agent->session_id, "%s", session_id);
+    snprintf (agent->edge, sizeof agent->edge, "%s", edge);
+    agent->conn = conn;
+    //  The hello's command types, as this registry or the store last knew them.
+    if (!agent->capabilities && agent->texts && !streq (s_text (agent, S_TEXT_CAPS), "[]"))
+        agent->capabilities = strdup (s_text (agent, S_TEXT_CAPS));
+    vw_agent_state_connect (&agent->model, vw_clock_mono_ms (),
+                            self->config->heartbeat_interval_ms);
+    agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);
+    self->resumed++;
+    s_persist (self, agent, "resume", NULL);
+    s_presence (self, agent, false);
+    s_publish (self, "agent.online",
+               json_pack ("{s:s, s:s, s:s, s:b}", "agent_id", agent->agent_id, "session_id",
+                          agent->session_id, "status", vw_agent_status_name (agent->status),
+                          "resumed", 1));
+    s_evaluate (self, agent);
+}
+
+typedef struct {
+    char edge[VW_ADDR_MAX];
+    int64_t conn;
+    char *agent_id;
+    char session_id[VW_ID_TEXT_LEN + 1];
+} s_resync_t;
+
+static void s_resync_one (self_t *self, s_resync_t *r);
+
+static void
+s_on_resync_record (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const char *why)
+{
+    self_t *self = (self_t *) state;
+    s_resync_t *r = (s_resync_t *) ctx;
+    if (reply && reply->id == VW_MSG_ID_agent_record) {
+        if (s_take_record (self, r->agent_id, &reply->agent_record))
+            s_resync_one (self, r);
+        else
+            s_kick_at (self, r->edge, r->conn, r->session_id, 4401, "unknown agent");
+    }
+    else
+        s_kick_at (self, r->edge, r->conn, r->session_id, 1013, "the core cannot check it now");
+    free (r->agent_id);
+    free (r);
+}
+
+//  Takes r (frees it, or hands it to a look-up that will).
+static void
+s_resync_one (self_t *self, s_resync_t *r)
+{
+    s_agent_t *agent = s_agent_get (self, r->agent_id, false);
+    if (agent && agent->loaded) {
+        if (agent->conn == r->conn && streq (agent->edge, r->edge))
+            ;  //  held already
+        else if (agent->revoked)
+            s_kick_at (self, r->edge, r->conn, r->session_id, 4401, "agent revoked");
+        else if (agent->conn)
+            //  It came back through another edge meanwhile: that one stays.
+            s_kick_at (self, r->edge, r->conn, r->session_id, 4409,
+                       "replaced by a newer connection");
+        else
+            s_adopt (self, agent, r->edge, r->conn, r->session_id);
+        free (r->agent_id);
+        free (r);
+        return;
+    }
+    vw_msg_t *lookup = vw_msg_new (VW_MSG_ID_agent_lookup);
+    vw_msg_set_str (&lookup->agent_lookup.agent_id, r->agent_id);
+    if (vw_pending_request (self->pending, "store", &lookup, S_STORE_TIMEOUT_MS, s_on_resync_record,
+                            r)) {
+        vw_msg_destroy (&lookup);
+        s_on_resync_record (self, self->actor, r, NULL, "cannot ask the store");
+    }
+}
+
+static void
+s_on_resync (self_t *self, vw_msg_t *msg)
+{
+    json_t *sessions =
+        msg->session_resync.sessions ? json_loads (msg->session_resync.sessions, 0, NULL) : NULL;
+    size_t i, taken = 0;
+    json_t *entry;
+    json_array_foreach (sessions, i, entry)
+    {
+        json_int_t conn;
+        const char *agent_id, *session_id;
+        if (json_unpack (entry, "[I,s,s]", &conn, &agent_id, &session_id) || conn <= 0 ||
+            strlen (session_id) > VW_ID_TEXT_LEN)
+            continue;
+        s_resync_t *r = (s_resync_t *) zmalloc (sizeof (s_resync_t));
+        snprintf (r->edge, sizeof r->edge, "%s", msg->peer);
+        r->conn = conn;
+        r->agent_id = strdup (agent_id);
+        snprintf (r->session_id, sizeof r->session_id, "%s", session_id);
+        s_resync_one (self, r);
+        taken++;
+    }
+    vw_info ("registry", "edge '%s' is back with %zu session(s)", msg->peer, taken);
+    json_decref (sessions);
 }
 
 //  --------------------------------------------------------------------------
@@ -768,7 +940,7 @@ s_on_revoked (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, const 
         if (agent) {
             agent->revoked = true;
             if (agent->conn) {
-                s_kick (self, agent->conn, agent->session_id, 4401, "agent revoked");
+                s_kick (self, agent, 4401, "agent revoked");
                 s_go_offline (self, agent, "revoked");
             }
         }
@@ -880,7 +1052,7 @@ s_on_operator_request (self_t *self, vw_msg_t *msg)
             self, msg->agent_disconnect.agent_id ? msg->agent_disconnect.agent_id : "", false);
         vw_msg_t *answer = vw_msg_new (VW_MSG_ID_reply);
         if (agent && agent->conn) {
-            s_kick (self, agent->conn, agent->session_id, 4000, "disconnected by an operator");
+            s_kick (self, agent, 4000, "disconnected by an operator");
             s_go_offline (self, agent, "disconnected_by_operator");
             answer->reply.status = 200;
             vw_msg_set_str (&answer->reply.json, "{\"disconnected\":true}");
@@ -1009,6 +1181,7 @@ s_create (vw_actor_t *actor, void *args)
     vw_keys_int64 (self->hellos);
     zhashx_set_destructor (self->hellos, s_hello_free);
     self->seen = zhashx_new ();
+    vw_actor_watch_actors (actor, "edge");  //  edges of other processes can die
     return self;
 }
 
@@ -1073,6 +1246,8 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_session_auth: s_on_auth (self, msg); break;
         case VW_MSG_ID_session_seen: s_on_seen (self, msg); break;
         case VW_MSG_ID_session_closed: s_on_closed (self, msg); break;
+        case VW_MSG_ID_session_resync: s_on_resync (self, msg); break;
+        case VW_MSG_ID_actor_lost: s_on_actor_lost (self, msg); break;
         case VW_MSG_ID_agent_alerting: s_on_alerting (self, msg); break;
         case VW_MSG_ID_agent_get: s_on_agent_get (self, msg); break;
         case VW_MSG_ID_agent_revoke:

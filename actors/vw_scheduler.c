@@ -72,8 +72,9 @@ typedef enum { S_QUEUED, S_EXECUTING, S_WAITING, S_HELD, S_DONE } s_where_t;
 
 //  An agent's session as the registry last described it.
 typedef struct {
-    int64_t conn;          //  edge connection
-    json_t *capabilities;  //  the command types its hello listed; NULL: it listed none
+    int64_t conn;            //  edge connection
+    char edge[VW_ADDR_MAX];  //  the edge actor holding it
+    json_t *capabilities;    //  the command types its hello listed; NULL: it listed none
 } s_session_t;
 
 //  One allocation per command: the record and its (immutable) strings.
@@ -578,6 +579,8 @@ s_pump (self_t *self)
         vw_msg_set_str (&d->command_dispatch.command_id, cmd->command_id);
         vw_msg_set_str (&d->command_dispatch.agent_id, cmd->agent_id);
         d->command_dispatch.conn = session ? session->conn : 0;
+        if (session)
+            vw_msg_set_str (&d->command_dispatch.edge, session->edge);
         vw_msg_set_str (&d->command_dispatch.type, cmd->type);
         vw_msg_set_str (&d->command_dispatch.payload, cmd->payload);
         d->command_dispatch.timeout_ms = cmd->timeout_ms;
@@ -1119,6 +1122,7 @@ s_on_presence (self_t *self, vw_msg_t *msg)
     if (p->conn) {
         s_session_t *session = (s_session_t *) zmalloc (sizeof (s_session_t));
         session->conn = p->conn;
+        snprintf (session->edge, sizeof session->edge, "%s", p->edge ? p->edge : "");
         json_t *caps = p->capabilities ? json_loads (p->capabilities, 0, NULL) : NULL;
         if (json_is_array (caps))
             session->capabilities = caps;

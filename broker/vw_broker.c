@@ -1,6 +1,7 @@
 /*  vw_broker - see vw_broker.h. */
 #include "vw_broker.h"
 #include "vw_curve.h"
+#include "vw_zap.h"
 #include "vw_lifecycle.h"
 #include "vw_log.h"
 #include "vw_msg.h"
@@ -16,7 +17,19 @@ typedef struct {
     uint64_t in;   //  messages the actor sent
     uint64_t out;  //  messages delivered to it
     int pid;
+    int64_t instance;  //  its process's, from actor_join
+    bool joined;       //  by actor_join (not only seen sending)
+    bool remote;       //  another process: must be heard from, or is lost
+    int64_t heard_ms;  //  monotonic: last message from it
 } s_peer_t;
+
+//  An actor that asked to hear of losses of actors named prefix...
+typedef struct {
+    char watcher[VW_ADDR_MAX];
+    char prefix[VW_ADDR_MAX];
+} s_watch_t;
+
+#define S_WATCHES_MAX 16
 
 typedef struct {
     zsock_t *pipe;
@@ -25,6 +38,10 @@ typedef struct {
     zhashx_t *peers;  //  name -> s_peer_t
     uint64_t errors;
     bool terminated;
+    int64_t peer_timeout_ms;
+    s_watch_t watches[S_WATCHES_MAX];
+    int nwatches;
+    uint64_t lost;  //  actors declared lost (silent or replaced)
 } self_t;
 
 bool
@@ -91,25 +108,106 @@ s_reply_error (self_t *self, const char *to, uint64_t rid, const char *code, con
     self->errors++;
 }
 
+//  Tells the watchers of `name` that it is gone, and forgets it.
+static void
+s_lost (self_t *self, const char *name, const char *reason)
+{
+    for (int i = 0; i < self->nwatches; i++) {
+        const s_watch_t *w = &self->watches[i];
+        if (strncmp (name, w->prefix, strlen (w->prefix)) != 0 || streq (name, w->watcher))
+            continue;
+        vw_msg_t *lost = vw_msg_new (VW_MSG_ID_actor_lost);
+        vw_msg_set_str (&lost->actor_lost.actor, name);
+        vw_msg_set_str (&lost->actor_lost.reason, reason);
+        s_reply (self, w->watcher, &lost);
+    }
+    zhashx_delete (self->peers, name);
+}
+
+//  Remote actors heartbeat (vw_actor pings the broker every second): one
+//  not heard from for peer_timeout_ms is lost, whatever its connection
+//  looks like (a host cut off keeps its TCP connection half-open).
+static void
+s_check_peers (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *silent = zlistx_new ();
+    zlistx_set_destructor (silent, (zlistx_destructor_fn *) zstr_free);
+    for (s_peer_t *p = (s_peer_t *) zhashx_first (self->peers); p;
+         p = (s_peer_t *) zhashx_next (self->peers))
+        if (p->remote && now - p->heard_ms > self->peer_timeout_ms)
+            zlistx_add_end (silent, strdup ((const char *) zhashx_cursor (self->peers)));
+    for (char *name = (char *) zlistx_first (silent); name; name = (char *) zlistx_next (silent)) {
+        vw_warn ("broker", "actor '%s' not heard from for %lld ms: lost", name,
+                 (long long) self->peer_timeout_ms);
+        self->lost++;
+        s_lost (self, name, "silent");
+    }
+    zlistx_destroy (&silent);
+}
+
 //  A message for the broker itself (taken).
 static void
 s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
 {
     switch (msg->id) {
         case VW_MSG_ID_actor_join: {
-            s_peer_t *peer = s_peer (self, sender);
+            s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, sender);
+            if (peer && peer->joined && peer->instance != msg->actor_join.instance) {
+                //  Another process took the name (ROUTER_HANDOVER gave it the
+                //  route): the one before is gone for us, restarted or not.
+                vw_warn ("broker",
+                         "actor '%s' joined from another process (pid %d, was pid %d): the "
+                         "earlier one is replaced",
+                         sender, (int) msg->actor_join.pid, peer->pid);
+                self->lost++;
+                s_lost (self, sender, "replaced");
+                peer = NULL;
+            }
+            if (!peer)
+                peer = s_peer (self, sender);
             peer->pid = (int) msg->actor_join.pid;
-            vw_debug ("broker", "actor '%s' joined (pid %d)", sender, peer->pid);
+            peer->instance = msg->actor_join.instance;
+            peer->joined = true;
+            //  (A join that names no instance comes from a test or an older
+            //  build: it is not held to heartbeats.)
+            peer->remote =
+                msg->actor_join.instance && msg->actor_join.instance != vw_lifecycle_instance ();
+            peer->heard_ms = zclock_mono ();
+            vw_log (peer->remote ? VW_LOG_INFO : VW_LOG_DEBUG, "broker",
+                    "actor '%s' joined (pid %d%s)", sender, peer->pid,
+                    peer->remote ? ", another process" : "");
             vw_msg_t *ack = vw_msg_new (VW_MSG_ID_actor_joined);
             ack->rid = msg->rid;
             vw_msg_set_str (&ack->actor_joined.actor, sender);
             s_reply (self, sender, &ack);
             break;
         }
-        case VW_MSG_ID_actor_leave:
-            vw_debug ("broker", "actor '%s' left", sender);
-            zhashx_delete (self->peers, sender);
+        case VW_MSG_ID_actor_leave: {
+            s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, sender);
+            vw_log (peer && peer->remote ? VW_LOG_INFO : VW_LOG_DEBUG, "broker", "actor '%s' left",
+                    sender);
+            s_lost (self, sender, "left");
             break;
+        }
+        case VW_MSG_ID_actor_watch: {
+            const char *prefix = msg->actor_watch.prefix ? msg->actor_watch.prefix : "";
+            bool known = false;
+            for (int i = 0; i < self->nwatches && !known; i++)
+                known = streq (self->watches[i].watcher, sender) &&
+                        streq (self->watches[i].prefix, prefix);
+            if (known)
+                break;
+            if (self->nwatches == S_WATCHES_MAX || strlen (prefix) >= VW_ADDR_MAX) {
+                vw_warn ("broker", "watch of '%s' by '%s' refused: too many watches", prefix,
+                         sender);
+                break;
+            }
+            s_watch_t *w = &self->watches[self->nwatches++];
+            snprintf (w->watcher, sizeof w->watcher, "%s", sender);
+            snprintf (w->prefix, sizeof w->prefix, "%s", prefix);
+            break;
+        }
         case VW_MSG_ID_event:
             if (self->pub && msg->event.topic && msg->event.json) {
                 zmsg_t *pub = zmsg_new ();
@@ -123,7 +221,17 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
             vw_msg_t *pong = vw_msg_new (VW_MSG_ID_pong);
             pong->rid = msg->rid;
             pong->pong.sent_ms = msg->ping.sent_ms;
-            pong->pong.healthy = true;
+            //  Unhealthy to an actor the directory does not hold (it was
+            //  declared lost, or this broker restarted): it joins again.
+            //  A heartbeat from another process than the one that joined
+            //  under that name: it was replaced, and must not join again.
+            s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, sender);
+            bool replaced = peer && msg->ping.instance && peer->instance &&
+                            msg->ping.instance != peer->instance;
+            bool heartbeat = msg->ping.instance != 0;
+            pong->pong.healthy = !replaced && (!heartbeat || (peer && peer->joined));
+            if (!pong->pong.healthy)
+                vw_msg_set_str (&pong->pong.detail, replaced ? "replaced" : "not joined");
             vw_msg_set_str (&pong->pong.actor, VW_BROKER_ADDRESS);
             s_reply (self, sender, &pong);
             break;
@@ -136,10 +244,11 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
             for (s_peer_t *p = (s_peer_t *) zhashx_first (self->peers); p;
                  p = (s_peer_t *) zhashx_next (self->peers))
                 json_object_set_new (actors, (const char *) zhashx_cursor (self->peers),
-                                     json_pack ("{s:I,s:I,s:i}", "in", (json_int_t) p->in, "out",
-                                                (json_int_t) p->out, "pid", p->pid));
-            json_t *root =
-                json_pack ("{s:o,s:I}", "actors", actors, "errors", (json_int_t) self->errors);
+                                     json_pack ("{s:I,s:I,s:i,s:b}", "in", (json_int_t) p->in,
+                                                "out", (json_int_t) p->out, "pid", p->pid, "remote",
+                                                p->remote));
+            json_t *root = json_pack ("{s:o,s:I,s:I}", "actors", actors, "errors",
+                                      (json_int_t) self->errors, "lost", (json_int_t) self->lost);
             char *json = root ? json_dumps (root, JSON_COMPACT) : NULL;
             json_decref (root);
             vw_msg_t *answer = vw_msg_new (VW_MSG_ID_broker_stats);
@@ -207,8 +316,11 @@ s_route (self_t *self)
     memcpy (target, zframe_data (dest), tlen);
     target[tlen] = 0;
     s_peer_t *from = (s_peer_t *) zhashx_lookup (self->peers, sender);
-    if (from)
+    if (from) {
         from->in++;
+        if (from->remote)
+            from->heard_ms = zclock_mono ();
+    }
 
     if (strcmp (target, VW_BROKER_ADDRESS) == 0) {
         //  Decode wants [address][name][rid][body]: the address is the sender.
@@ -236,8 +348,19 @@ s_route (self_t *self)
         //  The unsent message is still ours.
         int err = zmq_errno ();
         zmsg_destroy (&zmsg);
-        if (err == EHOSTUNREACH)
-            zhashx_delete (self->peers, target);
+        if (err == EHOSTUNREACH) {
+            //  Its connection is gone (a process that died, a host cut
+            //  off): lost now, not after the heartbeat timeout.
+            s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, target);
+            if (peer && peer->joined) {
+                vw_log (peer->remote ? VW_LOG_WARN : VW_LOG_DEBUG, "broker",
+                        "actor '%s' is unreachable: lost", target);
+                self->lost += peer->remote;
+                s_lost (self, target, "unreachable");
+            }
+            else
+                zhashx_delete (self->peers, target);
+        }
         s_reply_error (self, sender, rid, err == EAGAIN ? "actor_busy" : "unknown_actor", target);
     }
     free (sender);
@@ -273,9 +396,23 @@ vw_broker_actor (zsock_t *pipe, void *args)
     char reason[512] = "";
     int rc = s_bind (self.router, a->inproc_endpoint ? a->inproc_endpoint : VW_BROKER_INPROC,
                      "actors", "internal endpoint", reason, sizeof reason);
-    if (rc == 0 && a->tcp_endpoint)
+    if (rc == 0 && a->tcp_endpoint && a->curve_cert) {
+        //  CURVE from here on: inproc:// pipes have no handshake, the actors
+        //  of this process are not affected.
+        zcert_t *cert = vw_curve_load_secret (a->curve_cert, reason, sizeof reason);
+        if (cert)
+            vw_curve_serve (self.router, cert, VW_ZAP_BROKER);
+        else
+            rc = -2;
+        zcert_destroy (&cert);
+    }
+    if (rc == 0 && a->tcp_endpoint) {
         rc = s_bind (self.router, a->tcp_endpoint, "remote actors", "--broker-bind", reason,
                      sizeof reason);
+        if (rc == 0)
+            vw_info ("broker", "actors of other processes join on %s%s", a->tcp_endpoint,
+                     a->curve_cert ? " (CURVE: broker.curve_clients only)" : "");
+    }
     if (rc == 0 && a->events_endpoint) {
         self.pub = zsock_new (ZMQ_PUB);
         zsock_set_sndhwm (self.pub, 10000);
@@ -285,7 +422,7 @@ vw_broker_actor (zsock_t *pipe, void *args)
             if (!(cert = vw_curve_load_secret (a->events_curve_cert, reason, sizeof reason)))
                 rc = -2;
             else
-                vw_curve_serve (self.pub, cert);
+                vw_curve_serve (self.pub, cert, VW_ZAP_ADMIN);
         }
         else if (!vw_endpoint_is_loopback (a->events_endpoint)) {
             snprintf (reason, sizeof reason,
@@ -308,9 +445,16 @@ vw_broker_actor (zsock_t *pipe, void *args)
         self.terminated = true;
     }
 
+    self.peer_timeout_ms = a->peer_timeout_ms > 0 ? a->peer_timeout_ms : 5000;
+    int64_t next_check = zclock_mono () + 1000;
     zpoller_t *poller = zpoller_new (pipe, self.router, NULL);
     while (!self.terminated) {
-        void *which = zpoller_wait (poller, -1);
+        int64_t now = zclock_mono ();
+        if (now >= next_check) {
+            s_check_peers (&self);
+            next_check = now + 1000;
+        }
+        void *which = zpoller_wait (poller, (int) (next_check - now));
         if (which == pipe) {
             char *command = zstr_recv (pipe);
             if (!command || streq (command, "$TERM"))
@@ -324,6 +468,8 @@ vw_broker_actor (zsock_t *pipe, void *args)
         }
         else if (zpoller_terminated (poller))
             break;
+        else if (zpoller_expired (poller))
+            continue;
     }
     zpoller_destroy (&poller);
     zsock_destroy (&self.pub);

@@ -989,7 +989,12 @@ s_cmd_finish (s_cmd_t *cmd, json_t *result, const char *error)
     s_agent_t *agent = cmd->agent;
     s_note (agent->app, "%s: command %s (%s): %s%s", agent->id, cmd->id, cmd->type,
             error ? "failed: " : "completed", error ? error : "");
-    s_agent_send_result (agent, cmd->id, cmd->attempt, json_incref (result), error);
+    //  Only a welcomed session takes a result: one that ended while the
+    //  agent was away (or reconnecting, before the welcome) is lost to the
+    //  backend, which sends the command again; a completed one is answered
+    //  from memory then, a failed one runs again.
+    if (agent->state == S_ONLINE)
+        s_agent_send_result (agent, cmd->id, cmd->attempt, json_incref (result), error);
     if (error) {
         json_decref (result);
         s_cmd_forget (cmd);

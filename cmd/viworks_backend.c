@@ -11,6 +11,7 @@
 #include "vw_actors.h"
 #include "vw_alerts.h"
 #include "vw_broker.h"
+#include "vw_zap.h"
 #include "vw_commands.h"
 #include "vw_clock.h"
 #include "vw_config.h"
@@ -322,7 +323,7 @@ main (int argc, char **argv)
     int exit_code = VW_EXIT_OK;
     const char *endpoint = config->broker_connect ? config->broker_connect : VW_BROKER_INPROC;
     zactor_t *broker = NULL;
-    zactor_t *zap = NULL;  //  zauth, with CURVE
+    zactor_t *zap = NULL;  //  vw_zap, with CURVE
     s_running_t running[VW_ACTOR_COUNT];
     int nrunning = 0;
 
@@ -338,39 +339,71 @@ main (int argc, char **argv)
             goto shutdown;
         }
     }
-    if (config->broker_bind && !vw_endpoint_is_loopback (config->broker_bind)) {
+    //  The broker link leaves the host only with CURVE, on both sides.
+    const char *link = config->broker_bind ? config->broker_bind : config->broker_connect;
+    if (link && !vw_endpoint_is_loopback (link) && !config->broker_curve_cert) {
         vw_error ("main",
-                  "broker endpoint %s is not loopback and CURVE is not configured; "
-                  "refusing to expose the broker",
-                  config->broker_bind);
+                  "broker endpoint %s is not loopback and CURVE is not configured "
+                  "(--broker-curve-cert with %s); refusing to %s",
+                  link, config->broker_bind ? "--broker-curve-clients" : "--broker-curve-server",
+                  config->broker_bind ? "expose the broker" : "join the broker in the clear");
         exit_code = VW_EXIT_USAGE;
         goto shutdown;
     }
-    //  CURVE on the admin socket and the event stream: zauth answers the
-    //  handshakes of every socket of the process (ZAP) from the directory
-    //  of allowed clients' public certificates, read again whenever a file
-    //  is added or removed there.
-    if (config->admin_curve_cert) {
-        struct stat st;
-        if (stat (config->admin_curve_clients, &st) != 0 || !S_ISDIR (st.st_mode)) {
-            vw_error ("main", "admin.curve_clients %s is not a directory",
-                      config->admin_curve_clients);
+    if (config->broker_connect) {
+        char err[512] = "";
+        if (vw_actor_set_link (config->broker_curve_cert, config->broker_curve_server,
+                               config->broker_peer_timeout_ms, err, sizeof err)) {
+            vw_error ("main", "%s", err);
             exit_code = VW_EXIT_USAGE;
             goto shutdown;
         }
-        zap = zactor_new (zauth, NULL);
-        if (!zap || zstr_sendx (zap, "CURVE", config->admin_curve_clients, NULL) ||
-            zsock_wait (zap) != 0) {
-            vw_error ("main", "cannot start the CURVE authenticator (zauth)");
-            exit_code = VW_EXIT_FAILURE;
-            goto shutdown;
+        //  Its edges need names of their own among the core's others.
+        if (!config->node) {
+            char host[256] = "";
+            gethostname (host, sizeof host - 1);
+            host[strcspn (host, ".")] = 0;
+            config->node = strdup (*host ? host : "node");
+        }
+    }
+    //  CURVE on the admin socket and the event stream (domain "admin") and
+    //  on the broker's tcp endpoint (domain "broker"): vw_zap answers the
+    //  handshakes of every socket of the process from each domain's
+    //  directory of allowed clients' public certificates, read again
+    //  whenever a file is added or removed there.
+    {
+        vw_zap_domain_t domains[3] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
+        int ndomains = 0;
+        if (config->admin_curve_cert)
+            domains[ndomains++] = (vw_zap_domain_t){VW_ZAP_ADMIN, config->admin_curve_clients};
+        if (config->broker_bind && !config->broker_connect && config->broker_curve_cert)
+            domains[ndomains++] = (vw_zap_domain_t){VW_ZAP_BROKER, config->broker_curve_clients};
+        for (int i = 0; i < ndomains; i++) {
+            struct stat st;
+            if (stat (domains[i].dir, &st) != 0 || !S_ISDIR (st.st_mode)) {
+                vw_error ("main", "%s.curve_clients %s is not a directory", domains[i].domain,
+                          domains[i].dir);
+                exit_code = VW_EXIT_USAGE;
+                goto shutdown;
+            }
+        }
+        if (ndomains) {
+            zap = zactor_new (vw_zap_actor, domains);
+            if (!zap || zsock_wait (zap) != 0) {
+                vw_error ("main", "cannot start the CURVE authenticator (ZAP)");
+                exit_code = VW_EXIT_FAILURE;
+                goto shutdown;
+            }
         }
     }
     if (!config->broker_connect) {
-        vw_broker_args_t bargs = {VW_BROKER_INPROC, config->broker_bind,
+        vw_broker_args_t bargs = {VW_BROKER_INPROC,
+                                  config->broker_bind,
                                   s_wanted (config->actors, "admin") ? config->events_endpoint
                                                                      : NULL,
-                                  config->admin_curve_cert};
+                                  config->admin_curve_cert,
+                                  config->broker_curve_cert,
+                                  config->broker_peer_timeout_ms};
         broker = zactor_new (vw_broker_actor, &bargs);
         char *reason = NULL;
         exit_code = vw_lifecycle_await (broker, S_START_TIMEOUT_MS, &reason);
@@ -388,8 +421,7 @@ main (int argc, char **argv)
     if (config->jwt_secret && config->jwt_secret_previous)
         config->jwt_previous_since_ms = vw_clock_wall_ms ();
     if (!config->jwt_secret &&
-        (s_wanted (config->actors, "api") || s_wanted (config->actors, "edge") ||
-         s_wanted (config->actors, "admin"))) {
+        (s_wanted (config->actors, "api") || s_wanted (config->actors, "admin"))) {
         char *path = vw_db_path_from_url (config->database_url);
         char err[256] = "";
         if (path) {
@@ -506,7 +538,7 @@ main (int argc, char **argv)
             if (read (sigfd, &info, sizeof info) == (ssize_t) sizeof info &&
                 info.ssi_signo == SIGHUP) {
                 //  Files read again: the edges' TLS certificate. The CURVE
-                //  allow-list needs nothing (zauth reads its directory on
+                //  allow-lists need nothing (vw_zap reads a directory on
                 //  change).
                 vw_info ("main", "SIGHUP received: reloading the TLS certificate");
                 for (int i = 0; i < nrunning; i++)
@@ -530,6 +562,12 @@ main (int argc, char **argv)
                       report && strncmp (report, "EXITED ", 7) == 0 ? report + 7 : "no reason");
             zstr_free (&report);
             r->exited = true;
+            //  A process joined to another's broker is there for its actors:
+            //  without one it stops, and its supervisor (systemd) sees it.
+            if (config->broker_connect) {
+                exit_code = VW_EXIT_FAILURE;
+                stop = true;
+            }
         }
     }
 
@@ -549,6 +587,7 @@ shutdown:;
     }
     zactor_destroy (&broker);
     zactor_destroy (&zap);
+    vw_actor_clear_link ();
     s_watchdog_stop (&watchdog);
     if (sigfd >= 0)
         close (sigfd);

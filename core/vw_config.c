@@ -282,6 +282,56 @@ static const s_option_t s_options[] = {
      .metavar = "ENDPOINT",
      .offset = S_FIELD (broker_connect),
      .help = "join the broker there instead of running one in-process"},
+    {.key = "broker.curve_cert",
+     .flag = "--broker-curve-cert",
+     .env = "VIWORKS_BROKER_CURVE_CERT",
+     .path = "broker/curve_cert",
+     .type = S_OPTIONAL,
+     .metavar = "FILE",
+     .offset = S_FIELD (broker_curve_cert),
+     .help = "this process's CURVE certificate for the broker link (FILE and FILE_secret, "
+             "from viworksctl keygen): the core's with --broker-bind, an actor process's own "
+             "with --broker-connect (needed on any non-loopback endpoint)"},
+    {.key = "broker.curve_clients",
+     .flag = "--broker-curve-clients",
+     .env = "VIWORKS_BROKER_CURVE_CLIENTS",
+     .path = "broker/curve_clients",
+     .type = S_OPTIONAL,
+     .metavar = "DIR",
+     .offset = S_FIELD (broker_curve_clients),
+     .help = "with --broker-bind: directory of the public certificates of the actor "
+             "processes allowed to join (read again whenever a file is added or removed)"},
+    {.key = "broker.curve_server",
+     .flag = "--broker-curve-server",
+     .env = "VIWORKS_BROKER_CURVE_SERVER",
+     .path = "broker/curve_server",
+     .type = S_OPTIONAL,
+     .metavar = "FILE",
+     .offset = S_FIELD (broker_curve_server),
+     .help = "with --broker-connect: the core's public certificate (its --broker-curve-cert "
+             "FILE without the secret)"},
+    {.key = "broker.peer_timeout",
+     .flag = "--broker-peer-timeout",
+     .env = "VIWORKS_BROKER_PEER_TIMEOUT",
+     .path = "broker/peer_timeout",
+     .type = S_DURATION,
+     .metavar = "DURATION",
+     .defval = "5s",
+     .min = 2000,
+     .max = S_HOUR,
+     .offset = S_FIELD (broker_peer_timeout_ms),
+     .help = "an actor process not heard from for this long is lost: its agents go offline "
+             "and their commands wait for them to reconnect; a process that does not hear "
+             "the core for this long refuses new agents (1013)"},
+    {.key = "node",
+     .flag = "--node",
+     .env = "VIWORKS_NODE",
+     .path = "node",
+     .type = S_OPTIONAL,
+     .metavar = "NAME",
+     .offset = S_FIELD (node),
+     .help = "this process's name among several: its edges join the broker as edge@NAME and "
+             "api@NAME (default with --broker-connect: the host name)"},
     {.key = "actors",
      .flag = "--actors",
      .env = "VIWORKS_ACTORS",
@@ -1415,6 +1465,32 @@ s_check (s_config_t *self, s_ctx_t *ctx)
                  "clients allowed)",
                  config->admin_curve_cert ? "admin.curve_cert" : "admin.curve_clients",
                  config->admin_curve_cert ? "admin.curve_clients" : "admin.curve_cert");
+        return -1;
+    }
+    if (config->broker_curve_clients && !config->broker_curve_cert) {
+        s_error (ctx, "broker.curve_clients is set without broker.curve_cert");
+        return -1;
+    }
+    if (config->broker_curve_server && !config->broker_curve_cert) {
+        s_error (ctx, "broker.curve_server is set without broker.curve_cert (the actor process's "
+                      "own certificate)");
+        return -1;
+    }
+    if (config->broker_connect && config->broker_curve_cert && !config->broker_curve_server) {
+        s_error (ctx, "broker.curve_cert is set with broker.connect but broker.curve_server (the "
+                      "core's public certificate) is not");
+        return -1;
+    }
+    if (config->broker_bind && config->broker_curve_cert && !config->broker_curve_clients) {
+        s_error (ctx, "broker.curve_cert is set with broker.bind but broker.curve_clients (the "
+                      "actor processes allowed) is not");
+        return -1;
+    }
+    if (config->node &&
+        (!*config->node || strlen (config->node) > 40 ||
+         strspn (config->node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789.-_") != strlen (config->node))) {
+        s_error (ctx, "node '%s': 1 to 40 letters, digits, '.', '-' or '_'", config->node);
         return -1;
     }
     if (!config->tls_cert != !config->tls_key) {

@@ -45,11 +45,16 @@ typedef struct {
                              //  "off" disables)
     char *admin_curve_cert;  //  admin.curve_cert  --admin-curve-cert  (none: no CURVE)
     char *admin_curve_clients;  //  admin.curve_clients --admin-curve-clients (none)
-    char *events_endpoint;  //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or
-                            //  "off" disables)
-    char *broker_bind;      //  broker.bind       --broker-bind       (none = off)
-    char *broker_connect;   //  broker.connect    --broker-connect    (none = run the broker
-                            //  in-process)
+    char *events_endpoint;    //  events.endpoint   --events-endpoint   tcp://127.0.0.1:5556 ("" or
+                              //  "off" disables)
+    char *broker_bind;        //  broker.bind       --broker-bind       (none = off)
+    char *broker_connect;     //  broker.connect    --broker-connect    (none = run the broker
+                              //  in-process)
+    char *broker_curve_cert;  //  broker.curve_cert    --broker-curve-cert    (none)
+    char *broker_curve_clients;      //  broker.curve_clients --broker-curve-clients (none)
+    char *broker_curve_server;       //  broker.curve_server  --broker-curve-server  (none)
+    int64_t broker_peer_timeout_ms;  //  broker.peer_timeout --broker-peer-timeout 5s
+    char *node;    //  node              --node              (none; hostname with --broker-connect)
     char *actors;  //  actors            --actors            "all" or a comma list of actor names
     char *database_url;       //  database.url      --database-url      ./data/viworks.db   env also
                               //  DATABASE_URL

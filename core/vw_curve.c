@@ -54,9 +54,10 @@ vw_curve_load_public (const char *path, char key[41], char *err, size_t errlen)
 }
 
 void
-vw_curve_serve (zsock_t *sock, zcert_t *cert)
+vw_curve_serve (zsock_t *sock, zcert_t *cert, const char *domain)
 {
     zcert_apply (cert, sock);
+    zsock_set_zap_domain (sock, domain);
     zsock_set_curve_server (sock, 1);
 }
 

@@ -3,6 +3,7 @@
 #include "vw_log.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -129,4 +130,25 @@ vw_lifecycle_release_notices (void)
     s_notice_count = 0;
     s_notices_released = true;
     pthread_mutex_unlock (&s_notice_lock);
+}
+
+static int64_t s_instance;
+
+static void
+s_make_instance (void)
+{
+    uint64_t r = 0;
+    while (!r) {
+        randombytes_buf (&r, sizeof r);
+        r &= (UINT64_C (1) << 53) - 1;
+    }
+    s_instance = (int64_t) r;
+}
+
+int64_t
+vw_lifecycle_instance (void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_make_instance);
+    return s_instance;
 }

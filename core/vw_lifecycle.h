@@ -51,4 +51,10 @@ void vw_lifecycle_release_notices (void);
 //  reason in *reason (caller frees).
 int vw_lifecycle_await (zactor_t *actor, int timeout_ms, char **reason);
 
+//  This process's instance: a random number (1 .. 2^53), the same for every
+//  thread until the process ends. Actors join the broker with it, so that
+//  the broker tells an actor of its own process from a remote one, and a
+//  restarted process from the one before it.
+int64_t vw_lifecycle_instance (void);
+
 #endif

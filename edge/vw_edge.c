@@ -96,7 +96,7 @@ s_tls_reload (vw_edge_t *self)
 static void
 s_drain (vw_edge_t *self)
 {
-    if (vw_actor_pipe_drain (self->actor))
+    if (vw_actor_pipe_drain (self->actor) || vw_actor_terminated (self->actor))
         s_begin_stop (self);
     if (vw_actor_take_reload (self->actor))
         s_tls_reload (self);
@@ -517,11 +517,21 @@ s_health (void *state, bool *healthy, char *detail, size_t detail_len)
         vw_ws_health (self, detail, detail_len);
 }
 
+//  The broker in the core's process stopped answering, or answers again.
+static void
+s_link (void *state, vw_actor_t *actor, bool up)
+{
+    vw_edge_t *self = (vw_edge_t *) state;
+    if (self->ws_vhost)
+        vw_ws_on_link (self, up);
+}
+
 static const vw_actor_class_t s_edge_class = {
     .name = "edge",
     .create = s_create,
     .handle = s_handle,
     .health = s_health,
+    .link = s_link,
 };
 
 //  The actor name of a thread serving `roles`.
@@ -556,7 +566,12 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     }
     self->roles = args->roles ? args->roles : VW_EDGE_API | VW_EDGE_AGENTS;
     self->cls = s_edge_class;
-    self->cls.name = s_role_name (self->roles);
+    //  Several processes' edges join one broker, each under its own name.
+    if (config->node)
+        snprintf (self->name, sizeof self->name, "%s@%s", s_role_name (self->roles), config->node);
+    else
+        snprintf (self->name, sizeof self->name, "%s", s_role_name (self->roles));
+    self->cls.name = self->name;
     self->pipe = pipe;
     self->actor = vw_actor_new (pipe, &self->cls, args->endpoint);
     if (!self->actor) {

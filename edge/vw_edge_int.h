@@ -21,8 +21,9 @@ typedef struct vw_tokens_t vw_tokens_t;
 
 typedef struct {
     const vw_config_t *config;
-    vw_actor_class_t cls;  //  named after the role: "api" or "edge"
-    int roles;             //  vw_edge_role_t bits
+    vw_actor_class_t cls;  //  named after the role: "api" or "edge", @node if set
+    char name[VW_ADDR_MAX];
+    int roles;  //  vw_edge_role_t bits
     vw_actor_t *actor;
     struct lws_context *context;
     struct lws_vhost *http_vhost;
@@ -66,6 +67,7 @@ typedef struct {
     uint64_t ws_send_failures;  //  vw_actor_send_failures last seen
     //  Admission (vw_ws.c): hellos waiting for the registry, refused ones,
     //  and the answers and refusals of this second and the one before.
+    bool core_lost;  //  the broker does not answer: hellos refused with 1013
     int ws_hellos_waiting;
     uint64_t ws_hellos_refused;
     zlistx_t *seen;       //  session_seen reports waiting to go (vw_ws.c)
@@ -116,6 +118,10 @@ size_t vw_ws_session_size (void);
 //  Why this thread's last upgrade was refused (a static sentence), once;
 //  NULL when it gave none.
 const char *vw_ws_refusal (void);
+//  The core was lost (up = false): hellos waiting for it are refused with
+//  1013, and so are new ones until it is back; sessions stay. Back (up =
+//  true): the registry is told every session held here (session_resync).
+void vw_ws_on_link (vw_edge_t *self, bool up);
 //  Closes every agent session with 1001 (going away) as part of shutdown.
 void vw_ws_close_all (vw_edge_t *self);
 //  An `error` from the broker: if it says an actor agents feed is busy,

@@ -533,6 +533,11 @@ static void
 s_telemetry (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
 {
     vw_edge_t *edge = conn->edge;
+    if (edge->core_lost) {
+        //  Nothing could store it now: the agent keeps it and sends it again.
+        s_send (conn, s_error_frame ("unavailable", "the core is unreachable", msg->seq));
+        return;
+    }
     int64_t now = vw_clock_wall_ms ();
     int64_t oldest = now - edge->config->telemetry_retention_ms;
     int64_t newest = now + edge->config->telemetry_max_future_ms;
@@ -602,6 +607,8 @@ s_source (vw_edge_t *edge, struct lws *wsi, char *out, size_t len)
         snprintf (out, len, "%s", peer);
 }
 
+static void s_refuse_core_lost (vw_ws_conn_t *conn);
+
 //  A frame before the welcome: only a hello (or, when challenged, an auth).
 static void
 s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error_t *err)
@@ -616,7 +623,9 @@ s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error
         return;
     }
     if (rc == 0 && msg->type == VW_WIRE_HELLO && !conn->hello_sent) {
-        if (s_admit_hello (conn))
+        if (conn->edge->core_lost)
+            s_refuse_core_lost (conn);
+        else if (s_admit_hello (conn))
             s_send_hello (conn, msg);
         return;
     }
@@ -797,6 +806,53 @@ vw_ws_on_command_send (vw_edge_t *self, vw_msg_t *msg)
     json_t *payload = c->payload ? json_loads (c->payload, 0, NULL) : NULL;
     s_send (conn, vw_wire_command (c->command_id, c->type, payload, c->timeout_ms, c->attempt));
     json_decref (payload);
+}
+
+static void
+s_refuse_core_lost (vw_ws_conn_t *conn)
+{
+    conn->edge->ws_hellos_refused++;
+    s_send (conn, vw_wire_error_retry ("unavailable",
+                                       "this edge has lost the core; try another edge or again "
+                                       "after retry_after_ms",
+                                       1000 + (int64_t) randombytes_uniform (4001)));
+    s_close (conn, 1013, "core unreachable");
+}
+
+void
+vw_ws_on_link (vw_edge_t *self, bool up)
+{
+    if (!up) {
+        self->core_lost = true;
+        int refused = 0;
+        for (vw_ws_conn_t *conn = self->ws_conns; conn; conn = conn->next)
+            if (conn->hello_sent && !*conn->session_id && !conn->close_code) {
+                s_hello_done (conn, false);
+                s_refuse_core_lost (conn);
+                refused++;
+            }
+        vw_warn (self->name,
+                 "core lost: %d agent session(s) stay connected, %d waiting hello(s) and every "
+                 "new one refused with 1013 until it is back",
+                 self->ws_count - refused, refused);
+        return;
+    }
+    self->core_lost = false;
+    //  Tell the registry every session held here: it may have restarted,
+    //  or ended them when it lost us. It takes them back, or kicks the ones
+    //  it cannot (the agent is revoked, or connected elsewhere since).
+    json_t *sessions = json_array ();
+    for (vw_ws_conn_t *conn = self->ws_conns; conn; conn = conn->next)
+        if (*conn->session_id && !conn->close_code && conn->agent_id)
+            json_array_append_new (sessions, json_pack ("[I,s,s]", (json_int_t) conn->id,
+                                                        conn->agent_id, conn->session_id));
+    size_t count = json_array_size (sessions);
+    vw_msg_t *resync = vw_msg_new (VW_MSG_ID_session_resync);
+    resync->session_resync.sessions = json_dumps (sessions, JSON_COMPACT);
+    json_decref (sessions);
+    if (vw_actor_send (self->actor, "registry", &resync))
+        vw_msg_destroy (&resync);
+    vw_info (self->name, "core back: told the registry of %zu session(s)", count);
 }
 
 void

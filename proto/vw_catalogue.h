@@ -23,6 +23,7 @@
     /*  Liveness: any actor answers ping with pong (handled by vw_actor). */                       \
     MSG (ping, "liveness probe; the addressed actor answers with pong")                            \
     F (ping, INT, sent_ms, "sender's monotonic clock when sent, echoed in the pong")               \
+    F (ping, INT, instance, "to the broker: the sender's process instance (a heartbeat), or 0")    \
     END (ping)                                                                                     \
     /*  Batching: the messages an actor sends one destination during one */                        \
     /*  loop pass travel as one bundle (vw_actor); receivers unpack it.   */                       \
@@ -46,6 +47,7 @@
     MSG (actor_join, "an actor announces itself to the broker")                                    \
     F (actor_join, STR, actor, "the actor's name, equal to its socket routing id")                 \
     F (actor_join, INT, pid, "process id, to tell local from remote actors in listings")           \
+    F (actor_join, INT, instance, "random per process start: tells a restart from a duplicate")    \
     END (actor_join)                                                                               \
     MSG (actor_joined, "the broker's answer to actor_join: the actor is routable")                 \
     F (actor_joined, STR, actor, "the actor's name")                                               \
@@ -53,6 +55,14 @@
     MSG (actor_leave, "an actor is stopping; the broker forgets it")                               \
     F (actor_leave, STR, actor, "the actor's name")                                                \
     END (actor_leave)                                                                              \
+    MSG (actor_watch, "tell me when an actor whose name starts with prefix is gone (actor_lost)")  \
+    F (actor_watch, STR, prefix, "e.g. edge: every agent edge, edge@host-a included")              \
+    END (actor_watch)                                                                              \
+    MSG (actor_lost, "broker -> watchers: an actor left, fell silent, or was replaced")            \
+    F (actor_lost, STR, actor, "the actor's name")                                                 \
+    F (actor_lost, STR, reason,                                                                    \
+       "left, silent (no heartbeat within broker.peer_timeout), replaced")                         \
+    END (actor_lost)                                                                               \
     MSG (event, "publish on the event stream (PUB) via the broker")                                \
     F (event, STR, topic, "agent.online, agent.offline, agent.status, command.state, ...")         \
     F (event, STR, json, "the event body, a JSON object")                                          \
@@ -111,6 +121,9 @@
     F (session_closed, STR, agent_id, "agent id")                                                  \
     F (session_closed, STR, session_id, "session id")                                              \
     END (session_closed)                                                                           \
+    MSG (session_resync, "edge -> registry: the sessions it holds, after it lost the core")        \
+    F (session_resync, STR, sessions, "JSON array of [conn, agent_id, session_id]")                \
+    END (session_resync)                                                                           \
     MSG (session_kick, "registry -> edge: close this session")                                     \
     F (session_kick, INT, conn, "edge connection id")                                              \
     F (session_kick, STR, session_id, "only if the connection still carries this session")         \
@@ -144,7 +157,7 @@
     END (agent_record)                                                                             \
     MSG (agent_state, "registry -> store: persist an agent's live state (no answer)")              \
     F (agent_state, STR, agent_id, "agent id")                                                     \
-    F (agent_state, STR, event, "connect, disconnect or status")                                   \
+    F (agent_state, STR, event, "connect, resume (a session taken back), disconnect or status")    \
     F (agent_state, STR, status, "online, degraded, maintenance, offline")                         \
     F (agent_state, STR, session_id, "current session, absent when offline")                       \
     F (agent_state, INT, connected_at, "ms since epoch, on connect")                               \
@@ -388,6 +401,7 @@
     F (agent_presence, STR, agent_id, "agent")                                                     \
     F (agent_presence, BOOL, dispatchable, "online or degraded, not in maintenance")               \
     F (agent_presence, INT, conn, "edge connection of the session, 0 if none")                     \
+    F (agent_presence, STR, edge, "the edge actor holding the session, absent if none")            \
     F (agent_presence, BOOL, revoked, "the agent was revoked")                                     \
     F (agent_presence, STR, capabilities,                                                          \
        "with a session: JSON array of the command types its hello listed; absent if none given")   \
@@ -396,6 +410,7 @@
     F (command_dispatch, STR, command_id, "command")                                               \
     F (command_dispatch, STR, agent_id, "agent")                                                   \
     F (command_dispatch, INT, conn, "edge connection")                                             \
+    F (command_dispatch, STR, edge, "the edge actor holding that connection")                      \
     F (command_dispatch, STR, type, "command type")                                                \
     F (command_dispatch, STR, payload, "JSON object")                                              \
     F (command_dispatch, INT, timeout_ms, "from the send")                                         \

@@ -37,6 +37,11 @@ static const char *S_SQL_CONNECT =
     "reported_labels = coalesce(?8, '{}'), "
     "capabilities = coalesce(?9, capabilities), connect_count = connect_count + 1 "
     "WHERE agent_id = ?1";
+//  A session the registry takes back from an edge after losing it (or
+//  after a restart of the core): not a new connection.
+static const char *S_SQL_RESUME =
+    "UPDATE agents SET status = ?2, session_id = ?3, last_seen = max(coalesce(last_seen, 0), ?4) "
+    "WHERE agent_id = ?1";
 static const char *S_SQL_DISCONNECT =
     "UPDATE agents SET status = 'offline', session_id = NULL, last_seen = ?2, "
     "disconnect_count = disconnect_count + 1 WHERE agent_id = ?1";
@@ -265,6 +270,14 @@ vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, con
         vw_db_bind_text (stmt, 7, version);
         vw_db_bind_text (stmt, 8, reported_labels_json);
         vw_db_bind_text (stmt, 9, capabilities_json);
+    }
+    else if (strcmp (event, "resume") == 0) {
+        stmt = vw_db_stmt (db, S_SQL_RESUME);
+        if (!stmt)
+            return -1;
+        vw_db_bind_text (stmt, 2, status);
+        vw_db_bind_text (stmt, 3, session_id);
+        sqlite3_bind_int64 (stmt, 4, last_seen);
     }
     else if (strcmp (event, "disconnect") == 0) {
         stmt = vw_db_stmt (db, S_SQL_DISCONNECT);

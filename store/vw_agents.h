@@ -61,8 +61,9 @@ int vw_agents_credentials (vw_db_t *db, const char *agent_id, vw_agent_credentia
 void vw_agents_credentials_clear (vw_agent_credentials_t *cred);
 
 //  Live state from the registry. event: "connect" (all fields, counts a
-//  connection), "disconnect" (offline, no session, counts a disconnection)
-//  or "status" (status and last_seen). -1 on a database error. On connect
+//  connection), "resume" (status, session and last_seen: a session the
+//  registry took back from an edge), "disconnect" (offline, no session,
+//  counts a disconnection) or "status" (status and last_seen). -1 on a database error. On connect
 //  the hello's labels replace reported_labels (NULL: none); the operator's
 //  labels, which targeting and label= filters read, are never touched.
 int vw_agents_apply_state (vw_db_t *db, const char *agent_id, const char *event, const char *status,

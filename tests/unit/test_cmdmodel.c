@@ -899,6 +899,8 @@ s_presence (s_model_t *m, int agent, int64_t conn)
     p->agent_presence.agent_id = zsys_sprintf ("gw-%d", agent);
     p->agent_presence.dispatchable = conn != 0;
     p->agent_presence.conn = conn;
+    if (conn)
+        p->agent_presence.edge = strdup ("edge");
     p->agent_presence.revoked = m->agents[agent].revoked;
     assert_int_equal (vw_tb_send (m->registry, "scheduler", &p), 0);
 }

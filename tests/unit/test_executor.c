@@ -48,6 +48,7 @@ s_dispatch_attempt (t_fixture_t *f, const char *id, int64_t conn, int64_t timeou
     vw_msg_set_str (&d->command_dispatch.command_id, id);
     vw_msg_set_str (&d->command_dispatch.agent_id, "gw-1");
     d->command_dispatch.conn = conn;
+    vw_msg_set_str (&d->command_dispatch.edge, "edge");
     vw_msg_set_str (&d->command_dispatch.type, "ping");
     vw_msg_set_str (&d->command_dispatch.payload, "{}");
     d->command_dispatch.timeout_ms = timeout_ms;
