@@ -232,7 +232,7 @@ s_actors_done (void *arg, const vw_probe_result_t *result)
 {
     s_waiting_t *w = (s_waiting_t *) arg;
     json_t *actors = json_object ();
-    for (int i = 0; i < VW_ACTOR_COUNT; i++) {
+    for (int i = 0; i < result->count; i++) {
         const vw_probe_entry_t *e = &result->actors[i];
         json_t *entry =
             json_pack ("{s:s, s:b}", "status", e->up ? "up" : "down", "healthy", e->healthy);

@@ -3,6 +3,11 @@
     A probe sends `ping` to each actor through the broker and collects the
     `pong`s until all have answered or the deadline passes; an actor that
     did not answer in time (or that the broker could not reach) is down.
+    The core's actors are always asked; the edges ("edge", "api", and
+    those of other processes: edge@NAME, api@NAME) are the ones the
+    broker's directory holds, asked for in the same probe (broker_stats).
+    When it holds no agent edge, or no api, "edge" or "api" is asked, so
+    that a backend without one shows it down.
     GET /health and the admin socket's actors.status both use it, so the
     answer always comes from a real round trip made for that request.
 
@@ -17,9 +22,11 @@
 //  The backend's actors, in start-up order.
 #define VW_ACTOR_COUNT 9
 extern const char *const vw_actor_names[VW_ACTOR_COUNT];
+//  Actors one probe asks at most (the core's and up to 40 edges).
+#define VW_PROBE_MAX 48
 
 typedef struct {
-    const char *name;
+    char name[VW_ADDR_MAX];
     bool up;       //  answered in time
     bool healthy;  //  its own verdict (e.g. the store's database check)
     char detail[128];
@@ -27,7 +34,8 @@ typedef struct {
 } vw_probe_entry_t;
 
 typedef struct {
-    vw_probe_entry_t actors[VW_ACTOR_COUNT];
+    vw_probe_entry_t actors[VW_PROBE_MAX];
+    int count;    //  entries in actors
     bool all_up;  //  every actor up and healthy
 } vw_probe_result_t;
 
@@ -46,7 +54,7 @@ uint64_t vw_probe_start (vw_probe_t *self, int timeout_ms, vw_probe_done_fn *don
 //  Forgets a pending probe (its caller went away); done is not called.
 void vw_probe_cancel (vw_probe_t *self, uint64_t id);
 
-//  Returns true if msg was a pong or routing error for one of our probes
+//  Returns true if msg was a pong, directory or routing error for one of our probes
 //  (it has been accounted for; the caller still destroys it).
 bool vw_probe_handle (vw_probe_t *self, const vw_msg_t *msg);
 

@@ -781,8 +781,10 @@ s_on_resync_record (void *state, vw_actor_t *actor, void *ctx, vw_msg_t *reply, 
     self_t *self = (self_t *) state;
     s_resync_t *r = (s_resync_t *) ctx;
     if (reply && reply->id == VW_MSG_ID_agent_record) {
-        if (s_take_record (self, r->agent_id, &reply->agent_record))
-            s_resync_one (self, r);
+        if (s_take_record (self, r->agent_id, &reply->agent_record)) {
+            s_resync_one (self, r);  //  takes r
+            return;
+        }
         else
             s_kick_at (self, r->edge, r->conn, r->session_id, 4401, "unknown agent");
     }

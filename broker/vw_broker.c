@@ -383,6 +383,8 @@ vw_broker_actor (zsock_t *pipe, void *args)
 {
     const vw_broker_args_t *a = (const vw_broker_args_t *) args;
     self_t self = {.pipe = pipe};
+    //  args are valid until the actor is ready: read them before.
+    self.peer_timeout_ms = a->peer_timeout_ms > 0 ? a->peer_timeout_ms : 5000;
     self.peers = zhashx_new ();
     zhashx_set_destructor (self.peers, s_peer_free);
     self.router = zsock_new (ZMQ_ROUTER);
@@ -445,7 +447,6 @@ vw_broker_actor (zsock_t *pipe, void *args)
         self.terminated = true;
     }
 
-    self.peer_timeout_ms = a->peer_timeout_ms > 0 ? a->peer_timeout_ms : 5000;
     int64_t next_check = zclock_mono () + 1000;
     zpoller_t *poller = zpoller_new (pipe, self.router, NULL);
     while (!self.terminated) {

@@ -21,7 +21,7 @@ s_health_done (void *arg, const vw_probe_result_t *result)
     json_t *actors = json_object ();
     const char *database = "unknown";
     bool ok = true;
-    for (int i = 0; i < VW_ACTOR_COUNT; i++) {
+    for (int i = 0; i < result->count; i++) {
         const vw_probe_entry_t *e = &result->actors[i];
         //  An actor is up when it answered; the store's verdict on the
         //  database is reported separately as "database".

@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startBackend, runBackend, freePorts, tempDir, jsonLines, BACKEND } from './lib/backend.mjs';
-import { ADMIN_PASSWORD, JWT_SECRET, client, eventually } from './lib/api.mjs';
+import { ADMIN_PASSWORD, JWT_SECRET, Agent, client, eventually } from './lib/api.mjs';
 import { AGENT } from './lib/agent.mjs';
 
 const CTL = path.join(path.dirname(BACKEND), 'viworksctl');
@@ -163,5 +163,78 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     const open = await runBackend(['--actors', CORE_ACTORS, '--broker-bind', 'tcp://0.0.0.0:0'], { env: ENV });
     assert.equal(open.code, 2, open.stderr);
     assert.match(open.stderr, /not loopback and CURVE is not configured/);
+  });
+});
+
+describe('scale-out: an edge that loses the core', () => {
+  let core, edge, api, admin, bp, agents = [];
+  const coreArgs = () => ['--actors', CORE_ACTORS, '--broker-bind', `tcp://127.0.0.1:${bp}`, '--broker-peer-timeout', '2s'];
+
+  before(async () => {
+    [bp] = await freePorts(1);
+    core = await startBackend({ env: ENV, args: coreArgs() });
+    api = client(core);
+    admin = await eventually(() => api.login().catch(() => false));
+    edge = await startBackend({ env: ENV, args: ['--actors', 'edge', '--node', 'solo', '--broker-connect', `tcp://127.0.0.1:${bp}`,
+      '--broker-peer-timeout', '2s'] });
+  });
+  after(async () => {
+    for (const a of agents) a.ws?.terminate();
+    await edge.stop('SIGKILL'); edge.cleanup();
+    await core.stop('SIGKILL'); core.cleanup();
+  });
+
+  const register = async (id) => {
+    const r = await api.call('POST', '/agents', { token: admin, body: { agent_id: id } });
+    assert.equal(r.status, 201);
+    return r.body.token;
+  };
+
+  it('keeps its agents, refuses new ones with 1013, and gives the restarted core its sessions back', async () => {
+    const tokens = {};
+    for (const id of ['gw-r1', 'gw-r2', 'gw-r3']) tokens[id] = await register(id);
+    for (const id of ['gw-r1', 'gw-r2']) {
+      const a = new Agent(edge.wsUrl, { agentId: id, token: tokens[id] });
+      // Answers commands, as an agent would.
+      a.onFrame = (msg) => {
+        if (msg.type !== 'command') return;
+        a.ws.send(JSON.stringify({ type: 'command_ack', command_id: msg.command_id }));
+        a.ws.send(JSON.stringify({ type: 'command_result', command_id: msg.command_id, status: 'completed', result: { pong: true }, attempt: msg.attempt }));
+      };
+      agents.push(await a.connect());
+    }
+    const ports = { http: core.http, ws: core.ws, admin: core.admin, events: core.events };
+    const dir = core.dir;
+    await core.stop('SIGKILL');
+    assert.ok(await eventually(() => jsonLines(edge.lines).some((l) => /the core is lost/.test(l.msg)), { timeoutMs: 10000 }));
+    // Sessions stay; a new hello is refused with 1013 and a retry hint.
+    assert.equal(agents[0].closed, null);
+    assert.equal(agents[1].closed, null);
+    const late = new Agent(edge.wsUrl, { agentId: 'gw-r3', token: tokens['gw-r3'] });
+    await assert.rejects(late.connect(), (e) => e.code === 1013);
+    const refusal = late.messages.find((m) => m.type === 'error');
+    assert.equal(refusal?.code, 'unavailable');
+    assert.ok(refusal.retry_after_ms > 0);
+    // The core comes back on the same database and broker port.
+    core = await startBackend({ env: ENV, cwd: dir, ports, args: coreArgs() });
+    api = client(core);
+    admin = await eventually(() => api.login().catch(() => false));
+    assert.ok(await eventually(() => jsonLines(edge.lines).some((l) => /core back: told the registry of 2 session/.test(l.msg)),
+      { timeoutMs: 15000 }));
+    for (const id of ['gw-r1', 'gw-r2'])
+      assert.ok(await eventually(async () => (await api.call('GET', `/agents/${id}`, { token: admin })).body.status === 'online',
+        { timeoutMs: 10000 }), id);
+    // The same connection, never closed, takes commands again.
+    const r = await api.call('POST', '/commands', { token: admin, body: { agent_id: 'gw-r1', type: 'ping', payload: {} } });
+    assert.equal(r.status, 202);
+    const done = await eventually(async () => {
+      const c = (await api.call('GET', `/commands/${r.body.command_id}`, { token: admin })).body;
+      return c.state === 'completed' ? c : false;
+    }, { timeoutMs: 10000 });
+    assert.ok(done);
+    assert.equal(agents[0].closed, null);
+    // And new agents get in.
+    const now = new Agent(edge.wsUrl, { agentId: 'gw-r3', token: tokens['gw-r3'] });
+    agents.push(await now.connect());
   });
 });

@@ -309,6 +309,129 @@ test_broker_answers_ping (void **state)
     s_broker_stop (&b);
 }
 
+//  Joins as an actor of another process (an instance not the broker's).
+static void
+s_join_remote (zsock_t *sock, const char *name, int64_t instance, uint64_t rid)
+{
+    vw_msg_t *join = vw_msg_new (VW_MSG_ID_actor_join);
+    join->rid = rid;
+    join->actor_join.pid = 4242;
+    join->actor_join.instance = instance;
+    vw_msg_set_str (&join->actor_join.actor, name);
+    s_send (sock, VW_BROKER_ADDRESS, &join);
+    vw_msg_t *ack = s_expect (sock, VW_MSG_ID_actor_joined, VW_BROKER_ADDRESS);
+    assert_true (ack->rid == rid);
+    vw_msg_destroy (&ack);
+}
+
+static void
+s_watch (zsock_t *sock, const char *prefix)
+{
+    vw_msg_t *watch = vw_msg_new (VW_MSG_ID_actor_watch);
+    vw_msg_set_str (&watch->actor_watch.prefix, prefix);
+    s_send (sock, VW_BROKER_ADDRESS, &watch);
+}
+
+static void
+s_expect_lost (zsock_t *sock, const char *actor, const char *reason)
+{
+    vw_msg_t *lost = s_expect (sock, VW_MSG_ID_actor_lost, VW_BROKER_ADDRESS);
+    assert_string_equal (lost->actor_lost.actor, actor);
+    assert_string_equal (lost->actor_lost.reason, reason);
+    vw_msg_destroy (&lost);
+}
+
+//  A heartbeat (a ping naming its process instance): the pong says
+//  whether the broker holds the sender, and as that instance.
+static vw_msg_t *
+s_heartbeat (zsock_t *sock, int64_t instance, uint64_t rid)
+{
+    vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
+    ping->rid = rid;
+    ping->ping.instance = instance;
+    s_send (sock, VW_BROKER_ADDRESS, &ping);
+    vw_msg_t *pong = s_expect (sock, VW_MSG_ID_pong, VW_BROKER_ADDRESS);
+    assert_true (pong->rid == rid);
+    return pong;
+}
+
+//  Watchers hear of actors of their prefix that leave, and of one whose
+//  name another process joined under (replaced); not of others.
+static void
+test_watchers_hear_of_lost_actors (void **state)
+{
+    s_broker_t b;
+    s_broker_start (&b, false, NULL);
+    zsock_t *registry = s_client (b.inproc, "registry");
+    s_join (registry, "registry", 1);
+    s_watch (registry, "edge");
+    zsock_t *edge = s_client (b.inproc, "edge@a");
+    s_join_remote (edge, "edge@a", 111, 2);
+    zsock_t *api = s_client (b.inproc, "api@a");
+    s_join_remote (api, "api@a", 111, 3);
+    //  A leave of another prefix says nothing; a leave of an edge does.
+    vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
+    s_send (api, VW_BROKER_ADDRESS, &leave);
+    leave = vw_msg_new (VW_MSG_ID_actor_leave);
+    s_send (edge, VW_BROKER_ADDRESS, &leave);
+    s_expect_lost (registry, "edge@a", "left");
+    //  Joined again, then another process joins under the name.
+    s_join_remote (edge, "edge@a", 111, 4);
+    zsock_t *other = s_client (b.inproc, "edge@a");
+    s_join_remote (other, "edge@a", 222, 5);
+    s_expect_lost (registry, "edge@a", "replaced");
+    //  The one that took the name is held; the one replaced is told so.
+    vw_msg_t *pong = s_heartbeat (other, 222, 6);
+    assert_true (pong->pong.healthy);
+    vw_msg_destroy (&pong);
+    json_t *stats = s_stats (registry, 7);
+    assert_true (json_integer_value (json_object_get (stats, "lost")) == 1);
+    json_decref (stats);
+    zsock_destroy (&other);
+    zsock_destroy (&api);
+    zsock_destroy (&edge);
+    zsock_destroy (&registry);
+    s_broker_stop (&b);
+}
+
+//  A remote actor that stops heartbeating is lost after peer_timeout_ms;
+//  its next heartbeat hears "not joined" (join again); one of this
+//  process or a plain ping is always answered healthy.
+static void
+test_silent_remote_actor_is_lost (void **state)
+{
+    s_broker_t b;
+    memset (&b, 0, sizeof b);
+    s_endpoint (b.inproc, sizeof b.inproc, "router");
+    b.args.inproc_endpoint = b.inproc;
+    b.args.peer_timeout_ms = 300;
+    b.actor = zactor_new (vw_broker_actor, &b.args);
+    char *reason = NULL;
+    assert_int_equal (vw_lifecycle_await (b.actor, S_TIMEOUT_MS, &reason), 0);
+    zsock_t *registry = s_client (b.inproc, "registry");
+    s_join (registry, "registry", 1);
+    s_watch (registry, "edge");
+    zsock_t *edge = s_client (b.inproc, "edge@b");
+    s_join_remote (edge, "edge@b", 333, 2);
+    vw_msg_t *pong = s_heartbeat (edge, 333, 3);
+    assert_true (pong->pong.healthy);
+    vw_msg_destroy (&pong);
+    //  Silence: the broker checks once a second.
+    s_expect_lost (registry, "edge@b", "silent");
+    pong = s_heartbeat (edge, 333, 4);
+    assert_false (pong->pong.healthy);
+    assert_string_equal (pong->pong.detail, "not joined");
+    vw_msg_destroy (&pong);
+    //  Joined again, it is held again.
+    s_join_remote (edge, "edge@b", 333, 5);
+    pong = s_heartbeat (edge, 333, 6);
+    assert_true (pong->pong.healthy);
+    vw_msg_destroy (&pong);
+    zsock_destroy (&edge);
+    zsock_destroy (&registry);
+    s_broker_stop (&b);
+}
+
 static void
 s_send_event (zsock_t *sock, const char *topic, const char *json)
 {
@@ -867,6 +990,8 @@ main (void)
         cmocka_unit_test (test_join_and_route_both_ways),
         cmocka_unit_test (test_unknown_actor_gets_error),
         cmocka_unit_test (test_broker_answers_ping),
+        cmocka_unit_test (test_watchers_hear_of_lost_actors),
+        cmocka_unit_test (test_silent_remote_actor_is_lost),
         cmocka_unit_test (test_events_are_published),
         cmocka_unit_test (test_stats_count_messages),
         cmocka_unit_test (test_stats_is_json_for_any_name),

@@ -302,6 +302,34 @@ test_closed_undeliverable_abort (void **state)
     s_expect_quiet (f);
 }
 
+//  The edge holding the sessions is gone (the broker says so; here it
+//  left): everything in flight on it is lost, and queued again by the
+//  scheduler.
+static void
+test_edge_lost_loses_its_flights (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_dispatch (f, "cmd-8", 12, 30000);
+    s_dispatch (f, "cmd-9", 13, 30000);
+    s_expect_send (f, "cmd-8", 12, "ping");
+    s_expect_send (f, "cmd-9", 13, "ping");
+    vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
+    assert_int_equal (vw_tb_send (f->edge, "broker", &leave), 0);
+    int seen = 0;  //  in either order
+    for (int i = 0; i < 2; i++) {
+        vw_msg_t *o = vw_tb_want (f->scheduler, VW_MSG_ID_command_outcome);
+        assert_string_equal (o->command_outcome.outcome, "lost");
+        bool eight = streq (o->command_outcome.command_id, "cmd-8");
+        assert_int_equal (o->command_outcome.conn, eight ? 12 : 13);
+        seen |= eight ? 1 : 2;
+        vw_msg_destroy (&o);
+    }
+    assert_int_equal (seen, 3);
+    //  What an edge that is gone says later is not taken.
+    s_event (f, "cmd-8", 12, "result", "completed");
+    s_expect_quiet (f);
+}
+
 //  Only the session the attempt went to may answer; malformed messages and
 //  ones the executor does not serve are ignored.
 static void
@@ -338,6 +366,7 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_no_session_unsent, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_closed_undeliverable_abort, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_edge_lost_loses_its_flights, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input_ignored, s_setup, vw_tb_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -280,6 +280,74 @@ test_hello_good_token_welcomed (void **state)
     free (session);
 }
 
+//  The broker says the edge is gone (here: it left): its sessions end, as
+//  if each had closed, and the scheduler hears so.
+static void
+test_edge_lost_ends_its_sessions (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    s_hello (f, 5, "gw-1", S_TOKEN);
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome (f, 5, "gw-1"));
+    vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
+    assert_int_equal (vw_tb_send (f->edge, "broker", &leave), 0);
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
+    assert_string_equal (p->agent_presence.agent_id, "gw-1");
+    assert_false (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.conn, 0);
+    vw_msg_destroy (&p);
+    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
+    assert_string_equal (s->agent_state.event, "disconnect");
+    vw_msg_destroy (&s);
+}
+
+//  An edge back from losing the core lists its sessions: one the registry
+//  does not hold is taken back as it is (after a look-up: the registry may
+//  have restarted), without a welcome; one of a revoked agent is kicked;
+//  one of an agent connected elsewhere meanwhile is kicked as replaced.
+static void
+test_resync_takes_sessions_back (void **state)
+{
+    t_fixture_t *f = (t_fixture_t *) *state;
+    //  gw-2 is connected on conn 8 already.
+    s_hello (f, 8, "gw-2", S_TOKEN);
+    s_store_answers_lookup (f, "gw-2", (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome (f, 8, "gw-2"));
+    vw_msg_t *resync = vw_msg_new (VW_MSG_ID_session_resync);
+    vw_msg_set_str (&resync->session_resync.sessions,
+                    "[[5,\"gw-1\",\"s-gw-1\"],[6,\"gw-3\",\"s-gw-3\"],[7,\"gw-2\",\"s-old\"],"
+                    "\"junk\",[0,\"gw-4\",\"x\"]]");
+    assert_int_equal (vw_tb_send (f->edge, "registry", &resync), 0);
+    //  gw-2 is held on another connection: its old session goes.
+    vw_msg_t *k = vw_tb_want (f->edge, VW_MSG_ID_session_kick);
+    assert_int_equal (k->session_kick.conn, 7);
+    assert_string_equal (k->session_kick.session_id, "s-old");
+    assert_int_equal (k->session_kick.close_code, 4409);
+    vw_msg_destroy (&k);
+    //  gw-1 and gw-3 are looked up; gw-3 is revoked.
+    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
+    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
+    assert_string_equal (s->agent_state.agent_id, "gw-1");
+    assert_string_equal (s->agent_state.event, "resume");
+    assert_string_equal (s->agent_state.session_id, "s-gw-1");
+    vw_msg_destroy (&s);
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
+    assert_string_equal (p->agent_presence.agent_id, "gw-1");
+    assert_true (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.conn, 5);
+    assert_string_equal (p->agent_presence.edge, "edge");
+    vw_msg_destroy (&p);
+    s_store_answers_lookup (f, "gw-3",
+                            (t_record_t){.found = true, .revoked = true, .token = S_TOKEN});
+    k = vw_tb_want (f->edge, VW_MSG_ID_session_kick);
+    assert_int_equal (k->session_kick.conn, 6);
+    assert_int_equal (k->session_kick.close_code, 4401);
+    vw_msg_destroy (&k);
+    //  No welcome for any of them: their agents were welcomed long ago.
+    assert_int_equal (vw_tb_sync (f->edge, "registry"), 0);
+    assert_int_equal (vw_tb_kept (f->edge, VW_MSG_ID_session_welcome), 0);
+}
+
 static void
 test_hello_bad_token_rejected (void **state)
 {
@@ -742,6 +810,8 @@ main (void)
                                          vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_good_token_welcomed, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_bad_token_rejected, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_edge_lost_ends_its_sessions, s_setup, vw_tb_teardown),
+        cmocka_unit_test_setup_teardown (test_resync_takes_sessions_back, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_token_rotation, s_setup, vw_tb_teardown),
         cmocka_unit_test_setup_teardown (test_hello_unknown_or_revoked_rejected, s_setup,
                                          vw_tb_teardown),
