@@ -47,23 +47,10 @@ for v in "$agents" "$count" "$runs" "$rate" "$rate_s" "$conns"; do
 done
 ((agents <= 99999)) || { echo "at most 99999 agents (5-digit ids)" >&2; exit 2; }
 
-cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF -DVW_BENCH=ON >/dev/null
-cmake --build "$top/build-release" -j2 --target viworks-backend viworks-agent commands-load >/dev/null
-backend="$top/build-release/viworks-backend"
-agent="$top/build-release/viworks-agent"
-load="$top/build-release/commands-load"
-
 ulimit -n 65536 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
 . "$top/bench/lib.sh"
+bench_commands_setup
 bench_workdir commands
-
-# Secrets for the run, in the environment (the backend takes no secret as a
-# flag); commands-load logs in as admin with VIWORKS_ADMIN_PASSWORD.
-JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/')
-VIWORKS_ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '=+/')
-export JWT_SECRET VIWORKS_ADMIN_PASSWORD
-
-hz=$(getconf CLK_TCK)
 val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $out"; } # a key of the last commands-load line
 
 # Runs commands-load MODE ARGS..., sets out (its key=value line) and the CPU

@@ -88,3 +88,18 @@ bench_wait_health() {
   done
   return 1
 }
+# bench_commands_setup: build-release/ with -DVW_BENCH=ON (the backend, the
+# agent, commands-load: $backend, $agent, $load), this run's secrets in the
+# environment (commands-load logs in as admin with VIWORKS_ADMIN_PASSWORD;
+# the backend takes no secret as a flag), $hz.
+bench_commands_setup() {
+  cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF -DVW_BENCH=ON >/dev/null
+  cmake --build "$top/build-release" -j2 --target viworks-backend viworks-agent commands-load >/dev/null
+  backend="$top/build-release/viworks-backend"
+  agent="$top/build-release/viworks-agent"
+  load="$top/build-release/commands-load"
+  JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/')
+  VIWORKS_ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '=+/')
+  export JWT_SECRET VIWORKS_ADMIN_PASSWORD
+  hz=$(getconf CLK_TCK)
+}

@@ -22,7 +22,12 @@
 #
 # Usage: bench/scaleout.sh [agents=2000] [count=20000] [runs=3]
 # Environment: VW_BENCH_HOLD_S (idle hold, default 12), VW_BENCH_RATE (fixed
-# rate, default 1000/s), VW_BENCH_RATE_S (default 10).
+# rate, default 1000/s), VW_BENCH_RATE_S (default 10), VW_BENCH_RAMP (agents
+# started per second, default 20000: above what the backend admits, so the
+# connect rate is the server's).
+# Every CPU figure is the sum over the backend processes, with the core's
+# own share beside it: what the core host would carry were the edges on
+# hosts of their own.
 # Builds build-release/ with -DVW_BENCH=ON (incremental). Loopback only.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,25 +37,16 @@ runs=${3:-3}
 hold_s=${VW_BENCH_HOLD_S:-12}
 rate=${VW_BENCH_RATE:-1000}
 rate_s=${VW_BENCH_RATE_S:-10}
-for v in "$agents" "$count" "$runs" "$hold_s" "$rate" "$rate_s"; do
+ramp=${VW_BENCH_RAMP:-20000}
+for v in "$agents" "$count" "$runs" "$hold_s" "$rate" "$rate_s" "$ramp"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/scaleout.sh [agents=2000] [count=20000] [runs=3]" >&2; exit 2; }
 done
 ((agents <= 99999)) || { echo "at most 99999 agents (5-digit ids)" >&2; exit 2; }
 
-cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release -DVW_TESTS=OFF -DVW_BENCH=ON >/dev/null
-cmake --build "$top/build-release" -j2 --target viworks-backend viworks-agent commands-load >/dev/null
-backend="$top/build-release/viworks-backend"
-agent="$top/build-release/viworks-agent"
-load="$top/build-release/commands-load"
-
 . "$top/bench/lib.sh"
+bench_commands_setup
 bench_nofile "$agents"
 bench_workdir scaleout
-
-JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/')
-VIWORKS_ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '=+/')
-export JWT_SECRET VIWORKS_ADMIN_PASSWORD
-hz=$(getconf CLK_TCK)
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $out"; }
 limits=(--log-level warn --ratelimit-address-rate 1000000 --ratelimit-address-burst 10000000
@@ -110,19 +106,20 @@ stop_topology() {
 
 # commands-load MODE ARGS...: sets out and cpu_srv (all backend processes).
 phase() {
-  local s0 t0 ms
-  s0=$(sum_ticks); t0=$(now_ms)
+  local s0 c0 t0 ms
+  s0=$(sum_ticks); c0=$(ticks "${servers[0]}"); t0=$(now_ms)
   out=$("$load" "$@" --http-port "$http_port" --events "tcp://127.0.0.1:$events_port" \
     --agents "$agents" --prefix bench-) || echo "  commands-load $1: failed or incomplete" >&2
   ms=$(($(now_ms) - t0))
   cpu_srv=$(calc "100 * ($(sum_ticks) - $s0) / $hz * 1000 / $ms" 0)
+  cpu_core=$(calc "100 * ($(ticks "${servers[0]}") - $c0) / $hz * 1000 / $ms" 0)
 }
 
 declare -A fig
 keep() { fig[$1,$2]+="$3 "; }
 names=("all-in-one" "1 edge" "2 edges")
 
-echo "scale-out bench: agents=$agents count=$count runs=$runs hold ${hold_s} s; fixed rate ${rate}/s for ${rate_s} s"
+echo "scale-out bench: agents=$agents count=$count runs=$runs ramp ${ramp}/s hold ${hold_s} s; fixed rate ${rate}/s for ${rate_s} s"
 echo "commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'); $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 t_start=$(now_ms)
 for run in $(seq "$runs"); do
@@ -133,7 +130,7 @@ for run in $(seq "$runs"); do
     "$load" register --http-port "$http_port" --agents "$agents" --prefix bench- --out "$work/tokens" >/dev/null
     rss0=$(sum_rss)
     t0=$(now_ms)
-    "$agent" "${urls[@]}" --simulate "$agents" --telemetry-ms 0 --ramp 5000 --id-prefix bench- \
+    "$agent" "${urls[@]}" --simulate "$agents" --telemetry-ms 0 --ramp "$ramp" --id-prefix bench- \
       --token-file "$work/tokens" --ready-file "$work/ready" --log-format text --log-level warn 2>"$work/agent.log" &
     apid=$!
     pids+=("$apid")
@@ -147,22 +144,24 @@ for run in $(seq "$runs"); do
     online_ms=$(awk '{print $5}' "$work/ready")
     # Idle holding: past the first heartbeat round, then the window.
     sleep 9.2
-    s0=$(sum_ticks)
+    s0=$(sum_ticks); c0=$(ticks "${servers[0]}")
     sleep "$hold_s"
     hold_cpu=$(calc "100 * ($(sum_ticks) - $s0) / $hz / $hold_s" 2)
+    hold_core=$(calc "100 * ($(ticks "${servers[0]}") - $c0) / $hz / $hold_s" 2)
     rss1=$(sum_rss)
     phase saturate --count "$count" --conns 48
-    e2e=$(val e2e_per_s); scpu=$cpu_srv
+    e2e=$(val e2e_per_s); scpu=$cpu_srv; score=$cpu_core
     phase rate --rate "$rate" --seconds "$rate_s"
-    p50=$(val lat_p50_ms); p99=$(val lat_p99_ms); rcpu=$cpu_srv
+    p50=$(val lat_p50_ms); p99=$(val lat_p99_ms); rcpu=$cpu_srv; rcore=$cpu_core
     rate_conn=$(calc "$agents * 1000 / $online_ms" 0)
     per=$(calc "($rss1 - $rss0) / $agents" 2)
-    printf '  %-10s connect %5d/s  hold CPU %5.2f %%  RSS %6.1f -> %6.1f MB (%5.2f KB/agent)  commands %5s/s (CPU %3s %%)  at %s/s p50 %s p99 %s ms (CPU %3s %%)\n' \
-      "$name" "$rate_conn" "$hold_cpu" "$(calc "$rss0 / 1024")" "$(calc "$rss1 / 1024")" "$per" \
-      "${e2e:-?}" "$scpu" "$rate" "${p50:-?}" "${p99:-?}" "$rcpu"
+    printf '  %-10s connect %5d/s  hold CPU %5.2f %% (core %5.2f)  RSS %6.1f -> %6.1f MB (%5.2f KB/agent)  commands %5s/s (CPU %3s %%, core %3s)  at %s/s p50 %s p99 %s ms (CPU %3s %%, core %3s)\n' \
+      "$name" "$rate_conn" "$hold_cpu" "$hold_core" "$(calc "$rss0 / 1024")" "$(calc "$rss1 / 1024")" "$per" \
+      "${e2e:-?}" "$scpu" "$score" "$rate" "${p50:-?}" "${p99:-?}" "$rcpu" "$rcore"
     keep "$edges" conn "$rate_conn"; keep "$edges" hold "$hold_cpu"; keep "$edges" per "$per"
     keep "$edges" e2e "${e2e:-0}"; keep "$edges" scpu "$scpu"; keep "$edges" p50 "${p50:-0}"
     keep "$edges" p99 "${p99:-0}"; keep "$edges" rcpu "$rcpu"
+    keep "$edges" hcore "$hold_core"; keep "$edges" score "$score"; keep "$edges" rcore "$rcore"
     stop "$apid"
     stop_topology
   done
@@ -174,16 +173,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else prin
 echo
 echo "medians over $runs run(s), agents=$agents, total $((($(now_ms) - t_start) / 1000)) s"
 printf '%-40s %12s %12s %12s %14s %14s\n' figure all-in-one "1 edge" "2 edges" "1 edge/all" "2 edges/1"
-for k in conn hold per e2e scpu p50 p99 rcpu; do
+for k in conn hold hcore per e2e scpu score p50 p99 rcpu rcore; do
   case $k in
     conn) n="connect rate (agents/s)" ;;
     hold) n="CPU idle-holding, all processes (%)" ;;
+    hcore) n="  of which the core (%)" ;;
     per) n="RSS growth per agent, all (KB)" ;;
     e2e) n="commands/s end to end (saturation)" ;;
     scpu) n="CPU while saturated, all (%)" ;;
+    score) n="  of which the core (%)" ;;
     p50) n="submit->result p50 at ${rate}/s (ms)" ;;
     p99) n="submit->result p99 at ${rate}/s (ms)" ;;
     rcpu) n="CPU at ${rate}/s, all (%)" ;;
+    rcore) n="  of which the core (%)" ;;
   esac
   a=$(m 0 "$k"); b=$(m 1 "$k"); c=$(m 2 "$k")
   printf '%-40s %12s %12s %12s %14s %14s\n' "$n" "$a" "$b" "$c" "$(ratio "$b" "$a")" "$(ratio "$c" "$b")"

@@ -27,7 +27,7 @@ function keygen(dir, name) {
 }
 
 describe('scale-out: two edge processes and one core over CURVE', () => {
-  let keys, clients, core, api, admin, brokerUrl, edges = [], fleet, fleetLog = '';
+  let keys, clients, core, api, admin, brokerUrl, edges = [], apiC, fleet, fleetLog = '';
   const edgeArgs = (name, cert) => ['--actors', 'edge', '--node', name, '--broker-connect', brokerUrl,
     '--broker-curve-cert', cert, '--broker-curve-server', path.join(keys, 'core'), '--broker-peer-timeout', '2s'];
 
@@ -36,7 +36,7 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     clients = path.join(keys, 'clients');
     mkdirSync(clients);
     keygen(keys, 'core');
-    for (const name of ['edge-a', 'edge-b']) copyFileSync(keygen(keys, name), path.join(clients, `${name}.pub`));
+    for (const name of ['edge-a', 'edge-b', 'api-c']) copyFileSync(keygen(keys, name), path.join(clients, `${name}.pub`));
     keygen(keys, 'rogue');
     const [bp] = await freePorts(1);
     brokerUrl = `tcp://127.0.0.2:${bp}`;
@@ -50,10 +50,12 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     admin = await eventually(() => api.login().catch(() => false));
     for (const name of ['a', 'b'])
       edges.push(await startBackend({ env: ENV, args: edgeArgs(name, path.join(keys, `edge-${name}`)) }));
+    // A REST API process of its own (api@c) beside the core's.
+    apiC = await startBackend({ env: ENV, args: [...edgeArgs('c', path.join(keys, 'api-c')).slice(2), '--actors', 'api'] });
   });
   after(async () => {
     fleet?.kill('SIGKILL');
-    for (const e of edges) { await e.stop('SIGKILL'); e.cleanup(); }
+    for (const e of [...edges, apiC].filter(Boolean)) { await e.stop('SIGKILL'); e.cleanup(); }
     if (core) { await core.stop('SIGKILL'); core.cleanup(); }
   });
 
@@ -87,6 +89,22 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     const joined = jsonLines(core.lines).filter((l) => /joined \(pid \d+, another process\)/.test(l.msg)).map((l) => l.msg);
     assert.ok(joined.some((m) => m.includes("'edge@a'")) && joined.some((m) => m.includes("'edge@b'")), joined.join('\n'));
     void stats;
+  });
+
+  it('GET /health of the api process lists the core and every edge; a command submitted there runs', async () => {
+    const other = client(apiC);
+    const health = await eventually(async () => {
+      const r = await other.call('GET', '/health');
+      return r.status === 200 ? r.body : false;
+    }, { timeoutMs: 10000 });
+    assert.ok(health, 'api@c never healthy');
+    for (const actor of ['store', 'registry', 'scheduler', 'executor', 'edge@a', 'edge@b', 'api', 'api@c'])
+      assert.equal(health.actors[actor], 'up', JSON.stringify(health));
+    const token = await eventually(() => other.login().catch(() => false));
+    const r = await other.call('POST', '/commands', { token, body: { agent_id: agentId(1), type: 'ping', payload: {} } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.ok(await eventually(async () => (await other.call('GET', `/commands/${r.body.command_id}`, { token })).body.state === 'completed',
+      { timeoutMs: 10000 }));
   });
 
   it('every agent gets its commands through the edge that holds it', async () => {
@@ -129,6 +147,11 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     }
     const log = jsonLines(core.lines).map((l) => l.msg).join('\n');
     assert.match(log, /actor 'edge@a' not heard from|edge 'edge@a' is gone/);
+    // The fleet's health does not hang on the edge that is gone.
+    const health = (await client(apiC).call('GET', '/health')).body;
+    assert.equal(health.status, 'ok', JSON.stringify(health));
+    assert.equal(health.actors['edge@a'], undefined);
+    assert.equal(health.actors['edge@b'], 'up');
   });
 
   it('every acked telemetry point is stored once', async () => {

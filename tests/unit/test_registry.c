@@ -160,6 +160,15 @@ s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
     return s_expect_welcome_as (f, conn, agent_id, "online");
 }
 
+//  agent_id (token S_TOKEN, looked up in the store) is welcomed on conn.
+static void
+s_connected (t_fixture_t *f, int64_t conn, const char *agent_id)
+{
+    s_hello (f, conn, agent_id, S_TOKEN);
+    s_store_answers_lookup (f, agent_id, (t_record_t){.found = true, .token = S_TOKEN});
+    free (s_expect_welcome (f, conn, agent_id));
+}
+
 static void
 s_expect_reject (t_fixture_t *f, int64_t conn, int64_t close_code, const char *code)
 {
@@ -286,9 +295,7 @@ static void
 test_edge_lost_ends_its_sessions (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_hello (f, 5, "gw-1", S_TOKEN);
-    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
-    free (s_expect_welcome (f, 5, "gw-1"));
+    s_connected (f, 5, "gw-1");
     vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
     assert_int_equal (vw_tb_send (f->edge, "broker", &leave), 0);
     vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
@@ -310,9 +317,7 @@ test_resync_takes_sessions_back (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
     //  gw-2 is connected on conn 8 already.
-    s_hello (f, 8, "gw-2", S_TOKEN);
-    s_store_answers_lookup (f, "gw-2", (t_record_t){.found = true, .token = S_TOKEN});
-    free (s_expect_welcome (f, 8, "gw-2"));
+    s_connected (f, 8, "gw-2");
     vw_msg_t *resync = vw_msg_new (VW_MSG_ID_session_resync);
     vw_msg_set_str (&resync->session_resync.sessions,
                     "[[5,\"gw-1\",\"s-gw-1\"],[6,\"gw-3\",\"s-gw-3\"],[7,\"gw-2\",\"s-old\"],"
@@ -606,9 +611,7 @@ static void
 test_revoke_and_disconnect (void **state)
 {
     t_fixture_t *f = (t_fixture_t *) *state;
-    s_hello (f, 30, "gw-1", S_TOKEN);
-    s_store_answers_lookup (f, "gw-1", (t_record_t){.found = true, .token = S_TOKEN});
-    free (s_expect_welcome (f, 30, "gw-1"));
+    s_connected (f, 30, "gw-1");
 
     s_revoke (f, "gw-1");
     vw_msg_t *kick = vw_tb_want (f->edge, VW_MSG_ID_session_kick);
