@@ -62,6 +62,8 @@ struct vw_actor_t {
     int64_t heard_ms;   //  monotonic: the broker's last answer to a heartbeat
     uint64_t hb_count;  //  heartbeats sent (their rids: S_HB_RID | count)
     uint64_t hb_timer;
+    char *endpoint;          //  the broker's, to connect again while it is lost
+    int64_t reconnected_ms;  //  monotonic: last fresh connection while lost
 };
 
 //  Heartbeats to a remote broker: one a second, their rids apart from the
@@ -120,6 +122,7 @@ vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint)
     //  send fails and the caller handles the error.
     zsock_set_sndtimeo (self->sock, 0);
     self->remote = strncmp (endpoint, "tcp://", 6) == 0;
+    self->endpoint = strdup (endpoint);
     if (self->remote && s_link.cert)
         vw_curve_connect (self->sock, s_link.cert, s_link.server);
     if (zsock_connect (self->sock, "%s", endpoint) == -1) {
@@ -149,10 +152,12 @@ vw_actor_destroy (vw_actor_t **self_p)
     if (self->joined) {
         vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
         vw_msg_set_str (&leave->actor_leave.actor, self->cls->name);
+        leave->actor_leave.instance = vw_lifecycle_instance ();
         if (vw_msg_send (&leave, self->sock, VW_BROKER_ADDRESS))
             vw_msg_destroy (&leave);
     }
     zsock_destroy (&self->sock);
+    free (self->endpoint);
     vw_timers_destroy (&self->timers);
     free (self->abort_reason);
     free (self);
@@ -384,6 +389,12 @@ vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn)
     return 0;
 }
 
+const char *
+vw_actor_abort_reason (vw_actor_t *self)
+{
+    return self->abort_reason;
+}
+
 void
 vw_actor_abort (vw_actor_t *self, const char *reason)
 {
@@ -427,6 +438,17 @@ s_on_heartbeat (void *arg, uint64_t id)
         vw_warn (self->cls->name, "the broker has not answered for %lld ms: the core is lost",
                  (long long) (now - self->heard_ms));
         s_link_change (self, false);
+    }
+    //  While it is lost, a fresh connection every timeout: the one we hold
+    //  may be half-open (a host cut off), or the broker may have handed our
+    //  name to another process (then the next heartbeat hears "replaced").
+    if (!self->link_up && now - self->heard_ms > s_link.timeout_ms &&
+        now - self->reconnected_ms > s_link.timeout_ms) {
+        self->reconnected_ms = now;
+        zsock_disconnect (self->sock, "%s", self->endpoint);
+        if (zsock_connect (self->sock, "%s", self->endpoint))
+            vw_warn (self->cls->name, "cannot connect to the broker %s again: %s", self->endpoint,
+                     zmq_strerror (zmq_errno ()));
     }
     vw_msg_t *ping = vw_msg_new (VW_MSG_ID_ping);
     ping->rid = S_HB_RID | ++self->hb_count;

@@ -122,6 +122,8 @@ int vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn);
 void vw_actor_watch_actors (vw_actor_t *self, const char *prefix);
 //  Ends the loop after this pass: the actor stops and is reported EXITED.
 void vw_actor_abort (vw_actor_t *self, const char *reason);
+//  Why vw_actor_abort was called, NULL if it was not.
+const char *vw_actor_abort_reason (vw_actor_t *self);
 
 //  For actors with their own loop (the edge) --------------------------------
 

@@ -185,6 +185,13 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
         }
         case VW_MSG_ID_actor_leave: {
             s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, sender);
+            if (peer && msg->actor_leave.instance && peer->instance &&
+                msg->actor_leave.instance != peer->instance) {
+                //  A process that was replaced under this name, going: the
+                //  one that holds the name now stays.
+                vw_info ("broker", "actor '%s' of a replaced process left", sender);
+                break;
+            }
             vw_log (peer && peer->remote ? VW_LOG_INFO : VW_LOG_DEBUG, "broker", "actor '%s' left",
                     sender);
             s_lost (self, sender, "left");

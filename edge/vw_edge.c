@@ -692,7 +692,12 @@ vw_edge_actor (zsock_t *pipe, void *args)
         vw_lifecycle_ready (pipe);
         //  Returns when the prepare watcher sees `done`.
         ev_run (self->loop, 0);
-        if (!self->stopping)
+        //  Stopped on its own (its name was taken by another process, say):
+        //  main hears why.
+        const char *aborted = vw_actor_abort_reason (self->actor);
+        if (aborted)
+            vw_lifecycle_exited (pipe, aborted);
+        else if (!self->stopping)
             vw_lifecycle_exited (pipe, "the event loop ended");
         //  From here on (closing connections reports to actors) sends go
         //  out at once.

@@ -54,6 +54,7 @@
     END (actor_joined)                                                                             \
     MSG (actor_leave, "an actor is stopping; the broker forgets it")                               \
     F (actor_leave, STR, actor, "the actor's name")                                                \
+    F (actor_leave, INT, instance, "the leaving process's instance (0: any)")                      \
     END (actor_leave)                                                                              \
     MSG (actor_watch, "tell me when an actor whose name starts with prefix is gone (actor_lost)")  \
     F (actor_watch, STR, prefix, "e.g. edge: every agent edge, edge@host-a included")              \

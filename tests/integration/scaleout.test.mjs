@@ -191,6 +191,7 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
 
 describe('scale-out: an edge that loses the core', () => {
   let core, edge, api, admin, bp, agents = [];
+  const tokens = {};
   const coreArgs = () => ['--actors', CORE_ACTORS, '--broker-bind', `tcp://127.0.0.1:${bp}`, '--broker-peer-timeout', '2s'];
 
   before(async () => {
@@ -214,7 +215,6 @@ describe('scale-out: an edge that loses the core', () => {
   };
 
   it('keeps its agents, refuses new ones with 1013, and gives the restarted core its sessions back', async () => {
-    const tokens = {};
     for (const id of ['gw-r1', 'gw-r2', 'gw-r3']) tokens[id] = await register(id);
     for (const id of ['gw-r1', 'gw-r2']) {
       const a = new Agent(edge.wsUrl, { agentId: id, token: tokens[id] });
@@ -259,5 +259,26 @@ describe('scale-out: an edge that loses the core', () => {
     // And new agents get in.
     const now = new Agent(edge.wsUrl, { agentId: 'gw-r3', token: tokens['gw-r3'] });
     agents.push(await now.connect());
+  });
+
+  it('a second process under the same name takes it; the first one exits 1 saying why', async () => {
+    const twin = await startBackend({ env: ENV, args: ['--actors', 'edge', '--node', 'solo', '--broker-connect', `tcp://127.0.0.1:${bp}`,
+      '--broker-peer-timeout', '2s'] });
+    try {
+      const { code } = await Promise.race([edge.exited,
+        new Promise((resolve) => setTimeout(() => resolve({ code: 'still running after 15 s' }), 15000))]);
+      assert.equal(code, 1);
+      assert.ok(jsonLines(edge.lines).some((l) => /another process joined the broker as 'edge@solo'/.test(l.msg)),
+        edge.lines.join('\n'));
+      assert.ok(jsonLines(core.lines).some((l) => /actor 'edge@solo' joined from another process/.test(l.msg)));
+      // The newcomer serves (once the take-over settles: it may have lost
+      // the name for a heartbeat timeout while the first one came back).
+      const a = await eventually(async () => {
+        const one = new Agent(twin.wsUrl, { agentId: 'gw-r2', token: tokens['gw-r2'] });
+        return one.connect().catch(() => false);
+      }, { timeoutMs: 15000, stepMs: 500 });
+      assert.ok(a, 'the newcomer never took an agent');
+      agents.push(a);
+    } finally { await twin.stop('SIGKILL'); twin.cleanup(); }
   });
 });
