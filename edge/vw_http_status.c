@@ -142,11 +142,21 @@ vw_http_get_statistics (vw_edge_t *edge, vw_http_session_t *session)
 //  the prometheus format, answered with metrics_text); this
 //  edge adds the broker's per-actor message counters and the process's own
 //  figures, and joins the text. An actor that does not answer is left out
-//  (viworks_up{actor=...} says which).
+//  (viworks_up{actor=...} says which). The agent edges are the ones the
+//  broker's directory holds (edge, edge@NAME: several processes); their
+//  families appear once, each sample labelled edge="NAME".
+//  session->partial: {"names": [actor, ...], "parts": [[text, received]
+//  or null, ...]}, the parts in the names' order.
 
-static const char *const s_metric_actors[] = {"registry", "scheduler", "executor",
-                                              "store",    "telemetry", "edge"};
+static const char *const s_metric_actors[] = {"registry", "scheduler", "executor", "store",
+                                              "telemetry"};
 #define S_METRIC_ACTORS (sizeof s_metric_actors / sizeof s_metric_actors[0])
+
+static bool
+s_is_agent_edge (const char *name)
+{
+    return strcmp (name, "edge") == 0 || strncmp (name, "edge@", 5) == 0;
+}
 
 static void s_metrics_next (vw_edge_t *edge, vw_http_session_t *session);
 
@@ -214,24 +224,24 @@ s_process_metrics (vw_edge_t *edge, vw_prom_t *p)
 }
 
 //  The broker's counters: messages in and out per actor; and, for the
-//  actors that answered (parts: [text, received] in s_metric_actors'
-//  order), the messages waiting in each one's socket: delivered by the
-//  broker (asked last) less taken by the actor (when it answered).
+//  actors that answered (parts: [text, received] in names' order), the
+//  messages waiting in each one's socket: delivered by the broker (asked
+//  last) less taken by the actor (when it answered).
 static void
-s_broker_metrics (json_t *broker, json_t *parts, vw_prom_t *p)
+s_broker_metrics (json_t *broker, json_t *names, json_t *parts, vw_prom_t *p)
 {
     json_t *actors = json_object_get (broker, "actors");
-    const char *names[2] = {"viworks_actor_messages_received_total",
-                            "viworks_actor_messages_sent_total"};
+    const char *counters[2] = {"viworks_actor_messages_received_total",
+                               "viworks_actor_messages_sent_total"};
     const char *keys[2] = {"out", "in"};  //  the broker's "out" is what it delivered to the actor
     const char *helps[2] = {"Messages the broker delivered to each actor.",
                             "Messages each actor sent through the broker."};
     for (int i = 0; i < 2; i++) {
-        vw_prom_family (p, names[i], "counter", helps[i]);
+        vw_prom_family (p, counters[i], "counter", helps[i]);
         const char *actor;
         json_t *figures;
         json_object_foreach (actors, actor, figures)
-            vw_prom_sample (p, names[i], "actor", actor,
+            vw_prom_sample (p, counters[i], "actor", actor,
                             (double) json_integer_value (json_object_get (figures, keys[i])));
     }
     vw_prom_family (p, "viworks_actor_queue_depth", "gauge",
@@ -241,16 +251,94 @@ s_broker_metrics (json_t *broker, json_t *parts, vw_prom_t *p)
     json_t *part;
     json_array_foreach (parts, i, part) if (json_is_array (part))
     {
-        json_t *figures = json_object_get (actors, s_metric_actors[i]);
+        const char *name = json_string_value (json_array_get (names, i));
+        json_t *figures = json_object_get (actors, name);
         json_int_t out = json_integer_value (json_object_get (figures, "out"));
         json_int_t taken = json_integer_value (json_array_get (part, 1));
         if (figures)
-            vw_prom_sample (p, "viworks_actor_queue_depth", "actor", s_metric_actors[i],
+            vw_prom_sample (p, "viworks_actor_queue_depth", "actor", name,
                             (double) (out > taken ? out - taken : 0));
     }
     vw_prom_one (p, "viworks_broker_routing_errors_total", "counter",
                  "Messages the broker could not route (unknown or busy actor).",
                  (double) json_integer_value (json_object_get (broker, "errors")));
+}
+
+//  A sample line of an edge with edge="NAME" added to its labels.
+static char *
+s_labelled (const char *line, size_t len, const char *edge)
+{
+    size_t name = strcspn (line, "{ ");
+    if (name >= len)
+        return NULL;
+    bool braces = line[name] == '{';
+    return zsys_sprintf ("%.*s{edge=\"%s\"%s%.*s", (int) name, line, edge,
+                         braces ? (line[name + 1] == '}' ? "" : ",") : "}",
+                         (int) (len - name - (braces ? 1 : 0)), line + name + (braces ? 1 : 0));
+}
+
+//  The agent edges' texts: each family once (the first edge's HELP and
+//  TYPE), then every edge's samples of it.
+static void
+s_edge_families (vw_prom_t *p, json_t *names, json_t *parts)
+{
+    json_t *families = json_object ();  //  family -> [header lines, sample lines]
+    json_t *order = json_array ();
+    size_t i;
+    json_t *part;
+    json_array_foreach (parts, i, part)
+    {
+        const char *edge = json_string_value (json_array_get (names, i));
+        const char *text = json_string_value (json_array_get (part, 0));
+        if (!edge || !s_is_agent_edge (edge) || !text)
+            continue;
+        json_t *family = NULL;
+        bool ours = false;  //  this edge gave the family's header
+        for (const char *line = text; *line;) {
+            size_t len = strcspn (line, "\n");
+            if (strncmp (line, "# HELP ", 7) == 0 || strncmp (line, "# TYPE ", 7) == 0) {
+                size_t flen = strcspn (line + 7, " \n");
+                char fname[128];
+                snprintf (fname, sizeof fname, "%.*s", (int) (flen < 127 ? flen : 127), line + 7);
+                json_t *known = json_object_get (families, fname);
+                if (!known) {
+                    known = json_pack ("[[],[]]");
+                    json_object_set_new (families, fname, known);
+                    json_array_append_new (order, json_string (fname));
+                    ours = true;
+                }
+                else if (known != family)
+                    ours = false;
+                family = known;
+                if (ours)
+                    json_array_append_new (json_array_get (family, 0),
+                                           json_stringn_nocheck (line, len));
+            }
+            else if (len && family && line[0] != '#') {
+                char *labelled = s_labelled (line, len, edge);
+                if (labelled)
+                    json_array_append_new (json_array_get (family, 1), json_string (labelled));
+                zstr_free (&labelled);
+            }
+            line += len + (line[len] == '\n');
+        }
+    }
+    json_t *name;
+    json_array_foreach (order, i, name)
+    {
+        json_t *family = json_object_get (families, json_string_value (name));
+        for (int k = 0; k < 2; k++) {
+            size_t j;
+            json_t *line;
+            json_array_foreach (json_array_get (family, k), j, line)
+            {
+                vw_prom_append (p, json_string_value (line), json_string_length (line));
+                vw_prom_append (p, "\n", 1);
+            }
+        }
+    }
+    json_decref (order);
+    json_decref (families);
 }
 
 static void
@@ -259,17 +347,23 @@ s_metrics_done (vw_edge_t *edge, vw_http_session_t *session, json_t *broker)
     vw_prom_t p = {0};
     size_t i;
     json_t *part;
+    json_t *names = json_object_get (session->partial, "names");
+    json_t *parts = json_object_get (session->partial, "parts");
     vw_prom_family (&p, "viworks_up", "gauge",
                     "Whether each actor answered this scrape (1) or not (0).");
-    json_array_foreach (session->partial, i, part)
-        vw_prom_sample (&p, "viworks_up", "actor", s_metric_actors[i], json_is_array (part));
-    json_array_foreach (session->partial, i, part) if (json_is_array (part))
+    json_array_foreach (parts, i, part)
+        vw_prom_sample (&p, "viworks_up", "actor", json_string_value (json_array_get (names, i)),
+                        json_is_array (part));
+    json_array_foreach (parts, i, part)
     {
         json_t *text = json_array_get (part, 0);
-        vw_prom_append (&p, json_string_value (text), json_string_length (text));
+        if (json_is_array (part) &&
+            !s_is_agent_edge (json_string_value (json_array_get (names, i))))
+            vw_prom_append (&p, json_string_value (text), json_string_length (text));
     }
+    s_edge_families (&p, names, parts);
     if (broker)
-        s_broker_metrics (broker, session->partial, &p);
+        s_broker_metrics (broker, names, parts, &p);
     s_process_metrics (edge, &p);
     json_decref (session->partial);
     session->partial = NULL;
@@ -297,7 +391,7 @@ s_metrics_part (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *cal
 {
     bool ok = reply && reply->id == VW_MSG_ID_metrics_text;
     //  [text, messages received] per actor, null when it did not answer.
-    json_array_append_new (session->partial,
+    json_array_append_new (json_object_get (session->partial, "parts"),
                            ok ? json_pack ("[s, I]",
                                            reply->metrics_text.text ? reply->metrics_text.text : "",
                                            (json_int_t) reply->metrics_text.received)
@@ -308,21 +402,49 @@ s_metrics_part (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *cal
 static void
 s_metrics_next (vw_edge_t *edge, vw_http_session_t *session)
 {
-    size_t step = json_array_size (session->partial);
-    if (step < S_METRIC_ACTORS) {
+    json_t *names = json_object_get (session->partial, "names");
+    size_t step = json_array_size (json_object_get (session->partial, "parts"));
+    if (step < json_array_size (names)) {
         vw_msg_t *msg = vw_msg_new (VW_MSG_ID_stats_query);
         vw_msg_set_str (&msg->stats_query.format, "prometheus");
         //  Should the call fail, the session is answered 503 already.
-        vw_http_call (edge, session, s_metric_actors[step], &msg, s_metrics_part, NULL, NULL);
+        vw_http_call (edge, session, json_string_value (json_array_get (names, step)), &msg,
+                      s_metrics_part, NULL, NULL);
         return;
     }
     vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
     vw_http_call (edge, session, "broker", &msg, s_metrics_broker, NULL, NULL);
 }
 
+//  The broker's directory: the core's actors, then every agent edge.
+static void
+s_metrics_directory (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
+                     vw_msg_t *reply, const char *why)
+{
+    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
+                         ? json_loads (reply->broker_stats.json, 0, NULL)
+                         : NULL;
+    json_t *names = json_object_get (session->partial, "names");
+    for (size_t i = 0; i < S_METRIC_ACTORS; i++)
+        json_array_append_new (names, json_string (s_metric_actors[i]));
+    size_t before = json_array_size (names);
+    const char *name;
+    json_t *figures;
+    json_object_foreach (json_object_get (broker, "actors"), name, figures)
+    {
+        if (s_is_agent_edge (name) && json_array_size (names) < VW_PROBE_MAX)
+            json_array_append_new (names, json_string (name));
+    }
+    if (json_array_size (names) == before)
+        json_array_append_new (names, json_string ("edge"));  //  none: shown down
+    json_decref (broker);
+    s_metrics_next (edge, session);
+}
+
 void
 vw_http_get_metrics (vw_edge_t *edge, vw_http_session_t *session)
 {
-    session->partial = json_array ();
-    s_metrics_next (edge, session);
+    session->partial = json_pack ("{s:[], s:[]}", "names", "parts");
+    vw_msg_t *msg = vw_msg_new (VW_MSG_ID_broker_stats);
+    vw_http_call (edge, session, "broker", &msg, s_metrics_directory, NULL, NULL);
 }

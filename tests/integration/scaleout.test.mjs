@@ -101,6 +101,14 @@ describe('scale-out: two edge processes and one core over CURVE', () => {
     for (const actor of ['store', 'registry', 'scheduler', 'executor', 'edge@a', 'edge@b', 'api', 'api@c'])
       assert.equal(health.actors[actor], 'up', JSON.stringify(health));
     const token = await eventually(() => other.login().catch(() => false));
+    // /metrics: one series per edge process, each family described once.
+    const metrics = (await other.call('GET', '/metrics', { token })).body;
+    for (const e of ['edge@a', 'edge@b']) {
+      assert.match(metrics, new RegExp(`^viworks_up\\{actor="${e}"\\} 1$`, 'm'));
+      assert.match(metrics, new RegExp(`^viworks_agent_connections\\{edge="${e}"\\} [1-9]`, 'm'));
+    }
+    const helps = metrics.split('\n').filter((l) => l.startsWith('# HELP '));
+    assert.equal(new Set(helps).size, helps.length, 'a family described twice');
     const r = await other.call('POST', '/commands', { token, body: { agent_id: agentId(1), type: 'ping', payload: {} } });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     assert.ok(await eventually(async () => (await other.call('GET', `/commands/${r.body.command_id}`, { token })).body.state === 'completed',
