@@ -63,6 +63,8 @@ struct vw_actor_t {
     uint64_t hb_count;  //  heartbeats sent (their rids: S_HB_RID | count)
     uint64_t hb_timer;
     char *endpoint;          //  the broker's, to connect again while it is lost
+    zactor_t *monitor;       //  until joined: a refused CURVE handshake
+    bool join_refused;       //  the broker refused our key
     int64_t reconnected_ms;  //  monotonic: last fresh connection while lost
 };
 
@@ -123,8 +125,16 @@ vw_actor_new (zsock_t *pipe, const vw_actor_class_t *cls, const char *endpoint)
     zsock_set_sndtimeo (self->sock, 0);
     self->remote = strncmp (endpoint, "tcp://", 6) == 0;
     self->endpoint = strdup (endpoint);
-    if (self->remote && s_link.cert)
+    if (self->remote && s_link.cert) {
         vw_curve_connect (self->sock, s_link.cert, s_link.server);
+        //  Watching the handshakes from before the first one (a refused
+        //  key is not tried again), so that vw_actor_join says it at once.
+        self->monitor = zactor_new (zmonitor, self->sock);
+        zstr_sendx (self->monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", "HANDSHAKE_FAILED_PROTOCOL",
+                    "HANDSHAKE_FAILED_NO_DETAIL", NULL);
+        zstr_sendx (self->monitor, "START", NULL);
+        zsock_wait (self->monitor);
+    }
     if (zsock_connect (self->sock, "%s", endpoint) == -1) {
         vw_error (cls->name, "cannot connect to broker %s: %s", endpoint,
                   zmq_strerror (zmq_errno ()));
@@ -156,6 +166,7 @@ vw_actor_destroy (vw_actor_t **self_p)
         if (vw_msg_send (&leave, self->sock, VW_BROKER_ADDRESS))
             vw_msg_destroy (&leave);
     }
+    zactor_destroy (&self->monitor);
     zsock_destroy (&self->sock);
     free (self->endpoint);
     vw_timers_destroy (&self->timers);
@@ -582,16 +593,10 @@ vw_actor_join (vw_actor_t *self, int timeout_ms)
     vw_actor_flush_sends (self);
     s_send_join (self);
     int64_t deadline = vw_clock_mono_ms () + timeout_ms;
-    //  Over tcp:// a refused CURVE handshake is said at once (a monitor on
-    //  the socket), not left to the timeout.
-    zactor_t *monitor = NULL;
-    if (self->remote && s_link.cert) {
-        monitor = zactor_new (zmonitor, self->sock);
-        zstr_sendx (monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", "HANDSHAKE_FAILED_PROTOCOL",
-                    "HANDSHAKE_FAILED_NO_DETAIL", NULL);
-        zstr_sendx (monitor, "START", NULL);
-        zsock_wait (monitor);
-    }
+    //  Over tcp:// with CURVE a refused handshake is said at once (the
+    //  monitor vw_actor_new started), not left to the timeout.
+    zactor_t *monitor = self->monitor;
+    self->monitor = NULL;
     zpoller_t *poller = zpoller_new (self->sock, NULL);
     if (monitor)
         zpoller_add (poller, monitor);
@@ -609,6 +614,7 @@ vw_actor_join (vw_actor_t *self, int timeout_ms)
                       event ? event : "?");
             zstr_free (&event);
             refused = true;
+            self->join_refused = true;
         }
         else
             vw_actor_drain (self, 1);
@@ -632,6 +638,13 @@ vw_actor_watch_actors (vw_actor_t *self, const char *prefix)
     vw_msg_set_str (&watch->actor_watch.prefix, prefix);
     if (vw_actor_send (self, VW_BROKER_ADDRESS, &watch))
         vw_msg_destroy (&watch);
+}
+
+const char *
+vw_actor_join_failure (vw_actor_t *self)
+{
+    return self->join_refused ? "the broker refused this process's CURVE key"
+                              : "the broker did not answer";
 }
 
 bool
@@ -662,7 +675,8 @@ vw_actor_task (zsock_t *pipe, void *args)
     }
     self->state = state;
     if (vw_actor_join (self, 5000)) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: the broker did not answer", cls->name);
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: %s", cls->name,
+                             vw_actor_join_failure (self));
         if (cls->destroy)
             cls->destroy (&self->state);
         vw_actor_destroy (&self);

@@ -135,6 +135,8 @@ void vw_actor_set_state (vw_actor_t *self, void *state);
 //  Joins the broker directory, waiting up to timeout_ms; 0 ok, -1 failed.
 //  Messages that arrive meanwhile are dispatched normally.
 int vw_actor_join (vw_actor_t *self, int timeout_ms);
+//  Why vw_actor_join failed, as a sentence.
+const char *vw_actor_join_failure (vw_actor_t *self);
 //  Whether the broker answers: always for one in this process; for a remote
 //  one, whether it answered a heartbeat within broker.peer_timeout and
 //  holds this actor in its directory.

@@ -663,7 +663,8 @@ s_start (vw_edge_t *self, const vw_edge_args_t *args, zsock_t *pipe)
     //  Joining waits on the broker socket outside the loop: fine, nothing
     //  is being served yet.
     if (vw_actor_join (self->actor, 5000)) {
-        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "edge: the broker did not answer");
+        vw_lifecycle_failed (pipe, VW_EXIT_FAILURE, "%s: %s", self->name,
+                             vw_actor_join_failure (self->actor));
         return -1;
     }
     if (self->http_vhost)
