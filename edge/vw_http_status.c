@@ -65,6 +65,15 @@ s_reply_json (vw_msg_t *reply)
                : NULL;
 }
 
+//  The broker's broker_stats answer, parsed; NULL if none came.
+static json_t *
+s_broker_json (vw_msg_t *reply)
+{
+    return reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
+               ? json_loads (reply->broker_stats.json, 0, NULL)
+               : NULL;
+}
+
 //  Merges an actor's JSON figures into the answer being built: false
 //  (answered 503) when the actor did not give any.
 static bool
@@ -95,9 +104,7 @@ static void
 s_stats_broker (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call, vw_msg_t *reply,
                 const char *why)
 {
-    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
-                         ? json_loads (reply->broker_stats.json, 0, NULL)
-                         : NULL;
+    json_t *broker = s_broker_json (reply);
     json_t *actors = json_object_get (broker, "actors");
     json_object_set (session->partial, "messages", actors ? actors : json_null ());
     json_decref (broker);
@@ -378,9 +385,7 @@ static void
 s_metrics_broker (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
                   vw_msg_t *reply, const char *why)
 {
-    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
-                         ? json_loads (reply->broker_stats.json, 0, NULL)
-                         : NULL;
+    json_t *broker = s_broker_json (reply);
     s_metrics_done (edge, session, broker);
     json_decref (broker);
 }
@@ -421,9 +426,7 @@ static void
 s_metrics_directory (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t *call,
                      vw_msg_t *reply, const char *why)
 {
-    json_t *broker = reply && reply->id == VW_MSG_ID_broker_stats && reply->broker_stats.json
-                         ? json_loads (reply->broker_stats.json, 0, NULL)
-                         : NULL;
+    json_t *broker = s_broker_json (reply);
     json_t *names = json_object_get (session->partial, "names");
     for (size_t i = 0; i < S_METRIC_ACTORS; i++)
         json_array_append_new (names, json_string (s_metric_actors[i]));

@@ -160,6 +160,21 @@ s_expect_welcome (t_fixture_t *f, int64_t conn, const char *agent_id)
     return s_expect_welcome_as (f, conn, agent_id, "online");
 }
 
+//  agent_id's session ended: offline for the scheduler and the store.
+static void
+s_expect_offline (t_fixture_t *f, const char *agent_id)
+{
+    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
+    assert_string_equal (p->agent_presence.agent_id, agent_id);
+    assert_false (p->agent_presence.dispatchable);
+    assert_int_equal (p->agent_presence.conn, 0);
+    vw_msg_destroy (&p);
+    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
+    assert_string_equal (s->agent_state.agent_id, agent_id);
+    assert_string_equal (s->agent_state.event, "disconnect");
+    vw_msg_destroy (&s);
+}
+
 //  agent_id (token S_TOKEN, looked up in the store) is welcomed on conn.
 static void
 s_connected (t_fixture_t *f, int64_t conn, const char *agent_id)
@@ -279,13 +294,7 @@ test_hello_good_token_welcomed (void **state)
     vw_msg_set_str (&closed->session_closed.agent_id, "gw-1");
     vw_msg_set_str (&closed->session_closed.session_id, session);
     assert_int_equal (vw_tb_send (f->edge, "registry", &closed), 0);
-    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
-    assert_false (p->agent_presence.dispatchable);
-    assert_int_equal (p->agent_presence.conn, 0);
-    vw_msg_destroy (&p);
-    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
-    assert_string_equal (s->agent_state.event, "disconnect");
-    vw_msg_destroy (&s);
+    s_expect_offline (f, "gw-1");
     free (session);
 }
 
@@ -298,14 +307,7 @@ test_edge_lost_ends_its_sessions (void **state)
     s_connected (f, 5, "gw-1");
     vw_msg_t *leave = vw_msg_new (VW_MSG_ID_actor_leave);
     assert_int_equal (vw_tb_send (f->edge, "broker", &leave), 0);
-    vw_msg_t *p = vw_tb_want (f->scheduler, VW_MSG_ID_agent_presence);
-    assert_string_equal (p->agent_presence.agent_id, "gw-1");
-    assert_false (p->agent_presence.dispatchable);
-    assert_int_equal (p->agent_presence.conn, 0);
-    vw_msg_destroy (&p);
-    vw_msg_t *s = vw_tb_want (f->store, VW_MSG_ID_agent_state);
-    assert_string_equal (s->agent_state.event, "disconnect");
-    vw_msg_destroy (&s);
+    s_expect_offline (f, "gw-1");
 }
 
 //  An edge back from losing the core lists its sessions: one the registry
