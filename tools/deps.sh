@@ -12,8 +12,9 @@ VW_RUNTIME_PKGS=(build-essential cmake pkg-config
 # independent JWT implementation, pyzmq and websocket-client as independent
 # admin-socket, event-stream and agent clients; openssl makes the CA and
 # certificates of the TLS tests (curl checks HTTPS with them); prometheus-client
-# parses GET /metrics as a Prometheus server would.
-VW_TEST_PKGS=(curl openssl ca-certificates clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml python3-prometheus-client nginx)
+# parses GET /metrics as a Prometheus server would; iproute2 makes the network
+# namespace of the partition test.
+VW_TEST_PKGS=(curl openssl ca-certificates clang libclang-rt-14-dev sqlite3 python3 python3-jwt python3-zmq python3-websocket python3-yaml python3-prometheus-client nginx iproute2)
 
 vw_need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
