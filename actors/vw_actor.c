@@ -59,6 +59,7 @@ struct vw_actor_t {
     bool remote;
     bool link_up;       //  the broker answers and holds us in its directory
     bool rejoining;     //  it had forgotten us: actor_join sent again
+    int64_t rejoin_ms;  //  monotonic: when
     int64_t heard_ms;   //  monotonic: the broker's last answer to a heartbeat
     uint64_t hb_count;  //  heartbeats sent (their rids: S_HB_RID | count)
     uint64_t hb_timer;
@@ -489,11 +490,15 @@ s_send_join (vw_actor_t *self)
 static void
 s_on_heartbeat_pong (vw_actor_t *self, const vw_msg_t *pong)
 {
-    self->heard_ms = vw_clock_mono_ms ();
+    int64_t now = self->heard_ms = vw_clock_mono_ms ();
     const char *detail = pong->pong.detail ? pong->pong.detail : "";
+    //  A join's answer comes before the pong of any later heartbeat; one
+    //  that has not come for two of them was lost.
+    bool join_overdue = self->rejoining && now - self->rejoin_ms > 2 * S_HEARTBEAT_MS;
     if (pong->pong.healthy) {
-        if (!self->link_up && !self->rejoining) {
+        if ((!self->link_up && !self->rejoining) || join_overdue) {
             vw_info (self->cls->name, "the broker answers again");
+            self->rejoining = false;
             s_link_change (self, true);
         }
     }
@@ -504,10 +509,11 @@ s_on_heartbeat_pong (vw_actor_t *self, const vw_msg_t *pong)
                   self->cls->name);
         vw_actor_abort (self, reason);
     }
-    else if (!self->rejoining) {
+    else if (!self->rejoining || join_overdue) {
         vw_info (self->cls->name, "the broker does not know this actor (%s): joining again",
                  detail);
         self->rejoining = true;
+        self->rejoin_ms = now;
         s_send_join (self);
     }
 }
