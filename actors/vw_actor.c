@@ -401,6 +401,16 @@ vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn)
     return 0;
 }
 
+void
+vw_actor_routing_error (vw_actor_t *self, const vw_msg_t *msg)
+{
+    //  unknown_actor: most often an edge that is gone (a kick or a cancel
+    //  for it); the broker announces the loss itself (actor_lost).
+    bool gone = msg->error.code && streq (msg->error.code, "unknown_actor");
+    vw_log (gone ? VW_LOG_DEBUG : VW_LOG_WARN, self->cls->name, "'%s' from '%s': %s",
+            vw_msg_name (msg->id), msg->peer, msg->error.message ? msg->error.message : "?");
+}
+
 const char *
 vw_actor_abort_reason (vw_actor_t *self)
 {

@@ -122,6 +122,10 @@ int vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn);
 void vw_actor_watch_actors (vw_actor_t *self, const char *prefix);
 //  Ends the loop after this pass: the actor stops and is reported EXITED.
 void vw_actor_abort (vw_actor_t *self, const char *reason);
+//  Logs an `error` the broker sent for a one-way message (no request
+//  waits for it): unknown_actor at debug (a peer that is gone: the broker
+//  announces that with actor_lost), anything else (actor_busy) as a warning.
+void vw_actor_routing_error (vw_actor_t *self, const vw_msg_t *msg);
 //  Why vw_actor_abort was called, NULL if it was not.
 const char *vw_actor_abort_reason (vw_actor_t *self);
 

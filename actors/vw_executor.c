@@ -332,14 +332,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
             if (msg->actor_lost.actor)
                 s_lose (self, msg->actor_lost.actor, 0);
             break;
-        case VW_MSG_ID_error:
-            //  A session's edge is gone (a kick or a cancel for it found no
-            //  one): its sessions end when the broker says it is lost.
-            vw_log (msg->error.code && streq (msg->error.code, "unknown_actor") ? VW_LOG_DEBUG
-                                                                                : VW_LOG_WARN,
-                    "executor", "'%s' from '%s': %s", vw_msg_name (msg->id), msg->peer,
-                    msg->error.message ? msg->error.message : "?");
-            break;
+        case VW_MSG_ID_error: vw_actor_routing_error (self->actor, msg); break;
         default:
             vw_warn ("executor", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);

@@ -1257,14 +1257,7 @@ s_handle (void *state, vw_actor_t *actor, vw_msg_t **msg_p)
         case VW_MSG_ID_agent_maintenance:
         case VW_MSG_ID_agent_disconnect: s_on_operator_request (self, msg); break;
         case VW_MSG_ID_stats_query: s_on_metrics (self, msg); break;  //  prometheus only
-        case VW_MSG_ID_error:
-            //  A session's edge is gone (a kick or a cancel for it found no
-            //  one): its sessions end when the broker says it is lost.
-            vw_log (msg->error.code && streq (msg->error.code, "unknown_actor") ? VW_LOG_DEBUG
-                                                                                : VW_LOG_WARN,
-                    "registry", "'%s' from '%s': %s", vw_msg_name (msg->id), msg->peer,
-                    msg->error.message ? msg->error.message : "?");
-            break;
+        case VW_MSG_ID_error: vw_actor_routing_error (self->actor, msg); break;
         default:
             vw_warn ("registry", "unexpected '%s' from '%s' ignored", vw_msg_name (msg->id),
                      msg->peer);
