@@ -411,6 +411,13 @@ vw_actor_routing_error (vw_actor_t *self, const vw_msg_t *msg)
             vw_msg_name (msg->id), msg->peer, msg->error.message ? msg->error.message : "?");
 }
 
+bool
+vw_actor_has_role (const char *name, const char *role)
+{
+    size_t len = strlen (role);
+    return strncmp (name, role, len) == 0 && (name[len] == 0 || name[len] == '@');
+}
+
 const char *
 vw_actor_abort_reason (vw_actor_t *self)
 {

@@ -122,6 +122,9 @@ int vw_actor_watch (vw_actor_t *self, zsock_t *sock, vw_actor_watch_fn *fn);
 void vw_actor_watch_actors (vw_actor_t *self, const char *prefix);
 //  Ends the loop after this pass: the actor stops and is reported EXITED.
 void vw_actor_abort (vw_actor_t *self, const char *reason);
+//  Whether an actor's name is of this role: the role alone ("edge") or at
+//  a node ("edge@host-a", as --node names the edges of a process).
+bool vw_actor_has_role (const char *name, const char *role);
 //  Logs an `error` the broker sent for a one-way message (no request
 //  waits for it): unknown_actor at debug (a peer that is gone: the broker
 //  announces that with actor_lost), anything else (actor_busy) as a warning.

@@ -112,14 +112,6 @@ s_ask (vw_probe_t *self, s_pending_t *p, const char *name)
     }
 }
 
-//  An edge's name: "edge" or "api", alone or @ a node.
-static bool
-s_is_edge (const char *name, const char *role)
-{
-    size_t len = strlen (role);
-    return strncmp (name, role, len) == 0 && (name[len] == 0 || name[len] == '@');
-}
-
 //  The broker's directory: the edges to ask.
 static void
 s_on_directory (vw_probe_t *self, s_pending_t *p, const vw_msg_t *msg)
@@ -134,7 +126,7 @@ s_on_directory (vw_probe_t *self, s_pending_t *p, const vw_msg_t *msg)
         json_t *value;
         json_object_foreach (actors, name, value)
         {
-            if (s_is_edge (name, roles[r])) {
+            if (vw_actor_has_role (name, roles[r])) {
                 s_ask (self, p, name);
                 any = true;
             }
@@ -156,7 +148,8 @@ vw_probe_start (vw_probe_t *self, int timeout_ms, vw_probe_done_fn *done, void *
     p->started_us = s_now_us ();
     //  The core's actors (every name but the edges'), then the directory.
     for (int i = 0; i < VW_ACTOR_COUNT; i++)
-        if (!s_is_edge (vw_actor_names[i], "edge") && !s_is_edge (vw_actor_names[i], "api"))
+        if (!vw_actor_has_role (vw_actor_names[i], "edge") &&
+            !vw_actor_has_role (vw_actor_names[i], "api"))
             s_ask (self, p, vw_actor_names[i]);
     vw_msg_t *dir = vw_msg_new (VW_MSG_ID_broker_stats);
     dir->rid = p->dir_rid = vw_actor_next_rid (self->actor);

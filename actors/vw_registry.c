@@ -95,7 +95,6 @@ typedef struct {
     zhashx_t *seen;
     uint64_t seen_timer;
     uint64_t connects, disconnects, rejects, seen_batches;
-    uint64_t resumed;               //  sessions taken back from an edge (session_resync)
     uint64_t rejects_unauthorized;  //  of rejects: closed 4401 (the rest: 1013, try later)
 } self_t;
 
@@ -756,7 +755,6 @@ s_adopt (self_t *self, s_agent_t *agent, const char *edge, int64_t conn, const c
     vw_agent_state_connect (&agent->model, vw_clock_mono_ms (),
                             self->config->heartbeat_interval_ms);
     agent->status = vw_agent_state_eval (&agent->model, vw_clock_mono_ms (), NULL);
-    self->resumed++;
     s_persist (self, agent, "resume", NULL);
     s_presence (self, agent, false);
     s_publish (self, "agent.online",

@@ -18,7 +18,6 @@ typedef struct {
     uint64_t out;  //  messages delivered to it
     int pid;
     int64_t instance;  //  its process's, from actor_join
-    bool joined;       //  by actor_join (not only seen sending)
     bool remote;       //  another process: must be heard from, or is lost
     int64_t heard_ms;  //  monotonic: last message from it
 } s_peer_t;
@@ -35,7 +34,7 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *pub;
-    zhashx_t *peers;  //  name -> s_peer_t
+    zhashx_t *peers;  //  name -> s_peer_t: the actors that joined
     uint64_t errors;
     bool terminated;
     int64_t peer_timeout_ms;
@@ -153,7 +152,7 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
     switch (msg->id) {
         case VW_MSG_ID_actor_join: {
             s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, sender);
-            if (peer && peer->joined && peer->instance != msg->actor_join.instance) {
+            if (peer && peer->instance != msg->actor_join.instance) {
                 //  Another process took the name (ROUTER_HANDOVER gave it the
                 //  route): the one before is gone for us, restarted or not.
                 vw_warn ("broker",
@@ -168,7 +167,6 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
                 peer = s_peer (self, sender);
             peer->pid = (int) msg->actor_join.pid;
             peer->instance = msg->actor_join.instance;
-            peer->joined = true;
             //  (A join that names no instance comes from a test or an older
             //  build: it is not held to heartbeats.)
             peer->remote =
@@ -236,7 +234,7 @@ s_handle_msg (self_t *self, const char *sender, vw_msg_t *msg)
             bool replaced = peer && msg->ping.instance && peer->instance &&
                             msg->ping.instance != peer->instance;
             bool heartbeat = msg->ping.instance != 0;
-            pong->pong.healthy = !replaced && (!heartbeat || (peer && peer->joined));
+            pong->pong.healthy = !replaced && (!heartbeat || peer);
             if (!pong->pong.healthy)
                 vw_msg_set_str (&pong->pong.detail, replaced ? "replaced" : "not joined");
             vw_msg_set_str (&pong->pong.actor, VW_BROKER_ADDRESS);
@@ -359,14 +357,12 @@ s_route (self_t *self)
             //  Its connection is gone (a process that died, a host cut
             //  off): lost now, not after the heartbeat timeout.
             s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, target);
-            if (peer && peer->joined) {
+            if (peer) {
                 vw_log (peer->remote ? VW_LOG_WARN : VW_LOG_DEBUG, "broker",
                         "actor '%s' is unreachable: lost", target);
                 self->lost += peer->remote;
                 s_lost (self, target, "unreachable");
             }
-            else
-                zhashx_delete (self->peers, target);
         }
         s_reply_error (self, sender, rid, err == EAGAIN ? "actor_busy" : "unknown_actor", target);
     }

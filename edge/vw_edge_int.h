@@ -67,7 +67,6 @@ typedef struct {
     uint64_t ws_send_failures;  //  vw_actor_send_failures last seen
     //  Admission (vw_ws.c): hellos waiting for the registry, refused ones,
     //  and the answers and refusals of this second and the one before.
-    bool core_lost;  //  the broker does not answer: hellos refused with 1013
     int ws_hellos_waiting;
     uint64_t ws_hellos_refused;
     zlistx_t *seen;       //  session_seen reports waiting to go (vw_ws.c)

@@ -159,12 +159,6 @@ static const char *const s_metric_actors[] = {"registry", "scheduler", "executor
                                               "telemetry"};
 #define S_METRIC_ACTORS (sizeof s_metric_actors / sizeof s_metric_actors[0])
 
-static bool
-s_is_agent_edge (const char *name)
-{
-    return strcmp (name, "edge") == 0 || strncmp (name, "edge@", 5) == 0;
-}
-
 static void s_metrics_next (vw_edge_t *edge, vw_http_session_t *session);
 
 //  The process: memory, CPU, descriptors, start, build.
@@ -297,7 +291,7 @@ s_edge_families (vw_prom_t *p, json_t *names, json_t *parts)
     {
         const char *edge = json_string_value (json_array_get (names, i));
         const char *text = json_string_value (json_array_get (part, 0));
-        if (!edge || !s_is_agent_edge (edge) || !text)
+        if (!edge || !vw_actor_has_role (edge, "edge") || !text)
             continue;
         json_t *family = NULL;
         bool ours = false;  //  this edge gave the family's header
@@ -365,7 +359,7 @@ s_metrics_done (vw_edge_t *edge, vw_http_session_t *session, json_t *broker)
     {
         json_t *text = json_array_get (part, 0);
         if (json_is_array (part) &&
-            !s_is_agent_edge (json_string_value (json_array_get (names, i))))
+            !vw_actor_has_role (json_string_value (json_array_get (names, i)), "edge"))
             vw_prom_append (&p, json_string_value (text), json_string_length (text));
     }
     s_edge_families (&p, names, parts);
@@ -435,7 +429,7 @@ s_metrics_directory (vw_edge_t *edge, vw_http_session_t *session, vw_http_call_t
     json_t *figures;
     json_object_foreach (json_object_get (broker, "actors"), name, figures)
     {
-        if (s_is_agent_edge (name) && json_array_size (names) < VW_PROBE_MAX)
+        if (vw_actor_has_role (name, "edge") && json_array_size (names) < VW_PROBE_MAX)
             json_array_append_new (names, json_string (name));
     }
     if (json_array_size (names) == before)

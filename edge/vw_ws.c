@@ -533,7 +533,7 @@ static void
 s_telemetry (vw_ws_conn_t *conn, vw_wire_msg_t *msg)
 {
     vw_edge_t *edge = conn->edge;
-    if (edge->core_lost) {
+    if (!vw_actor_link_up (edge->actor)) {
         //  Nothing could store it now: the agent keeps it and sends it again.
         s_send (conn, s_error_frame ("unavailable", "the core is unreachable", msg->seq));
         return;
@@ -623,7 +623,7 @@ s_on_first_frames (vw_ws_conn_t *conn, int rc, vw_wire_msg_t *msg, vw_wire_error
         return;
     }
     if (rc == 0 && msg->type == VW_WIRE_HELLO && !conn->hello_sent) {
-        if (conn->edge->core_lost)
+        if (!vw_actor_link_up (conn->edge->actor))
             s_refuse_core_lost (conn);
         else if (s_admit_hello (conn))
             s_send_hello (conn, msg);
@@ -823,7 +823,6 @@ void
 vw_ws_on_link (vw_edge_t *self, bool up)
 {
     if (!up) {
-        self->core_lost = true;
         int refused = 0;
         for (vw_ws_conn_t *conn = self->ws_conns; conn; conn = conn->next)
             if (conn->hello_sent && !*conn->session_id && !conn->close_code) {
@@ -837,7 +836,6 @@ vw_ws_on_link (vw_edge_t *self, bool up)
                  self->ws_count - refused, refused);
         return;
     }
-    self->core_lost = false;
     //  Tell the registry every session held here: it may have restarted,
     //  or ended them when it lost us. It takes them back, or kicks the ones
     //  it cannot (the agent is revoked, or connected elsewhere since).
